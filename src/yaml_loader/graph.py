@@ -1,0 +1,46 @@
+"""Small graph helpers: cycle detection that names the loop, and a stable topological order."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+
+def find_cycle(nodes: Sequence[str], parents: Mapping[str, Sequence[str]]) -> list[str] | None:
+    """A list of nodes forming a cycle (in dependency order), or None."""
+    state: dict[str, int] = {}  # 1 = on the stack, 2 = done
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for parent in parents.get(node, ()):
+            if state.get(parent) == 1:
+                loop = stack[stack.index(parent) :]
+                return list(reversed(loop))
+            if parent not in state and (found := visit(parent)):
+                return found
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for node in nodes:
+        if node not in state and (found := visit(node)):
+            return found
+    return None
+
+
+def topological_order(nodes: Sequence[str], parents: Mapping[str, Sequence[str]]) -> list[str]:
+    """Parents before children; ties keep the order the file lists them in."""
+    done: set[str] = set()
+    order: list[str] = []
+    remaining = list(nodes)
+    while remaining:
+        for node in remaining:
+            if all(p in done for p in parents.get(node, ())):
+                order.append(node)
+                done.add(node)
+                remaining.remove(node)
+                break
+        else:  # pragma: no cover - find_cycle runs first
+            raise ValueError("cycle")
+    return order

@@ -1,0 +1,271 @@
+"""Strict pydantic models of the cluster file format, version 0.0.1b.
+
+Keys are kebab-case in YAML (``api-call``, ``node-selector``); typos are errors (``extra="forbid"``)
+and types are strict, so ``retries: "3"`` is reported rather than silently converted.
+Satellite ``config``/``input`` stay raw mappings here: they are validated against the satellite's
+own model once its ``uses`` is resolved (see ``yaml_loader.satellite_config``).
+"""
+
+from __future__ import annotations
+
+import re
+import zoneinfo
+from typing import Annotated, Any, Literal
+
+from croniter import croniter
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+SUPPORTED_VERSIONS = ("0.0.1b",)
+SLA_TIERS = ("6h", "12h", "24h")
+DEFAULT_RETRIES = 5
+
+IDENTIFIER_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+SECRET_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+USES_RE = re.compile(r"^satellite/[a-z0-9][a-z0-9_-]*/[a-z0-9][a-z0-9_.-]*$")
+DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+def _kebab(name: str) -> str:
+    return name.replace("_", "-")
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, strict=True, alias_generator=_kebab, populate_by_name=False
+    )
+
+
+def parse_duration(value: Any) -> float:
+    """``30``, ``1.5``, ``"500ms"``, ``"10s"``, ``"5m"``, ``"2h"`` -> seconds."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 10, '10s', '5m' or '1h', found a boolean")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str) and (match := DURATION_RE.match(value)):
+        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    else:
+        raise ValueError(f"expected a duration such as 10, '10s', '5m' or '1h', found {value!r}")
+    if seconds < 0:
+        raise ValueError("a duration cannot be negative")
+    return seconds
+
+
+Duration = Annotated[float, Field(ge=0, strict=False)]
+Retries = Annotated[int, Field(ge=0, le=100)]
+
+
+def _single_key_maps(value: Any, what: str) -> Any:
+    """Accept ``- NAME: value`` lists (the reference spelling) as well as plain mappings."""
+    if isinstance(value, list):
+        merged: dict[str, Any] = {}
+        for i, entry in enumerate(value):
+            if not isinstance(entry, dict) or len(entry) != 1:
+                raise ValueError(
+                    f"{what} entry {i} must be a single 'NAME: value' pair, "
+                    f"found {'a mapping with ' + str(len(entry)) + ' keys' if isinstance(entry, dict) else type(entry).__name__}"
+                )
+            name, item = next(iter(entry.items()))
+            if name in merged:
+                raise ValueError(f"{what} '{name}' is defined twice")
+            merged[name] = item
+        return merged
+    return value
+
+
+class Resources(StrictModel):
+    """What a satellite's step asks of the machine it runs on (Kubernetes requests/limits)."""
+
+    cpu: str | None = Field(None, description="CPU request, e.g. '500m' or '2'.")
+    memory: str | None = Field(None, description="Memory request, e.g. '2Gi'.")
+    gpu: Annotated[int, Field(ge=0, le=16)] | None = Field(None, description="NVIDIA GPUs.")
+    image: str | None = Field(None, description="Container image for this step (e.g. a vLLM image).")
+    node_selector: dict[str, str] | None = Field(None, description="Extra Kubernetes node selector.")
+
+
+class SatelliteSpec(StrictModel):
+    name: str | None = Field(None, description="Human-readable name shown in the UI.")
+    uses: str = Field(description="The satellite to run: satellite/<project>/<name>.")
+    identifier: str | None = Field(
+        None, description="Unique id of this step in the cluster; defaults to the name part of `uses`."
+    )
+    description: str | None = None
+    config: dict[str, Any] = Field(default_factory=dict, description="Satellite configuration.")
+    input: dict[str, Any] | None = Field(
+        None, description="The satellite's input; defaults to the parent's output object."
+    )
+    retries: Retries | None = Field(None, description="Attempts after the first; cluster default.")
+    delay: Duration | None = Field(None, description="Retry delay (seconds or '10s', '5m'); doubles per attempt.")
+    timeout: Duration | None = Field(None, description="Per-item time limit.")
+    concurrency: Annotated[int, Field(ge=1, le=1024)] | None = Field(
+        None, description="Items processed at once inside a step (I/O-bound satellites)."
+    )
+    parents: list[str] | None = None
+    children: list[str] | None = None
+    resources: Resources | None = None
+
+    @field_validator("uses")
+    @classmethod
+    def _uses_form(cls, value: str) -> str:
+        if not USES_RE.match(value):
+            raise ValueError(
+                f"expected 'satellite/<project>/<name>' in lowercase, found {value!r}"
+            )
+        return value
+
+    @field_validator("identifier")
+    @classmethod
+    def _identifier_form(cls, value: str | None) -> str | None:
+        if value is not None and not IDENTIFIER_RE.match(value):
+            raise ValueError(
+                "expected lowercase letters, digits, '-' or '_' (starting with a letter or digit), "
+                f"found {value!r}"
+            )
+        return value
+
+    @field_validator("delay", "timeout", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        return None if value is None else parse_duration(value)
+
+    @property
+    def id(self) -> str:
+        return self.identifier or self.uses.rsplit("/", 1)[-1]
+
+
+class CronTrigger(StrictModel):
+    cron: str
+    timezone: str | None = None
+
+    @field_validator("cron")
+    @classmethod
+    def _valid_cron(cls, value: str) -> str:
+        if not croniter.is_valid(value):
+            raise ValueError(f"expected a cron expression like '0 0 * * *', found {value!r}")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _valid_tz(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                zoneinfo.ZoneInfo(value)
+            except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"unknown IANA timezone {value!r} (e.g. 'UTC', 'Europe/Berlin')") from None
+        return value
+
+
+class S3Trigger(StrictModel):
+    bucket: str
+    prefix: str = ""
+    extension: str | None = None
+    endpoint_url: str | None = None
+    interval: Duration = Field(30.0, description="Seconds between checks.")
+
+    _duration = field_validator("interval", mode="before")(lambda cls, v: parse_duration(v))
+
+
+class FolderTrigger(StrictModel):
+    path: str
+    pattern: str = "*"
+    interval: Duration = Field(30.0, description="Seconds between checks.")
+
+    _duration = field_validator("interval", mode="before")(lambda cls, v: parse_duration(v))
+
+
+class TriggerSpec(StrictModel):
+    """Exactly one of: cron, api-call, s3 (new objects), folder (new local files)."""
+
+    cron: str | None = None
+    timezone: str | None = None
+    api_call: bool | None = None
+    s3: S3Trigger | None = None
+    folder: FolderTrigger | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _normalise(cls, value: Any) -> Any:
+        if value == "api-call":
+            return {"api-call": True}
+        if isinstance(value, dict) and value.get("api-call", False) in ({}, None):
+            return {**value, "api-call": True}
+        return value
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> TriggerSpec:
+        kinds = [k for k in ("cron", "api_call", "s3", "folder") if getattr(self, k)]
+        if len(kinds) != 1:
+            found = ", ".join(_kebab(k) for k in kinds) or "none"
+            raise ValueError(f"expected exactly one trigger of cron, api-call, s3, folder; found {found}")
+        if self.cron is not None:
+            CronTrigger(cron=self.cron, timezone=self.timezone)
+        elif self.timezone is not None:
+            raise ValueError("'timezone' only applies to a cron trigger")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(_kebab(k) for k in ("cron", "api_call", "s3", "folder") if getattr(self, k))
+
+
+class BranchSpec(StrictModel):
+    satellites: list[SatelliteSpec] = Field(min_length=1)
+
+
+class FailureSpec(BranchSpec):
+    from_: str | None = Field(
+        None, alias="from", description="Items failing at this satellite or downstream run the branch."
+    )
+
+
+class ClusterSpec(StrictModel):
+    identifier: str
+    sla: Literal["6h", "12h", "24h"]
+    trigger: TriggerSpec
+    title: str | None = None
+    description: str | None = None
+    retries: Retries = DEFAULT_RETRIES
+    delay: Duration = Field(1.0, description="Default retry delay for every satellite.")
+    secrets: dict[str, str] = Field(default_factory=dict)
+    tags: dict[str, str] = Field(default_factory=dict, description="Extra Dagster run tags.")
+    satellites: list[SatelliteSpec] = Field(min_length=1)
+    logs: BranchSpec | None = None
+    failure: FailureSpec | None = None
+
+    @field_validator("secrets", mode="before")
+    @classmethod
+    def _secrets_list(cls, value: Any) -> Any:
+        value = _single_key_maps(value, "secret")
+        if isinstance(value, dict):
+            for name in value:
+                if not SECRET_NAME_RE.match(str(name)):
+                    raise ValueError(f"secret name {name!r} must be letters, digits, '_' or '-'")
+        return value
+
+    @field_validator("delay", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        return parse_duration(value)
+
+    @field_validator("identifier")
+    @classmethod
+    def _identifier(cls, value: str) -> str:
+        parts = value.removeprefix("cluster/").split("/")
+        if len(parts) != 2 or not all(IDENTIFIER_RE.match(p) for p in parts):
+            raise ValueError(
+                "expected 'project/name' or 'cluster/project/name' in lowercase letters, digits, "
+                f"'-' or '_', found {value!r}"
+            )
+        return "/".join(parts)
+
+
+class ClusterFile(StrictModel):
+    version: str
+    cluster: ClusterSpec
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version(cls, value: Any) -> Any:
+        if value not in SUPPORTED_VERSIONS:
+            raise ValueError(f"unsupported version {value!r}; supported: {', '.join(SUPPORTED_VERSIONS)}")
+        return value

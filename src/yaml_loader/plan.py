@@ -1,0 +1,410 @@
+"""Stage 2: a validated ClusterSpec becomes the frozen ClusterPlan.
+
+Here the file is checked as a whole: satellites resolve through the registry and their config
+validates against the satellite's own model, templates compile, every reference points at an
+ancestor or a declared secret, and the graph has no cycle. All problems are reported together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, Protocol
+
+from pydantic import BaseModel, ValidationError
+
+from yaml_loader.errors import ConfigError, ConfigErrors, KeyPath, did_you_mean
+from yaml_loader.graph import find_cycle, topological_order
+from yaml_loader.ir import SLA_TIERS, ClusterPlan, RetrySettings, SatelliteNode, job_name_for, op_name_for
+from yaml_loader.load import LoadedCluster
+from yaml_loader.models import SatelliteSpec
+from yaml_loader.secret_refs import is_reference
+from yaml_loader.source import SourceMap
+from yaml_loader.templates import TemplateSyntaxError, compile_value, iter_templates
+from yaml_loader.validation import translate
+
+CLUSTER_FIELDS = ("identifier", "title", "description", "sla", "trigger")
+RUN_FIELDS = ("id", "input", "started_at", "trigger_time", "deadline")
+FAILURE_FIELDS = ("error", "satellite", "attempts", "item_id", "error_type")
+
+
+class SatelliteLookup(Protocol):
+    """What the planner needs of ``satellite_ops``'s registry (kept abstract: no import)."""
+
+    def get(self, identifier: str) -> Any: ...  # .config_model; raises KeyError when unknown
+
+    def identifiers(self) -> Iterable[str]: ...
+
+
+class _Planner:
+    def __init__(self, loaded: LoadedCluster, registry: SatelliteLookup) -> None:
+        self.loaded = loaded
+        self.spec = loaded.spec
+        self.source: SourceMap = loaded.source
+        self.registry = registry
+        self.errors: list[ConfigError] = []
+        self.warnings: list[str] = []
+
+    # -- entry ---------------------------------------------------------------------------
+    def run(self) -> ClusterPlan:
+        spec = self.spec
+        branches: list[tuple[str, KeyPath, list[SatelliteSpec]]] = [
+            ("main", ("cluster", "satellites"), spec.satellites)
+        ]
+        if spec.failure:
+            branches.append(("failure", ("cluster", "failure", "satellites"), spec.failure.satellites))
+        if spec.logs:
+            branches.append(("logs", ("cluster", "logs", "satellites"), spec.logs.satellites))
+        self._check_unique_ids(branches)
+        self._check_secrets()
+        main = self._branch_nodes("main", branches[0][1], spec.satellites, inherited=set())
+        failure_from = None
+        failure: tuple[SatelliteNode, ...] = ()
+        logs: tuple[SatelliteNode, ...] = ()
+        if spec.failure:
+            failure_from, inherited = self._failure_scope(main)
+            failure = self._branch_nodes(
+                "failure", ("cluster", "failure", "satellites"), spec.failure.satellites, inherited
+            )
+        if spec.logs:
+            logs = self._branch_nodes("logs", ("cluster", "logs", "satellites"), spec.logs.satellites, None)
+        if self.errors:
+            raise ConfigErrors(self.errors)
+        return ClusterPlan(
+            identifier=spec.identifier,
+            job_name=job_name_for(spec.identifier),
+            file=self.source.file,
+            title=spec.title,
+            description=spec.description,
+            sla=SLA_TIERS[spec.sla],
+            trigger=spec.trigger,
+            secrets=dict(spec.secrets),
+            tags=dict(spec.tags),
+            nodes=main,
+            failure_from=failure_from,
+            failure_nodes=failure,
+            log_nodes=logs,
+            warnings=tuple(self.warnings),
+        )
+
+    # -- whole-file checks ---------------------------------------------------------------
+    def _check_unique_ids(self, branches: list[tuple[str, KeyPath, list[SatelliteSpec]]]) -> None:
+        seen: dict[str, KeyPath] = {}
+        ops: dict[str, str] = {}
+        for _, base, sats in branches:
+            for i, sat in enumerate(sats):
+                path = (*base, i, "identifier") if sat.identifier else (*base, i, "uses")
+                if sat.id in seen:
+                    first = self.source.locate(seen[sat.id])
+                    self.errors.append(
+                        self.source.error(
+                            path, f"duplicate satellite identifier '{sat.id}'",
+                            found=f"also used at line {first.line}",
+                            hint="give each satellite a unique 'identifier'",
+                        )
+                    )
+                    continue
+                op = op_name_for(sat.id)
+                if op in ops:
+                    self.errors.append(
+                        self.source.error(
+                            path, f"identifier '{sat.id}' clashes with '{ops[op]}' as Dagster op '{op}'",
+                            hint="'-' and '_' are the same in op names: rename one of them",
+                        )
+                    )
+                seen[sat.id] = path
+                ops[op] = sat.id
+
+    def _check_secrets(self) -> None:
+        lines = {
+            path[3]: pos.line for path, pos in self.source.keys.items()
+            if len(path) == 4 and path[:2] == ("cluster", "secrets")
+        }
+        for name, value in self.spec.secrets.items():
+            if not is_reference(value):
+                line = lines.get(name) or self.source.locate(("cluster", "secrets", name)).line
+                self.warnings.append(
+                    f"{self.source.file}:{line}: "
+                    f"secret '{name}' is a literal value in the file; use 'env:{name}', "
+                    "'aws-secretsmanager:<id>' or a mounted file path instead"
+                )
+
+    def _failure_scope(self, main: tuple[SatelliteNode, ...]) -> tuple[str | None, set[str]]:
+        assert self.spec.failure is not None
+        ids = [n.id for n in main]
+        origin = self.spec.failure.from_
+        if origin is None:
+            origin = ids[0] if ids else None
+        elif origin not in ids:
+            self.errors.append(
+                self.source.error(
+                    ("cluster", "failure", "from"), f"'failure.from' names unknown satellite '{origin}'",
+                    expected="one of: " + ", ".join(ids), hint=did_you_mean(origin, ids),
+                )
+            )
+            return None, set()
+        parents = {n.id: n.parents for n in main}
+        return origin, _ancestors(origin, parents)
+
+    # -- per branch ----------------------------------------------------------------------
+    def _branch_nodes(
+        self, branch: str, base: KeyPath, sats: list[SatelliteSpec], inherited: set[str] | None
+    ) -> tuple[SatelliteNode, ...]:
+        """``inherited``: satellites outside the branch every item already has on its lineage
+        (None for the logs branch, whose records carry no item)."""
+        ids = [s.id for s in sats]
+        parents: dict[str, list[str]] = {}
+        compiled: dict[str, tuple[Any, Any, dict[str, KeyPath], set[str]]] = {}
+        for i, sat in enumerate(sats):
+            path = (*base, i)
+            explicit = sat.parents
+            if explicit is None:
+                parents[sat.id] = [ids[i - 1]] if i > 0 and branch != "logs" else []
+            else:
+                parents[sat.id] = self._known(explicit, ids, (*path, "parents"))
+            compiled[sat.id] = self._compile(sat, path, branch)
+        for i, sat in enumerate(sats):
+            for child in self._known(sat.children or [], ids, (*base, i, "children")):
+                if sat.id not in parents[child]:
+                    parents[child].append(sat.id)
+        # template references to satellites of this branch are dependencies too
+        for i, sat in enumerate(sats):
+            for ref, ref_path in compiled[sat.id][2].items():
+                if ref in ids and ref != sat.id and ref not in parents[sat.id]:
+                    parents[sat.id].append(ref)
+                elif ref == sat.id:
+                    self.errors.append(
+                        self.source.error(ref_path, f"satellite '{ref}' references its own output",
+                                          hint="a satellite can only read the outputs of its ancestors")
+                    )
+        cycle = find_cycle(ids, parents)
+        if cycle:
+            i = ids.index(cycle[0])
+            self.errors.append(
+                self.source.error(
+                    (*base, i), "satellites form a cycle: " + " -> ".join([*cycle, cycle[0]]),
+                    hint="remove one 'parents'/'children' entry or template reference in this loop",
+                )
+            )
+            return ()
+        order = topological_order(ids, parents)
+        nodes = []
+        for sat_id in order:
+            i = ids.index(sat_id)
+            sat = sats[i]
+            config, input_, refs, secrets = compiled[sat_id]
+            self._check_ancestry(branch, base, i, sat_id, refs, parents, inherited)
+            nodes.append(self._node(sat, (*base, i), branch, tuple(parents[sat_id]), config, input_, secrets))
+        return tuple(nodes)
+
+    def _known(self, names: list[str], ids: list[str], path: KeyPath) -> list[str]:
+        known = []
+        for j, name in enumerate(names):
+            if name in ids:
+                known.append(name)
+            else:
+                self.errors.append(
+                    self.source.error(
+                        (*path, j), f"unknown satellite '{name}'",
+                        expected="an identifier of this branch: " + ", ".join(ids),
+                        hint=did_you_mean(name, ids),
+                    )
+                )
+        return known
+
+    def _check_ancestry(
+        self, branch: str, base: KeyPath, i: int, sat_id: str, refs: dict[str, KeyPath],
+        parents: dict[str, list[str]], inherited: set[str] | None,
+    ) -> None:
+        reachable = _ancestors(sat_id, parents) | (inherited or set())
+        all_ids = {n.id for n in self.spec.satellites}
+        for branch_spec in (self.spec.failure, self.spec.logs):
+            if branch_spec:
+                all_ids |= {s.id for s in branch_spec.satellites}
+        for ref, ref_path in refs.items():
+            if ref in reachable or ref == sat_id:
+                continue
+            if inherited is None:
+                message = f"log satellites have no items: 'satellites.{ref}' cannot be read here"
+                hint = "log satellites may use secrets, cluster and run values"
+            elif ref in all_ids:
+                message = f"'satellites.{ref}' is not an ancestor of '{sat_id}'"
+                hint = "only satellites that run before this one on the same item path can be read"
+                if branch == "failure":
+                    hint = "the failure branch can read satellites that ran before 'failure.from' and earlier failure satellites"
+            else:
+                message = f"'satellites.{ref}' names an unknown satellite"
+                hint = did_you_mean(ref, sorted(all_ids)) or "check the identifier"
+            self.errors.append(self.source.error(ref_path, message, hint=hint))
+
+    # -- one satellite -------------------------------------------------------------------
+    def _compile(self, sat: SatelliteSpec, path: KeyPath, branch: str) -> tuple[Any, Any, dict[str, KeyPath], set[str]]:
+        refs: dict[str, KeyPath] = {}
+        secrets: set[str] = set()
+        compiled: dict[str, Any] = {}
+        templated: set[KeyPath] = set()
+        for key in ("config", "input"):
+            raw = getattr(sat, key)
+            if raw is None:
+                compiled[key] = None
+                continue
+            try:
+                compiled[key] = compile_value(raw)
+            except TemplateSyntaxError as exc:
+                inner = (*path, key, *getattr(exc, "path", ()))
+                self.errors.append(self._template_error(inner, exc))
+                compiled[key] = None
+                continue
+            for inner, template in iter_templates(compiled[key]):
+                full = (*path, key, *inner)
+                if key == "config":
+                    templated.add(tuple(inner))
+                for ref in template.references:
+                    self._check_reference(ref, full, template, branch, refs, secrets)
+        self._validate_config(sat, path, templated)
+        return compiled["config"], compiled["input"], refs, secrets
+
+    def _check_reference(self, ref: Any, path: KeyPath, template: Any, branch: str,
+                         refs: dict[str, KeyPath], secrets: set[str]) -> None:
+        first = ref.path[0] if ref.path else None
+        where = self._template_position(path, ref.offset, template.source)
+        def fail(message: str, hint: str | None = None) -> None:
+            self.errors.append(ConfigError(self.source.file, *where, path, message, hint=hint))
+        if ref.root == "satellites":
+            if first is None or not isinstance(first, str):
+                fail("'satellites' must be followed by a satellite identifier",
+                     hint="write satellites.<identifier>.output")
+            else:
+                refs.setdefault(first, path)
+                if len(ref.path) > 1 and ref.path[1] != "output":
+                    fail(f"'satellites.{first}.{ref.path[1]}' is not available",
+                         hint=f"write satellites.{first}.output")
+        elif ref.root == "secrets":
+            declared = list(self.spec.secrets)
+            if first is None:
+                fail("'secrets' must be followed by a secret name", hint="write secrets.<NAME>")
+            elif first not in declared:
+                fail(f"secret '{first}' is not declared in cluster.secrets",
+                     hint=(did_you_mean(str(first), declared) or
+                           f"add '- {first}: env:{first}' under cluster.secrets"))
+            else:
+                secrets.add(str(first))
+        elif ref.root == "cluster" and first not in CLUSTER_FIELDS:
+            fail(f"'cluster.{first}' is not available",
+                 hint=did_you_mean(str(first), CLUSTER_FIELDS) or "available: " + ", ".join(CLUSTER_FIELDS))
+        elif ref.root == "run" and first not in RUN_FIELDS:
+            fail(f"'run.{first}' is not available",
+                 hint=did_you_mean(str(first), RUN_FIELDS) or "available: " + ", ".join(RUN_FIELDS))
+        elif ref.root == "failure":
+            if branch != "failure":
+                fail("'failure' values exist only in the failure branch",
+                     hint="move this satellite under failure.satellites")
+            elif first not in FAILURE_FIELDS:
+                fail(f"'failure.{first}' is not available",
+                     hint=did_you_mean(str(first), FAILURE_FIELDS) or "available: " + ", ".join(FAILURE_FIELDS))
+
+    def _validate_config(self, sat: SatelliteSpec, path: KeyPath, templated: set[KeyPath]) -> None:
+        try:
+            definition = self.registry.get(sat.uses)
+        except KeyError:
+            known = sorted(self.registry.identifiers())
+            self.errors.append(
+                self.source.error(
+                    (*path, "uses"), f"unknown satellite '{sat.uses}'",
+                    hint=did_you_mean(sat.uses, known)
+                    or "register it with @satellite and EXOSPHERE_SATELLITE_MODULES, or run "
+                    "'exosphere schema' to list the built-in satellites",
+                )
+            )
+            return
+        model: type[BaseModel] = definition.config_model
+        try:
+            model.model_validate(sat.config)
+        except ValidationError as exc:
+            self.errors.extend(
+                translate(exc, model, self.source, (*path, "config"),
+                          skip=lambda loc: _inside_template(loc, templated))
+            )
+
+    def _node(self, sat: SatelliteSpec, path: KeyPath, branch: str, parents: tuple[str, ...],
+              config: Any, input_: Any, secrets: set[str]) -> SatelliteNode:
+        pos = self.source.locate(path)
+        return SatelliteNode(
+            id=sat.id,
+            op_name=op_name_for(sat.id),
+            name=sat.name or sat.id,
+            uses=sat.uses,
+            branch=branch,  # type: ignore[arg-type]
+            parents=parents,
+            config=config if config is not None else {},
+            input=input_,
+            retry=RetrySettings(
+                retries=sat.retries if sat.retries is not None else self.spec.retries,
+                delay=sat.delay if sat.delay is not None else self.spec.delay,
+            ),
+            timeout=sat.timeout,
+            concurrency=sat.concurrency,
+            resources=sat.resources,
+            secrets=frozenset(secrets),
+            line=pos.line,
+            column=pos.column,
+        )
+
+    # -- positions -----------------------------------------------------------------------
+    def _template_position(self, path: KeyPath, offset: int, text: str) -> tuple[int, int]:
+        pos = self.source.locate(path)
+        before = text[:offset]
+        if pos.style in ("|", ">"):
+            line = pos.line + 1 + before.count("\n")
+            return line, pos.indent + len(before) - (before.rfind("\n") + 1)
+        if "\n" in before:
+            return pos.line + before.count("\n"), len(before) - before.rfind("\n")
+        quote = 1 if pos.style in ("'", '"') else 0
+        return pos.line, pos.column + quote + offset
+
+    def _template_error(self, path: KeyPath, exc: TemplateSyntaxError) -> ConfigError:
+        text = _value_at(self.spec_raw(), path)
+        line, col = self._template_position(path, exc.offset, text if isinstance(text, str) else "")
+        return ConfigError(self.source.file, line, col, path, f"template syntax error: {exc.message}",
+                           hint=exc.hint)
+
+    def spec_raw(self) -> Any:
+        return {"cluster": self.spec.model_dump(by_alias=True)}
+
+
+def _inside_template(loc: KeyPath, templated: set[KeyPath]) -> bool:
+    """True when a config error sits at (or inside) a templated value: it is checked at run time.
+
+    List indexes are ignored because single-key-map lists (``secrets[0].X``) are normalised to
+    mappings (``secrets.X``) before the satellite's model sees them.
+    """
+    flat = tuple(p for p in loc if not isinstance(p, int))
+    for t in templated:
+        t_flat = tuple(p for p in t if not isinstance(p, int))
+        if flat[: len(t_flat)] == t_flat:
+            return True
+    return False
+
+
+def _value_at(data: Any, path: KeyPath) -> Any:
+    for part in path:
+        try:
+            data = data[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return data
+
+
+def _ancestors(node: str, parents: dict[str, list[str]] | dict[str, tuple[str, ...]]) -> set[str]:
+    seen: set[str] = set()
+    stack = list(parents.get(node, ()))
+    while stack:
+        current = stack.pop()
+        if current not in seen:
+            seen.add(current)
+            stack.extend(parents.get(current, ()))
+    return seen
+
+
+def plan(loaded: LoadedCluster, registry: SatelliteLookup) -> ClusterPlan:
+    """Compile a loaded cluster into its plan; raise ConfigErrors with every problem found."""
+    return _Planner(loaded, registry).run()
