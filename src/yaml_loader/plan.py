@@ -169,7 +169,7 @@ class _Planner:
         # template references to satellites of this branch are dependencies too
         for i, sat in enumerate(sats):
             for ref, ref_path in compiled[sat.id][2].items():
-                if ref in ids and ref != sat.id and ref not in parents[sat.id]:
+                if ref in ids and ref != sat.id and ref not in _ancestors(sat.id, parents):
                     parents[sat.id].append(ref)
                 elif ref == sat.id:
                     self.errors.append(
@@ -186,6 +186,7 @@ class _Planner:
                 )
             )
             return ()
+        _drop_transitive_parents(parents)
         order = topological_order(ids, parents)
         nodes = []
         for sat_id in order:
@@ -403,6 +404,14 @@ def _ancestors(node: str, parents: dict[str, list[str]] | dict[str, tuple[str, .
             seen.add(current)
             stack.extend(parents.get(current, ()))
     return seen
+
+
+def _drop_transitive_parents(parents: dict[str, list[str]]) -> None:
+    """Keep only direct item sources: a parent that is already an ancestor of another parent
+    adds no ordering and would make the satellite run twice for the same item path."""
+    for node, direct in parents.items():
+        redundant = {p for p in direct for q in direct if q != p and p in _ancestors(q, parents)}
+        parents[node] = [p for p in direct if p not in redundant]
 
 
 def plan(loaded: LoadedCluster, registry: SatelliteLookup) -> ClusterPlan:
