@@ -1,0 +1,84 @@
+"""The code location: ``exosphere_dagster.definitions:defs`` loads every cluster file under
+``EXOSPHERE_CLUSTERS_DIR`` (default ``./clusters``). Broken files show up as placeholder jobs
+whose description carries the errors, so they are visible in the UI; the rest load."""
+
+from __future__ import annotations
+
+import os
+import re
+from functools import cache
+from pathlib import Path
+
+from dagster import (
+    Definitions,
+    Failure,
+    GraphDefinition,
+    JobDefinition,
+    OpDefinition,
+    Output,
+    ScheduleDefinition,
+)
+
+from exosphere_dagster.build import build_job
+from exosphere_dagster.catalog import load_catalog, registry_with_plugins
+from exosphere_dagster.triggers import build_triggers
+from yaml_loader import ConfigError, load, plan
+
+CLUSTERS_DIR_ENV = "EXOSPHERE_CLUSTERS_DIR"
+
+
+def clusters_dir() -> Path:
+    return Path(os.environ.get(CLUSTERS_DIR_ENV, "clusters"))
+
+
+def build_definitions(folder: str | Path | None = None) -> Definitions:
+    catalog = load_catalog([folder or clusters_dir()])
+    registry = registry_with_plugins()
+    jobs: list[JobDefinition] = []
+    triggers = []
+    for cluster in catalog.plans:
+        job = build_job(cluster, registry)
+        jobs.append(job)
+        triggers.extend(build_triggers(cluster, job))
+    jobs.extend(_broken_file_job(file, errors) for file, errors in catalog.broken.items())
+    schedules = [t for t in triggers if isinstance(t, ScheduleDefinition)]
+    sensors = [t for t in triggers if not isinstance(t, ScheduleDefinition)]
+    return Definitions(jobs=jobs, schedules=schedules, sensors=sensors)
+
+
+def _broken_file_job(file: str, errors: list[ConfigError]) -> JobDefinition:
+    """A visible stand-in for a file that failed to load: its description lists the errors."""
+    text = "\n".join(str(e) for e in errors)
+    name = "invalid__" + re.sub(r"[^A-Za-z0-9_]", "_", Path(file).stem)
+
+    def compute(context, inputs):
+        raise Failure(description=f"{file} failed to load:\n{text}")
+        yield Output(None)  # pragma: no cover - makes this a generator
+
+    op = OpDefinition(compute_fn=compute, name="report_load_errors", description="Fails with the file's errors.")
+    return GraphDefinition(name=name, node_defs=[op]).to_job(
+        description=f"This cluster file failed to load and was skipped:\n\n```\n{text}\n```",
+        tags={"exosphere/invalid": "true"},
+        metadata={"cluster file": file, "errors": text},
+    )
+
+
+@cache
+def job_for_file(path: str) -> JobDefinition:
+    """Rebuild one cluster's job from its file: the entry point of reconstructable jobs, so the
+    multiprocess executor (and ``exosphere run``) can load it in every step process."""
+    registry = registry_with_plugins()
+    return build_job(plan(load(path), registry), registry)
+
+
+def reconstructable_job(path: str | Path):
+    from dagster._core.definitions.reconstruct import build_reconstructable_job
+
+    return build_reconstructable_job(
+        "exosphere_dagster.definitions", "job_for_file", reconstructable_args=(str(Path(path).resolve()),)
+    )
+
+
+defs = build_definitions()
+
+__all__ = ["defs", "build_definitions", "job_for_file", "reconstructable_job"]

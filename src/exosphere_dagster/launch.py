@@ -1,0 +1,54 @@
+"""Launching a cluster run on the local instance (``exosphere run``, tests, the demo)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from dagster import DagsterInstance, execute_job
+from dagster._core.execution.execute_job_result import ExecuteJobResult
+
+from exosphere_dagster.catalog import registry_with_plugins
+from exosphere_dagster.definitions import reconstructable_job
+from exosphere_dagster.triggers import run_config_for, trigger_tags
+from yaml_loader import ClusterPlan, load
+from yaml_loader import plan as plan_cluster
+
+
+def run_config(inputs: list[dict[str, Any]], multiprocess: bool = False, log_level: str = "INFO") -> dict[str, Any]:
+    config = run_config_for(inputs)
+    config["execution"] = {"config": {"multiprocess": {}} if multiprocess else {"in_process": {}}}
+    config["loggers"] = {"console": {"config": {"log_level": log_level}}}
+    return config
+
+
+def run_cluster_file(
+    path: str | Path,
+    inputs: list[dict[str, Any]] | None = None,
+    *,
+    instance: DagsterInstance | None = None,
+    multiprocess: bool = False,
+    plan: ClusterPlan | None = None,
+    echo: Callable[[str], Any] | None = None,
+    log_level: str = "INFO",
+) -> ExecuteJobResult:
+    """Execute one cluster file now, as a manual launch (SLA and trigger tags included)."""
+    instance = instance or DagsterInstance.get()
+    plan = plan or plan_cluster(load(path), registry_with_plugins())
+    tags = trigger_tags(plan, datetime.now(UTC))
+    with execute_job(
+        reconstructable_job(path),
+        instance=instance,
+        run_config=run_config(inputs or [{}], multiprocess, log_level),
+        tags=tags,
+        raise_on_error=False,
+    ) as result:
+        if echo:
+            run = instance.get_run_by_id(result.run_id)
+            counts = {k.split("/")[1]: v for k, v in (run.tags if run else {}).items()
+                      if k in ("exosphere/items", "exosphere/succeeded", "exosphere/routed", "exosphere/failed")}
+            if counts:
+                echo("items: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+        return result

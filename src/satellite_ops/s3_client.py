@@ -1,0 +1,157 @@
+"""Shared S3 plumbing for the S3 satellites: cached clients and error classification.
+
+Clients are cached per (endpoint, region, credentials) because building one costs tens of
+milliseconds and items of a step run concurrently; boto3 clients are thread-safe.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+from boto3.exceptions import Boto3Error
+from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    NoCredentialsError,
+    ParamValidationError,
+    PartialCredentialsError,
+)
+from botocore.exceptions import (
+    ConnectionError as BotoConnectionError,
+)
+from pydantic import Field, SecretStr, model_validator
+
+from satellite_ops.config import SatelliteConfig, secret_or_none
+from satellite_ops.errors import FatalError, RetryableError
+
+RETRYABLE_CODES = frozenset(
+    {
+        "InternalError",
+        "RequestTimeout",
+        "RequestTimeoutException",
+        "ServiceUnavailable",
+        "SlowDown",
+        "Throttling",
+        "ThrottlingException",
+        "TooManyRequests",
+        "RequestLimitExceeded",
+    }
+)
+NOT_FOUND_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
+
+_CLIENT_CONFIG = Config(
+    retries={"max_attempts": 5, "mode": "standard"},
+    connect_timeout=10,
+    read_timeout=60,
+    max_pool_connections=32,
+    user_agent_extra="exosphere-dagster",
+)
+
+
+@functools.lru_cache(maxsize=32)
+def _cached_client(
+    endpoint_url: str | None,
+    region: str | None,
+    access_key: str | None,
+    secret_key: str | None,
+    session_token: str | None,
+) -> Any:
+    session = boto3.session.Session(
+        aws_access_key_id=access_key,
+        aws_secret_access_key=secret_key,
+        aws_session_token=session_token,
+        region_name=region,
+    )
+    return session.client("s3", endpoint_url=endpoint_url, config=_CLIENT_CONFIG)
+
+
+def s3_client(
+    *,
+    endpoint_url: str | None = None,
+    region: str | None = None,
+    access_key: str | None = None,
+    secret_key: str | None = None,
+    session_token: str | None = None,
+) -> Any:
+    """An S3 client; without keys, boto3's default chain (env, profile, role, AWS_ENDPOINT_URL)."""
+    if (access_key is None) != (secret_key is None):
+        raise FatalError("S3 credentials need both an access key and a secret key, or neither")
+    return _cached_client(endpoint_url, region, access_key, secret_key, session_token)
+
+
+class AwsSecrets(SatelliteConfig):
+    """``AWS_ACCESS_KEY`` / ``AWS_SECRET_KEY`` (and an optional session token) for one S3 side."""
+
+    aws_access_key: SecretStr | None = Field(
+        None,
+        alias="AWS_ACCESS_KEY",
+        description="Access key id; omit both keys for the default chain.",
+    )
+    aws_secret_key: SecretStr | None = Field(
+        None, alias="AWS_SECRET_KEY", description="Secret access key paired with AWS_ACCESS_KEY."
+    )
+    aws_session_token: SecretStr | None = Field(
+        None, alias="AWS_SESSION_TOKEN", description="Session token for temporary credentials."
+    )
+
+    @model_validator(mode="after")
+    def _both_keys(self) -> AwsSecrets:
+        if (secret_or_none(self.aws_access_key) is None) != (
+            secret_or_none(self.aws_secret_key) is None
+        ):
+            raise ValueError("give both AWS_ACCESS_KEY and AWS_SECRET_KEY, or neither")
+        return self
+
+
+def client_for(endpoint_url: str | None, region: str | None, secrets: AwsSecrets | None) -> Any:
+    """An S3 client for one side of a config (endpoint, region, optional keys)."""
+    secrets = secrets or AwsSecrets()
+    return s3_client(
+        endpoint_url=endpoint_url,
+        region=region,
+        access_key=secret_or_none(secrets.aws_access_key),
+        secret_key=secret_or_none(secrets.aws_secret_key),
+        session_token=secret_or_none(secrets.aws_session_token),
+    )
+
+
+def error_code(exc: ClientError) -> str:
+    """The S3 error code of a ClientError (``NoSuchKey``, ``404``, ``SlowDown``...)."""
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def is_not_found(exc: BaseException) -> bool:
+    """True for a missing key (HEAD answers a bare 404, GET answers NoSuchKey)."""
+    return isinstance(exc, ClientError) and error_code(exc) in NOT_FOUND_CODES
+
+
+def _http_status(exc: ClientError) -> int:
+    return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+
+
+@contextlib.contextmanager
+def s3_errors(action: str, uri: str) -> Iterator[None]:
+    """Translate boto errors into Retryable/Fatal errors that name the action and the object."""
+    try:
+        yield
+    except ClientError as exc:
+        code, status = error_code(exc), _http_status(exc)
+        message = exc.response.get("Error", {}).get("Message") or code
+        text = f"{action} {uri} failed: {code or status} ({message})"
+        if code in RETRYABLE_CODES or status >= 500 or status == 429:
+            raise RetryableError(text) from None
+        raise FatalError(text) from None
+    except (NoCredentialsError, PartialCredentialsError, ParamValidationError) as exc:
+        raise FatalError(f"{action} {uri} failed: {exc}") from None
+    except (BotoConnectionError, BotoCoreError, Boto3Error) as exc:
+        raise RetryableError(f"{action} {uri} failed: {type(exc).__name__}: {exc}") from None
+
+
+def s3_uri(bucket: str, key: str = "") -> str:
+    """``s3://bucket/key``."""
+    return f"s3://{bucket}/{key}"

@@ -1,0 +1,171 @@
+"""Shared fixtures: real local services (moto S3 server, recording HTTP server) on 127.0.0.1.
+
+``moto_server`` yields the endpoint URL of one moto server per session (fake AWS credentials
+are put in the environment); ``http_recorder`` gives a per-test view of one session-wide
+HTTP server that records requests and answers from a script.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+FAKE_AWS_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_SECURITY_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[str]:
+    """A moto S3 (and every other AWS service) server on loopback; yields its endpoint URL."""
+    from moto.server import ThreadedMotoServer
+
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in FAKE_AWS_ENV.items():
+            patch.setenv(name, value)
+        patch.delenv("AWS_PROFILE", raising=False)
+        patch.delenv("AWS_ENDPOINT_URL", raising=False)
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        server.start()
+        host, port = server.get_host_and_port()
+        try:
+            yield f"http://{host}:{port}"
+        finally:
+            server.stop()
+
+
+@pytest.fixture
+def s3(moto_server: str) -> Any:
+    """A boto3 S3 client talking to ``moto_server``."""
+    import boto3
+
+    return boto3.client("s3", endpoint_url=moto_server, region_name="us-east-1")
+
+
+@pytest.fixture
+def s3_bucket(s3: Any) -> str:
+    """A fresh, empty bucket on the moto server (unique name per test)."""
+    name = f"test-{uuid.uuid4().hex[:16]}"
+    s3.create_bucket(Bucket=name)
+    return name
+
+
+@dataclass
+class RecordedRequest:
+    """One request as the server saw it; ``body`` is gunzipped when it was gzip-encoded."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    raw_body: bytes
+    body: bytes
+
+    def header(self, name: str) -> str | None:
+        """A header value, case-insensitively."""
+        lowered = name.lower()
+        return next((v for k, v in self.headers.items() if k.lower() == lowered), None)
+
+    @property
+    def json(self) -> Any:
+        """The body parsed as JSON."""
+        return json.loads(self.body)
+
+
+@dataclass
+class HttpRecorder:
+    """Records requests; answers from a script of (status, headers, body), then ``default``."""
+
+    url: str = ""
+    requests: list[RecordedRequest] = field(default_factory=list)
+    default: tuple[int, dict[str, str], Any] = (200, {}, {"ok": True})
+    _script: list[tuple[int, dict[str, str], Any]] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def script(self, responses: list[tuple[int, dict[str, str], Any]]) -> None:
+        """Answer the next requests with these responses, in order."""
+        with self._lock:
+            self._script = list(responses)
+
+    def reset(self, default: tuple[int, dict[str, str], Any] = (200, {}, {"ok": True})) -> None:
+        """Forget requests and script."""
+        with self._lock:
+            self.requests.clear()
+            self._script.clear()
+            self.default = default
+
+    def _answer(self, request: RecordedRequest) -> tuple[int, dict[str, str], Any]:
+        with self._lock:
+            self.requests.append(request)
+            return self._script.pop(0) if self._script else self.default
+
+
+def _handler(recorder: HttpRecorder) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def _handle(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length) if length else b""
+            body = raw
+            if (self.headers.get("Content-Encoding") or "").lower() == "gzip":
+                body = gzip.decompress(raw)
+            status, headers, payload = recorder._answer(
+                RecordedRequest(self.command, self.path, dict(self.headers.items()), raw, body)
+            )
+            if isinstance(payload, bytes):
+                data, content_type = payload, "application/octet-stream"
+            elif isinstance(payload, str):
+                data, content_type = payload.encode(), "text/plain; charset=utf-8"
+            else:
+                data, content_type = json.dumps(payload).encode(), "application/json"
+            self.send_response(status)
+            headers = {"Content-Type": content_type, **headers}
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(0 if self.command == "HEAD" else len(data)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(data)
+
+        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _handle
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib name
+            pass
+
+    return Handler
+
+
+@pytest.fixture(scope="session")
+def _http_recorder_server() -> Iterator[HttpRecorder]:
+    recorder = HttpRecorder()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(recorder))
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    host, port = server.server_address[:2]
+    recorder.url = f"http://{host}:{port}"
+    try:
+        yield recorder
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def http_recorder(_http_recorder_server: HttpRecorder) -> HttpRecorder:
+    """The session's recording HTTP server, emptied for this test: ``.url``, ``.requests``,
+    ``.script([(status, headers, body), ...])``; unscripted requests get 200 ``{"ok": true}``."""
+    _http_recorder_server.reset()
+    return _http_recorder_server
