@@ -215,7 +215,9 @@ def test_entry_point_plugins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     module = _write_plugin(tmp_path, identifier)
     dist = tmp_path / "fake_exosphere_plugin-1.0.dist-info"
     dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: fake-exosphere-plugin\nVersion: 1.0\n")
+    (dist / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: fake-exosphere-plugin\nVersion: 1.0\n"
+    )
     (dist / "entry_points.txt").write_text(f"[exosphere.satellites]\nshout = {module}\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.delenv(MODULES_ENV_VAR, raising=False)
