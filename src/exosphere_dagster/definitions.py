@@ -4,9 +4,9 @@ whose description carries the errors, so they are visible in the UI; the rest lo
 
 from __future__ import annotations
 
+import logging
 import os
 import re
-from functools import cache
 from pathlib import Path
 
 from dagster import (
@@ -22,9 +22,10 @@ from dagster import (
 from exosphere_dagster.build import build_job
 from exosphere_dagster.catalog import load_catalog, registry_with_plugins
 from exosphere_dagster.triggers import build_triggers
-from yaml_loader import ConfigError, load, plan
+from yaml_loader import ConfigError
 
 CLUSTERS_DIR_ENV = "EXOSPHERE_CLUSTERS_DIR"
+logger = logging.getLogger("exosphere")
 
 
 def clusters_dir() -> Path:
@@ -32,7 +33,10 @@ def clusters_dir() -> Path:
 
 
 def build_definitions(folder: str | Path | None = None) -> Definitions:
-    catalog = load_catalog([folder or clusters_dir()])
+    folder = Path(folder or clusters_dir())
+    if not folder.exists():
+        logger.warning("cluster folder %s does not exist: no clusters loaded (set %s)", folder, CLUSTERS_DIR_ENV)
+    catalog = load_catalog([folder] if folder.exists() else [])
     registry = registry_with_plugins()
     jobs: list[JobDefinition] = []
     triggers = []
@@ -63,22 +67,6 @@ def _broken_file_job(file: str, errors: list[ConfigError]) -> JobDefinition:
     )
 
 
-@cache
-def job_for_file(path: str) -> JobDefinition:
-    """Rebuild one cluster's job from its file: the entry point of reconstructable jobs, so the
-    multiprocess executor (and ``exosphere run``) can load it in every step process."""
-    registry = registry_with_plugins()
-    return build_job(plan(load(path), registry), registry)
-
-
-def reconstructable_job(path: str | Path):
-    from dagster._core.definitions.reconstruct import build_reconstructable_job
-
-    return build_reconstructable_job(
-        "exosphere_dagster.definitions", "job_for_file", reconstructable_args=(str(Path(path).resolve()),)
-    )
-
-
 defs = build_definitions()
 
-__all__ = ["defs", "build_definitions", "job_for_file", "reconstructable_job"]
+__all__ = ["defs", "build_definitions"]

@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from dagster import DagsterInstance, execute_job
-from dagster._core.execution.execute_job_result import ExecuteJobResult
+from dagster._core.execution.job_execution_result import JobExecutionResult
 
 from exosphere_dagster.catalog import registry_with_plugins
-from exosphere_dagster.definitions import reconstructable_job
+from exosphere_dagster.reconstruct import reconstructable_job
 from exosphere_dagster.triggers import run_config_for, trigger_tags
 from yaml_loader import ClusterPlan, load
 from yaml_loader import plan as plan_cluster
@@ -33,7 +33,7 @@ def run_cluster_file(
     plan: ClusterPlan | None = None,
     echo: Callable[[str], Any] | None = None,
     log_level: str = "INFO",
-) -> ExecuteJobResult:
+) -> JobExecutionResult:
     """Execute one cluster file now, as a manual launch (SLA and trigger tags included)."""
     instance = instance or DagsterInstance.get()
     plan = plan or plan_cluster(load(path), registry_with_plugins())

@@ -261,18 +261,25 @@ def _reason(exc: BaseException) -> str:
 
 
 _default = SatelliteRegistry()
-_default_lock = threading.Lock()
-_default_loaded = False
+_default_lock = threading.RLock()
+_default_state = {"loaded": False, "loading": False}
 
 
 def default_registry() -> SatelliteRegistry:
-    """The process-wide registry: built-in satellites, then plugins, imported once."""
-    global _default_loaded
+    """The process-wide registry: built-in satellites, then plugins, imported once.
+
+    A failing plugin raises :class:`SatelliteImportError` here, and again on the next call.
+    """
     with _default_lock:
-        if not _default_loaded:
-            _default.load_modules(BUILTIN_MODULES, source="built-in satellites")
-            _default.load_plugins()
-            _default_loaded = True
+        # "loading" guards a plugin that calls default_registry() while being imported.
+        if not _default_state["loaded"] and not _default_state["loading"]:
+            _default_state["loading"] = True
+            try:
+                _default.load_modules(BUILTIN_MODULES, source="built-in satellites")
+                _default.load_plugins()
+                _default_state["loaded"] = True
+            finally:
+                _default_state["loading"] = False
     return _default
 
 

@@ -4,12 +4,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import typing
+
 import pytest
 import yaml
-from pydantic import ValidationError
+from hypothesis import given
+from hypothesis import strategies as st
+from pydantic import BaseModel, ValidationError
 
 from satellite_ops import default_registry
-from satellite_ops.config import describe_validation_error, iter_secret_values
+from satellite_ops.config import (
+    describe_validation_error,
+    iter_secret_values,
+    normalise_single_key_maps,
+)
 from satellite_ops.llm import DEEPSEEK_MODEL, DeepSeekR1DistillLlama70BConfig, LlmConfig
 from satellite_ops.new_relic import NewRelicLogsConfig
 from satellite_ops.parse_pdf import ParsePdfWithDoclingConfig
@@ -48,8 +56,9 @@ def test_every_builtin_field_has_a_description() -> None:
         for model in filter(None, models):
             for name, info in model.model_fields.items():
                 assert info.description, f"{model.__name__}.{name} has no description"
-                if hasattr(info.annotation, "model_fields"):
-                    models.append(info.annotation)
+                for inner in (info.annotation, *typing.get_args(info.annotation)):
+                    if isinstance(inner, type) and issubclass(inner, BaseModel):
+                        models.append(inner)
 
 
 def test_kebab_case_and_field_names_both_accepted() -> None:
@@ -186,3 +195,17 @@ def test_new_relic_endpoint() -> None:
     assert eu.url == "https://log-api.eu.newrelic.com/log/v1"
     custom = NewRelicLogsConfig.model_validate({**base, "endpoint": "http://127.0.0.1:1/x"})
     assert custom.url == "http://127.0.0.1:1/x"
+
+
+def test_json_schemas_use_kebab_case() -> None:
+    registry = default_registry()
+    for identifier in registry.identifiers():
+        if identifier.startswith("satellite/exospherehost/"):
+            schema = registry.get(identifier).config_model.model_json_schema(by_alias=True)
+            assert all("_" not in key for key in schema.get("properties", {})), identifier
+
+
+@given(st.dictionaries(st.text(min_size=1, max_size=10), st.text(max_size=10), max_size=6))
+def test_single_key_map_list_matches_mapping(values: dict[str, str]) -> None:
+    as_list = [{key: value} for key, value in values.items()]
+    assert normalise_single_key_maps(as_list) == normalise_single_key_maps(values) == values

@@ -1,0 +1,115 @@
+"""Clusters run as real Dagster jobs on real instances (SQLite and Postgres)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from byo_satellites import read_calls
+
+from exosphere_dagster.launch import run_cluster_file
+
+pytestmark = pytest.mark.integration
+
+NESTED = """\
+version: 0.0.1b
+cluster:
+  identifier: test/nested-{name}
+  sla: 6h
+  trigger: api-call
+  retries: {retries}
+  delay: 0
+  satellites:
+    - uses: satellite/test/fan-out
+      identifier: files
+      config: {{count: 1, prefix: file-}}
+    - uses: satellite/test/fan-out
+      identifier: pages
+      config: {{count: 10, prefix: page-}}
+    - uses: satellite/test/fan-out
+      identifier: chunks
+      config: {{count: 10, prefix: chunk-}}
+    - uses: satellite/test/record
+      identifier: record
+      config:
+        label: "$${{{{ satellites.files.output.label }}}}/${{{{ satellites.pages.output.label }}}}/$${{{{ satellites.chunks.output.label }}}}"
+        log_dir: {log_dir}
+        fail_for: {fail_for}
+        fail_rate: {fail_rate}
+{failure}"""
+
+FAILURE_BRANCH = """\
+  failure:
+    from: pages
+    satellites:
+      - uses: satellite/test/note-failure
+        identifier: note
+        config:
+          log_dir: {log_dir}
+          message: "${{{{ failure.satellite }}}} ${{{{ failure.attempts }}}} $${{{{ satellites.files.output.label }}}} ${{{{ failure.error }}}}"
+"""
+
+
+def nested_cluster(tmp_path: Path, name: str, *, retries: int = 0, fail_for: list[str] = (),
+                   fail_rate: float = 0.0, failure: bool = False) -> Path:
+    log_dir = tmp_path / "calls"
+    log_dir.mkdir(exist_ok=True)
+    branch = FAILURE_BRANCH.format(log_dir=log_dir) if failure else ""
+    text = NESTED.format(name=name, retries=retries, log_dir=log_dir, fail_for=list(fail_for),
+                         fail_rate=fail_rate, failure=branch)
+    path = tmp_path / f"{name}.yml"
+    path.write_text(text)
+    return path
+
+
+def run_tags(instance, result) -> dict[str, str]:
+    return dict(instance.get_run_by_id(result.run_id).tags)
+
+
+def test_nested_fan_out_produces_100_items_with_lineage(tmp_path, instance):
+    path = nested_cluster(tmp_path, "fanout")
+    result = run_cluster_file(path, instance=instance)
+    assert result.success
+    calls = read_calls(tmp_path / "calls")
+    expected = {f"file-0/page-{p}/chunk-{c}" for p in range(10) for c in range(10)}
+    assert Counter(calls) == Counter(expected)  # exactly 100, each once, lineage values right
+    tags = run_tags(instance, result)
+    assert (tags["exosphere/items"], tags["exosphere/succeeded"], tags["exosphere/routed"]) == ("100", "100", "0")
+
+
+def test_flaky_satellite_recovers_every_item_through_retries(tmp_path, sqlite_instance):
+    path = nested_cluster(tmp_path, "flaky", retries=20, fail_rate=0.5)
+    result = run_cluster_file(path, instance=sqlite_instance)
+    assert result.success
+    assert len(set(read_calls(tmp_path / "calls"))) == 100
+    transient = read_calls(tmp_path / "calls", "attempt-failures-*")
+    assert len(transient) > 20  # the satellite really failed about half its attempts
+
+
+def test_always_failing_items_are_routed_with_lineage_and_error(tmp_path, instance):
+    bad = ["file-0/page-1/chunk-2", "file-0/page-5/chunk-5", "file-0/page-9/chunk-0"]
+    path = nested_cluster(tmp_path, "routed", retries=2, fail_for=bad, failure=True)
+    result = run_cluster_file(path, instance=instance)
+    assert result.success  # every failure had a handler
+    assert sorted(read_calls(tmp_path / "calls")) == sorted(
+        f"file-0/page-{p}/chunk-{c}" for p in range(10) for c in range(10)
+        if f"file-0/page-{p}/chunk-{c}" not in bad
+    )
+    notes = sorted((tmp_path / "calls" / "failures.log").read_text().splitlines())
+    assert notes == sorted(
+        f"record 3 file-0 RuntimeError: cannot process {label}" for label in bad
+    )
+    tags = run_tags(instance, result)
+    assert tags["exosphere/items"] == "100"
+    assert int(tags["exosphere/succeeded"]) + int(tags["exosphere/routed"]) == 100
+    assert (tags["exosphere/succeeded"], tags["exosphere/routed"], tags["exosphere/failed"]) == ("97", "3", "0")
+
+
+def test_failure_without_handler_fails_the_run_after_finishing_the_rest(tmp_path, sqlite_instance):
+    path = nested_cluster(tmp_path, "unhandled", fail_for=["file-0/page-3/chunk-3"])
+    result = run_cluster_file(path, instance=sqlite_instance)
+    assert not result.success
+    assert len(read_calls(tmp_path / "calls")) == 99  # nothing else was lost
+    tags = run_tags(sqlite_instance, result)
+    assert (tags["exosphere/succeeded"], tags["exosphere/failed"]) == ("99", "1")

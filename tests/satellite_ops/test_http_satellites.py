@@ -1,0 +1,343 @@
+"""Webhook, New Relic and PagerDuty satellites against a recording HTTP server on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import hashlib
+import json
+import logging
+import time
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+
+import pytest
+
+from satellite_ops import FatalError, RetryableError, SatelliteContext
+from satellite_ops.http_client import excerpt, parse_retry_after, retry_delay, safe_url
+from satellite_ops.new_relic import send_log_records, send_logs_to_new_relic
+from satellite_ops.pagerduty import send_pagerduty_alert
+from satellite_ops.webhook import call_webhook
+
+SECRET_TOKEN = "tok-SUPERSECRET-0123456789"
+
+
+def _context(**overrides: object) -> SatelliteContext:
+    values = {
+        "log": logging.getLogger("test.http"),
+        "item_id": "item-42",
+        "run_id": "run-7",
+        "cluster": "aikin/strucutred-pdfs",
+        "satellite": "satellite/exospherehost/call-webhook",
+    }
+    return SatelliteContext(**{**values, **overrides})
+
+
+# --- pure helpers -------------------------------------------------------------------------
+
+
+def test_parse_retry_after() -> None:
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    assert parse_retry_after("3") == 3.0
+    assert parse_retry_after(" 0 ") == 0.0
+    assert (
+        parse_retry_after(format_datetime(now + timedelta(seconds=20), usegmt=True), now=now) == 20
+    )
+    assert (
+        parse_retry_after(format_datetime(now - timedelta(seconds=20), usegmt=True), now=now) == 0
+    )
+    assert parse_retry_after("soon") is None
+    assert parse_retry_after(None) is None
+
+
+def test_retry_delay_is_capped() -> None:
+    assert retry_delay(1, 120.0, cap=5.0) == 5.0
+    assert retry_delay(1, 2.0, cap=5.0) == 2.0
+    assert 0 < retry_delay(10, None, cap=3.0) <= 3.0
+
+
+def test_safe_url_and_excerpt() -> None:
+    assert (
+        safe_url("https://user:pw@api.test:8443/v1/x?token=abc#f") == "https://api.test:8443/v1/x"
+    )
+    text = excerpt(f"bad token {SECRET_TOKEN}\n\n" + "x" * 1000, [SECRET_TOKEN], limit=40)
+    assert SECRET_TOKEN not in text and text.startswith("bad token *** x") and text.endswith("...")
+
+
+# --- webhook --------------------------------------------------------------------------------
+
+
+def _webhook_config(url: str, **extra: object) -> dict:
+    return {
+        "url": url + "/v1/financial-reports?key=query-secret",
+        "headers": [{"Authorization": f"Bearer {SECRET_TOKEN}"}, {"X-Trace": "abc"}],
+        "body": [{"data": {"revenue": 12.5}, "file-path": "sec/a.pdf"}],
+        "max-retry-wait-seconds": 5,
+        **extra,
+    }
+
+
+@pytest.mark.integration
+def test_webhook_posts_json_with_idempotency_key(http_recorder) -> None:
+    http_recorder.script([(201, {"X-Id": "9"}, {"id": 9})])
+    (result,) = asyncio.run(call_webhook(_webhook_config(http_recorder.url), {}, _context()))
+    assert result == {"status": 201, "headers": result["headers"], "body": {"id": 9}}
+    assert result["headers"]["x-id"] == "9"
+    (request,) = http_recorder.requests
+    assert request.method == "POST"
+    assert request.path == "/v1/financial-reports?key=query-secret"
+    assert request.header("Authorization") == f"Bearer {SECRET_TOKEN}"
+    assert request.header("Content-Type") == "application/json"
+    assert request.json == [{"data": {"revenue": 12.5}, "file-path": "sec/a.pdf"}]
+    expected_key = hashlib.sha256(b"satellite/exospherehost/call-webhook\x1fitem-42").hexdigest()
+    assert request.header("Idempotency-Key") == expected_key
+
+
+@pytest.mark.integration
+def test_webhook_retries_503_honouring_retry_after(http_recorder) -> None:
+    http_recorder.script([(503, {"Retry-After": "1"}, "busy"), (200, {}, "ok")])
+    started = time.monotonic()
+    (result,) = asyncio.run(call_webhook(_webhook_config(http_recorder.url), {}, _context()))
+    assert time.monotonic() - started >= 0.9
+    assert result["status"] == 200 and result["body"] == "ok"
+    first, second = http_recorder.requests
+    assert first.header("Idempotency-Key") == second.header("Idempotency-Key")
+    assert first.body == second.body
+
+
+@pytest.mark.integration
+def test_webhook_retry_after_is_capped(http_recorder) -> None:
+    http_recorder.script([(429, {"Retry-After": "3600"}, "slow down"), (200, {}, {})])
+    config = _webhook_config(http_recorder.url, **{"max-retry-wait-seconds": 0.05})
+    started = time.monotonic()
+    asyncio.run(call_webhook(config, {}, _context()))
+    assert time.monotonic() - started < 2
+
+
+@pytest.mark.integration
+def test_webhook_400_is_fatal_without_secrets(http_recorder) -> None:
+    http_recorder.script([(400, {}, {"error": "bad body", "echo": f"Bearer {SECRET_TOKEN}"})])
+    with pytest.raises(FatalError) as caught:
+        asyncio.run(call_webhook(_webhook_config(http_recorder.url), {}, _context()))
+    text = str(caught.value)
+    assert "400" in text and "bad body" in text
+    assert SECRET_TOKEN not in text and "query-secret" not in text
+    assert len(http_recorder.requests) == 1  # not retried
+
+
+@pytest.mark.integration
+def test_webhook_gives_up_with_retryable_error(http_recorder) -> None:
+    http_recorder.script([(503, {"Retry-After": "0"}, "down")] * 3)
+    config = _webhook_config(http_recorder.url, **{"max-attempts": 3})
+    with pytest.raises(RetryableError) as caught:
+        asyncio.run(call_webhook(config, {}, _context()))
+    assert "503" in str(caught.value) and SECRET_TOKEN not in str(caught.value)
+    assert caught.value.retry_after == 0
+    assert len(http_recorder.requests) == 3
+
+
+@pytest.mark.integration
+def test_webhook_connection_refused_is_retryable() -> None:
+    config = {
+        "url": "http://127.0.0.1:9/hook",
+        "headers": {"Authorization": SECRET_TOKEN},
+        "max-attempts": 2,
+        "max-retry-wait-seconds": 0,
+    }
+    with pytest.raises(RetryableError) as caught:
+        asyncio.run(call_webhook(config, {}, _context()))
+    assert "after 2 attempt(s)" in str(caught.value) and SECRET_TOKEN not in str(caught.value)
+
+
+@pytest.mark.integration
+def test_webhook_expected_status_and_get(http_recorder) -> None:
+    http_recorder.script([(404, {}, {"found": False})])
+    config = {"url": http_recorder.url + "/x", "method": "get", "expected-status": [200, 404]}
+    (result,) = asyncio.run(call_webhook(config, {}, None))
+    assert result["status"] == 404
+    (request,) = http_recorder.requests
+    assert request.method == "GET" and request.body == b""
+    assert request.header("Idempotency-Key") is None  # no item, no key
+
+
+# --- New Relic ------------------------------------------------------------------------------
+
+
+def _nr_config(url: str, **extra: object) -> dict:
+    return {
+        "account-id": "1234567",
+        "api-key": "NRAK-SECRETKEY123",
+        "application-id": "app-9",
+        "log-level": "info",
+        "endpoint": url + "/log/v1",
+        "max-retry-wait-seconds": 5,
+        **extra,
+    }
+
+
+def _record(level: str, message: str, ts: float = 1_700_000_000.5) -> dict:
+    return {
+        "timestamp": ts,
+        "level": level,
+        "cluster": "aikin/strucutred-pdfs",
+        "run_id": "run-7",
+        "satellite": "parse-pdf-with-docling",
+        "item_id": "item-42",
+        "message": message,
+    }
+
+
+@pytest.mark.integration
+def test_new_relic_detailed_format_gzip(http_recorder) -> None:
+    http_recorder.script([(202, {}, {"requestId": "r"})])
+    records = [_record("debug", "noise"), _record("INFO", "parsed"), _record("error", "failed")]
+    send_log_records(_nr_config(http_recorder.url), records)
+    (request,) = http_recorder.requests
+    assert request.method == "POST" and request.path == "/log/v1"
+    assert request.header("Api-Key") == "NRAK-SECRETKEY123"
+    assert request.header("Content-Encoding") == "gzip"
+    assert request.header("Content-Type") == "application/json"
+    assert json.loads(gzip.decompress(request.raw_body)) == request.json
+    (block,) = request.json
+    assert block["common"]["attributes"]["account.id"] == "1234567"
+    assert block["common"]["attributes"]["application.id"] == "app-9"
+    assert [log["message"] for log in block["logs"]] == ["parsed", "failed"]
+    first = block["logs"][0]
+    assert first["timestamp"] == 1_700_000_000_500
+    assert first["attributes"] == {
+        "level": "info",
+        "cluster": "aikin/strucutred-pdfs",
+        "run_id": "run-7",
+        "satellite": "parse-pdf-with-docling",
+        "item_id": "item-42",
+    }
+
+
+@pytest.mark.integration
+def test_new_relic_batches_and_filters(http_recorder) -> None:
+    records = [_record("warning", f"m{i}") for i in range(5)] + [_record("info", "skip")]
+    send_log_records(
+        _nr_config(http_recorder.url, **{"batch-size": 2, "log-level": "warning"}), records
+    )
+    sizes = [len(r.json[0]["logs"]) for r in http_recorder.requests]
+    assert sizes == [2, 2, 1]
+    send_log_records(_nr_config(http_recorder.url, **{"log-level": "error"}), records)
+    assert len(http_recorder.requests) == 3  # nothing at error level: nothing sent
+
+
+@pytest.mark.integration
+def test_new_relic_retry_then_fatal(http_recorder) -> None:
+    http_recorder.script([(503, {"Retry-After": "0"}, ""), (202, {}, {})])
+    send_log_records(_nr_config(http_recorder.url), [_record("info", "x")])
+    assert len(http_recorder.requests) == 2
+    http_recorder.script([(403, {}, "invalid key NRAK-SECRETKEY123")])
+    with pytest.raises(FatalError) as caught:
+        send_log_records(_nr_config(http_recorder.url), [_record("info", "x")])
+    assert "403" in str(caught.value) and "NRAK-SECRETKEY123" not in str(caught.value)
+
+
+@pytest.mark.integration
+def test_new_relic_as_item_satellite(http_recorder) -> None:
+    out = send_logs_to_new_relic(
+        _nr_config(http_recorder.url), {"message": "hello", "level": "warning"}, _context()
+    )
+    assert out == [{"sent": 1}]
+    (log,) = http_recorder.requests[0].json[0]["logs"]
+    assert log["message"] == "hello" and log["attributes"]["item_id"] == "item-42"
+
+
+# --- PagerDuty ------------------------------------------------------------------------------
+
+
+def _pd_config(url: str, **extra: object) -> dict:
+    return {
+        "pagerduty-api-key": "R0UTINGKEY0123456789abcdef012345",
+        "pagerduty-service-id": "PSVC123",
+        "endpoint": url + "/v2/enqueue",
+        "max-retry-wait-seconds": 5,
+        **extra,
+    }
+
+
+@pytest.mark.integration
+def test_pagerduty_event_shape(http_recorder) -> None:
+    http_recorder.script(
+        [(202, {}, {"status": "success", "message": "Event processed", "dedup_key": "srv-key"})]
+    )
+    message = "Cluster failed " + "x" * 2000
+    (result,) = asyncio.run(
+        send_pagerduty_alert(_pd_config(http_recorder.url), {"message": message}, _context())
+    )
+    assert result == {"status": "success", "dedup_key": "srv-key"}
+    (request,) = http_recorder.requests
+    assert request.path == "/v2/enqueue"
+    event = request.json
+    expected_dedup = hashlib.sha256(b"aikin/strucutred-pdfs\x1fitem-42").hexdigest()
+    assert event["routing_key"] == "R0UTINGKEY0123456789abcdef012345"
+    assert event["event_action"] == "trigger"
+    assert event["dedup_key"] == expected_dedup
+    payload = event["payload"]
+    assert len(payload["summary"]) == 1024 and payload["summary"].endswith("...")
+    assert payload["source"] == "aikin/strucutred-pdfs"
+    assert payload["severity"] == "error"
+    assert payload["custom_details"]["service-id"] == "PSVC123"
+    assert payload["custom_details"]["item-id"] == "item-42"
+
+
+@pytest.mark.integration
+def test_pagerduty_dedup_key_is_stable(http_recorder) -> None:
+    config = _pd_config(http_recorder.url, severity="critical")
+    for _ in range(2):
+        asyncio.run(send_pagerduty_alert(config, {"message": "boom"}, _context()))
+    first, second = (r.json for r in http_recorder.requests)
+    assert first["dedup_key"] == second["dedup_key"]
+    assert first["payload"]["severity"] == "critical"
+
+
+@pytest.mark.integration
+def test_pagerduty_retries_503_then_succeeds(http_recorder) -> None:
+    http_recorder.script([(503, {"Retry-After": "0"}, ""), (202, {}, {"status": "success"})])
+    (result,) = asyncio.run(
+        send_pagerduty_alert(_pd_config(http_recorder.url), {"message": "m"}, _context())
+    )
+    assert result["status"] == "success" and len(http_recorder.requests) == 2
+
+
+@pytest.mark.integration
+def test_pagerduty_400_is_fatal(http_recorder) -> None:
+    http_recorder.script(
+        [
+            (
+                400,
+                {},
+                {
+                    "status": "invalid event",
+                    "errors": ["routing_key R0UTINGKEY0123456789abcdef012345"],
+                },
+            )
+        ]
+    )
+    with pytest.raises(FatalError) as caught:
+        asyncio.run(
+            send_pagerduty_alert(_pd_config(http_recorder.url), {"message": "m"}, _context())
+        )
+    assert "400" in str(caught.value) and "invalid event" in str(caught.value)
+    assert "R0UTINGKEY0123456789abcdef012345" not in str(caught.value)
+
+
+def test_pagerduty_needs_a_message() -> None:
+    with pytest.raises(FatalError, match="message"):
+        asyncio.run(send_pagerduty_alert(_pd_config("http://127.0.0.1:9"), {}, _context()))
+
+
+def test_new_relic_payloads_stay_under_one_megabyte() -> None:
+    import base64
+    import os
+
+    from satellite_ops.new_relic import MAX_PAYLOAD_BYTES, NewRelicLogsConfig, _compressed_chunks
+
+    config = NewRelicLogsConfig.model_validate(_nr_config("http://127.0.0.1:9"))
+    records = [_record("info", base64.b64encode(os.urandom(300_000)).decode()) for _ in range(4)]
+    chunks = list(_compressed_chunks(config, records))
+    assert sum(count for count, _ in chunks) == 4 and len(chunks) > 1
+    assert all(len(body) <= MAX_PAYLOAD_BYTES for _, body in chunks)
