@@ -28,8 +28,14 @@ def build_graph(plan: ClusterPlan, registry: SatelliteRegistry) -> GraphDefiniti
     routed = sorted(plan.routed_nodes(), key=lambda i: [n.id for n in plan.nodes].index(i))
     report_inputs: dict[str, str] = {}
 
-    def wire(nodes: tuple[SatelliteNode, ...], root_sources: dict[str, Any], from_failures: bool,
-             reports: dict[str, Any]) -> None:
+    manifests: dict[str, Any] = {}
+
+    def wire(
+        nodes: tuple[SatelliteNode, ...],
+        root_sources: dict[str, Any],
+        from_failures: bool,
+        reports: dict[str, Any],
+    ) -> None:
         items: dict[str, Any] = {}
         for node in nodes:
             definition = registry.get(node.uses)
@@ -39,7 +45,7 @@ def build_graph(plan: ClusterPlan, registry: SatelliteRegistry) -> GraphDefiniti
             else:
                 sources, failures = root_sources, from_failures
             splitter = split_op(node, plan, definition, sorted(sources), failures)
-            chunks = splitter(**sources)
+            chunks, manifests[node.id] = splitter(**sources)
             op_def = satellite_op(node, plan, definition, {SATELLITE_TAG: node.uses})
             out_items, out_report = chunks.map(lambda chunk, op_def=op_def: op_def(chunk=chunk))
             if plan.children(node.id):
@@ -58,7 +64,8 @@ def build_graph(plan: ClusterPlan, registry: SatelliteRegistry) -> GraphDefiniti
             name = f"report_{plan.node(node_id).op_name}"
             inputs[name] = handle
             report_inputs[name] = node_id
-        summary_op(plan, dict(report_inputs))(**inputs)
+        manifest_inputs = {f"manifest_{plan.node(n).op_name}": h for n, h in manifests.items()}
+        summary_op(plan, dict(report_inputs), sorted(manifest_inputs))(**inputs, **manifest_inputs)
 
     return cluster_graph
 

@@ -39,7 +39,9 @@ def load_catalog(
     try:
         registry = registry or registry_with_plugins()
     except RegistryError as exc:
-        catalog.broken["<satellite plugins>"] = [ConfigError("<satellite plugins>", 1, 1, (), str(exc))]
+        catalog.broken["<satellite plugins>"] = [
+            ConfigError("<satellite plugins>", 1, 1, (), str(exc))
+        ]
         registry = default_registry()
     owners: dict[str, str] = {}
     for path in find_cluster_files(list(paths)):
@@ -52,11 +54,16 @@ def load_catalog(
             catalog.broken[str(path)] = exc.errors
             continue
         if cluster.job_name in owners:
-            catalog.broken[str(path)] = [ConfigError(
-                str(path), 1, 1, ("cluster", "identifier"),
-                f"cluster '{cluster.identifier}' is already defined in {owners[cluster.job_name]}",
-                hint="cluster identifiers must be unique across the folder",
-            )]
+            catalog.broken[str(path)] = [
+                ConfigError(
+                    str(path),
+                    1,
+                    1,
+                    ("cluster", "identifier"),
+                    f"cluster '{cluster.identifier}' is already defined in {owners[cluster.job_name]}",
+                    hint="cluster identifiers must be unique across the folder",
+                )
+            ]
             continue
         owners[cluster.job_name] = str(path)
         catalog.plans.append(cluster)

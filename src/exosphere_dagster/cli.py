@@ -38,7 +38,9 @@ def validate(paths: tuple[str, ...]) -> None:
         click.echo(str(error), err=True)
     if catalog.broken:
         count = len(catalog.errors)
-        click.echo(f"{count} error{'s' if count != 1 else ''} in {len(catalog.broken)} file(s)", err=True)
+        click.echo(
+            f"{count} error{'s' if count != 1 else ''} in {len(catalog.broken)} file(s)", err=True
+        )
         sys.exit(1)
 
 
@@ -68,8 +70,10 @@ def render_plan(cluster: ClusterPlan) -> str:
     def node_lines(nodes, root: str, indent: str = "    ") -> None:
         for n in nodes:
             parents = ", ".join(n.parents) or root
-            lines.append(f"{indent}{n.id}  [{n.uses}]  parents: {parents}  "
-                         f"retries: {n.retry.retries}, delay {n.retry.delay:g}s")
+            lines.append(
+                f"{indent}{n.id}  [{n.uses}]  parents: {parents}  "
+                f"retries: {n.retry.retries}, delay {n.retry.delay:g}s"
+            )
 
     node_lines(cluster.nodes, "(run input)")
     if cluster.failure_nodes:
@@ -95,7 +99,9 @@ def schema() -> None:
 
 @main.command()
 @click.argument("path")
-@click.option("--input", "inputs", multiple=True, help="A JSON object: one run input item (repeatable).")
+@click.option(
+    "--input", "inputs", multiple=True, help="A JSON object: one run input item (repeatable)."
+)
 def run(path: str, inputs: tuple[str, ...]) -> None:
     """Run one cluster now on the local Dagster instance, printing progress."""
     catalog = load_catalog([path], log=False)
@@ -111,8 +117,31 @@ def run(path: str, inputs: tuple[str, ...]) -> None:
     except json.JSONDecodeError as exc:
         raise click.BadParameter(f"--input must be a JSON object: {exc}") from None
     result = run_cluster_file(path, items, echo=click.echo)
-    click.echo(f"run {result.run_id}: {'SUCCESS' if result.success else 'FAILURE'} "
-               f"(instance {home})")
+    click.echo(
+        f"run {result.run_id}: {'SUCCESS' if result.success else 'FAILURE'} (instance {home})"
+    )
+    sys.exit(0 if result.success else 1)
+
+
+@main.command()
+@click.argument("run_id")
+@click.option(
+    "--from-failure",
+    is_flag=True,
+    help="Dagster's from-failure step selection instead of all steps.",
+)
+def rerun(run_id: str, from_failure: bool) -> None:
+    """Re-execute a run; items that already succeeded come from checkpoints, not satellites."""
+    _ensure_dagster_home()
+    from exosphere_dagster.launch import rerun as rerun_run
+
+    try:
+        result = rerun_run(run_id, from_failure=from_failure)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(
+        f"run {result.run_id} (re-execution of {run_id}): {'SUCCESS' if result.success else 'FAILURE'}"
+    )
     sys.exit(0 if result.success else 1)
 
 

@@ -35,7 +35,11 @@ def clusters_dir() -> Path:
 def build_definitions(folder: str | Path | None = None) -> Definitions:
     folder = Path(folder or clusters_dir())
     if not folder.exists():
-        logger.warning("cluster folder %s does not exist: no clusters loaded (set %s)", folder, CLUSTERS_DIR_ENV)
+        logger.warning(
+            "cluster folder %s does not exist: no clusters loaded (set %s)",
+            folder,
+            CLUSTERS_DIR_ENV,
+        )
     catalog = load_catalog([folder] if folder.exists() else [])
     registry = registry_with_plugins()
     jobs: list[JobDefinition] = []
@@ -59,7 +63,9 @@ def _broken_file_job(file: str, errors: list[ConfigError]) -> JobDefinition:
         raise Failure(description=f"{file} failed to load:\n{text}")
         yield Output(None)  # pragma: no cover - makes this a generator
 
-    op = OpDefinition(compute_fn=compute, name="report_load_errors", description="Fails with the file's errors.")
+    op = OpDefinition(
+        compute_fn=compute, name="report_load_errors", description="Fails with the file's errors."
+    )
     return GraphDefinition(name=name, node_defs=[op]).to_job(
         description=f"This cluster file failed to load and was skipped:\n\n```\n{text}\n```",
         tags={"exosphere/invalid": "true"},

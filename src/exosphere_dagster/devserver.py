@@ -3,6 +3,7 @@ whenever a cluster file is added, changed or removed."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -57,15 +58,28 @@ def watch(folder: Path, port: int, stop: threading.Event, interval: float = 1.0)
         if current != last:
             last = current
             ok = reload_location(port)
-            print(f"exosphere: {folder} changed; code location reload {'done' if ok else 'failed'}",
-                  flush=True)
+            print(
+                f"exosphere: {folder} changed; code location reload {'done' if ok else 'failed'}",
+                flush=True,
+            )
 
 
 def serve(folder: Path, port: int) -> int:
     folder = folder.resolve()
     folder.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "EXOSPHERE_CLUSTERS_DIR": str(folder)}
-    command = [sys.executable, "-m", "dagster", "dev", "-m", LOCATION_NAME, "-h", "127.0.0.1", "-p", str(port)]
+    command = [
+        sys.executable,
+        "-m",
+        "dagster",
+        "dev",
+        "-m",
+        LOCATION_NAME,
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(port),
+    ]
     print(f"exosphere: watching {folder}; UI at http://127.0.0.1:{port}", flush=True)
     proc = subprocess.Popen(command, env=env, start_new_session=True)
     stop = threading.Event()
@@ -74,10 +88,8 @@ def serve(folder: Path, port: int) -> int:
 
     def shutdown(signum: int, frame: object) -> None:
         stop.set()
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
 
     signal.signal(signal.SIGTERM, shutdown)
     signal.signal(signal.SIGINT, shutdown)

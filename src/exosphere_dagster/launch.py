@@ -12,12 +12,15 @@ from dagster._core.execution.job_execution_result import JobExecutionResult
 
 from exosphere_dagster.catalog import registry_with_plugins
 from exosphere_dagster.reconstruct import reconstructable_job
+from exosphere_dagster.tags import CLUSTER_FILE_TAG
 from exosphere_dagster.triggers import run_config_for, trigger_tags
 from yaml_loader import ClusterPlan, load
 from yaml_loader import plan as plan_cluster
 
 
-def run_config(inputs: list[dict[str, Any]], multiprocess: bool = False, log_level: str = "INFO") -> dict[str, Any]:
+def run_config(
+    inputs: list[dict[str, Any]], multiprocess: bool = False, log_level: str = "INFO"
+) -> dict[str, Any]:
     config = run_config_for(inputs)
     config["execution"] = {"config": {"multiprocess": {}} if multiprocess else {"in_process": {}}}
     config["loggers"] = {"console": {"config": {"log_level": log_level}}}
@@ -47,8 +50,46 @@ def run_cluster_file(
     ) as result:
         if echo:
             run = instance.get_run_by_id(result.run_id)
-            counts = {k.split("/")[1]: v for k, v in (run.tags if run else {}).items()
-                      if k in ("exosphere/items", "exosphere/succeeded", "exosphere/routed", "exosphere/failed")}
+            counts = {
+                k.split("/")[1]: v
+                for k, v in (run.tags if run else {}).items()
+                if k
+                in (
+                    "exosphere/items",
+                    "exosphere/succeeded",
+                    "exosphere/routed",
+                    "exosphere/failed",
+                )
+            }
             if counts:
                 echo("items: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+        return result
+
+
+def rerun(
+    run_id: str, *, instance: DagsterInstance | None = None, from_failure: bool = False
+) -> JobExecutionResult:
+    """Re-execute a run. By default every step runs again: checkpoints (keyed by the root run)
+    hand back the items that already succeeded, so only unfinished items reach a satellite.
+    ``from_failure`` uses Dagster's own selection, which misses mapped steps that never started
+    in a killed run (the summary step then fails loudly rather than lose items)."""
+    from dagster import ReexecutionOptions
+
+    instance = instance or DagsterInstance.get()
+    parent = instance.get_run_by_id(run_id)
+    if parent is None:
+        raise ValueError(f"no run {run_id} on this instance ({instance.root_directory})")
+    if not parent.is_finished:
+        instance.report_run_failed(parent)  # its process is gone: what run monitoring would do
+    path = parent.tags.get(CLUSTER_FILE_TAG)
+    if not path:
+        raise ValueError(f"run {run_id} was not started from a cluster file")
+    options = (
+        ReexecutionOptions.from_failure(run_id, instance)
+        if from_failure
+        else ReexecutionOptions(parent_run_id=run_id)
+    )
+    with execute_job(
+        reconstructable_job(path), instance=instance, reexecution_options=options
+    ) as result:
         return result

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from dagster import Any as DagsterAny
 from dagster import (
     Array,
     DynamicOut,
@@ -22,7 +23,6 @@ from dagster import (
     Permissive,
     RetryPolicy,
 )
-from dagster import Any as DagsterAny
 
 from exosphere_dagster.runtime.checkpoint import CheckpointStore
 from exosphere_dagster.runtime.chunking import chunk_size, split
@@ -51,7 +51,9 @@ def start_op() -> OpDefinition:
         outs={"items": Out(DagsterAny)},
         config_schema={
             "inputs": Field(
-                Array(Permissive()), default_value=[{}], is_required=False,
+                Array(Permissive()),
+                default_value=[{}],
+                is_required=False,
                 description="The run's input objects; each becomes one root item.",
             )
         },
@@ -59,23 +61,33 @@ def start_op() -> OpDefinition:
     )
 
 
-def split_op(node: SatelliteNode, plan: ClusterPlan, definition: SatelliteDefinition,
-             sources: list[str], from_failures: bool) -> OpDefinition:
+def split_op(
+    node: SatelliteNode,
+    plan: ClusterPlan,
+    definition: SatelliteDefinition,
+    sources: list[str],
+    from_failures: bool,
+) -> OpDefinition:
     """Gather the items for ``node`` from its sources and cut them into chunks (mapped steps)."""
 
-    def compute(context, inputs: dict[str, Any]) -> Iterator[DynamicOutput]:
+    def compute(context, inputs: dict[str, Any]) -> Iterator[DynamicOutput | Output]:
         items = _gather(inputs, from_failures)
         size = chunk_size(len(items), plan.sla.name, batched=definition.batched)
         chunks = split(items, size)
-        context.log.info(f"{node.id}: {len(items)} item(s) in {len(chunks)} chunk(s) of up to {size}")
+        context.log.info(
+            f"{node.id}: {len(items)} item(s) in {len(chunks)} chunk(s) of up to {size}"
+        )
+        keys = []
         for i, chunk in enumerate(chunks):
-            yield DynamicOutput(chunk, mapping_key=f"c{i:05d}", output_name="chunks")
+            keys.append(f"c{i:05d}")
+            yield DynamicOutput(chunk, mapping_key=keys[-1], output_name="chunks")
+        yield Output({"satellite": node.id, "items": len(items), "chunks": keys}, "manifest")
 
     return OpDefinition(
         compute_fn=compute,
         name=f"{node.op_name}__chunks",
         ins={name: In(DagsterAny) for name in sources},
-        outs={"chunks": DynamicOut(DagsterAny)},
+        outs={"chunks": DynamicOut(DagsterAny), "manifest": Out(DagsterAny)},
         description=f"Batches the items for '{node.id}' into chunks.",
         tags={"exosphere/role": "split"},
     )
@@ -95,8 +107,9 @@ def _gather(inputs: dict[str, Any], from_failures: bool) -> list[Item]:
     return items
 
 
-def satellite_op(node: SatelliteNode, plan: ClusterPlan, definition: SatelliteDefinition,
-                 op_tags: dict[str, Any]) -> OpDefinition:
+def satellite_op(
+    node: SatelliteNode, plan: ClusterPlan, definition: SatelliteDefinition, op_tags: dict[str, Any]
+) -> OpDefinition:
     """One satellite over one chunk: the step whose many mapped copies do the work."""
 
     def compute(context, inputs: dict[str, Any]) -> Iterator[Output]:
@@ -104,13 +117,21 @@ def satellite_op(node: SatelliteNode, plan: ClusterPlan, definition: SatelliteDe
         chunk_key = context.get_mapping_key() or "all"
         run = context.run
         root_run_id = run.root_run_id or run.run_id
-        store = CheckpointStore(os.environ.get("EXOSPHERE_CHECKPOINT_DIR")
-                                or os.path.join(context.instance.storage_directory(), "exosphere_checkpoints"))
+        store = CheckpointStore(
+            os.environ.get("EXOSPHERE_CHECKPOINT_DIR")
+            or os.path.join(context.instance.storage_directory(), "exosphere_checkpoints")
+        )
         try:
             secrets = resolve_secrets(plan.secrets, node.secrets)
         except SecretResolutionError as exc:
-            report = ChunkReport(node.id, items_in=len(items), failed=[
-                FailedItem(item, node.id, str(exc), type(exc).__name__, 0) for item in items])
+            report = ChunkReport(
+                node.id,
+                chunk=chunk_key,
+                items_in=len(items),
+                failed=[
+                    FailedItem(item, node.id, str(exc), type(exc).__name__, 0) for item in items
+                ],
+            )
             context.log.error(f"{node.id}: {exc}")
             yield from _outputs(context, node, [], report)
             return
@@ -125,6 +146,7 @@ def satellite_op(node: SatelliteNode, plan: ClusterPlan, definition: SatelliteDe
             secret_values=tuple(secrets.values()),
         )
         children, report = run_chunk(job, items)
+        report.chunk = chunk_key
         yield from _outputs(context, node, children, report)
 
     return OpDefinition(
@@ -138,45 +160,88 @@ def satellite_op(node: SatelliteNode, plan: ClusterPlan, definition: SatelliteDe
     )
 
 
-def _outputs(context: Any, node: SatelliteNode, children: list[Item], report: ChunkReport) -> Iterator[Output]:
+def _outputs(
+    context: Any, node: SatelliteNode, children: list[Item], report: ChunkReport
+) -> Iterator[Output]:
     context.log.info(
         f"{node.id}: {report.items_in} in, {report.succeeded} succeeded, {len(report.failed)} failed, "
         f"{report.outputs} out" + (f", {report.resumed} from checkpoint" if report.resumed else "")
     )
-    yield Output(children, "items", metadata={
-        "items_out": report.outputs,
-        "item_ids": MetadataValue.text(", ".join(c.id for c in children[:MAX_LISTED])
-                                       + (" ..." if len(children) > MAX_LISTED else "")),
-    })
+    yield Output(
+        children,
+        "items",
+        metadata={
+            "items_out": report.outputs,
+            "item_ids": MetadataValue.text(
+                ", ".join(c.id for c in children[:MAX_LISTED])
+                + (" ..." if len(children) > MAX_LISTED else "")
+            ),
+        },
+    )
     failures = "\n".join(
         f"| {f.item.id} | {f.attempts} | {f.error[:200].replace('|', '/').replace(chr(10), ' ')} |"
         for f in report.failed[:MAX_LISTED]
     )
-    yield Output(report, "report", metadata={
-        "items_in": report.items_in,
-        "succeeded": report.succeeded,
-        "failed": len(report.failed),
-        "resumed_from_checkpoint": report.resumed,
-        "attempts": report.attempts,
-        "seconds": report.metrics.get("seconds", 0.0),
-        "failures": MetadataValue.md("| item | attempts | error |\n|---|---|---|\n" + failures)
-        if report.failed else MetadataValue.text("none"),
-    })
+    yield Output(
+        report,
+        "report",
+        metadata={
+            "items_in": report.items_in,
+            "succeeded": report.succeeded,
+            "failed": len(report.failed),
+            "resumed_from_checkpoint": report.resumed,
+            "attempts": report.attempts,
+            "seconds": report.metrics.get("seconds", 0.0),
+            "failures": MetadataValue.md("| item | attempts | error |\n|---|---|---|\n" + failures)
+            if report.failed
+            else MetadataValue.text("none"),
+        },
+    )
 
 
-def summary_op(plan: ClusterPlan, report_inputs: dict[str, str]) -> OpDefinition:
+def missing_chunks(
+    manifests: list[dict[str, Any]], reports: dict[str, list[ChunkReport]]
+) -> list[str]:
+    """Chunk steps a manifest announced but whose report never arrived: lost items."""
+    missing = []
+    for manifest in manifests:
+        seen = {r.chunk for r in reports.get(manifest["satellite"], [])}
+        missing.extend(
+            f"{manifest['satellite']}[{key}]" for key in manifest["chunks"] if key not in seen
+        )
+    return missing
+
+
+def summary_op(
+    plan: ClusterPlan, report_inputs: dict[str, str], manifest_inputs: list[str]
+) -> OpDefinition:
     """Add up every satellite's reports; fail the run only if an item failed with no handler."""
     routed = plan.routed_nodes()
 
     def compute(context, inputs: dict[str, Any]) -> Iterator[Output]:
-        totals = summarise(plan, {report_inputs[name]: value for name, value in inputs.items()})
+        reports = {report_inputs[n]: v for n, v in inputs.items() if n in report_inputs}
+        manifests = [v for n, v in inputs.items() if n.startswith("manifest_")]
+        missing = missing_chunks(manifests, reports)
+        if missing:
+            raise Failure(
+                description="items were never processed: chunk steps "
+                + ", ".join(missing)
+                + " did not run. This happens when a run whose process was "
+                "killed is re-executed 'from failure' (Dagster does not re-create mapped steps "
+                "that never started). Re-execute all steps instead (`exosphere rerun RUN_ID`): "
+                "checkpoints make finished items free, so no item is processed twice."
+            )
+        totals = summarise(plan, reports)
         unhandled = totals["failed_unhandled"]
-        context.instance.add_run_tags(context.run_id, {
-            "exosphere/items": str(totals["items"]),
-            "exosphere/succeeded": str(totals["succeeded"]),
-            "exosphere/routed": str(totals["routed_to_failure"]),
-            "exosphere/failed": str(unhandled),
-        })
+        context.instance.add_run_tags(
+            context.run_id,
+            {
+                "exosphere/items": str(totals["items"]),
+                "exosphere/succeeded": str(totals["succeeded"]),
+                "exosphere/routed": str(totals["routed_to_failure"]),
+                "exosphere/failed": str(unhandled),
+            },
+        )
         metadata = {k: v for k, v in totals.items() if k != "per_satellite"}
         metadata["per_satellite"] = MetadataValue.md(_table(totals["per_satellite"], routed))
         if unhandled:
@@ -190,7 +255,7 @@ def summary_op(plan: ClusterPlan, report_inputs: dict[str, str]) -> OpDefinition
     return OpDefinition(
         compute_fn=compute,
         name=SUMMARY_OP,
-        ins={name: In(DagsterAny) for name in report_inputs},
+        ins={name: In(DagsterAny) for name in [*report_inputs, *manifest_inputs]},
         outs={"result": Out(DagsterAny)},
         description="Counts items in, succeeded and routed to failure; fails on unhandled failures.",
     )
@@ -232,7 +297,9 @@ def _table(per: dict[str, dict[str, int]], routed: frozenset[str]) -> str:
     rows = ["| satellite | in | succeeded | failed | resumed |", "|---|---|---|---|---|"]
     for node_id, r in per.items():
         mark = " (routed)" if node_id in routed and r["failed"] else ""
-        rows.append(f"| {node_id} | {r['in']} | {r['succeeded']} | {r['failed']}{mark} | {r['resumed']} |")
+        rows.append(
+            f"| {node_id} | {r['in']} | {r['succeeded']} | {r['failed']}{mark} | {r['resumed']} |"
+        )
     return "\n".join(rows)
 
 

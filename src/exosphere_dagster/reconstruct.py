@@ -22,5 +22,7 @@ def job_for_file(path: str) -> JobDefinition:
 
 def reconstructable_job(path: str | Path) -> ReconstructableJob:
     return build_reconstructable_job(
-        "exosphere_dagster.reconstruct", "job_for_file", reconstructable_args=(str(Path(path).resolve()),)
+        "exosphere_dagster.reconstruct",
+        "job_for_file",
+        reconstructable_args=(str(Path(path).resolve()),),
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from yaml_loader.ir import ClusterPlan
 
 PRIORITY_TAG = "dagster/priority"
@@ -11,6 +13,7 @@ CLUSTER_TAG = "exosphere/cluster"
 DEADLINE_TAG = "exosphere/deadline"
 TRIGGER_TIME_TAG = "exosphere/trigger_time"
 SATELLITE_TAG = "exosphere/satellite"
+CLUSTER_FILE_TAG = "exosphere/cluster_file"
 
 
 def sla_run_tags(plan: ClusterPlan) -> dict[str, str]:
@@ -21,4 +24,5 @@ def sla_run_tags(plan: ClusterPlan) -> dict[str, str]:
         MAX_RUNTIME_TAG: str(plan.sla.seconds),
         SLA_TAG: plan.sla.name,
         CLUSTER_TAG: plan.identifier,
+        CLUSTER_FILE_TAG: str(Path(plan.file).resolve()),
     }

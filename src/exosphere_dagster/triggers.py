@@ -46,7 +46,9 @@ def trigger_tags(plan: ClusterPlan, when: datetime) -> dict[str, str]:
     }
 
 
-def build_triggers(plan: ClusterPlan, job: JobDefinition) -> list[ScheduleDefinition | SensorDefinition]:
+def build_triggers(
+    plan: ClusterPlan, job: JobDefinition
+) -> list[ScheduleDefinition | SensorDefinition]:
     trigger = plan.trigger
     if trigger.cron:
         return [_cron_schedule(plan, job)]
@@ -78,8 +80,9 @@ def _cron_schedule(plan: ClusterPlan, job: JobDefinition) -> ScheduleDefinition:
     return cron_schedule
 
 
-def _new_objects_sensor(plan: ClusterPlan, job: JobDefinition, lister: Any, interval: int,
-                        suffix: str) -> SensorDefinition:
+def _new_objects_sensor(
+    plan: ClusterPlan, job: JobDefinition, lister: Any, interval: int, suffix: str
+) -> SensorDefinition:
     @sensor(
         name=f"{plan.job_name}__{suffix}",
         job=job,
@@ -96,9 +99,14 @@ def _new_objects_sensor(plan: ClusterPlan, job: JobDefinition, lister: Any, inte
         now = datetime.now(UTC)
         for start in range(0, len(new), MAX_ITEMS_PER_RUN):
             batch = [obj for _, obj in new[start : start + MAX_ITEMS_PER_RUN]]
-            key = hashlib.sha256("\n".join(n for n, _ in new[start : start + MAX_ITEMS_PER_RUN]).encode())
-            yield RunRequest(run_key=key.hexdigest()[:32], run_config=run_config_for(batch),
-                             tags=trigger_tags(plan, now))
+            key = hashlib.sha256(
+                "\n".join(n for n, _ in new[start : start + MAX_ITEMS_PER_RUN]).encode()
+            )
+            yield RunRequest(
+                run_key=key.hexdigest()[:32],
+                run_config=run_config_for(batch),
+                tags=trigger_tags(plan, now),
+            )
         context.update_cursor(json.dumps(cursor))
 
     return new_objects_sensor
@@ -122,7 +130,9 @@ def select_new(
         return [], cursor
     new.sort(key=lambda t: (t[0], t[1]))
     newest = new[-1][0]
-    names = sorted({n for m, n, _ in new if m == newest} | (seen_at_since if newest == since else set()))
+    names = sorted(
+        {n for m, n, _ in new if m == newest} | (seen_at_since if newest == since else set())
+    )
     return [(n, o) for _, n, o in new], {"since": newest, "names": names}
 
 
@@ -133,21 +143,27 @@ def _list_s3(plan: ClusterPlan) -> Iterator[tuple[str, float, dict[str, Any]]]:
     assert spec is not None
     client = boto3.client("s3", endpoint_url=spec.endpoint_url or None)
     extension = (spec.extension or "").lower().lstrip(".")
-    for page in client.get_paginator("list_objects_v2").paginate(Bucket=spec.bucket, Prefix=spec.prefix):
+    for page in client.get_paginator("list_objects_v2").paginate(
+        Bucket=spec.bucket, Prefix=spec.prefix
+    ):
         for obj in page.get("Contents", []):
             key = obj["Key"]
             if key.endswith("/") or (extension and not key.lower().endswith("." + extension)):
                 continue
             modified = obj["LastModified"]
-            yield key, modified.timestamp(), {
-                "bucket": spec.bucket,
-                "file-path": key,
-                "file-name": key.rsplit("/", 1)[-1],
-                "size": obj.get("Size", 0),
-                "etag": str(obj.get("ETag", "")).strip('"'),
-                "uri": f"s3://{spec.bucket}/{key}",
-                "last-modified": modified.isoformat(),
-            }
+            yield (
+                key,
+                modified.timestamp(),
+                {
+                    "bucket": spec.bucket,
+                    "file-path": key,
+                    "file-name": key.rsplit("/", 1)[-1],
+                    "size": obj.get("Size", 0),
+                    "etag": str(obj.get("ETag", "")).strip('"'),
+                    "uri": f"s3://{spec.bucket}/{key}",
+                    "last-modified": modified.isoformat(),
+                },
+            )
 
 
 def _list_folder(plan: ClusterPlan) -> Iterator[tuple[str, float, dict[str, Any]]]:
@@ -159,10 +175,14 @@ def _list_folder(plan: ClusterPlan) -> Iterator[tuple[str, float, dict[str, Any]
     for path in sorted(root.rglob("*")):
         if path.is_file() and fnmatch.fnmatch(path.name, spec.pattern):
             stat = path.stat()
-            yield str(path), stat.st_mtime, {
-                "file-path": str(path),
-                "file-name": path.name,
-                "size": stat.st_size,
-                "uri": path.resolve().as_uri(),
-                "last-modified": datetime.fromtimestamp(stat.st_mtime, UTC).isoformat(),
-            }
+            yield (
+                str(path),
+                stat.st_mtime,
+                {
+                    "file-path": str(path),
+                    "file-name": path.name,
+                    "size": stat.st_size,
+                    "uri": path.resolve().as_uri(),
+                    "last-modified": datetime.fromtimestamp(stat.st_mtime, UTC).isoformat(),
+                },
+            )

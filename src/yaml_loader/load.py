@@ -44,8 +44,10 @@ def _validate(data: object, source: SourceMap) -> LoadedCluster:
         raise ConfigErrors(
             [
                 source.error(
-                    (), "a cluster file must be a mapping",
-                    expected="keys 'version' and 'cluster'", found=type(data).__name__,
+                    (),
+                    "a cluster file must be a mapping",
+                    expected="keys 'version' and 'cluster'",
+                    found=type(data).__name__,
                 )
             ]
         )

@@ -79,15 +79,20 @@ class Resources(StrictModel):
     cpu: str | None = Field(None, description="CPU request, e.g. '500m' or '2'.")
     memory: str | None = Field(None, description="Memory request, e.g. '2Gi'.")
     gpu: Annotated[int, Field(ge=0, le=16)] | None = Field(None, description="NVIDIA GPUs.")
-    image: str | None = Field(None, description="Container image for this step (e.g. a vLLM image).")
-    node_selector: dict[str, str] | None = Field(None, description="Extra Kubernetes node selector.")
+    image: str | None = Field(
+        None, description="Container image for this step (e.g. a vLLM image)."
+    )
+    node_selector: dict[str, str] | None = Field(
+        None, description="Extra Kubernetes node selector."
+    )
 
 
 class SatelliteSpec(StrictModel):
     name: str | None = Field(None, description="Human-readable name shown in the UI.")
     uses: str = Field(description="The satellite to run: satellite/<project>/<name>.")
     identifier: str | None = Field(
-        None, description="Unique id of this step in the cluster; defaults to the name part of `uses`."
+        None,
+        description="Unique id of this step in the cluster; defaults to the name part of `uses`.",
     )
     description: str | None = None
     config: dict[str, Any] = Field(default_factory=dict, description="Satellite configuration.")
@@ -95,7 +100,9 @@ class SatelliteSpec(StrictModel):
         None, description="The satellite's input; defaults to the parent's output object."
     )
     retries: Retries | None = Field(None, description="Attempts after the first; cluster default.")
-    delay: Duration | None = Field(None, description="Retry delay (seconds or '10s', '5m'); doubles per attempt.")
+    delay: Duration | None = Field(
+        None, description="Retry delay (seconds or '10s', '5m'); doubles per attempt."
+    )
     timeout: Duration | None = Field(None, description="Per-item time limit.")
     concurrency: Annotated[int, Field(ge=1, le=1024)] | None = Field(
         None, description="Items processed at once inside a step (I/O-bound satellites)."
@@ -108,9 +115,7 @@ class SatelliteSpec(StrictModel):
     @classmethod
     def _uses_form(cls, value: str) -> str:
         if not USES_RE.match(value):
-            raise ValueError(
-                f"expected 'satellite/<project>/<name>' in lowercase, found {value!r}"
-            )
+            raise ValueError(f"expected 'satellite/<project>/<name>' in lowercase, found {value!r}")
         return value
 
     @field_validator("identifier")
@@ -151,7 +156,9 @@ class CronTrigger(StrictModel):
             try:
                 zoneinfo.ZoneInfo(value)
             except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-                raise ValueError(f"unknown IANA timezone {value!r} (e.g. 'UTC', 'Europe/Berlin')") from None
+                raise ValueError(
+                    f"unknown IANA timezone {value!r} (e.g. 'UTC', 'Europe/Berlin')"
+                ) from None
         return value
 
 
@@ -196,7 +203,9 @@ class TriggerSpec(StrictModel):
         kinds = [k for k in ("cron", "api_call", "s3", "folder") if getattr(self, k)]
         if len(kinds) != 1:
             found = ", ".join(_kebab(k) for k in kinds) or "none"
-            raise ValueError(f"expected exactly one trigger of cron, api-call, s3, folder; found {found}")
+            raise ValueError(
+                f"expected exactly one trigger of cron, api-call, s3, folder; found {found}"
+            )
         if self.cron is not None:
             CronTrigger(cron=self.cron, timezone=self.timezone)
         elif self.timezone is not None:
@@ -214,7 +223,9 @@ class BranchSpec(StrictModel):
 
 class FailureSpec(BranchSpec):
     from_: str | None = Field(
-        None, alias="from", description="Items failing at this satellite or downstream run the branch."
+        None,
+        alias="from",
+        description="Items failing at this satellite or downstream run the branch.",
     )
 
 
@@ -267,5 +278,7 @@ class ClusterFile(StrictModel):
     @classmethod
     def _version(cls, value: Any) -> Any:
         if value not in SUPPORTED_VERSIONS:
-            raise ValueError(f"unsupported version {value!r}; supported: {', '.join(SUPPORTED_VERSIONS)}")
+            raise ValueError(
+                f"unsupported version {value!r}; supported: {', '.join(SUPPORTED_VERSIONS)}"
+            )
         return value

@@ -14,7 +14,14 @@ from pydantic import BaseModel, ValidationError
 
 from yaml_loader.errors import ConfigError, ConfigErrors, KeyPath, did_you_mean
 from yaml_loader.graph import find_cycle, topological_order
-from yaml_loader.ir import SLA_TIERS, ClusterPlan, RetrySettings, SatelliteNode, job_name_for, op_name_for
+from yaml_loader.ir import (
+    SLA_TIERS,
+    ClusterPlan,
+    RetrySettings,
+    SatelliteNode,
+    job_name_for,
+    op_name_for,
+)
 from yaml_loader.load import LoadedCluster
 from yaml_loader.models import SatelliteSpec
 from yaml_loader.secret_refs import is_reference
@@ -51,7 +58,9 @@ class _Planner:
             ("main", ("cluster", "satellites"), spec.satellites)
         ]
         if spec.failure:
-            branches.append(("failure", ("cluster", "failure", "satellites"), spec.failure.satellites))
+            branches.append(
+                ("failure", ("cluster", "failure", "satellites"), spec.failure.satellites)
+            )
         if spec.logs:
             branches.append(("logs", ("cluster", "logs", "satellites"), spec.logs.satellites))
         self._check_unique_ids(branches)
@@ -66,7 +75,9 @@ class _Planner:
                 "failure", ("cluster", "failure", "satellites"), spec.failure.satellites, inherited
             )
         if spec.logs:
-            logs = self._branch_nodes("logs", ("cluster", "logs", "satellites"), spec.logs.satellites, None)
+            logs = self._branch_nodes(
+                "logs", ("cluster", "logs", "satellites"), spec.logs.satellites, None
+            )
         if self.errors:
             raise ConfigErrors(self.errors)
         return ClusterPlan(
@@ -97,7 +108,8 @@ class _Planner:
                     first = self.source.locate(seen[sat.id])
                     self.errors.append(
                         self.source.error(
-                            path, f"duplicate satellite identifier '{sat.id}'",
+                            path,
+                            f"duplicate satellite identifier '{sat.id}'",
                             found=f"also used at line {first.line}",
                             hint="give each satellite a unique 'identifier'",
                         )
@@ -107,7 +119,8 @@ class _Planner:
                 if op in ops:
                     self.errors.append(
                         self.source.error(
-                            path, f"identifier '{sat.id}' clashes with '{ops[op]}' as Dagster op '{op}'",
+                            path,
+                            f"identifier '{sat.id}' clashes with '{ops[op]}' as Dagster op '{op}'",
                             hint="'-' and '_' are the same in op names: rename one of them",
                         )
                     )
@@ -116,7 +129,8 @@ class _Planner:
 
     def _check_secrets(self) -> None:
         lines = {
-            path[3]: pos.line for path, pos in self.source.keys.items()
+            path[3]: pos.line
+            for path, pos in self.source.keys.items()
             if len(path) == 4 and path[:2] == ("cluster", "secrets")
         }
         for name, value in self.spec.secrets.items():
@@ -137,8 +151,10 @@ class _Planner:
         elif origin not in ids:
             self.errors.append(
                 self.source.error(
-                    ("cluster", "failure", "from"), f"'failure.from' names unknown satellite '{origin}'",
-                    expected="one of: " + ", ".join(ids), hint=did_you_mean(origin, ids),
+                    ("cluster", "failure", "from"),
+                    f"'failure.from' names unknown satellite '{origin}'",
+                    expected="one of: " + ", ".join(ids),
+                    hint=did_you_mean(origin, ids),
                 )
             )
             return None, set()
@@ -167,21 +183,25 @@ class _Planner:
                 if sat.id not in parents[child]:
                     parents[child].append(sat.id)
         # template references to satellites of this branch are dependencies too
-        for i, sat in enumerate(sats):
+        for sat in sats:
             for ref, ref_path in compiled[sat.id][2].items():
                 if ref in ids and ref != sat.id and ref not in _ancestors(sat.id, parents):
                     parents[sat.id].append(ref)
                 elif ref == sat.id:
                     self.errors.append(
-                        self.source.error(ref_path, f"satellite '{ref}' references its own output",
-                                          hint="a satellite can only read the outputs of its ancestors")
+                        self.source.error(
+                            ref_path,
+                            f"satellite '{ref}' references its own output",
+                            hint="a satellite can only read the outputs of its ancestors",
+                        )
                     )
         cycle = find_cycle(ids, parents)
         if cycle:
             i = ids.index(cycle[0])
             self.errors.append(
                 self.source.error(
-                    (*base, i), "satellites form a cycle: " + " -> ".join([*cycle, cycle[0]]),
+                    (*base, i),
+                    "satellites form a cycle: " + " -> ".join([*cycle, cycle[0]]),
                     hint="remove one 'parents'/'children' entry or template reference in this loop",
                 )
             )
@@ -194,7 +214,9 @@ class _Planner:
             sat = sats[i]
             config, input_, refs, secrets = compiled[sat_id]
             self._check_ancestry(branch, base, i, sat_id, refs, parents, inherited)
-            nodes.append(self._node(sat, (*base, i), branch, tuple(parents[sat_id]), config, input_, secrets))
+            nodes.append(
+                self._node(sat, (*base, i), branch, tuple(parents[sat_id]), config, input_, secrets)
+            )
         return tuple(nodes)
 
     def _known(self, names: list[str], ids: list[str], path: KeyPath) -> list[str]:
@@ -205,7 +227,8 @@ class _Planner:
             else:
                 self.errors.append(
                     self.source.error(
-                        (*path, j), f"unknown satellite '{name}'",
+                        (*path, j),
+                        f"unknown satellite '{name}'",
                         expected="an identifier of this branch: " + ", ".join(ids),
                         hint=did_you_mean(name, ids),
                     )
@@ -213,8 +236,14 @@ class _Planner:
         return known
 
     def _check_ancestry(
-        self, branch: str, base: KeyPath, i: int, sat_id: str, refs: dict[str, KeyPath],
-        parents: dict[str, list[str]], inherited: set[str] | None,
+        self,
+        branch: str,
+        base: KeyPath,
+        i: int,
+        sat_id: str,
+        refs: dict[str, KeyPath],
+        parents: dict[str, list[str]],
+        inherited: set[str] | None,
     ) -> None:
         reachable = _ancestors(sat_id, parents) | (inherited or set())
         all_ids = {n.id for n in self.spec.satellites}
@@ -238,7 +267,9 @@ class _Planner:
             self.errors.append(self.source.error(ref_path, message, hint=hint))
 
     # -- one satellite -------------------------------------------------------------------
-    def _compile(self, sat: SatelliteSpec, path: KeyPath, branch: str) -> tuple[Any, Any, dict[str, KeyPath], set[str]]:
+    def _compile(
+        self, sat: SatelliteSpec, path: KeyPath, branch: str
+    ) -> tuple[Any, Any, dict[str, KeyPath], set[str]]:
         refs: dict[str, KeyPath] = {}
         secrets: set[str] = set()
         compiled: dict[str, Any] = {}
@@ -264,44 +295,71 @@ class _Planner:
         self._validate_config(sat, path, templated)
         return compiled["config"], compiled["input"], refs, secrets
 
-    def _check_reference(self, ref: Any, path: KeyPath, template: Any, branch: str,
-                         refs: dict[str, KeyPath], secrets: set[str]) -> None:
+    def _check_reference(
+        self,
+        ref: Any,
+        path: KeyPath,
+        template: Any,
+        branch: str,
+        refs: dict[str, KeyPath],
+        secrets: set[str],
+    ) -> None:
         first = ref.path[0] if ref.path else None
         where = self._template_position(path, ref.offset, template.source)
+
         def fail(message: str, hint: str | None = None) -> None:
             self.errors.append(ConfigError(self.source.file, *where, path, message, hint=hint))
+
         if ref.root == "satellites":
             if first is None or not isinstance(first, str):
-                fail("'satellites' must be followed by a satellite identifier",
-                     hint="write satellites.<identifier>.output")
+                fail(
+                    "'satellites' must be followed by a satellite identifier",
+                    hint="write satellites.<identifier>.output",
+                )
             else:
                 refs.setdefault(first, path)
                 if len(ref.path) > 1 and ref.path[1] != "output":
-                    fail(f"'satellites.{first}.{ref.path[1]}' is not available",
-                         hint=f"write satellites.{first}.output")
+                    fail(
+                        f"'satellites.{first}.{ref.path[1]}' is not available",
+                        hint=f"write satellites.{first}.output",
+                    )
         elif ref.root == "secrets":
             declared = list(self.spec.secrets)
             if first is None:
                 fail("'secrets' must be followed by a secret name", hint="write secrets.<NAME>")
             elif first not in declared:
-                fail(f"secret '{first}' is not declared in cluster.secrets",
-                     hint=(did_you_mean(str(first), declared) or
-                           f"add '- {first}: env:{first}' under cluster.secrets"))
+                fail(
+                    f"secret '{first}' is not declared in cluster.secrets",
+                    hint=(
+                        did_you_mean(str(first), declared)
+                        or f"add '- {first}: env:{first}' under cluster.secrets"
+                    ),
+                )
             else:
                 secrets.add(str(first))
         elif ref.root == "cluster" and first not in CLUSTER_FIELDS:
-            fail(f"'cluster.{first}' is not available",
-                 hint=did_you_mean(str(first), CLUSTER_FIELDS) or "available: " + ", ".join(CLUSTER_FIELDS))
+            fail(
+                f"'cluster.{first}' is not available",
+                hint=did_you_mean(str(first), CLUSTER_FIELDS)
+                or "available: " + ", ".join(CLUSTER_FIELDS),
+            )
         elif ref.root == "run" and first not in RUN_FIELDS:
-            fail(f"'run.{first}' is not available",
-                 hint=did_you_mean(str(first), RUN_FIELDS) or "available: " + ", ".join(RUN_FIELDS))
+            fail(
+                f"'run.{first}' is not available",
+                hint=did_you_mean(str(first), RUN_FIELDS) or "available: " + ", ".join(RUN_FIELDS),
+            )
         elif ref.root == "failure":
             if branch != "failure":
-                fail("'failure' values exist only in the failure branch",
-                     hint="move this satellite under failure.satellites")
+                fail(
+                    "'failure' values exist only in the failure branch",
+                    hint="move this satellite under failure.satellites",
+                )
             elif first not in FAILURE_FIELDS:
-                fail(f"'failure.{first}' is not available",
-                     hint=did_you_mean(str(first), FAILURE_FIELDS) or "available: " + ", ".join(FAILURE_FIELDS))
+                fail(
+                    f"'failure.{first}' is not available",
+                    hint=did_you_mean(str(first), FAILURE_FIELDS)
+                    or "available: " + ", ".join(FAILURE_FIELDS),
+                )
 
     def _validate_config(self, sat: SatelliteSpec, path: KeyPath, templated: set[KeyPath]) -> None:
         try:
@@ -310,7 +368,8 @@ class _Planner:
             known = sorted(self.registry.identifiers())
             self.errors.append(
                 self.source.error(
-                    (*path, "uses"), f"unknown satellite '{sat.uses}'",
+                    (*path, "uses"),
+                    f"unknown satellite '{sat.uses}'",
                     hint=did_you_mean(sat.uses, known)
                     or "register it with @satellite and EXOSPHERE_SATELLITE_MODULES, or run "
                     "'exosphere schema' to list the built-in satellites",
@@ -322,12 +381,25 @@ class _Planner:
             model.model_validate(sat.config)
         except ValidationError as exc:
             self.errors.extend(
-                translate(exc, model, self.source, (*path, "config"),
-                          skip=lambda loc: _inside_template(loc, templated))
+                translate(
+                    exc,
+                    model,
+                    self.source,
+                    (*path, "config"),
+                    skip=lambda loc: _inside_template(loc, templated),
+                )
             )
 
-    def _node(self, sat: SatelliteSpec, path: KeyPath, branch: str, parents: tuple[str, ...],
-              config: Any, input_: Any, secrets: set[str]) -> SatelliteNode:
+    def _node(
+        self,
+        sat: SatelliteSpec,
+        path: KeyPath,
+        branch: str,
+        parents: tuple[str, ...],
+        config: Any,
+        input_: Any,
+        secrets: set[str],
+    ) -> SatelliteNode:
         pos = self.source.locate(path)
         return SatelliteNode(
             id=sat.id,
@@ -365,8 +437,14 @@ class _Planner:
     def _template_error(self, path: KeyPath, exc: TemplateSyntaxError) -> ConfigError:
         text = _value_at(self.spec_raw(), path)
         line, col = self._template_position(path, exc.offset, text if isinstance(text, str) else "")
-        return ConfigError(self.source.file, line, col, path, f"template syntax error: {exc.message}",
-                           hint=exc.hint)
+        return ConfigError(
+            self.source.file,
+            line,
+            col,
+            path,
+            f"template syntax error: {exc.message}",
+            hint=exc.hint,
+        )
 
     def spec_raw(self) -> Any:
         return {"cluster": self.spec.model_dump(by_alias=True)}

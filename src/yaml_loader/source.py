@@ -49,7 +49,9 @@ class SourceMap:
                 return Position(1, 1)
             probe = probe[:-1]
 
-    def error(self, path: KeyPath, message: str, *, at_key: bool = False, **extra: Any) -> ConfigError:
+    def error(
+        self, path: KeyPath, message: str, *, at_key: bool = False, **extra: Any
+    ) -> ConfigError:
         pos = self.locate(path, prefer_key=at_key)
         return ConfigError(self.file, pos.line, pos.column, tuple(path), message, **extra)
 
@@ -90,7 +92,9 @@ class _Reader:
         result: dict[str, Any] = {}
         for key_node, value_node in node.value:
             if not isinstance(key_node, yaml.ScalarNode):
-                self._fail(key_node, path, "mapping keys must be plain strings", found="a nested key")
+                self._fail(
+                    key_node, path, "mapping keys must be plain strings", found="a nested key"
+                )
                 continue
             key = str(key_node.value)
             key_path = (*path, key)
@@ -142,7 +146,11 @@ def read_yaml_text(text: str, file: str) -> tuple[Any, SourceMap]:
         raise ConfigErrors(
             [
                 ConfigError(
-                    file, 1, 1, (), "file is too large",
+                    file,
+                    1,
+                    1,
+                    (),
+                    "file is too large",
                     expected=f"at most {MAX_FILE_BYTES // 1000} kB",
                     found=f"{len(text.encode('utf-8', 'replace')) // 1000} kB",
                     hint="split the cluster into several files; large data belongs in S3, not YAML",
@@ -158,15 +166,32 @@ def read_yaml_text(text: str, file: str) -> tuple[Any, SourceMap]:
         if exc.context:
             problem = f"{problem} ({exc.context})"
         raise ConfigErrors(
-            [ConfigError(file, line, col, (), f"YAML syntax error: {problem}",
-                         hint="check indentation and quoting near this position")]
+            [
+                ConfigError(
+                    file,
+                    line,
+                    col,
+                    (),
+                    f"YAML syntax error: {problem}",
+                    hint="check indentation and quoting near this position",
+                )
+            ]
         ) from None
     except yaml.YAMLError as exc:
         raise ConfigErrors([ConfigError(file, 1, 1, (), f"YAML error: {exc}")]) from None
     if node is None:
         raise ConfigErrors(
-            [ConfigError(file, 1, 1, (), "file is empty",
-                         expected="a mapping with 'version' and 'cluster'", found="nothing")]
+            [
+                ConfigError(
+                    file,
+                    1,
+                    1,
+                    (),
+                    "file is empty",
+                    expected="a mapping with 'version' and 'cluster'",
+                    found="nothing",
+                )
+            ]
         )
     reader = _Reader(source)
     try:
@@ -174,8 +199,16 @@ def read_yaml_text(text: str, file: str) -> tuple[Any, SourceMap]:
     except _TooLarge as exc:
         mark = exc.node.start_mark
         raise ConfigErrors(
-            [ConfigError(file, mark.line + 1, mark.column + 1, exc.path, exc.message,
-                         hint="YAML anchors/aliases and deep nesting are limited; write the values out")]
+            [
+                ConfigError(
+                    file,
+                    mark.line + 1,
+                    mark.column + 1,
+                    exc.path,
+                    exc.message,
+                    hint="YAML anchors/aliases and deep nesting are limited; write the values out",
+                )
+            ]
         ) from None
     except RecursionError:
         raise ConfigErrors([ConfigError(file, 1, 1, (), "document is nested too deeply")]) from None
@@ -191,17 +224,35 @@ def read_yaml_file(path: str | Path) -> tuple[Any, SourceMap]:
         size = Path(path).stat().st_size
         if size > MAX_FILE_BYTES:
             raise ConfigErrors(
-                [ConfigError(file, 1, 1, (), "file is too large",
-                             expected=f"at most {MAX_FILE_BYTES // 1000} kB",
-                             found=f"{size // 1000} kB",
-                             hint="split the cluster into several files")]
+                [
+                    ConfigError(
+                        file,
+                        1,
+                        1,
+                        (),
+                        "file is too large",
+                        expected=f"at most {MAX_FILE_BYTES // 1000} kB",
+                        found=f"{size // 1000} kB",
+                        hint="split the cluster into several files",
+                    )
+                ]
             )
         text = Path(path).read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigErrors(
-            [ConfigError(file, 1, 1, (), "file is not valid UTF-8 text",
-                         found=f"byte {exc.object[exc.start]:#x} at offset {exc.start}")]
+            [
+                ConfigError(
+                    file,
+                    1,
+                    1,
+                    (),
+                    "file is not valid UTF-8 text",
+                    found=f"byte {exc.object[exc.start]:#x} at offset {exc.start}",
+                )
+            ]
         ) from None
     except OSError as exc:
-        raise ConfigErrors([ConfigError(file, 1, 1, (), f"cannot read file: {exc.strerror}")]) from None
+        raise ConfigErrors(
+            [ConfigError(file, 1, 1, (), f"cannot read file: {exc.strerror}")]
+        ) from None
     return read_yaml_text(text, file)

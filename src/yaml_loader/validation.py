@@ -90,38 +90,51 @@ def translate(
             hint = did_you_mean(str(loc[-1]), keys) or "remove it or check the spelling"
             out.append(
                 source.error(
-                    path, f"unknown key '{loc[-1]}'", at_key=True,
-                    expected="one of: " + ", ".join(keys) if keys else None, hint=hint,
+                    path,
+                    f"unknown key '{loc[-1]}'",
+                    at_key=True,
+                    expected="one of: " + ", ".join(keys) if keys else None,
+                    hint=hint,
                 )
             )
         elif kind == "missing":
             out.append(
                 source.error(
-                    path[:-1], f"missing required key '{loc[-1]}'", at_key=True,
+                    path[:-1],
+                    f"missing required key '{loc[-1]}'",
+                    at_key=True,
                     hint=f"add '{loc[-1]}: ...' under '{_last_name(path[:-1])}'",
                 )
             )
         elif kind in _TYPE_NAMES:
             out.append(
                 source.error(
-                    path, f"wrong type for '{_last_name(path)}'",
-                    expected=_TYPE_NAMES[kind], found=describe_value(found),
+                    path,
+                    f"wrong type for '{_last_name(path)}'",
+                    expected=_TYPE_NAMES[kind],
+                    found=describe_value(found),
                 )
             )
         elif kind == "literal_error":
             expected = err.get("ctx", {}).get("expected", "")
             out.append(
                 source.error(
-                    path, f"invalid value for '{_last_name(path)}'", expected=f"one of {expected}",
+                    path,
+                    f"invalid value for '{_last_name(path)}'",
+                    expected=f"one of {expected}",
                     found=describe_value(found),
-                    hint=did_you_mean(str(found), [e.strip(" '") for e in expected.replace(" or ", ",").split(",")]),
+                    hint=did_you_mean(
+                        str(found),
+                        [e.strip(" '") for e in expected.replace(" or ", ",").split(",")],
+                    ),
                 )
             )
         elif kind == "too_short":
             minimum = err.get("ctx", {}).get("min_length", 1)
             out.append(
                 source.error(
-                    path, f"'{_last_name(path)}' needs at least {minimum} entr{'y' if minimum == 1 else 'ies'}",
+                    path,
+                    f"'{_last_name(path)}' needs at least {minimum} entr{'y' if minimum == 1 else 'ies'}",
                     found=describe_value(found),
                 )
             )
@@ -130,7 +143,9 @@ def translate(
             out.append(source.error(path, message))
         else:
             out.append(
-                source.error(path, err["msg"][0].lower() + err["msg"][1:], found=describe_value(found))
+                source.error(
+                    path, err["msg"][0].lower() + err["msg"][1:], found=describe_value(found)
+                )
             )
     return sorted(out, key=lambda e: (e.line, e.column))
 

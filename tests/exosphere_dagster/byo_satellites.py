@@ -34,13 +34,15 @@ class RecordConfig(BaseModel):
 @satellite("satellite/test/record", config=RecordConfig, max_concurrency=4)
 def record(config: RecordConfig, input: dict, context) -> list[dict]:
     """Append the label to a call log once the call succeeds; fail on purpose when told."""
-    if config.block_on == config.label:
-        Path(config.log_dir, "blocked").write_text(config.label)
+    blocked = Path(config.log_dir, "blocked")
+    if config.block_on == config.label and not blocked.exists():  # only the first time
+        blocked.write_text(config.label)
         time.sleep(3600)
     if config.label in config.fail_for:
         raise RuntimeError(f"cannot process {config.label}")
     if config.fail_rate and random.random() < config.fail_rate:
-        Path(config.log_dir, f"attempt-failures-{os.getpid()}").open("a").write(config.label + "\n")
+        with Path(config.log_dir, f"attempt-failures-{os.getpid()}").open("a") as fh:
+            fh.write(config.label + "\n")
         raise ConnectionError(f"transient failure for {config.label}")
     with Path(config.log_dir, f"calls-{os.getpid()}.log").open("a") as fh:
         fh.write(f"{config.label}\n")

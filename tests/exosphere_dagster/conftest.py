@@ -9,14 +9,18 @@ import pytest
 from dagster import instance_for_test
 
 HERE = Path(__file__).parent
-POSTGRES_URL = os.environ.get("EXOSPHERE_TEST_POSTGRES", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
+POSTGRES_URL = os.environ.get(
+    "EXOSPHERE_TEST_POSTGRES", "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
+)
 
 
 @pytest.fixture(autouse=True)
 def byo_satellites(monkeypatch):
     """Make the test satellites importable here and in subprocesses."""
     monkeypatch.syspath_prepend(str(HERE))
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")])))
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")]))
+    )
     monkeypatch.setenv("EXOSPHERE_SATELLITE_MODULES", "byo_satellites")
 
 

@@ -51,13 +51,26 @@ FAILURE_BRANCH = """\
 """
 
 
-def nested_cluster(tmp_path: Path, name: str, *, retries: int = 0, fail_for: list[str] = (),
-                   fail_rate: float = 0.0, failure: bool = False) -> Path:
+def nested_cluster(
+    tmp_path: Path,
+    name: str,
+    *,
+    retries: int = 0,
+    fail_for: list[str] = (),
+    fail_rate: float = 0.0,
+    failure: bool = False,
+) -> Path:
     log_dir = tmp_path / "calls"
     log_dir.mkdir(exist_ok=True)
     branch = FAILURE_BRANCH.format(log_dir=log_dir) if failure else ""
-    text = NESTED.format(name=name, retries=retries, log_dir=log_dir, fail_for=list(fail_for),
-                         fail_rate=fail_rate, failure=branch)
+    text = NESTED.format(
+        name=name,
+        retries=retries,
+        log_dir=log_dir,
+        fail_for=list(fail_for),
+        fail_rate=fail_rate,
+        failure=branch,
+    )
     path = tmp_path / f"{name}.yml"
     path.write_text(text)
     return path
@@ -75,7 +88,11 @@ def test_nested_fan_out_produces_100_items_with_lineage(tmp_path, instance):
     expected = {f"file-0/page-{p}/chunk-{c}" for p in range(10) for c in range(10)}
     assert Counter(calls) == Counter(expected)  # exactly 100, each once, lineage values right
     tags = run_tags(instance, result)
-    assert (tags["exosphere/items"], tags["exosphere/succeeded"], tags["exosphere/routed"]) == ("100", "100", "0")
+    assert (tags["exosphere/items"], tags["exosphere/succeeded"], tags["exosphere/routed"]) == (
+        "100",
+        "100",
+        "0",
+    )
 
 
 def test_flaky_satellite_recovers_every_item_through_retries(tmp_path, sqlite_instance):
@@ -93,17 +110,21 @@ def test_always_failing_items_are_routed_with_lineage_and_error(tmp_path, instan
     result = run_cluster_file(path, instance=instance)
     assert result.success  # every failure had a handler
     assert sorted(read_calls(tmp_path / "calls")) == sorted(
-        f"file-0/page-{p}/chunk-{c}" for p in range(10) for c in range(10)
+        f"file-0/page-{p}/chunk-{c}"
+        for p in range(10)
+        for c in range(10)
         if f"file-0/page-{p}/chunk-{c}" not in bad
     )
     notes = sorted((tmp_path / "calls" / "failures.log").read_text().splitlines())
-    assert notes == sorted(
-        f"record 3 file-0 RuntimeError: cannot process {label}" for label in bad
-    )
+    assert notes == sorted(f"record 3 file-0 RuntimeError: cannot process {label}" for label in bad)
     tags = run_tags(instance, result)
     assert tags["exosphere/items"] == "100"
     assert int(tags["exosphere/succeeded"]) + int(tags["exosphere/routed"]) == 100
-    assert (tags["exosphere/succeeded"], tags["exosphere/routed"], tags["exosphere/failed"]) == ("97", "3", "0")
+    assert (tags["exosphere/succeeded"], tags["exosphere/routed"], tags["exosphere/failed"]) == (
+        "97",
+        "3",
+        "0",
+    )
 
 
 def test_failure_without_handler_fails_the_run_after_finishing_the_rest(tmp_path, sqlite_instance):

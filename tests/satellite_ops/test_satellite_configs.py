@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import typing
+from pathlib import Path
 
 import pytest
 import yaml

@@ -12,7 +12,9 @@ BATCHED_MIN_CHUNK = 256  # GPU satellites: one chunk is one batch call; bigger i
 MAX_CHUNKS = 64  # target steps per satellite per run (the tier's largest chunk caps it)
 
 
-def chunk_size(item_count: int, sla: str, batched: bool = False, max_chunks: int = MAX_CHUNKS) -> int:
+def chunk_size(
+    item_count: int, sla: str, batched: bool = False, max_chunks: int = MAX_CHUNKS
+) -> int:
     low, high = TIER_CHUNK_BOUNDS.get(sla, TIER_CHUNK_BOUNDS["24h"])
     if batched:
         low = max(low, BATCHED_MIN_CHUNK)

@@ -159,7 +159,9 @@ async def _run_batched(job: ChunkJob, items: list[Item], report: ChunkReport) ->
             try:
                 config, input_ = _resolve(job, item)
             except Exception as exc:  # noqa: BLE001 - bad config for one item fails that item
-                results[item.id] = FailedItem(item, job.node.id, _error_text(job, exc), type(exc).__name__, attempt)
+                results[item.id] = FailedItem(
+                    item, job.node.id, _error_text(job, exc), type(exc).__name__, attempt
+                )
                 continue
             batch.append(BatchItem(config, input_, _context(job, item, attempt)))
             runnable.append(item)
@@ -186,7 +188,9 @@ async def _run_batched(job: ChunkJob, items: list[Item], report: ChunkReport) ->
             except Exception as exc:  # noqa: BLE001
                 final = attempt > job.node.retry.retries or not _retryable(exc)
                 if final:
-                    results[item.id] = FailedItem(item, job.node.id, _error_text(job, exc), type(exc).__name__, attempt)
+                    results[item.id] = FailedItem(
+                        item, job.node.id, _error_text(job, exc), type(exc).__name__, attempt
+                    )
                 else:
                     remaining.append(item)
                 continue

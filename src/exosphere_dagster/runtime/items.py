@@ -36,7 +36,10 @@ class Item:
 
 def seed_items(inputs: list[Any]) -> list[Item]:
     """The run's inputs (from the trigger or the launch call) as root items."""
-    return [Item(id=child_id("run", "input", i), value=v, lineage={}, seed=v) for i, v in enumerate(inputs)]
+    return [
+        Item(id=child_id("run", "input", i), value=v, lineage={}, seed=v)
+        for i, v in enumerate(inputs)
+    ]
 
 
 @dataclass
@@ -70,6 +73,7 @@ class ChunkReport:
     """What one step did with its chunk; the summary step adds these up."""
 
     satellite: str
+    chunk: str = ""  # the mapping key of the step that produced this report
     items_in: int = 0
     succeeded: int = 0
     ended: int = 0  # items for which the satellite returned no objects: their path ends here

@@ -60,7 +60,9 @@ def _from_secrets_manager(name: str, secret_id: str, key: str | None) -> str:
         response = boto3.client("secretsmanager").get_secret_value(SecretId=secret_id)
     except (BotoCoreError, ClientError) as exc:
         code = getattr(exc, "response", {}).get("Error", {}).get("Code", type(exc).__name__)
-        raise SecretResolutionError(f"secret '{name}': AWS Secrets Manager {secret_id}: {code}") from None
+        raise SecretResolutionError(
+            f"secret '{name}': AWS Secrets Manager {secret_id}: {code}"
+        ) from None
     value = response.get("SecretString") or response.get("SecretBinary", b"").decode()
     if key is None:
         return value
@@ -75,7 +77,9 @@ def _from_secrets_manager(name: str, secret_id: str, key: str | None) -> str:
 def redact(text: str, extra: Iterable[str] = ()) -> str:
     """Replace every secret value this process has resolved (and ``extra``) with ***."""
     with _lock:
-        values = sorted({*_known_values, *(v for v in extra if v and len(v) >= 4)}, key=len, reverse=True)
+        values = sorted(
+            {*_known_values, *(v for v in extra if v and len(v) >= 4)}, key=len, reverse=True
+        )
     for value in values:
         if value in text:
             text = text.replace(value, REDACTED)
