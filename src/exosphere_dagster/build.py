@@ -29,6 +29,7 @@ def build_graph(plan: ClusterPlan, registry: SatelliteRegistry) -> GraphDefiniti
     report_inputs: dict[str, str] = {}
 
     manifests: dict[str, Any] = {}
+    log_sinks = [(n, registry.get(n.uses)) for n in plan.log_nodes]
 
     def wire(
         nodes: tuple[SatelliteNode, ...],
@@ -46,7 +47,7 @@ def build_graph(plan: ClusterPlan, registry: SatelliteRegistry) -> GraphDefiniti
                 sources, failures = root_sources, from_failures
             splitter = split_op(node, plan, definition, sorted(sources), failures)
             chunks, manifests[node.id] = splitter(**sources)
-            op_def = satellite_op(node, plan, definition, {SATELLITE_TAG: node.uses})
+            op_def = satellite_op(node, plan, definition, {SATELLITE_TAG: node.uses}, log_sinks)
             out_items, out_report = chunks.map(lambda chunk, op_def=op_def: op_def(chunk=chunk))
             if plan.children(node.id):
                 items[node.id] = out_items.collect()

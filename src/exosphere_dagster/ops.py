@@ -28,6 +28,7 @@ from exosphere_dagster.runtime.checkpoint import CheckpointStore
 from exosphere_dagster.runtime.chunking import chunk_size, split
 from exosphere_dagster.runtime.execute import ChunkJob, run_chunk
 from exosphere_dagster.runtime.items import ChunkReport, FailedItem, Item, seed_items
+from exosphere_dagster.runtime.logs import LogForwarder, StepLog
 from exosphere_dagster.runtime.secrets import SecretResolutionError, resolve_secrets
 from exosphere_dagster.tags import TRIGGER_TIME_TAG
 from satellite_ops.registry import SatelliteDefinition
@@ -108,7 +109,11 @@ def _gather(inputs: dict[str, Any], from_failures: bool) -> list[Item]:
 
 
 def satellite_op(
-    node: SatelliteNode, plan: ClusterPlan, definition: SatelliteDefinition, op_tags: dict[str, Any]
+    node: SatelliteNode,
+    plan: ClusterPlan,
+    definition: SatelliteDefinition,
+    op_tags: dict[str, Any],
+    log_sinks: list[tuple[SatelliteNode, SatelliteDefinition]],
 ) -> OpDefinition:
     """One satellite over one chunk: the step whose many mapped copies do the work."""
 
@@ -121,33 +126,35 @@ def satellite_op(
             os.environ.get("EXOSPHERE_CHECKPOINT_DIR")
             or os.path.join(context.instance.storage_directory(), "exosphere_checkpoints")
         )
+        shared = base_scope(plan, run, {})
+        forwarder = LogForwarder(plan, log_sinks, run.run_id, base_scope=shared)
+        log = StepLog(context.log, forwarder, node.id)
         try:
-            secrets = resolve_secrets(plan.secrets, node.secrets)
-        except SecretResolutionError as exc:
-            report = ChunkReport(
-                node.id,
-                chunk=chunk_key,
-                items_in=len(items),
-                failed=[
+            try:
+                secrets = resolve_secrets(plan.secrets, node.secrets)
+            except SecretResolutionError as exc:
+                log.error(f"{node.id}: {exc}")
+                failed = [
                     FailedItem(item, node.id, str(exc), type(exc).__name__, 0) for item in items
-                ],
+                ]
+                report = ChunkReport(node.id, chunk=chunk_key, items_in=len(items), failed=failed)
+                yield from _outputs(log, node, [], report)
+                return
+            job = ChunkJob(
+                node=node,
+                definition=definition,
+                base_scope={**shared, "secrets": secrets},
+                log=log,
+                run_id=run.run_id,
+                cluster=plan.identifier,
+                checkpoint=store.log_for(root_run_id, node.op_name, chunk_key),
+                secret_values=tuple(secrets.values()),
             )
-            context.log.error(f"{node.id}: {exc}")
-            yield from _outputs(context, node, [], report)
-            return
-        job = ChunkJob(
-            node=node,
-            definition=definition,
-            base_scope=base_scope(plan, run, secrets),
-            log=context.log,
-            run_id=run.run_id,
-            cluster=plan.identifier,
-            checkpoint=store.log_for(root_run_id, node.op_name, chunk_key),
-            secret_values=tuple(secrets.values()),
-        )
-        children, report = run_chunk(job, items)
-        report.chunk = chunk_key
-        yield from _outputs(context, node, children, report)
+            children, report = run_chunk(job, items)
+            report.chunk = chunk_key
+            yield from _outputs(log, node, children, report)
+        finally:
+            forwarder.flush()
 
     return OpDefinition(
         compute_fn=compute,
@@ -161,9 +168,9 @@ def satellite_op(
 
 
 def _outputs(
-    context: Any, node: SatelliteNode, children: list[Item], report: ChunkReport
+    log: StepLog, node: SatelliteNode, children: list[Item], report: ChunkReport
 ) -> Iterator[Output]:
-    context.log.info(
+    log.info(
         f"{node.id}: {report.items_in} in, {report.succeeded} succeeded, {len(report.failed)} failed, "
         f"{report.outputs} out" + (f", {report.resumed} from checkpoint" if report.resumed else "")
     )

@@ -117,8 +117,8 @@ async def _attempts(job: ChunkJob, item: Item, report: ChunkReport) -> list[Any]
         except Exception as exc:  # noqa: BLE001 - every failure is the item's, never the step's
             final = attempt > retry.retries or not _retryable(exc)
             text = _error_text(job, exc)
-            job.log.warning(
-                f"{job.node.id}: item {item.id} attempt {attempt}/{retry.retries + 1} failed: {text}"
+            _item_log(job, item.id).warning(
+                f"{job.node.id}: attempt {attempt}/{retry.retries + 1} failed: {text}"
                 + ("" if final else " (will retry)")
             )
             if final:
@@ -217,7 +217,7 @@ def _resolve(job: ChunkJob, item: Item) -> tuple[Any, Any]:
 
 def _context(job: ChunkJob, item: Item, attempt: int) -> SatelliteContext:
     return SatelliteContext(
-        log=job.log,
+        log=_item_log(job, item.id),
         item_id=item.id,
         lineage=item.lineage,
         secrets=job.base_scope.get("secrets", {}),
@@ -227,6 +227,12 @@ def _context(job: ChunkJob, item: Item, attempt: int) -> SatelliteContext:
         attempt=attempt,
         store=job.store,
     )
+
+
+def _item_log(job: ChunkJob, item_id: str) -> Any:
+    """A logger that tags records with the item (when the step's logger supports it)."""
+    for_item = getattr(job.log, "for_item", None)
+    return for_item(item_id) if for_item else job.log
 
 
 def _check_outputs(job: ChunkJob, result: Any) -> list[Any]:
