@@ -6,7 +6,7 @@ from typing import Any
 
 from dagster import GraphDefinition, JobDefinition, graph
 
-from exosphere_dagster.ops import SUMMARY_OP, satellite_op, split_op, start_op, summary_op
+from exosphere_dagster.ops import START_OP, SUMMARY_OP, satellite_op, split_op, start_op, summary_op
 from exosphere_dagster.tags import SATELLITE_TAG, sla_run_tags
 from satellite_ops.registry import SatelliteRegistry
 from yaml_loader.ir import ClusterPlan, SatelliteNode
@@ -24,7 +24,7 @@ def build_job(plan: ClusterPlan, registry: SatelliteRegistry, **job_kwargs: Any)
 
 
 def build_graph(plan: ClusterPlan, registry: SatelliteRegistry) -> GraphDefinition:
-    start = start_op()
+    start = start_op(plan).alias(START_OP)
     routed = sorted(plan.routed_nodes(), key=lambda i: [n.id for n in plan.nodes].index(i))
     report_inputs: dict[str, str] = {}
 
@@ -46,9 +46,10 @@ def build_graph(plan: ClusterPlan, registry: SatelliteRegistry) -> GraphDefiniti
             else:
                 sources, failures = root_sources, from_failures
             splitter = split_op(node, plan, definition, sorted(sources), failures)
-            chunks, manifests[node.id] = splitter(**sources)
+            chunks, manifests[node.id] = splitter.alias(f"{node.op_name}__chunks")(**sources)
             op_def = satellite_op(node, plan, definition, {SATELLITE_TAG: node.uses}, log_sinks)
-            out_items, out_report = chunks.map(lambda chunk, op_def=op_def: op_def(chunk=chunk))
+            step = op_def.alias(node.op_name)
+            out_items, out_report = chunks.map(lambda chunk, step=step: step(chunk=chunk))
             if plan.children(node.id):
                 items[node.id] = out_items.collect()
             reports[node.id] = out_report.collect()
@@ -66,7 +67,8 @@ def build_graph(plan: ClusterPlan, registry: SatelliteRegistry) -> GraphDefiniti
             inputs[name] = handle
             report_inputs[name] = node_id
         manifest_inputs = {f"manifest_{plan.node(n).op_name}": h for n, h in manifests.items()}
-        summary_op(plan, dict(report_inputs), sorted(manifest_inputs))(**inputs, **manifest_inputs)
+        summary = summary_op(plan, dict(report_inputs), sorted(manifest_inputs)).alias(SUMMARY_OP)
+        summary(**inputs, **manifest_inputs)
 
     return cluster_graph
 

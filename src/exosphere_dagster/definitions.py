@@ -64,7 +64,7 @@ def _broken_file_job(file: str, errors: list[ConfigError]) -> JobDefinition:
         yield Output(None)  # pragma: no cover - makes this a generator
 
     op = OpDefinition(
-        compute_fn=compute, name="report_load_errors", description="Fails with the file's errors."
+        compute_fn=compute, name=f"{name}__report", description="Fails with the file's errors."
     )
     return GraphDefinition(name=name, node_defs=[op]).to_job(
         description=f"This cluster file failed to load and was skipped:\n\n```\n{text}\n```",

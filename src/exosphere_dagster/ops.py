@@ -40,7 +40,13 @@ STEP_RETRY = RetryPolicy(max_retries=2, delay=5)  # step/process loss; items ret
 MAX_LISTED = 50  # item ids / failures shown in a step's metadata
 
 
-def start_op() -> OpDefinition:
+def definition_name(plan: ClusterPlan, node_name: str) -> str:
+    """Op definitions are unique per code location, so each cluster's are prefixed with its job
+    name; the graph invokes them under the plain node name (``call_webhook``) shown in the UI."""
+    return f"{plan.job_name}__{node_name}"
+
+
+def start_op(plan: ClusterPlan) -> OpDefinition:
     def compute(context, inputs: dict[str, Any]) -> Iterator[Output]:
         items = seed_items(list(context.op_config["inputs"]))
         context.log.info(f"run starts with {len(items)} input item(s)")
@@ -48,7 +54,7 @@ def start_op() -> OpDefinition:
 
     return OpDefinition(
         compute_fn=compute,
-        name=START_OP,
+        name=definition_name(plan, START_OP),
         outs={"items": Out(DagsterAny)},
         config_schema={
             "inputs": Field(
@@ -86,7 +92,7 @@ def split_op(
 
     return OpDefinition(
         compute_fn=compute,
-        name=f"{node.op_name}__chunks",
+        name=definition_name(plan, f"{node.op_name}__chunks"),
         ins={name: In(DagsterAny) for name in sources},
         outs={"chunks": DynamicOut(DagsterAny), "manifest": Out(DagsterAny)},
         description=f"Batches the items for '{node.id}' into chunks.",
@@ -158,7 +164,7 @@ def satellite_op(
 
     return OpDefinition(
         compute_fn=compute,
-        name=node.op_name,
+        name=definition_name(plan, node.op_name),
         ins={"chunk": In(DagsterAny)},
         outs={"items": Out(DagsterAny, is_required=False), "report": Out(DagsterAny)},
         description=f"{node.name} ({node.uses})",
@@ -261,7 +267,7 @@ def summary_op(
 
     return OpDefinition(
         compute_fn=compute,
-        name=SUMMARY_OP,
+        name=definition_name(plan, SUMMARY_OP),
         ins={name: In(DagsterAny) for name in [*report_inputs, *manifest_inputs]},
         outs={"result": Out(DagsterAny)},
         description="Counts items in, succeeded and routed to failure; fails on unhandled failures.",

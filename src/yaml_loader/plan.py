@@ -29,6 +29,9 @@ from yaml_loader.source import SourceMap
 from yaml_loader.templates import TemplateSyntaxError, compile_value, iter_templates
 from yaml_loader.validation import translate
 
+# where a template reference sits: the value's key path and the reference's (line, column)
+_RefSite = tuple[KeyPath, tuple[int, int]]
+
 CLUSTER_FIELDS = ("identifier", "title", "description", "sla", "trigger")
 RUN_FIELDS = ("id", "input", "started_at", "trigger_time", "deadline")
 FAILURE_FIELDS = ("error", "satellite", "attempts", "item_id", "error_type")
@@ -169,7 +172,7 @@ class _Planner:
         (None for the logs branch, whose records carry no item)."""
         ids = [s.id for s in sats]
         parents: dict[str, list[str]] = {}
-        compiled: dict[str, tuple[Any, Any, dict[str, KeyPath], set[str]]] = {}
+        compiled: dict[str, tuple[Any, Any, dict[str, _RefSite], set[str]]] = {}
         for i, sat in enumerate(sats):
             path = (*base, i)
             explicit = sat.parents
@@ -178,23 +181,31 @@ class _Planner:
             else:
                 parents[sat.id] = self._known(explicit, ids, (*path, "parents"))
             compiled[sat.id] = self._compile(sat, path, branch)
+        if len(set(ids)) != len(ids):  # already reported; a graph keyed by id would be wrong
+            return ()
         for i, sat in enumerate(sats):
             for child in self._known(sat.children or [], ids, (*base, i, "children")):
                 if sat.id not in parents[child]:
                     parents[child].append(sat.id)
         # template references to satellites of this branch are dependencies too
         for sat in sats:
-            for ref, ref_path in compiled[sat.id][2].items():
-                if ref in ids and ref != sat.id and ref not in _ancestors(sat.id, parents):
-                    parents[sat.id].append(ref)
-                elif ref == sat.id:
-                    self.errors.append(
-                        self.source.error(
-                            ref_path,
-                            f"satellite '{ref}' references its own output",
-                            hint="a satellite can only read the outputs of its ancestors",
-                        )
+            for ref, site in compiled[sat.id][2].items():
+                if ref == sat.id:
+                    self._ref_error(
+                        site,
+                        f"satellite '{ref}' references its own output",
+                        "a satellite can only read the outputs of its ancestors",
                     )
+                elif ref in ids and ref not in _ancestors(sat.id, parents):
+                    if sat.id in _ancestors(ref, parents):
+                        self._ref_error(
+                            site,
+                            f"'satellites.{ref}' is not an ancestor of '{sat.id}': it runs after it",
+                            "only satellites that run before this one on the same item path can "
+                            "be read; move the reference or reorder the satellites",
+                        )
+                    else:
+                        parents[sat.id].append(ref)
         cycle = find_cycle(ids, parents)
         if cycle:
             i = ids.index(cycle[0])
@@ -241,7 +252,7 @@ class _Planner:
         base: KeyPath,
         i: int,
         sat_id: str,
-        refs: dict[str, KeyPath],
+        refs: dict[str, _RefSite],
         parents: dict[str, list[str]],
         inherited: set[str] | None,
     ) -> None:
@@ -250,9 +261,13 @@ class _Planner:
         for branch_spec in (self.spec.failure, self.spec.logs):
             if branch_spec:
                 all_ids |= {s.id for s in branch_spec.satellites}
-        for ref, ref_path in refs.items():
-            if ref in reachable or ref == sat_id:
-                continue
+        for ref, site in refs.items():
+            if (
+                ref in reachable
+                or ref == sat_id
+                or (ref in parents and sat_id in _ancestors(ref, parents))
+            ):
+                continue  # the last two are reported while building the graph
             if inherited is None:
                 message = f"log satellites have no items: 'satellites.{ref}' cannot be read here"
                 hint = "log satellites may use secrets, cluster and run values"
@@ -264,13 +279,13 @@ class _Planner:
             else:
                 message = f"'satellites.{ref}' names an unknown satellite"
                 hint = did_you_mean(ref, sorted(all_ids)) or "check the identifier"
-            self.errors.append(self.source.error(ref_path, message, hint=hint))
+            self._ref_error(site, message, hint)
 
     # -- one satellite -------------------------------------------------------------------
     def _compile(
         self, sat: SatelliteSpec, path: KeyPath, branch: str
-    ) -> tuple[Any, Any, dict[str, KeyPath], set[str]]:
-        refs: dict[str, KeyPath] = {}
+    ) -> tuple[Any, Any, dict[str, _RefSite], set[str]]:
+        refs: dict[str, _RefSite] = {}
         secrets: set[str] = set()
         compiled: dict[str, Any] = {}
         templated: set[KeyPath] = set()
@@ -301,7 +316,7 @@ class _Planner:
         path: KeyPath,
         template: Any,
         branch: str,
-        refs: dict[str, KeyPath],
+        refs: dict[str, _RefSite],
         secrets: set[str],
     ) -> None:
         first = ref.path[0] if ref.path else None
@@ -317,7 +332,7 @@ class _Planner:
                     hint="write satellites.<identifier>.output",
                 )
             else:
-                refs.setdefault(first, path)
+                refs.setdefault(first, (path, where))
                 if len(ref.path) > 1 and ref.path[1] != "output":
                     fail(
                         f"'satellites.{first}.{ref.path[1]}' is not available",
@@ -423,6 +438,10 @@ class _Planner:
         )
 
     # -- positions -----------------------------------------------------------------------
+    def _ref_error(self, site: _RefSite, message: str, hint: str | None) -> None:
+        path, (line, column) = site
+        self.errors.append(ConfigError(self.source.file, line, column, path, message, hint=hint))
+
     def _template_position(self, path: KeyPath, offset: int, text: str) -> tuple[int, int]:
         pos = self.source.locate(path)
         before = text[:offset]

@@ -139,6 +139,30 @@ def _block_indent(node: yaml.Node) -> int:
     return len(line) - len(line.lstrip(" ")) + 1
 
 
+def _too_deep(text: str, file: str) -> ConfigError:
+    """Where nesting first passes MAX_DEPTH, found with the parser's flat (non-recursive) events."""
+    depth, line, column = 0, 1, 1
+    try:
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH + 1:  # the reader counts the root mapping as depth 0
+                    line, column = event.start_mark.line + 1, event.start_mark.column + 1
+                    break
+            elif isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
+                depth -= 1
+    except yaml.YAMLError:
+        pass
+    return ConfigError(
+        file,
+        line,
+        column,
+        (),
+        f"document is nested deeper than {MAX_DEPTH} levels",
+        hint="YAML anchors/aliases and deep nesting are limited; write the values out",
+    )
+
+
 def read_yaml_text(text: str, file: str) -> tuple[Any, SourceMap]:
     """Parse one YAML document into plain data plus its source map; raise ConfigErrors."""
     source = SourceMap(file)
@@ -164,7 +188,11 @@ def read_yaml_text(text: str, file: str) -> tuple[Any, SourceMap]:
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         problem = exc.problem or "invalid YAML"
         if exc.context:
-            problem = f"{problem} ({exc.context})"
+            started = exc.context_mark
+            if started is not None and mark is not None and started.line != mark.line:
+                problem = f"{problem} ({exc.context} started at line {started.line + 1})"
+            else:
+                problem = f"{problem} ({exc.context})"
         raise ConfigErrors(
             [
                 ConfigError(
@@ -179,6 +207,8 @@ def read_yaml_text(text: str, file: str) -> tuple[Any, SourceMap]:
         ) from None
     except yaml.YAMLError as exc:
         raise ConfigErrors([ConfigError(file, 1, 1, (), f"YAML error: {exc}")]) from None
+    except RecursionError:  # PyYAML's composer recurses once per nesting level
+        raise ConfigErrors([_too_deep(text, file)]) from None
     if node is None:
         raise ConfigErrors(
             [

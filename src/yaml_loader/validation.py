@@ -8,7 +8,13 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from yaml_loader.errors import ConfigError, KeyPath, describe_value, did_you_mean
+from yaml_loader.errors import (
+    ConfigError,
+    KeyPath,
+    describe_value,
+    did_you_mean,
+    format_key_path,
+)
 from yaml_loader.source import SourceMap
 
 _TYPE_NAMES = {
@@ -103,7 +109,9 @@ def translate(
                     path[:-1],
                     f"missing required key '{loc[-1]}'",
                     at_key=True,
-                    hint=f"add '{loc[-1]}: ...' under '{_last_name(path[:-1])}'",
+                    hint=f"add '{loc[-1]}: ...' under '{format_key_path(path[:-1])}'"
+                    if path[:-1]
+                    else f"add '{loc[-1]}: ...' at the top level of the file",
                 )
             )
         elif kind in _TYPE_NAMES:

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from exosphere_dagster.runtime.checkpoint import CheckpointLog
 from exosphere_dagster.runtime.items import ChunkReport, FailedItem, Item, build_scope
-from exosphere_dagster.runtime.secrets import redact
+from exosphere_dagster.runtime.secrets import redact, redacted_output
 from satellite_ops.context import BatchItem, PayloadStore, SatelliteContext
 from satellite_ops.errors import FatalError, RetryableError
 from satellite_ops.registry import SatelliteDefinition
@@ -53,7 +53,8 @@ class ChunkJob:
 
 def run_chunk(job: ChunkJob, items: list[Item]) -> tuple[list[Item], ChunkReport]:
     """Process ``items``; return the new items (children) and the report with failures."""
-    return asyncio.run(_run_chunk(job, items))
+    with redacted_output():
+        return asyncio.run(_run_chunk(job, items))
 
 
 async def _run_chunk(job: ChunkJob, items: list[Item]) -> tuple[list[Item], ChunkReport]:

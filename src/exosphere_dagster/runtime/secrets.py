@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import sys
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 from yaml_loader.secret_refs import parse_secret_ref
@@ -84,6 +86,52 @@ def redact(text: str, extra: Iterable[str] = ()) -> str:
         if value in text:
             text = text.replace(value, REDACTED)
     return text
+
+
+class _RedactingStream:
+    """A text stream that scrubs secret values from what is written through it."""
+
+    def __init__(self, inner: object) -> None:
+        self._inner = inner
+
+    def write(self, text: str) -> int:
+        self._inner.write(redact(text) if isinstance(text, str) else text)  # type: ignore[attr-defined]
+        return len(text)
+
+    def writelines(self, lines: Iterable[str]) -> None:
+        for line in lines:
+            self.write(line)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._inner, name)
+
+
+_streams_lock = threading.Lock()
+_streams_users = [0]
+
+
+@contextlib.contextmanager
+def redacted_output() -> Iterator[None]:
+    """Scrub secret values from ``sys.stdout``/``sys.stderr`` while satellites run, so a
+    satellite that prints a secret does not put it in the step's compute logs (shown in the
+    UI). Writes straight to the file descriptors (subprocesses) are not covered."""
+    with _streams_lock:
+        if _streams_users[0] == 0:
+            for name in ("stdout", "stderr"):
+                stream = getattr(sys, name)
+                if stream is not None and not isinstance(stream, _RedactingStream):
+                    setattr(sys, name, _RedactingStream(stream))
+        _streams_users[0] += 1
+    try:
+        yield
+    finally:
+        with _streams_lock:
+            _streams_users[0] -= 1
+            if _streams_users[0] == 0:
+                for name in ("stdout", "stderr"):
+                    stream = getattr(sys, name)
+                    if isinstance(stream, _RedactingStream):
+                        setattr(sys, name, stream._inner)
 
 
 class RedactingFilter(logging.Filter):

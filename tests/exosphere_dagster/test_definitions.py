@@ -1,0 +1,113 @@
+"""The code location: a folder of cluster files becomes jobs, schedules and sensors."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from dagster import build_schedule_context
+
+from exosphere_dagster.definitions import build_definitions
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "examples"
+
+CRON = """\
+version: 0.0.1b
+cluster:
+  identifier: cluster/acme/nightly-report
+  sla: 24h
+  trigger:
+    cron: "30 2 * * 1-5"
+    timezone: Europe/Berlin
+  satellites:
+    - uses: satellite/test/fan-out
+      config: {count: 2}
+"""
+
+
+def write(folder: Path, name: str, text: str) -> Path:
+    path = folder / name
+    path.write_text(text)
+    return path
+
+
+def test_folder_loads_good_files_and_shows_broken_ones(tmp_path):
+    write(tmp_path, "nightly.yml", CRON)
+    write(tmp_path, "weekly.yml", CRON.replace("nightly-report", "weekly-report"))  # same ops
+    write(tmp_path, "broken.yaml", "version: 0.0.1b\ncluster:\n  sla: 7h\n")
+    write(tmp_path, "zz-copy.yml", CRON)  # same identifier as nightly.yml
+    defs = build_definitions(tmp_path)
+    repo = defs.get_repository_def()
+    names = {job.name for job in repo.get_all_jobs()}
+    assert {"acme__nightly_report", "acme__weekly_report"} <= names
+    broken = repo.get_job("invalid__broken")
+    assert "broken.yaml:3:8: cluster.sla" in broken.description
+    duplicate = repo.get_job("invalid__zz_copy")
+    assert "already defined in" in duplicate.description
+
+    schedule = repo.get_schedule_def("acme__nightly_report__schedule")
+    assert schedule.cron_schedule == "30 2 * * 1-5"
+    assert schedule.execution_timezone == "Europe/Berlin"
+    when = datetime(2026, 11, 24, 1, 30, tzinfo=UTC)
+    request = schedule.evaluate_tick(
+        build_schedule_context(scheduled_execution_time=when)
+    ).run_requests[0]
+    assert request.tags["exosphere/deadline"] == "2026-11-25T01:30:00+00:00"  # trigger + 24h
+    inputs = request.run_config["ops"]["exosphere__start"]["config"]["inputs"]
+    assert inputs == [{"trigger": "cron", "scheduled-time": when.isoformat()}]
+
+    job = repo.get_job("acme__nightly_report")
+    assert job.tags["dagster/priority"] == "10"
+    assert job.tags["exosphere/sla"] == "24h"
+    assert job.tags["dagster/max_runtime"] == str(24 * 3600)
+
+
+def test_missing_folder_gives_an_empty_location(tmp_path):
+    defs = build_definitions(tmp_path / "nope")
+    assert list(defs.get_repository_def().get_all_jobs()) == []
+
+
+@pytest.mark.integration
+def test_dagster_cli_accepts_the_reference_example(tmp_path):
+    """`dagster definitions validate` / `dagster job list` on the examples folder."""
+    for example in EXAMPLES.glob("*.yml"):
+        shutil.copy(example, tmp_path)
+    env = {**os.environ, "EXOSPHERE_CLUSTERS_DIR": str(tmp_path), "DAGSTER_HOME": str(tmp_path)}
+    dagster = [sys.executable, "-m", "dagster"]
+    validate = subprocess.run(
+        [*dagster, "definitions", "validate", "-m", "exosphere_dagster.definitions"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert validate.returncode == 0, validate.stderr
+    assert "All code locations passed validation" in validate.stderr + validate.stdout
+    listing = subprocess.run(
+        [*dagster, "job", "list", "-m", "exosphere_dagster.definitions"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert listing.returncode == 0, listing.stderr
+    out = listing.stdout
+    assert "Job: aikin__strucutred_pdfs" in out
+    for op in (
+        "get_files_from_s3",
+        "parse_pdf_with_docling",
+        "deepseek_r1_distrill_llama_70b",
+        "call_webhook",
+        "delete_file_from_s3",
+        "move_to_failure_bucket",
+        "send_pagerduty_alert",
+        "exosphere__summary",
+    ):
+        assert op in out
+    assert "invalid__structured_pdfs" in out  # the verbatim copy is shown as broken, not dropped

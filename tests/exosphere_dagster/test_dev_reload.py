@@ -1,0 +1,86 @@
+"""`exosphere dev`: files dropped into, changed in or removed from the watched folder appear in
+the running webserver without a restart (the product triggers the code location reload)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+JOBS_QUERY = "{ repositoriesOrError { ... on RepositoryConnection { nodes { jobs { name } } } } }"
+CLUSTER = """\
+version: 0.0.1b
+cluster:
+  identifier: acme/{name}
+  sla: 6h
+  trigger: api-call
+  satellites:
+    - uses: satellite/test/fan-out
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def job_names(port: int) -> set[str]:
+    data = httpx.post(
+        f"http://127.0.0.1:{port}/graphql", json={"query": JOBS_QUERY}, timeout=20
+    ).json()
+    repos = data["data"]["repositoriesOrError"].get("nodes", [])
+    return {job["name"] for repo in repos for job in repo["jobs"]}
+
+
+def eventually(check, timeout: float = 60.0):
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        try:
+            last = check()
+            if last:
+                return last
+        except (httpx.HTTPError, KeyError, TypeError):
+            pass
+        time.sleep(0.5)
+    raise AssertionError(f"not reached in {timeout}s (last: {last})")
+
+
+def test_watched_folder_updates_the_running_code_location(tmp_path):
+    folder = tmp_path / "clusters"
+    folder.mkdir()
+    (folder / "first.yml").write_text(CLUSTER.format(name="first"))
+    port = free_port()
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "home")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "exosphere_dagster.cli", "dev", str(folder), "--port", str(port)],
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        eventually(lambda: "acme__first" in job_names(port), timeout=90)
+        (folder / "second.yml").write_text(CLUSTER.format(name="second"))
+        eventually(lambda: "acme__second" in job_names(port))
+        (folder / "first.yml").write_text(CLUSTER.format(name="renamed"))
+        eventually(lambda: {"acme__renamed", "acme__second"} == job_names(port) - {"__ASSET_JOB"})
+        (folder / "broken.yml").write_text("version: 0.0.1b\ncluster: [\n")
+        eventually(lambda: "invalid__broken" in job_names(port))
+        (folder / "second.yml").unlink()
+        eventually(lambda: "acme__second" not in job_names(port))
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
