@@ -17,7 +17,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from dagster import DagsterInstance, DynamicOut, DynamicOutput, execute_job, job, op, reconstructable
+from dagster import (
+    DagsterInstance,
+    DynamicOut,
+    DynamicOutput,
+    execute_job,
+    job,
+    op,
+    reconstructable,
+)
 
 HERE = Path(__file__).resolve().parent
 BASELINE_ITEMS = int(os.environ.get("BENCH_BASELINE_ITEMS", "100"))
@@ -100,7 +108,9 @@ def run_baseline() -> float:
     instance = DagsterInstance.get()
     config = {**MULTIPROCESS, "loggers": {"console": {"config": {"log_level": "WARNING"}}}}
     started = time.perf_counter()
-    with execute_job(reconstructable(plain_dagster_chain), instance=instance, run_config=config) as result:
+    with execute_job(
+        reconstructable(plain_dagster_chain), instance=instance, run_config=config
+    ) as result:
         assert result.success, "baseline run failed"
     return time.perf_counter() - started
 
@@ -112,7 +122,9 @@ def main() -> None:
     args = parser.parse_args()
     os.environ["BENCH_BASELINE_ITEMS"] = str(args.baseline_items)
     os.environ["EXOSPHERE_SATELLITE_MODULES"] = "bench_satellites"
-    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")]))
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(HERE), os.environ.get("PYTHONPATH")])
+    )
     sys.path.insert(0, str(HERE))
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)
@@ -123,10 +135,16 @@ def main() -> None:
     ours_per_item = ours / args.items
     base_per_item = base / args.baseline_items
     print(f"cpu cores: {os.cpu_count()}; SQLite instance; multiprocess executor")
-    print(f"exosphere: {args.items} items x 6 satellites in {ours:.1f} s = {ours_per_item * 1000:.2f} ms/item")
-    print(f"plain dagster DynamicOut/.map: {args.baseline_items} items x 6 ops in {base:.1f} s = "
-          f"{base_per_item * 1000:.1f} ms/item")
-    print(f"ratio (per item, plain / exosphere): {base_per_item / ours_per_item:.0f}x (goal: >= 50x)")
+    print(
+        f"exosphere: {args.items} items x 6 satellites in {ours:.1f} s = {ours_per_item * 1000:.2f} ms/item"
+    )
+    print(
+        f"plain dagster DynamicOut/.map: {args.baseline_items} items x 6 ops in {base:.1f} s = "
+        f"{base_per_item * 1000:.1f} ms/item"
+    )
+    print(
+        f"ratio (per item, plain / exosphere): {base_per_item / ours_per_item:.0f}x (goal: >= 50x)"
+    )
 
 
 if __name__ == "__main__":

@@ -155,7 +155,7 @@ class CronTrigger(StrictModel):
         if value is not None:
             try:
                 zoneinfo.ZoneInfo(value)
-            except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):  # "Europe" is a folder
                 raise ValueError(
                     f"unknown IANA timezone {value!r} (e.g. 'UTC', 'Europe/Berlin')"
                 ) from None
