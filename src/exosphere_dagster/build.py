@@ -7,6 +7,7 @@ from typing import Any
 from dagster import GraphDefinition, JobDefinition, graph
 
 from exosphere_dagster.ops import START_OP, SUMMARY_OP, satellite_op, split_op, start_op, summary_op
+from exosphere_dagster.resources import io_resources
 from exosphere_dagster.tags import SATELLITE_TAG, sla_run_tags
 from satellite_ops.registry import SatelliteRegistry
 from yaml_loader.ir import ClusterPlan, SatelliteNode
@@ -16,6 +17,7 @@ def build_job(plan: ClusterPlan, registry: SatelliteRegistry, **job_kwargs: Any)
     """One job per cluster: start -> (split -> mapped satellite -> collect)* -> summary."""
     return build_graph(plan, registry).to_job(
         name=plan.job_name,
+        resource_defs=io_resources(),
         description=_description(plan),
         tags=sla_run_tags(plan),
         metadata={"cluster file": plan.file, "trigger": plan.trigger_text, "sla": plan.sla.name},

@@ -134,3 +134,22 @@ def test_failure_without_handler_fails_the_run_after_finishing_the_rest(tmp_path
     assert len(read_calls(tmp_path / "calls")) == 99  # nothing else was lost
     tags = run_tags(sqlite_instance, result)
     assert (tags["exosphere/succeeded"], tags["exosphere/failed"]) == ("99", "1")
+
+
+def test_items_travel_through_s3_when_configured(
+    tmp_path, sqlite_instance, moto_server, s3, monkeypatch
+):
+    """EXOSPHERE_IO_S3_BUCKET sends step outputs (the item batches) to S3 (moto on loopback)."""
+    s3.create_bucket(Bucket="exosphere-io")
+    monkeypatch.setenv("EXOSPHERE_IO_S3_BUCKET", "exosphere-io")
+    monkeypatch.setenv("EXOSPHERE_IO_S3_ENDPOINT_URL", moto_server)
+    path = nested_cluster(tmp_path, "s3io")
+    result = run_cluster_file(path, instance=sqlite_instance)
+    assert result.success
+    keys = [
+        o["Key"]
+        for p in s3.get_paginator("list_objects_v2").paginate(Bucket="exosphere-io")
+        for o in p.get("Contents", [])
+    ]
+    assert any(f"/{result.run_id}/record--c" in k for k in keys)
+    assert len(read_calls(tmp_path / "calls")) == 100
