@@ -16,6 +16,9 @@ from yaml_loader import ClusterPlan
 def _ensure_dagster_home() -> Path:
     home = Path(os.environ.get("DAGSTER_HOME") or Path.cwd() / ".dagster_home").resolve()
     home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists():  # a local SQLite instance; no telemetry prompt on first use
+        config.write_text("telemetry:\n  enabled: false\n")
     os.environ["DAGSTER_HOME"] = str(home)
     return home
 
@@ -121,6 +124,16 @@ def run(path: str, inputs: tuple[str, ...]) -> None:
         f"run {result.run_id}: {'SUCCESS' if result.success else 'FAILURE'} (instance {home})"
     )
     sys.exit(0 if result.success else 1)
+
+
+@main.command()
+def demo() -> None:
+    """Run the financial-reports demo end to end on embedded S3 and a local webhook."""
+    home = _ensure_dagster_home()
+    from exosphere_dagster.demo.run import run_demo
+
+    click.echo(f"demo: Dagster instance at {home}")
+    sys.exit(run_demo(click.echo))
 
 
 @main.command()

@@ -1,0 +1,1 @@
+"""``exosphere demo``: the financial-reports pipeline end to end on embedded defaults."""
