@@ -1,0 +1,178 @@
+"""logs.satellites receive the run's structured records in batches; a broken sink never fails
+the run. New Relic's Log API is the recording HTTP server."""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from exosphere_dagster.launch import run_cluster_file
+from exosphere_dagster.runtime.items import child_id
+
+pytestmark = pytest.mark.integration
+
+CLUSTER = """\
+version: 0.0.1b
+cluster:
+  identifier: e2e/log-forwarding-{name}
+  sla: 6h
+  trigger: api-call
+  retries: 0
+  secrets:
+    - NR_KEY: "env:{key_var}"
+  satellites:
+    - uses: satellite/e2e/chatty
+      identifier: chatty
+      config: {{count: 3}}
+    - uses: satellite/e2e/chatty
+      identifier: chatty-more
+      config: {{count: 2}}
+  logs:
+    satellites:
+{sinks}"""
+
+NEW_RELIC = """\
+      - uses: satellite/exospherehost/send-logs-to-new-relic
+        identifier: new-relic
+        config:
+          account-id: "4242"
+          api-key: ${{{{ secrets.NR_KEY }}}}
+          endpoint: {url}/log/v1
+          log-level: info
+          batch-size: 4
+          max-attempts: 2
+          max-retry-wait-seconds: 0
+"""
+
+BYO_SINKS = """\
+      - uses: satellite/e2e/broken-sink
+        identifier: broken-sink
+        config: {{mode: raise}}
+      - uses: satellite/e2e/broken-sink
+        identifier: file-sink
+        config: {{mode: write, out_dir: {out_dir}}}
+"""
+
+
+@pytest.fixture
+def api_key(monkeypatch) -> tuple[str, str]:
+    var, value = f"E2E_NR_{uuid.uuid4().hex[:6].upper()}", f"nr-key-{uuid.uuid4().hex}"
+    monkeypatch.setenv(var, value)
+    return var, value
+
+
+def _cluster(tmp_path: Path, name: str, key_var: str, sinks: str) -> Path:
+    path = tmp_path / f"{name}.yml"
+    path.write_text(CLUSTER.format(name=name, key_var=key_var, sinks=sinks))
+    return path
+
+
+def _expected_item_ids() -> tuple[set[str], set[str]]:
+    seeds = {child_id("run", "input", i) for i in range(2)}
+    children = {child_id(seed, "chatty", n) for seed in seeds for n in range(3)}
+    return seeds, children
+
+
+def test_records_reach_new_relic_in_batches(tmp_path, http_recorder, sqlite_instance, api_key):
+    var, key = api_key
+    path = _cluster(tmp_path, "nr", var, NEW_RELIC.format(url=http_recorder.url))
+
+    result = run_cluster_file(path, [{"n": 0}, {"n": 1}], instance=sqlite_instance)
+
+    assert result.success
+    requests = [r for r in http_recorder.requests if r.path == "/log/v1"]
+    assert len(requests) == len(http_recorder.requests)
+    batches = []
+    for request in requests:
+        assert request.method == "POST"
+        assert request.header("Content-Encoding") == "gzip"
+        assert request.header("Api-Key") == key
+        (payload,) = request.json
+        assert payload["common"]["attributes"]["account.id"] == "4242"
+        batches.append(payload["logs"])
+    # chatty: 6 lines + its summary = 7 records -> 4 + 3; chatty-more: 12 + 1 = 13 -> 4+4+4+1
+    assert sorted(len(b) for b in batches) == sorted([4, 3, 4, 4, 4, 1])
+    for batch in batches:  # a batch never mixes steps: each step flushes its own
+        assert len({r["attributes"]["satellite"] for r in batch}) == 1
+    records = [r for b in batches for r in b]
+    attributes = [r["attributes"] for r in records]
+    assert {a["run_id"] for a in attributes} == {result.run_id}
+    assert {a["cluster"] for a in attributes} == {"e2e/log-forwarding-nr"}
+    assert Counter(a["satellite"] for a in attributes) == {"chatty": 7, "chatty-more": 13}
+    assert {a["level"] for a in attributes} == {"info"}
+    seeds, children = _expected_item_ids()
+    emits = [r for r in records if "chatty emits" in r["message"]]
+    assert len(emits) == 18
+    by_satellite: dict[str, set[str]] = {}
+    for record in emits:
+        attrs = record["attributes"]
+        by_satellite.setdefault(attrs["satellite"], set()).add(attrs["item_id"])
+        assert record["message"].startswith(f"[item {attrs['item_id']}] chatty emits ")
+    assert by_satellite == {"chatty": seeds, "chatty-more": children}
+    summaries = [r for r in records if "item_id" not in r["attributes"]]
+    assert sorted(r["message"] for r in summaries) == [
+        "chatty-more: 6 in, 6 succeeded, 0 failed, 12 out",
+        "chatty: 2 in, 2 succeeded, 0 failed, 6 out",
+    ]
+    timestamps = [r["timestamp"] for r in records]
+    assert all(isinstance(t, int) and t > 1_600_000_000_000 for t in timestamps)  # ms
+
+
+def test_new_relic_down_does_not_fail_the_run(
+    tmp_path, http_recorder, sqlite_instance, api_key, caplog
+):
+    var, key = api_key
+    http_recorder.reset(default=(503, {}, "service unavailable"))
+    path = _cluster(tmp_path, "down", var, NEW_RELIC.format(url=http_recorder.url))
+    caplog.set_level(logging.WARNING, logger="exosphere.logs")
+
+    result = run_cluster_file(path, [{"n": 0}, {"n": 1}], instance=sqlite_instance)
+
+    assert result.success
+    run = sqlite_instance.get_run_by_id(result.run_id)
+    assert (run.tags["exosphere/items"], run.tags["exosphere/succeeded"]) == ("6", "6")
+    # both steps tried (2 attempts each for their first batch of 4, then gave up)
+    assert len(http_recorder.requests) == 4
+    warnings = [r.getMessage() for r in caplog.records if r.name == "exosphere.logs"]
+    assert len(warnings) == 2
+    for message in warnings:
+        assert message.startswith("log sink new-relic failed (")
+        assert "answered 503" in message
+        assert key not in message
+    assert "(7 records dropped)" in warnings[0] or "(7 records dropped)" in warnings[1]
+
+
+def test_raising_sink_does_not_stop_the_run_or_the_other_sinks(
+    tmp_path, sqlite_instance, api_key, caplog
+):
+    var, _ = api_key
+    out_dir = tmp_path / "sink"
+    out_dir.mkdir()
+    path = _cluster(tmp_path, "byo", var, BYO_SINKS.format(out_dir=out_dir))
+    caplog.set_level(logging.WARNING, logger="exosphere.logs")
+
+    result = run_cluster_file(path, [{"n": 0}, {"n": 1}], instance=sqlite_instance)
+
+    assert result.success
+    warnings = [r.getMessage() for r in caplog.records if r.name == "exosphere.logs"]
+    assert sorted(warnings) == [
+        "log sink broken-sink failed (13 records dropped): ConnectionError: log backend is down",
+        "log sink broken-sink failed (7 records dropped): ConnectionError: log backend is down",
+    ]
+    written = [json.loads(line) for line in (out_dir / "sink.jsonl").read_text().splitlines()]
+    assert len(written) == 20  # the working sink got every record, as plain dicts
+    assert set(written[0]) == {
+        "timestamp",
+        "level",
+        "cluster",
+        "run_id",
+        "satellite",
+        "item_id",
+        "message",
+    }
+    assert {r["run_id"] for r in written} == {result.run_id}
