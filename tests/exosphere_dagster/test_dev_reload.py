@@ -55,6 +55,41 @@ def eventually(check, timeout: float = 60.0):
     raise AssertionError(f"not reached in {timeout}s (last: {last})")
 
 
+LAUNCH = """
+mutation($p: ExecutionParams!) {
+  launchRun(executionParams: $p) {
+    __typename
+    ... on LaunchRunSuccess { run { runId } }
+    ... on PythonError { message }
+  }
+}"""
+STATUS = "query($id: ID!) { runOrError(runId: $id) { ... on Run { status tags { key value } } } }"
+
+
+def graphql(port: int, query: str, variables: dict) -> dict:
+    response = httpx.post(
+        f"http://127.0.0.1:{port}/graphql",
+        json={"query": query, "variables": variables},
+        timeout=30,
+    )
+    return response.json()["data"]
+
+
+def launch_by_api(port: int, job: str, inputs: list[dict]) -> str:
+    """The call documented in docs/triggers.md."""
+    params = {
+        "selector": {
+            "repositoryLocationName": "exosphere_dagster.definitions",
+            "repositoryName": "__repository__",
+            "jobName": job,
+        },
+        "runConfigData": {"ops": {"exosphere__start": {"config": {"inputs": inputs}}}},
+    }
+    result = graphql(port, LAUNCH, {"p": params})["launchRun"]
+    assert result["__typename"] == "LaunchRunSuccess", result
+    return result["run"]["runId"]
+
+
 def test_watched_folder_updates_the_running_code_location(tmp_path):
     folder = tmp_path / "clusters"
     folder.mkdir()
@@ -70,6 +105,20 @@ def test_watched_folder_updates_the_running_code_location(tmp_path):
     )
     try:
         eventually(lambda: "acme__first" in job_names(port), timeout=90)
+        run_id = launch_by_api(port, "acme__first", [{"a": 1}, {"a": 2}])
+        run = eventually(
+            lambda: (
+                (r := graphql(port, STATUS, {"id": run_id})["runOrError"])["status"]
+                in ("SUCCESS", "FAILURE")
+                and r
+            ),
+            timeout=120,
+        )
+        assert run["status"] == "SUCCESS"
+        tags = {t["key"]: t["value"] for t in run["tags"]}
+        assert (
+            tags["exosphere/items"] == "2" and tags["exosphere/sla"] == "6h"
+        )  # one path per input
         (folder / "second.yml").write_text(CLUSTER.format(name="second"))
         eventually(lambda: "acme__second" in job_names(port))
         (folder / "first.yml").write_text(CLUSTER.format(name="renamed"))
