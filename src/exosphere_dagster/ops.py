@@ -204,7 +204,8 @@ def _outputs(
             "failed": len(report.failed),
             "resumed_from_checkpoint": report.resumed,
             "attempts": report.attempts,
-            "seconds": report.metrics.get("seconds", 0.0),
+            **{k: v for k, v in report.metrics.items()},
+            **_throughput(report.metrics),
             "failures": MetadataValue.md("| item | attempts | error |\n|---|---|---|\n" + failures)
             if report.failed
             else MetadataValue.text("none"),
@@ -223,6 +224,12 @@ def missing_chunks(
             f"{manifest['satellite']}[{key}]" for key in manifest["chunks"] if key not in seen
         )
     return missing
+
+
+def _throughput(metrics: dict[str, float]) -> dict[str, float]:
+    """Completion tokens per second, when an LLM satellite reported its token counts."""
+    tokens, seconds = metrics.get("llm/completion_tokens"), metrics.get("llm/seconds")
+    return {"llm/tokens_per_second": round(tokens / seconds, 2)} if tokens and seconds else {}
 
 
 def summary_op(

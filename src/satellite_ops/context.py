@@ -41,6 +41,8 @@ class SatelliteContext:
     satellite: str = ""
     attempt: int = 1
     store: PayloadStore | None = None
+    metrics: dict[str, float] | None = field(default=None, repr=False, compare=False)
+    """Shared by the items of one step; numbers added here become step metadata (tokens...)."""
 
 
 @dataclass(frozen=True)

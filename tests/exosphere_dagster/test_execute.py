@@ -197,3 +197,15 @@ def test_chunk_size_follows_tier_and_count(count, sla, batched, expected):
 def test_split_always_yields_a_chunk():
     assert split([], 10) == [[]]
     assert split(list(range(25)), 10) == [list(range(10)), list(range(10, 20)), list(range(20, 25))]
+
+
+def test_satellite_metrics_add_up_in_the_step_report():
+    def count(items):
+        for item in items:
+            metrics = item.context.metrics
+            metrics["llm/completion_tokens"] = metrics.get("llm/completion_tokens", 0) + 7
+        return [[{"ok": True}] for _ in items]
+
+    job, _ = job_for(count, node(), batched=True)
+    _, report = run_chunk(job, seed_items([{}] * 3))
+    assert report.metrics["llm/completion_tokens"] == 21 and "seconds" in report.metrics

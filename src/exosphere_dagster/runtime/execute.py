@@ -45,6 +45,7 @@ class ChunkJob:
     store: PayloadStore | None = None
     sleep: Any = asyncio.sleep  # injectable for tests of the backoff schedule
     secret_values: tuple[str, ...] = field(default=(), repr=False)
+    metrics: dict[str, float] = field(default_factory=dict)  # satellites add token counts etc.
 
     @property
     def concurrency(self) -> int:
@@ -77,6 +78,7 @@ async def _run_chunk(job: ChunkJob, items: list[Item]) -> tuple[list[Item], Chun
     finally:
         if job.checkpoint:
             job.checkpoint.close()
+    report.metrics.update(job.metrics)
     report.metrics["seconds"] = round(time.perf_counter() - started, 4)
     children: list[Item] = []
     for item in items:
@@ -227,6 +229,7 @@ def _context(job: ChunkJob, item: Item, attempt: int) -> SatelliteContext:
         satellite=job.node.id,
         attempt=attempt,
         store=job.store,
+        metrics=job.metrics,
     )
 
 
