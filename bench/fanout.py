@@ -3,9 +3,9 @@
 Both run on a SQLite instance with the multiprocess executor (what `dagster dev` and Kubernetes
 use). Exosphere: one generator satellite then 5 no-op satellites over N items (default 10,000).
 Baseline: the same chain as plain Dagster `DynamicOut` + `.map` (one step per item per op) over
-a smaller M (default 100), reported per item. Prints both and the per-item ratio.
+a smaller M (default 50), reported per item. Prints both and the per-item ratio.
 
-    .venv/bin/python bench/fanout.py [--items 10000] [--baseline-items 100]
+    .venv/bin/python bench/fanout.py [--items 10000] [--baseline-items 50]
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from dagster import (
 )
 
 HERE = Path(__file__).resolve().parent
-BASELINE_ITEMS = int(os.environ.get("BENCH_BASELINE_ITEMS", "100"))
+BASELINE_ITEMS = int(os.environ.get("BENCH_BASELINE_ITEMS", "50"))
 
 CLUSTER = """\
 version: 0.0.1b

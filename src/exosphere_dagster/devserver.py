@@ -64,6 +64,11 @@ def watch(folder: Path, port: int, stop: threading.Event, interval: float = 1.0)
             )
 
 
+def _default_signals() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def serve(folder: Path, port: int) -> int:
     folder = folder.resolve()
     folder.mkdir(parents=True, exist_ok=True)
@@ -81,7 +86,9 @@ def serve(folder: Path, port: int) -> int:
         str(port),
     ]
     print(f"exosphere: watching {folder}; UI at http://127.0.0.1:{port}", flush=True)
-    proc = subprocess.Popen(command, env=env, start_new_session=True)
+    # dagster dev treats SIGTERM like SIGINT: make sure neither is inherited as ignored (as it is
+    # when this command runs as a background job), or shutdown would hang.
+    proc = subprocess.Popen(command, env=env, start_new_session=True, preexec_fn=_default_signals)
     stop = threading.Event()
     watcher = threading.Thread(target=watch, args=(folder, port, stop), daemon=True)
     watcher.start()

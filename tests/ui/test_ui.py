@@ -1,0 +1,336 @@
+"""The Dagster UI in a real headless Chromium, against ``exosphere dev`` on a copy of examples/.
+
+* the reference cluster's job graph renders with its satellites as op nodes;
+* a run of a small bring-your-own cluster, launched from the UI's launchpad, succeeds;
+* a broken YAML dropped into the watched folder shows its error, and once fixed its job appears.
+
+Screenshots go to ``test-artifacts/ui/`` (git-ignored). Chromium is Debian's ``/usr/bin/chromium``
+(or ``EXOSPHERE_CHROMIUM``); without it the tests skip locally and fail in CI (``CI`` set).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+ARTIFACTS = REPO / "test-artifacts" / "ui"
+LOCATION = "exosphere_dagster.definitions"
+REFERENCE_JOB = "aikin__strucutred_pdfs"
+REFERENCE_OPS = (
+    "exosphere__start",
+    "get_files_from_s3",
+    "parse_pdf_with_docling",
+    "deepseek_r1_distrill_llama_70b",
+    "call_webhook",
+    "delete_file_from_s3",
+    "move_to_failure_bucket",
+    "send_pagerduty_alert",
+    "exosphere__summary",
+)
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+HELLO_CLUSTER = """\
+version: 0.0.1b
+cluster:
+  identifier: uitest/hello
+  title: Browser test cluster
+  sla: 6h
+  trigger: api-call
+  satellites:
+    - uses: satellite/uitest/split
+      identifier: split
+      config: {count: 2}
+    - uses: satellite/uitest/shout
+      identifier: shout
+      config:
+        text: item ${{ satellites.split.output.n }} for ${{ satellites.split.output.who }}
+"""
+BROKEN_CLUSTER = HELLO_CLUSTER.replace("uitest/hello", "uitest/fixed").replace("sla: 6h", "sla: 7h")
+FIXED_CLUSTER = HELLO_CLUSTER.replace("uitest/hello", "uitest/fixed")
+RUN_CONFIG = "ops:\n  exosphere__start:\n    config:\n      inputs:\n        - who: chromium\n"
+JOBS_QUERY = "{ repositoriesOrError { ... on RepositoryConnection { nodes { jobs { name } } } } }"
+
+
+def chromium_path() -> str | None:
+    return (
+        os.environ.get("EXOSPHERE_CHROMIUM")
+        or shutil.which("chromium")
+        or shutil.which("chromium-browser")
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(check: Callable[[], object], timeout: float, what: str) -> object:
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+            if last:
+                return last
+        except (httpx.HTTPError, KeyError, TypeError, ValueError) as exc:
+            last = exc
+        time.sleep(0.5)
+    raise AssertionError(f"{what}: not reached in {timeout:.0f}s (last: {last!r})")
+
+
+@dataclass
+class DevServer:
+    url: str
+    folder: Path
+    log: Path
+
+    def job_names(self) -> set[str]:
+        response = httpx.post(f"{self.url}/graphql", json={"query": JOBS_QUERY}, timeout=20)
+        repos = response.json()["data"]["repositoriesOrError"].get("nodes", [])
+        return {job["name"] for repo in repos for job in repo["jobs"]}
+
+
+def _child_pids(pid: int) -> list[int]:
+    children: list[int] = []
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            children += [int(c) for c in (task / "children").read_text().split()]
+    return children
+
+
+def _default_sigint() -> None:
+    # `dagster dev` makes SIGTERM do what SIGINT does; an inherited "ignore SIGINT" (a shell's
+    # background job) would make it ignore SIGTERM as well.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@pytest.fixture(scope="module")
+def dev_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevServer]:
+    root = tmp_path_factory.mktemp("ui")
+    folder = root / "clusters"
+    shutil.copytree(REPO / "examples", folder)
+    (folder / "browser-hello.yml").write_text(HELLO_CLUSTER)
+    home = root / "dagster_home"
+    home.mkdir()
+    port = free_port()
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")])),
+        "EXOSPHERE_SATELLITE_MODULES": "ui_satellites",
+    }
+    log = root / "exosphere-dev.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "exosphere_dagster.cli",
+                "dev",
+                str(folder),
+                "--port",
+                str(port),
+            ],
+            cwd=root,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_default_sigint,
+        )
+    server = DevServer(f"http://127.0.0.1:{port}", folder, log)
+    try:
+        wait_for(
+            lambda: {REFERENCE_JOB, "uitest__hello"} <= server.job_names(),
+            timeout=120,
+            what=f"exosphere dev serving both clusters (log: {log})",
+        )
+        yield server
+    finally:
+        dagster_dev = _child_pids(proc.pid)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=40)
+        except subprocess.TimeoutExpired:
+            for pid in [proc.pid, *dagster_dev]:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+        with contextlib.suppress(OSError):
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            shutil.copy(log, ARTIFACTS / "exosphere-dev.log")
+
+
+@pytest.fixture(scope="module")
+def browser_page(tmp_path_factory: pytest.TempPathFactory):
+    executable = chromium_path()
+    if executable is None:
+        message = "Chromium not found (apt-get install chromium, or set EXOSPHERE_CHROMIUM)"
+        if os.environ.get("CI"):
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    profile = tmp_path_factory.mktemp("chromium-profile")
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(profile),
+            executable_path=executable,
+            headless=True,
+            args=CHROMIUM_ARGS,
+            viewport={"width": 1600, "height": 1200},
+        )
+        page = context.pages[0] if context.pages else context.new_page()
+        page.set_default_timeout(30_000)
+        # A fresh instance greets the first visit with a "Join the Dagster community" dialog.
+        page.add_locator_handler(
+            page.get_by_text("Join the Dagster community"),
+            lambda: page.get_by_role("button", name="Skip").click(),
+        )
+        try:
+            yield page
+        finally:
+            context.close()
+
+
+@pytest.fixture
+def page(browser_page, dev_server, request):
+    """The shared page; on a failed test its screen is saved as ``FAILED-<test>.png``."""
+    yield browser_page
+    report = getattr(request.node, "rep_call", None)
+    if report is None or report.failed:
+        with contextlib.suppress(Exception):
+            browser_page.screenshot(path=str(ARTIFACTS / f"FAILED-{request.node.name}.png"))
+
+
+def shot(page, name: str) -> None:
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+
+
+def job_url(server: DevServer, job: str, tab: str = "") -> str:
+    return f"{server.url}/locations/{LOCATION}/jobs/{job}{tab}"
+
+
+def job_link(page, job: str):
+    """The link to ``job`` in the code location's job list (its accessible name is "job NAME")."""
+    return page.get_by_role("link", name=re.compile(rf"(^|\s){re.escape(job)}$"))
+
+
+def goto_until(page, url: str, locator: Callable[[], object], timeout: float) -> None:
+    """Open ``url`` again until ``locator()`` is visible (the code location reloads meanwhile)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        page.goto(url)
+        try:
+            locator().wait_for(state="visible", timeout=5_000)
+            return
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+
+
+def test_reference_cluster_graph_renders_its_satellites(page, dev_server):
+    from playwright.sync_api import expect
+
+    page.goto(job_url(dev_server, REFERENCE_JOB))
+    expect(
+        page.get_by_text("Structured JSON from Quarterly Financial Reports").first
+    ).to_be_visible()
+    for op in REFERENCE_OPS:
+        expect(page.get_by_text(op, exact=True).first).to_be_visible()
+    # every satellite is an op node of the graph, next to its chunking step
+    expect(page.get_by_text("get_files_from_s3__chunks", exact=True).first).to_be_visible()
+    page.wait_for_timeout(500)  # let the graph's layout animation settle before the picture
+    shot(page, "1-reference-cluster-graph")
+
+    page.get_by_text("parse_pdf_with_docling", exact=True).first.click()
+    expect(page.get_by_text("satellite/exospherehost/parse-pdf-with-docling").first).to_be_visible()
+    shot(page, "2-reference-cluster-satellite-selected")
+
+
+def test_run_launched_from_the_launchpad_succeeds(page, dev_server):
+    from playwright.sync_api import expect
+
+    page.goto(job_url(dev_server, "uitest__hello", "/playground"))
+    launch = page.get_by_role("button", name="Launch Run")
+    expect(launch).to_be_enabled()
+    page.locator(".CodeMirror").first.wait_for()
+    page.evaluate(
+        "config => document.querySelector('.CodeMirror').CodeMirror.setValue(config)", RUN_CONFIG
+    )
+    expect(page.get_by_text("who: chromium").first).to_be_visible()
+    expect(page.get_by_text("No errors").first).to_be_visible()
+    shot(page, "3-launchpad")
+    launch.click()
+    page.wait_for_url("**/runs/**")
+    run_id = page.url.rstrip("/").rsplit("/", 1)[-1]
+
+    def status() -> str | None:
+        for word in ("Success", "Failure", "Canceled"):
+            if page.get_by_text(word, exact=True).first.is_visible():
+                return word
+        return None
+
+    final = wait_for(status, timeout=150, what=f"run {run_id} finishing in the UI")
+    shot(page, "4-run-finished")
+    assert final == "Success", f"run {run_id} ended {final}; see {ARTIFACTS}"
+    page.get_by_placeholder("Filter").first.fill("shouted")
+    expect(page.get_by_text("shouted ITEM 0 FOR CHROMIUM").first).to_be_visible()
+    expect(page.get_by_text("shouted ITEM 1 FOR CHROMIUM").first).to_be_visible()
+    shot(page, "5-run-events-from-the-satellite")
+
+
+def test_broken_file_shows_its_error_and_the_fixed_file_appears(page, dev_server):
+    from playwright.sync_api import expect
+
+    broken = dev_server.folder / "dropped.yml"
+    broken.write_text(BROKEN_CLUSTER)
+    goto_until(
+        page,
+        job_url(dev_server, "invalid__dropped"),
+        lambda: page.get_by_text("This cluster file failed to load").first,
+        timeout=60,
+    )
+    expect(page.get_by_text("cluster.sla").first).to_be_visible()
+    expect(page.get_by_text("found: string '7h'").first).to_be_visible()
+    shot(page, "6-broken-file-error")
+
+    broken.write_text(FIXED_CLUSTER)
+    jobs_page = f"{dev_server.url}/locations/{LOCATION}/jobs"
+    goto_until(page, jobs_page, lambda: job_link(page, "uitest__fixed"), timeout=60)
+    expect(job_link(page, "invalid__dropped")).to_have_count(0)
+    expect(job_link(page, REFERENCE_JOB)).to_be_visible()
+    shot(page, "7-fixed-file-listed")
+
+    job_link(page, "uitest__fixed").click()
+    expect(page.get_by_text("shout", exact=True).first).to_be_visible()
+    expect(page.get_by_text("split", exact=True).first).to_be_visible()
+    shot(page, "8-fixed-cluster-graph")
+    assert "invalid__dropped" not in dev_server.job_names()

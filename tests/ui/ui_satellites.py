@@ -1,0 +1,31 @@
+"""Bring-your-own satellites for the browser test: a cluster made of them can complete here,
+unlike the reference cluster (no S3 bucket, no docling). Registered in the ``exosphere dev``
+process through ``EXOSPHERE_SATELLITE_MODULES=ui_satellites``."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from satellite_ops import satellite
+
+
+class SplitConfig(BaseModel):
+    count: int = Field(3, ge=1, description="Objects emitted per input item.")
+
+
+@satellite("satellite/uitest/split", config=SplitConfig)
+def split(config: SplitConfig, input: dict) -> list[dict]:
+    """Emit ``count`` objects per item, carrying the run input's ``who``."""
+    return [{"n": i, "who": input.get("who", "nobody")} for i in range(config.count)]
+
+
+class ShoutConfig(BaseModel):
+    text: str = Field(description="What to shout.")
+
+
+@satellite("satellite/uitest/shout", config=ShoutConfig)
+def shout(config: ShoutConfig, input: dict, context) -> list[dict]:
+    """Upper-case a text and log it (the log line shows in the run's event log)."""
+    text = config.text.upper()
+    context.log.info(f"shouted {text}")
+    return [{"text": text}]
