@@ -21,6 +21,8 @@ from dagster import (
 
 from exosphere_dagster.build import build_job
 from exosphere_dagster.catalog import load_catalog, registry_with_plugins
+from exosphere_dagster.deadlines import deadline_sensor
+from exosphere_dagster.sla_breach import build_breach_job, sla_breach_sensor
 from exosphere_dagster.triggers import build_triggers
 from yaml_loader import ConfigError
 
@@ -44,13 +46,19 @@ def build_definitions(folder: str | Path | None = None) -> Definitions:
     registry = registry_with_plugins()
     jobs: list[JobDefinition] = []
     triggers = []
+    alerts: list[JobDefinition] = []  # SLA-breach alert jobs (docs/sla.md)
     for cluster in catalog.plans:
         job = build_job(cluster, registry)
         jobs.append(job)
         triggers.extend(build_triggers(cluster, job))
+        alerts.extend(j for j in [build_breach_job(cluster, registry)] if j is not None)
+    jobs.extend(alerts)
     jobs.extend(_broken_file_job(file, errors) for file, errors in catalog.broken.items())
     schedules = [t for t in triggers if isinstance(t, ScheduleDefinition)]
     sensors = [t for t in triggers if not isinstance(t, ScheduleDefinition)]
+    sensors.append(deadline_sensor())
+    if alerts:
+        sensors.append(sla_breach_sensor(alerts))
     return Definitions(jobs=jobs, schedules=schedules, sensors=sensors)
 
 
