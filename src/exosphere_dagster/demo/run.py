@@ -23,6 +23,54 @@ REPORTS = [
     ("Initech", "Q3", "2026", 2200000, 310000, 1010000, 415000),
 ]
 CLUSTER_FILE = Path(__file__).with_name("financial-reports.yml")
+LLM_ENV = "EXOSPHERE_DEMO_LLM_BASE_URL"
+FIELDS = (
+    "company, quarter, year, revenue, net-income, gross-profit, operating-income, "
+    "net-income-margin, gross-profit-margin, operating-income-margin"
+)
+PROMPT = """\
+          input:
+            prompt: |
+                Parse the following quarterly financial report and return a structured json output as defined in the output-schema, report text is provided below:
+                ${{ satellites.parse-pdf-with-docling.output.markdown }}"""
+LLM_STEP = """\
+        - name: Get structured json from markdown with an LLM
+          uses: satellite/exospherehost/llm
+          identifier: structured-json
+          config:
+            engine: openai
+            base-url: "{base_url}"
+            model: "{model}"
+            temperature: 0
+            max-tokens: 512
+            output-format: json
+            output-schema: |
+                {{"company": string, "quarter": string, "year": string, "revenue": number,
+                 "net-income": number, "gross-profit": number, "operating-income": number,
+                 "net-income-margin": number, "gross-profit-margin": number,
+                 "operating-income-margin": number}}
+"""
+FALLBACK_STEP = """\
+        - name: Get structured json from markdown (rule-based CPU stand-in for the LLM)
+          uses: satellite/demo/extract-financials
+          identifier: structured-json
+          config:
+            fields: [{fields}]
+"""
+
+
+def llm_step(echo: Callable[[str], Any]) -> str:
+    """The LLM satellite on the configured engine, or the CPU stand-in, with a clear message."""
+    base_url = os.environ.get(LLM_ENV)
+    if base_url:
+        model = os.environ.get("EXOSPHERE_DEMO_LLM_MODEL", "default")
+        echo(f"demo: LLM step on the OpenAI-compatible engine at {base_url} (model {model})")
+        return LLM_STEP.format(base_url=base_url, model=model) + PROMPT
+    echo(
+        f"demo: no LLM engine configured ({LLM_ENV} unset: point it at vLLM's server, llama.cpp "
+        "or Ollama); using the rule-based CPU stand-in for the LLM step"
+    )
+    return FALLBACK_STEP.format(fields=FIELDS) + PROMPT
 
 
 def report_lines(
@@ -98,6 +146,7 @@ def fill_bucket(endpoint: str) -> list[str]:
 
 
 def run_demo(echo: Callable[[str], Any] = print) -> int:
+    from exosphere_dagster.catalog import load_catalog
     from exosphere_dagster.launch import run_cluster_file
 
     modules = os.environ.get("EXOSPHERE_SATELLITE_MODULES", "")
@@ -113,15 +162,16 @@ def run_demo(echo: Callable[[str], Any] = print) -> int:
         workdir = Path(os.environ["DAGSTER_HOME"]) / "demo"
         workdir.mkdir(parents=True, exist_ok=True)
         cluster = workdir / "financial-reports.yml"
-        cluster.write_text(
-            CLUSTER_FILE.read_text()
-            .replace("{{S3}}", endpoint)
-            .replace(
-                "{{WEBHOOK}}", f"http://127.0.0.1:{receiver.server_address[1]}/v1/financial-reports"
-            )
-        )
+        webhook = f"http://127.0.0.1:{receiver.server_address[1]}/v1/financial-reports"
+        text = CLUSTER_FILE.read_text().replace("{{LLM}}", llm_step(echo))
+        cluster.write_text(text.replace("{{S3}}", endpoint).replace("{{WEBHOOK}}", webhook))
+        catalog = load_catalog([cluster], log=False)
+        if catalog.broken:
+            for error in catalog.errors:
+                echo(str(error))
+            return 1
         echo(f"demo: running {cluster}")
-        result = run_cluster_file(cluster, echo=echo)
+        result = run_cluster_file(cluster, plan=catalog.plans[0], echo=echo)
         echo("")
         for document in sorted(_Receiver.received, key=lambda d: str(d)):
             echo(json.dumps(document, indent=2))
