@@ -176,3 +176,50 @@ def test_raising_sink_does_not_stop_the_run_or_the_other_sinks(
         "message",
     }
     assert {r["run_id"] for r in written} == {result.run_id}
+
+
+def test_a_full_batch_flushed_from_an_async_satellites_event_loop_is_delivered():
+    """Regression: flushing inside a running loop must not call asyncio.run in that loop."""
+    import asyncio
+    import logging as stdlib_logging
+
+    from pydantic import BaseModel, ConfigDict
+
+    from exosphere_dagster.runtime.logs import LogForwarder, StepLog
+    from yaml_loader import load_text, plan
+
+    received: list[int] = []
+
+    class AnyConfig(BaseModel):
+        model_config = ConfigDict(extra="allow")
+
+    class Sink:
+        identifier = "satellite/test/sink"
+        config_model = AnyConfig
+        fn = None
+
+        @staticmethod
+        def log_sink(config, records):
+            async def post():
+                received.append(len(records))
+
+            asyncio.run(post())  # a sink with its own event loop, like an async HTTP client
+
+    cluster = plan(
+        load_text(
+            "version: 0.0.1b\ncluster:\n  identifier: t/logs\n  sla: 6h\n  trigger: api-call\n"
+            "  satellites:\n    - uses: satellite/exospherehost/call-webhook\n      config: {url: 'http://x'}\n"
+        ),
+        __import__("satellite_ops").default_registry(),
+    )
+    node = cluster.nodes[0]
+    forwarder = LogForwarder(cluster, [(node, Sink)], "run-1", batch_size=3)
+    log = StepLog(stdlib_logging.getLogger("t"), forwarder, "sat")
+
+    async def satellite_body():
+        for i in range(7):
+            log.info(f"message {i}")
+
+    asyncio.run(satellite_body())
+    forwarder.flush()
+    assert received == [3, 3, 1] and forwarder.failures == 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -61,6 +62,18 @@ class LogForwarder:
         batch, self.records = self.records, []
         if not batch:
             return
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            self._deliver(batch)
+            return
+        # Called from an async satellite's event loop: sinks may block or run their own loop,
+        # so deliver from a worker thread (the loop waits, as it would for a blocking call).
+        worker = threading.Thread(target=self._deliver, args=(batch,), name="exosphere-log-sink")
+        worker.start()
+        worker.join()
+
+    def _deliver(self, batch: list[dict[str, Any]]) -> None:
         for node, definition in self.sinks:
             try:
                 _send(node, definition, self.plan, self.base_scope, batch)
