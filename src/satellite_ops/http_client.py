@@ -119,6 +119,29 @@ def _wait_for(response: httpx.Response | None, attempt: int, cap: float) -> floa
     return retry_delay(attempt, parse_retry_after(header), cap)
 
 
+def _next_delay(
+    what: str,
+    request: httpx.Request,
+    outcome: httpx.Response | httpx.HTTPError,
+    attempt: int,
+    max_attempts: int,
+    max_wait: float,
+) -> float | None:
+    """After one attempt: None when ``outcome`` is the response to return, else the wait
+    before the next attempt; a transport error on the last attempt is raised."""
+    if isinstance(outcome, httpx.HTTPError):
+        if attempt >= max_attempts:
+            raise _transport_error(what, request.method, str(request.url), outcome, attempt)
+        response = None
+    elif not _should_retry(outcome, attempt, max_attempts):
+        return None
+    else:
+        response = outcome
+    delay = _wait_for(response, attempt, max_wait)
+    logger.info("%s: attempt %d failed, retrying in %.2fs", what, attempt, delay)
+    return delay
+
+
 async def send_async(
     client: httpx.AsyncClient,
     build: Callable[[], httpx.Request],
@@ -131,18 +154,12 @@ async def send_async(
     for attempt in range(1, max_attempts + 1):
         request = build()
         try:
-            response = await client.send(request)
+            outcome: httpx.Response | httpx.HTTPError = await client.send(request)
         except httpx.HTTPError as exc:
-            if attempt >= max_attempts:
-                raise _transport_error(
-                    what, request.method, str(request.url), exc, attempt
-                ) from None
-            response = None
-        else:
-            if not _should_retry(response, attempt, max_attempts):
-                return response
-        delay = _wait_for(response, attempt, max_wait)
-        logger.info("%s: attempt %d failed, retrying in %.2fs", what, attempt, delay)
+            outcome = exc
+        delay = _next_delay(what, request, outcome, attempt, max_attempts, max_wait)
+        if delay is None:
+            return outcome  # type: ignore[return-value]
         await asyncio.sleep(delay)
     raise AssertionError("unreachable")  # pragma: no cover
 
@@ -159,18 +176,12 @@ def send_sync(
     for attempt in range(1, max_attempts + 1):
         request = build()
         try:
-            response = client.send(request)
+            outcome: httpx.Response | httpx.HTTPError = client.send(request)
         except httpx.HTTPError as exc:
-            if attempt >= max_attempts:
-                raise _transport_error(
-                    what, request.method, str(request.url), exc, attempt
-                ) from None
-            response = None
-        else:
-            if not _should_retry(response, attempt, max_attempts):
-                return response
-        delay = _wait_for(response, attempt, max_wait)
-        logger.info("%s: attempt %d failed, retrying in %.2fs", what, attempt, delay)
+            outcome = exc
+        delay = _next_delay(what, request, outcome, attempt, max_attempts, max_wait)
+        if delay is None:
+            return outcome  # type: ignore[return-value]
         time.sleep(delay)
     raise AssertionError("unreachable")  # pragma: no cover
 
