@@ -53,6 +53,9 @@ class _Planner:
         self.registry = registry
         self.errors: list[ConfigError] = []
         self.warnings: list[str] = []
+        branches = [self.spec.satellites]
+        branches += [b.satellites for b in (self.spec.failure, self.spec.logs) if b]
+        self.all_ids = {s.id for sats in branches for s in sats}  # every branch's identifiers
 
     # -- entry ---------------------------------------------------------------------------
     def run(self) -> ClusterPlan:
@@ -257,10 +260,6 @@ class _Planner:
         inherited: set[str] | None,
     ) -> None:
         reachable = _ancestors(sat_id, parents) | (inherited or set())
-        all_ids = {n.id for n in self.spec.satellites}
-        for branch_spec in (self.spec.failure, self.spec.logs):
-            if branch_spec:
-                all_ids |= {s.id for s in branch_spec.satellites}
         for ref, site in refs.items():
             if (
                 ref in reachable
@@ -271,14 +270,14 @@ class _Planner:
             if inherited is None:
                 message = f"log satellites have no items: 'satellites.{ref}' cannot be read here"
                 hint = "log satellites may use secrets, cluster and run values"
-            elif ref in all_ids:
+            elif ref in self.all_ids:
                 message = f"'satellites.{ref}' is not an ancestor of '{sat_id}'"
                 hint = "only satellites that run before this one on the same item path can be read"
                 if branch == "failure":
                     hint = "the failure branch can read satellites that ran before 'failure.from' and earlier failure satellites"
             else:
                 message = f"'satellites.{ref}' names an unknown satellite"
-                hint = did_you_mean(ref, sorted(all_ids)) or "check the identifier"
+                hint = did_you_mean(ref, sorted(self.all_ids)) or "check the identifier"
             self._ref_error(site, message, hint)
 
     # -- one satellite -------------------------------------------------------------------
