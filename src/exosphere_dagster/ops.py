@@ -3,7 +3,6 @@ satellite over a chunk, and sum up. Satellites know nothing of Dagster; this is 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -24,12 +23,16 @@ from dagster import (
     RetryPolicy,
 )
 
-from exosphere_dagster.runtime.checkpoint import CheckpointStore
+from exosphere_dagster.runtime.checkpoint import checkpoint_store_for
 from exosphere_dagster.runtime.chunking import chunk_size, split
 from exosphere_dagster.runtime.execute import ChunkJob, run_chunk
 from exosphere_dagster.runtime.items import ChunkReport, FailedItem, Item, seed_items
 from exosphere_dagster.runtime.logs import LogForwarder, StepLog
-from exosphere_dagster.runtime.secrets import SecretResolutionError, resolve_secrets
+from exosphere_dagster.runtime.secrets import (
+    SecretResolutionError,
+    redaction_values,
+    resolve_secrets,
+)
 from exosphere_dagster.tags import TRIGGER_TIME_TAG
 from satellite_ops.registry import SatelliteDefinition
 from yaml_loader.ir import ClusterPlan, SatelliteNode
@@ -128,10 +131,7 @@ def satellite_op(
         chunk_key = context.get_mapping_key() or "all"
         run = context.run
         root_run_id = run.root_run_id or run.run_id
-        store = CheckpointStore(
-            os.environ.get("EXOSPHERE_CHECKPOINT_DIR")
-            or os.path.join(context.instance.storage_directory(), "exosphere_checkpoints")
-        )
+        store = checkpoint_store_for(context.instance)
         shared = base_scope(plan, run, {})
         forwarder = LogForwarder(plan, log_sinks, run.run_id, base_scope=shared)
         log = StepLog(context.log, forwarder, node.id)
@@ -154,7 +154,7 @@ def satellite_op(
                 run_id=run.run_id,
                 cluster=plan.identifier,
                 checkpoint=store.log_for(root_run_id, node.op_name, chunk_key),
-                secret_values=tuple(secrets.values()),
+                secret_values=(*secrets.values(), *redaction_values(plan.secrets)),
             )
             children, report = run_chunk(job, items)
             report.chunk = chunk_key

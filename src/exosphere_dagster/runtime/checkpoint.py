@@ -55,3 +55,12 @@ class CheckpointStore:
     def log_for(self, root_run_id: str, op_name: str, chunk_key: str) -> CheckpointLog:
         safe = re.sub(r"[^A-Za-z0-9_.-]", "_", chunk_key) or "chunk"
         return CheckpointLog(self.base_dir / root_run_id / op_name / f"{safe}.ckpt")
+
+
+def checkpoint_store_for(instance: Any) -> CheckpointStore:
+    """The checkpoint store a step of ``instance`` uses: ``EXOSPHERE_CHECKPOINT_DIR`` or a folder
+    under the instance's local storage. (Seam for deployment stores; see issue 15.7.)"""
+    return CheckpointStore(
+        os.environ.get("EXOSPHERE_CHECKPOINT_DIR")
+        or os.path.join(instance.storage_directory(), "exosphere_checkpoints")
+    )

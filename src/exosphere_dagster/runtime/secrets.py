@@ -31,6 +31,21 @@ def resolve_secrets(declared: Mapping[str, str], names: Iterable[str]) -> dict[s
     return resolved
 
 
+def redaction_values(declared: Mapping[str, str]) -> tuple[str, ...]:
+    """Every declared secret this process can resolve, for redaction in any step (a step must
+    scrub secrets that other steps resolved and satellites passed along). Unresolvable ones are
+    skipped: a value nobody can read cannot leak."""
+    values = []
+    for name, declaration in declared.items():
+        try:
+            values.append(_resolve(name, declaration))
+        except SecretResolutionError:
+            continue
+    with _lock:
+        _known_values.update(v for v in values if len(v) >= 4)
+    return tuple(values)
+
+
 def _resolve(name: str, declaration: str) -> str:
     ref = parse_secret_ref(declaration)
     if ref.kind == "literal":
