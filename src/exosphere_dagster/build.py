@@ -1,4 +1,9 @@
-"""ClusterPlan -> Dagster JobDefinition: the only place that wires ops into a graph."""
+"""ClusterPlan -> Dagster JobDefinition: the only place that wires ops into a graph.
+
+The graph has one node per satellite, plus the start op, one gathering op per re-chunk point
+(segments.py) and the summary. Inside a segment the satellites are chained over the same
+mapping key, so a chunk flows to the segment's last satellite without waiting for the others.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ from typing import Any
 
 from dagster import GraphDefinition, JobDefinition, graph
 
-from exosphere_dagster.ops import START_OP, SUMMARY_OP, satellite_op, split_op, start_op, summary_op
+from exosphere_dagster.ops import gather_op, satellite_op, start_op
 from exosphere_dagster.placement import (
     PlacementPolicy,
     executor_from_env,
@@ -16,7 +21,10 @@ from exosphere_dagster.placement import (
     step_resources,
 )
 from exosphere_dagster.resources import io_resources
-from exosphere_dagster.tags import SATELLITE_TAG, sla_run_tags
+from exosphere_dagster.segments import START, Segment, cut_segments
+from exosphere_dagster.step_runner import StepRunner
+from exosphere_dagster.summary import SUMMARY_OP, summary_op
+from exosphere_dagster.tags import PRIORITY_TAG, SATELLITE_TAG, sla_run_tags
 from satellite_ops.registry import SatelliteRegistry
 from yaml_loader.ir import ClusterPlan, SatelliteNode
 
@@ -27,7 +35,7 @@ def build_job(
     policy: PlacementPolicy | None = None,
     **job_kwargs: Any,
 ) -> JobDefinition:
-    """One job per cluster: start -> (split -> mapped satellite -> collect)* -> summary."""
+    """One job per cluster: start -> chained satellites per segment -> summary."""
     if "executor_def" not in job_kwargs and (executor := executor_from_env()) is not None:
         job_kwargs["executor_def"] = executor
     return build_graph(plan, registry, policy).to_job(
@@ -41,69 +49,117 @@ def build_job(
 
 
 class Wiring:
-    """Adds satellites (a chunking step and mapped steps each) to the graph being composed, with
-    their placement tags. Shared by the cluster job and its SLA-breach alert job."""
+    """Adds segments of satellites to the graph being composed, with their placement tags.
+    Shared by the cluster job and its SLA-breach alert job."""
 
     def __init__(
         self, plan: ClusterPlan, registry: SatelliteRegistry, policy: PlacementPolicy | None
     ) -> None:
         self.plan = plan
-        self.registry = registry
         self.policy = policy or PlacementPolicy.load()
         self.light_tags = k8s_tag(light_k8s_config(plan, self.policy))
+        nodes = (*plan.nodes, *plan.failure_nodes)
+        self.definitions = {n.id: registry.get(n.uses) for n in nodes}
         self.log_sinks = [(n, registry.get(n.uses)) for n in plan.log_nodes]
-        self.reports: dict[str, Any] = {}
-        self.manifests: dict[str, Any] = {}
+        self.depth = {n.id: i + 1 for i, n in enumerate(nodes)}
+        self.items: dict[str, Any] = {}  # node id -> its collected items
+        self.reports: dict[str, Any] = {}  # node id -> its collected reports
+        self.manifests: dict[str, Any] = {}  # segment name -> its manifest
+        self.caught: dict[str, Any] = {}  # gathering op -> its caught-up reports
 
-    def satellites(
-        self, nodes: tuple[SatelliteNode, ...], root_sources: dict[str, Any], from_failures: bool
-    ) -> None:
-        plan, items = self.plan, {}
-        for node in nodes:
-            definition = self.registry.get(node.uses)
-            if node.parents:
-                sources = {f"from_{plan.node(p).op_name}": items[p] for p in node.parents}
-                failures = False
-            else:
-                sources, failures = root_sources, from_failures
-            splitter = split_op(node, plan, definition, sorted(sources), failures)
-            chunks, self.manifests[node.id] = splitter.alias(f"{node.op_name}__chunks").tag(
-                self.light_tags
-            )(**sources)
-            placement = satellite_k8s_config(plan, step_resources(node, definition), self.policy)
-            tags = {SATELLITE_TAG: node.uses, **k8s_tag(placement)}
-            step = satellite_op(node, plan, definition, tags, self.log_sinks).alias(node.op_name)
-            out_items, out_report = chunks.map(lambda chunk, step=step: step(chunk=chunk))
-            if plan.children(node.id):
-                items[node.id] = out_items.collect()
-            self.reports[node.id] = out_report.collect()
+    def make_runner(self, context: Any) -> StepRunner:
+        return StepRunner(context, self.plan, self.definitions, self.log_sinks)
 
-    def summary(self) -> None:
-        """Add up every satellite's reports (and check every announced chunk reported)."""
-        inputs, report_inputs = {}, {}
-        for node_id, handle in self.reports.items():
-            name = f"report_{self.plan.node(node_id).op_name}"
-            inputs[name] = handle
-            report_inputs[name] = node_id
-        manifests = {f"manifest_{self.plan.node(n).op_name}": h for n, h in self.manifests.items()}
-        summary = summary_op(self.plan, report_inputs, sorted(manifests))
-        summary.alias(SUMMARY_OP).tag(self.light_tags)(**inputs, **manifests)
+    def batched(self, segment: Segment) -> bool:
+        return any(self.definitions[n.id].batched for n in segment.nodes)
+
+    def start(self, segment: Segment) -> Any:
+        op = start_op(self.plan, segment, self.batched(segment), lambda run_config: [])
+        chunks, self.manifests[segment.name] = op.alias(START).tag(self.light_tags)()
+        return chunks
+
+    def gather(self, segment: Segment, upstream: dict[str, Segment]) -> Any:
+        """The collect + split node in front of ``segment``."""
+        own = {s.name: s for s in upstream.values()}
+        op = gather_op(self.plan, segment, upstream, self.batched(segment), self.make_runner)
+        sources = {
+            f"from_{self.plan.node(s).op_name}": (
+                self.reports[s] if segment.from_failures else self.items[s]
+            )
+            for s in segment.sources
+        }
+        manifests = {f"manifest_{name}": self.manifests[name] for name in own}
+        chunks, self.manifests[segment.name], self.caught[segment.name] = op.alias(
+            segment.name
+        ).tag(self.light_tags)(**sources, **manifests)
+        return chunks
+
+    def chain(self, segment: Segment, chunks: Any) -> None:
+        """Map the segment's satellites over its chunks, each chunk straight through."""
+        plan, members = self.plan, segment.ids()
+        ops = {n.id: self._satellite(n, members) for n in segment.nodes}
+
+        def one_chunk(chunk: Any) -> tuple[Any, ...]:
+            outputs: dict[str, Any] = {}
+            for node in segment.nodes:
+                inside = [p for p in node.parents if p in members]
+                ins = (
+                    {f"from_{plan.node(p).op_name}": outputs[p][0] for p in inside}
+                    if inside
+                    else {"chunk": chunk}
+                )
+                outputs[node.id] = ops[node.id](**ins)
+            return tuple(handle for node in segment.nodes for handle in outputs[node.id])
+
+        handles = chunks.map(one_chunk)
+        for i, node in enumerate(segment.nodes):
+            self.items[node.id] = handles[2 * i].collect()
+            self.reports[node.id] = handles[2 * i + 1].collect()
+
+    def _satellite(self, node: SatelliteNode, members: set[str]) -> Any:
+        definition = self.definitions[node.id]
+        placement = satellite_k8s_config(self.plan, step_resources(node, definition), self.policy)
+        tags = {
+            SATELLITE_TAG: node.uses,
+            PRIORITY_TAG: str(self.depth[node.id]),  # deeper first: chunks flow through
+            **k8s_tag(placement),
+        }
+        inside = [p for p in node.parents if p in members]
+        inputs = [f"from_{self.plan.node(p).op_name}" for p in inside] if inside else ["chunk"]
+        op = satellite_op(self.plan, node, inputs, tags, None, self.make_runner)
+        return op.alias(node.op_name)
+
+    def summary(self, segments: list[Segment]) -> None:
+        inputs = {f"report_{n.op_name}": self.reports[n.id] for s in segments for n in s.nodes}
+        inputs.update({f"manifest_{s.name}": self.manifests[s.name] for s in segments})
+        inputs.update({f"caught_{s.name}": self.caught[s.name] for s in segments if s.sources})
+        op = summary_op(self.plan, segments, self.make_runner)
+        op.alias(SUMMARY_OP).tag(self.light_tags)(**inputs)
+
+
+def wire_segments(wiring: Wiring, segments: list[Segment], first_chunks: Any = None) -> None:
+    """Start (or gather) each segment, chain its satellites, then sum up. ``first_chunks``
+    feeds the first segment from an op of the caller's (the SLA-breach job's)."""
+    home: dict[str, Segment] = {}
+    for segment in segments:
+        if segment is segments[0] and first_chunks is not None:
+            chunks = first_chunks
+        elif segment.name == START:
+            chunks = wiring.start(segment)
+        else:
+            chunks = wiring.gather(segment, {s: home[s] for s in segment.sources})
+        wiring.chain(segment, chunks)
+        home.update((n.id, segment) for n in segment.nodes)
+    wiring.summary(segments)
 
 
 def build_graph(
     plan: ClusterPlan, registry: SatelliteRegistry, policy: PlacementPolicy | None = None
 ) -> GraphDefinition:
-    routed = sorted(plan.routed_nodes(), key=lambda i: [n.id for n in plan.nodes].index(i))
-
     @graph(name=plan.job_name)
     def cluster_graph() -> None:
         wiring = Wiring(plan, registry, policy)
-        start = start_op(plan).alias(START_OP).tag(wiring.light_tags)
-        wiring.satellites(plan.nodes, {"from_start": start()}, False)
-        if plan.failure_nodes and routed:
-            failed = {f"failed_{plan.node(r).op_name}": wiring.reports[r] for r in routed}
-            wiring.satellites(plan.failure_nodes, failed, True)
-        wiring.summary()
+        wire_segments(wiring, cut_segments(plan, registry))
 
     return cluster_graph
 

@@ -1,10 +1,11 @@
-"""The generic Dagster ops every cluster is built from: start, split into chunks, run a
-satellite over a chunk, and sum up. Satellites know nothing of Dagster; this is the wrapper."""
+"""The Dagster ops a cluster is built from: one op per satellite (mapped over chunks), the start
+op and one gathering op per re-chunk point (each cuts a segment's chunks), and the summary.
+Satellites know nothing of Dagster; this is the wrapper. See segments.py for where chunks are cut.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from dagster import Any as DagsterAny
@@ -23,24 +24,18 @@ from dagster import (
     RetryPolicy,
 )
 
-from exosphere_dagster.runtime.checkpoint import checkpoint_store_for
 from exosphere_dagster.runtime.chunking import chunk_size, split
-from exosphere_dagster.runtime.execute import ChunkJob, run_chunk
-from exosphere_dagster.runtime.items import ChunkReport, FailedItem, Item, seed_items
-from exosphere_dagster.runtime.logs import LogForwarder, StepLog
-from exosphere_dagster.runtime.secrets import (
-    SecretResolutionError,
-    redaction_values,
-    resolve_secrets,
-)
-from exosphere_dagster.tags import TRIGGER_TIME_TAG
-from satellite_ops.registry import SatelliteDefinition
+from exosphere_dagster.runtime.items import Chunk, ChunkReport, FailedItem, Item, seed_items
+from exosphere_dagster.runtime.secrets import redact
+from exosphere_dagster.segments import START, Segment
+from exosphere_dagster.step_runner import StepRunner
 from yaml_loader.ir import ClusterPlan, SatelliteNode
 
-START_OP = "exosphere__start"
-SUMMARY_OP = "exosphere__summary"
+START_OP = START
 STEP_RETRY = RetryPolicy(max_retries=2, delay=5)  # step/process loss; items retry inside a step
-MAX_LISTED = 50  # item ids / failures shown in a step's metadata
+MAX_LISTED = 50  # item ids / failures shown in a step's metadata and error events
+RunnerFactory = Callable[[Any], StepRunner]  # step context -> runner set up for that step
+Results = dict[tuple[str, str], tuple[list[Item], ChunkReport]]  # (node id, chunk) -> outcome
 
 
 def definition_name(plan: ClusterPlan, node_name: str) -> str:
@@ -49,16 +44,39 @@ def definition_name(plan: ClusterPlan, node_name: str) -> str:
     return f"{plan.job_name}__{node_name}"
 
 
-def start_op(plan: ClusterPlan) -> OpDefinition:
-    def compute(context, inputs: dict[str, Any]) -> Iterator[Output]:
+def chunk_outputs(items: list[Item], size: int) -> Iterator[DynamicOutput | Output]:
+    chunks = {f"c{i:05d}": chunk for i, chunk in enumerate(split(items, size))}
+    for key, chunk in chunks.items():
+        yield DynamicOutput(Chunk(key, chunk), mapping_key=key, output_name="chunks")
+    yield Output(chunks, "manifest", metadata={"items": len(items), "chunks": len(chunks)})
+
+
+def _segment_chunk_size(plan: ClusterPlan, segment: Segment, count: int, batched: bool) -> int:
+    return chunk_size(count, plan.sla.name, batched=batched)
+
+
+def start_op(
+    plan: ClusterPlan, segment: Segment, batched: bool, check_config: Callable[[Any], list[str]]
+) -> OpDefinition:
+    """The run's inputs (from its trigger or launch call) as root items, cut into chunks. Edited
+    satellite configs are checked here, before any item runs."""
+
+    def compute(context, inputs: dict[str, Any]) -> Iterator[DynamicOutput | Output]:
+        problems = check_config(context.run_config)
+        if problems:
+            raise Failure(
+                description="this run's satellite config is invalid:\n" + "\n".join(problems),
+                allow_retries=False,
+            )
         items = seed_items(list(context.op_config["inputs"]))
-        context.log.info(f"run starts with {len(items)} input item(s)")
-        yield Output(items, "items", metadata={"items": len(items)})
+        size = _segment_chunk_size(plan, segment, len(items), batched)
+        context.log.info(f"run starts with {len(items)} input item(s), chunks of up to {size}")
+        yield from chunk_outputs(items, size)
 
     return OpDefinition(
         compute_fn=compute,
         name=definition_name(plan, START_OP),
-        outs={"items": Out(DagsterAny)},
+        outs={"chunks": DynamicOut(DagsterAny), "manifest": Out(DagsterAny)},
         config_schema={
             "inputs": Field(
                 Array(Permissive()),
@@ -67,280 +85,197 @@ def start_op(plan: ClusterPlan) -> OpDefinition:
                 description="The run's input objects; each becomes one root item.",
             )
         },
-        description="The run's inputs (from its trigger or launch call) as root items.",
+        description="The run's inputs (from its trigger or launch call) as root items, in chunks.",
+        tags={"exosphere/role": "start"},
     )
 
 
-def split_op(
-    node: SatelliteNode,
+def complete(
+    runner: StepRunner,
+    segment: Segment,
+    manifest: dict[str, list[Item]],
+    have: set[tuple[str, str]],
+    targets: set[str],
+) -> Results:
+    """Run inline what ``targets`` of ``segment`` still owe for any chunk of ``manifest``: the
+    chunks whose steps never ran (a killed run re-executed from failure)."""
+    caught: Results = {}
+    for key, items in manifest.items():
+        missing = {t for t in targets if (t, key) not in have}
+        if missing:
+            runner.context.log.warning(
+                f"chunk {key} of {', '.join(sorted(missing))} never ran in its own step "
+                "(its run was killed); running it here"
+            )
+            for node_id, result in runner.run_inline(segment, key, items, missing).items():
+                caught[(node_id, key)] = result
+    return caught
+
+
+def gather_op(
     plan: ClusterPlan,
-    definition: SatelliteDefinition,
-    sources: list[str],
-    from_failures: bool,
+    segment: Segment,
+    upstream: dict[str, Segment],
+    batched: bool,
+    make_runner: RunnerFactory,
 ) -> OpDefinition:
-    """Gather the items for ``node`` from its sources and cut them into chunks (mapped steps)."""
+    """Collect the items (or, for the failure branch, the failed items) of ``segment.sources``
+    and cut them into the segment's chunks: the one extra node per fan-out point."""
+    segments = {s.name: s for s in upstream.values()}
 
     def compute(context, inputs: dict[str, Any]) -> Iterator[DynamicOutput | Output]:
-        items = _gather(inputs, from_failures)
-        size = chunk_size(len(items), plan.sla.name, batched=definition.batched)
-        chunks = split(items, size)
-        context.log.info(
-            f"{node.id}: {len(items)} item(s) in {len(chunks)} chunk(s) of up to {size}"
-        )
-        keys = []
-        for i, chunk in enumerate(chunks):
-            keys.append(f"c{i:05d}")
-            yield DynamicOutput(chunk, mapping_key=keys[-1], output_name="chunks")
-        yield Output({"satellite": node.id, "items": len(items), "chunks": keys}, "manifest")
+        results: Results = {}
+        for source in segment.sources:
+            for value in inputs[f"from_{plan.node(source).op_name}"]:
+                if isinstance(value, ChunkReport):  # failure branch: reports of routed nodes
+                    results[(source, value.chunk)] = ([], value)
+                else:
+                    results[(source, value.key)] = (value.items, None)  # type: ignore[assignment]
+        caught: Results = {}
+        runner = make_runner(context)
+        try:
+            for name, seg in segments.items():
+                targets = {s for s in segment.sources if s in seg.ids()}
+                caught.update(
+                    complete(runner, seg, inputs[f"manifest_{name}"], set(results), targets)
+                )
+        finally:
+            runner.close()
+        results.update((k, v) for k, v in caught.items() if k[0] in segment.sources)
+        items: list[Item] = []
+        for _, (children, report) in sorted(results.items()):
+            if segment.from_failures:
+                items.extend(f.to_failure_item() for f in report.failed)
+            else:
+                items.extend(children)
+        size = _segment_chunk_size(plan, segment, len(items), batched)
+        context.log.info(f"{len(items)} item(s) in chunks of up to {size}")
+        yield from chunk_outputs(items, size)
+        yield Output([r for _, r in caught.values()], "caught_up")
 
+    sources = [f"from_{plan.node(s).op_name}" for s in segment.sources]
+    manifests = [f"manifest_{name}" for name in segments]
+    kind = "failed items of " if segment.from_failures else "items of "
     return OpDefinition(
         compute_fn=compute,
-        name=definition_name(plan, f"{node.op_name}__chunks"),
-        ins={name: In(DagsterAny) for name in sources},
-        outs={"chunks": DynamicOut(DagsterAny), "manifest": Out(DagsterAny)},
-        description=f"Batches the items for '{node.id}' into chunks.",
-        tags={"exosphere/role": "split"},
+        name=definition_name(plan, segment.name),
+        ins={name: In(DagsterAny) for name in [*sources, *manifests]},
+        outs={
+            "chunks": DynamicOut(DagsterAny),
+            "manifest": Out(DagsterAny),
+            "caught_up": Out(DagsterAny),
+        },
+        description=f"Collects the {kind}{', '.join(segment.sources)} and cuts them into chunks.",
+        tags={"exosphere/role": "gather"},
     )
-
-
-def _gather(inputs: dict[str, Any], from_failures: bool) -> list[Item]:
-    items: list[Item] = []
-    for name in sorted(inputs):
-        value = inputs[name]
-        for entry in value:
-            if from_failures:  # collected ChunkReports of routed satellites
-                items.extend(f.to_failure_item() for f in entry.failed)
-            elif isinstance(entry, Item):  # the start op's plain list
-                items.append(entry)
-            else:  # collected lists of items from a mapped parent
-                items.extend(entry)
-    return items
 
 
 def satellite_op(
-    node: SatelliteNode,
     plan: ClusterPlan,
-    definition: SatelliteDefinition,
+    node: SatelliteNode,
+    inputs: list[str],
     op_tags: dict[str, Any],
-    log_sinks: list[tuple[SatelliteNode, SatelliteDefinition]],
+    config_schema: Any,
+    make_runner: RunnerFactory,
 ) -> OpDefinition:
-    """One satellite over one chunk: the step whose many mapped copies do the work."""
+    """One satellite over one chunk: the op whose mapped copies (one per chunk) do the work. A
+    chunk with an item that failed and has no failure branch ends red, naming the item, after
+    its good items are checkpointed: re-executing from failure retries exactly that item."""
+    handled = node.id in plan.routed_nodes()
 
-    def compute(context, inputs: dict[str, Any]) -> Iterator[Output]:
-        items: list[Item] = inputs["chunk"]
-        chunk_key = context.get_mapping_key() or "all"
-        run = context.run
-        root_run_id = run.root_run_id or run.run_id
-        store = checkpoint_store_for(context.instance)
-        shared = base_scope(plan, run, {})
-        forwarder = LogForwarder(plan, log_sinks, run.run_id, base_scope=shared)
-        log = StepLog(context.log, forwarder, node.id)
+    def compute(context, ins: dict[str, Any]) -> Iterator[Output]:
+        chunks: list[Chunk] = [ins[name] for name in sorted(ins)]
+        key = chunks[0].key
+        runner = make_runner(context)
         try:
-            try:
-                secrets = resolve_secrets(plan.secrets, node.secrets)
-            except SecretResolutionError as exc:
-                log.error(f"{node.id}: {exc}")
-                failed = [
-                    FailedItem(item, node.id, str(exc), type(exc).__name__, 0) for item in items
-                ]
-                report = ChunkReport(node.id, chunk=chunk_key, items_in=len(items), failed=failed)
-                yield from _outputs(log, node, [], report)
-                return
-            job = ChunkJob(
-                node=node,
-                definition=definition,
-                base_scope={**shared, "secrets": secrets},
-                log=log,
-                run_id=run.run_id,
-                cluster=plan.identifier,
-                checkpoint=store.log_for(root_run_id, node.op_name, chunk_key),
-                secret_values=(*secrets.values(), *redaction_values(plan.secrets)),
-            )
-            children, report = run_chunk(job, items)
-            report.chunk = chunk_key
-            yield from _outputs(log, node, children, report)
+            children, report = runner.run(node, key, [i for c in chunks for i in c.items])
+            _log_failures(context, runner, node, report, handled)
         finally:
-            forwarder.flush()
+            runner.close()
+        if report.failed and not handled:
+            raise Failure(
+                description=_failure_text(node, report),
+                metadata=_report_metadata(report),
+                allow_retries=False,  # items were retried inside the step already
+            )
+        yield Output(Chunk(key, children), "items", metadata=_items_metadata(children))
+        yield Output(report, "report", metadata=_report_metadata(report))
 
     return OpDefinition(
         compute_fn=compute,
         name=definition_name(plan, node.op_name),
-        ins={"chunk": In(DagsterAny)},
-        outs={"items": Out(DagsterAny, is_required=False), "report": Out(DagsterAny)},
+        ins={name: In(DagsterAny) for name in inputs},
+        outs={"items": Out(DagsterAny), "report": Out(DagsterAny)},
+        config_schema=config_schema,
         description=f"{node.name} ({node.uses})",
         tags=op_tags,
         retry_policy=STEP_RETRY,
     )
 
 
-def _outputs(
-    log: StepLog, node: SatelliteNode, children: list[Item], report: ChunkReport
-) -> Iterator[Output]:
-    log.info(
-        f"{node.id}: {report.items_in} in, {report.succeeded} succeeded, {len(report.failed)} failed, "
-        f"{report.outputs} out" + (f", {report.resumed} from checkpoint" if report.resumed else "")
+def _log_failures(
+    context: Any, runner: StepRunner, node: SatelliteNode, report: ChunkReport, handled: bool
+) -> None:
+    """One error event per failed item (up to MAX_LISTED), naming it and its lineage."""
+    verdict = "routed to the failure branch" if handled else "with no failure branch to take it"
+    for failed in report.failed[:MAX_LISTED]:
+        context.log.error(
+            f"{node.id}: item {failed.item.id} failed after {failed.attempts} attempt(s), "
+            f"{verdict}: {failed.error}\n  lineage: {_lineage_text(failed, runner.redacted)}"
+        )
+    if len(report.failed) > MAX_LISTED:
+        context.log.error(f"{node.id}: {len(report.failed) - MAX_LISTED} more failed item(s)")
+
+
+def _lineage_text(failed: FailedItem, secrets: tuple[str, ...]) -> str:
+    parts = []
+    for satellite, value in failed.item.lineage.items():
+        text = repr(value)
+        parts.append(f"{satellite}={text[:80]}{'...' if len(text) > 80 else ''}")
+    return redact(" -> ".join(parts) or "(a run input)", secrets)
+
+
+def _failure_text(node: SatelliteNode, report: ChunkReport) -> str:
+    lines = [
+        f"{len(report.failed)} item(s) of chunk {report.chunk} failed at '{node.id}' with no "
+        f"failure branch to take them ({report.succeeded} succeeded and are checkpointed):"
+    ]
+    lines += [f"  {f.item.id}: {f.error}" for f in report.failed[:MAX_LISTED]]
+    lines.append(
+        "Fix the cause, then re-execute the run from failure (Dagster UI: Re-execute > From "
+        "failure): only the failed items run again. Or add `failure: from:` to route them."
     )
-    yield Output(
-        children,
-        "items",
-        metadata={
-            "items_out": report.outputs,
-            "item_ids": MetadataValue.text(
-                ", ".join(c.id for c in children[:MAX_LISTED])
-                + (" ..." if len(children) > MAX_LISTED else "")
-            ),
-        },
-    )
+    return "\n".join(lines)
+
+
+def _items_metadata(children: list[Item]) -> dict[str, Any]:
+    listed = ", ".join(c.id for c in children[:MAX_LISTED])
+    return {
+        "items_out": len(children),
+        "item_ids": MetadataValue.text(listed + (" ..." if len(children) > MAX_LISTED else "")),
+    }
+
+
+def _report_metadata(report: ChunkReport) -> dict[str, Any]:
     failures = "\n".join(
         f"| {f.item.id} | {f.attempts} | {f.error[:200].replace('|', '/').replace(chr(10), ' ')} |"
         for f in report.failed[:MAX_LISTED]
     )
-    yield Output(
-        report,
-        "report",
-        metadata={
-            "items_in": report.items_in,
-            "succeeded": report.succeeded,
-            "failed": len(report.failed),
-            "resumed_from_checkpoint": report.resumed,
-            "attempts": report.attempts,
-            **{k: v for k, v in report.metrics.items()},
-            **_throughput(report.metrics),
-            "failures": MetadataValue.md("| item | attempts | error |\n|---|---|---|\n" + failures)
-            if report.failed
-            else MetadataValue.text("none"),
-        },
-    )
-
-
-def missing_chunks(
-    manifests: list[dict[str, Any]], reports: dict[str, list[ChunkReport]]
-) -> list[str]:
-    """Chunk steps a manifest announced but whose report never arrived: lost items."""
-    missing = []
-    for manifest in manifests:
-        seen = {r.chunk for r in reports.get(manifest["satellite"], [])}
-        missing.extend(
-            f"{manifest['satellite']}[{key}]" for key in manifest["chunks"] if key not in seen
-        )
-    return missing
+    return {
+        "items_in": report.items_in,
+        "succeeded": report.succeeded,
+        "failed": len(report.failed),
+        "resumed_from_checkpoint": report.resumed,
+        "attempts": report.attempts,
+        **report.metrics,
+        **_throughput(report.metrics),
+        "failures": MetadataValue.md("| item | attempts | error |\n|---|---|---|\n" + failures)
+        if report.failed
+        else MetadataValue.text("none"),
+    }
 
 
 def _throughput(metrics: dict[str, float]) -> dict[str, float]:
     """Completion tokens per second, when an LLM satellite reported its token counts."""
     tokens, seconds = metrics.get("llm/completion_tokens"), metrics.get("llm/seconds")
     return {"llm/tokens_per_second": round(tokens / seconds, 2)} if tokens and seconds else {}
-
-
-def summary_op(
-    plan: ClusterPlan, report_inputs: dict[str, str], manifest_inputs: list[str]
-) -> OpDefinition:
-    """Add up every satellite's reports; fail the run only if an item failed with no handler."""
-    routed = plan.routed_nodes()
-
-    def compute(context, inputs: dict[str, Any]) -> Iterator[Output]:
-        reports = {report_inputs[n]: v for n, v in inputs.items() if n in report_inputs}
-        manifests = [v for n, v in inputs.items() if n.startswith("manifest_")]
-        missing = missing_chunks(manifests, reports)
-        if missing:
-            raise Failure(
-                description="items were never processed: chunk steps "
-                + ", ".join(missing)
-                + " did not run. This happens when a run whose process was "
-                "killed is re-executed 'from failure' (Dagster does not re-create mapped steps "
-                "that never started). Re-execute all steps instead (`exosphere rerun RUN_ID`): "
-                "checkpoints make finished items free, so no item is processed twice."
-            )
-        totals = summarise(plan, reports)
-        unhandled = totals["failed_unhandled"]
-        context.instance.add_run_tags(
-            context.run_id,
-            {
-                "exosphere/items": str(totals["items"]),
-                "exosphere/succeeded": str(totals["succeeded"]),
-                "exosphere/routed": str(totals["routed_to_failure"]),
-                "exosphere/failed": str(unhandled),
-            },
-        )
-        metadata = {k: v for k, v in totals.items() if k != "per_satellite"}
-        metadata["per_satellite"] = MetadataValue.md(_table(totals["per_satellite"], routed))
-        if unhandled:
-            raise Failure(
-                description=f"{unhandled} item(s) failed with no failure branch to take them "
-                f"(see the failed satellites' 'failures' metadata)",
-                metadata=metadata,
-            )
-        yield Output(None, "result", metadata=metadata)
-
-    return OpDefinition(
-        compute_fn=compute,
-        name=definition_name(plan, SUMMARY_OP),
-        ins={name: In(DagsterAny) for name in [*report_inputs, *manifest_inputs]},
-        outs={"result": Out(DagsterAny)},
-        description="Counts items in, succeeded and routed to failure; fails on unhandled failures.",
-    )
-
-
-def summarise(plan: ClusterPlan, reports: dict[str, list[ChunkReport]]) -> dict[str, Any]:
-    """Run totals: each item path ends once, as succeeded, routed or failed-unhandled."""
-    routed_nodes = plan.routed_nodes()
-    per: dict[str, dict[str, int]] = {}
-    succeeded = routed = unhandled = branch_failed = 0
-    leaves = {n.id for n in plan.nodes if not plan.children(n.id)}
-    for node_id, chunk_reports in reports.items():
-        node = plan.node(node_id)
-        row = {"in": 0, "succeeded": 0, "failed": 0, "resumed": 0}
-        for r in chunk_reports:
-            row["in"] += r.items_in
-            row["succeeded"] += r.succeeded
-            row["failed"] += len(r.failed)
-            row["resumed"] += r.resumed
-            if node.branch == "main":
-                succeeded += r.succeeded if node_id in leaves else r.ended
-                if node_id in routed_nodes:
-                    routed += len(r.failed)
-                else:
-                    unhandled += len(r.failed)
-            elif node.branch == "failure":
-                branch_failed += len(r.failed)
-        per[node_id] = row
-    return {
-        "items": succeeded + routed + unhandled,
-        "succeeded": succeeded,
-        "routed_to_failure": routed,
-        "failed_unhandled": unhandled + branch_failed,
-        "per_satellite": per,
-    }
-
-
-def _table(per: dict[str, dict[str, int]], routed: frozenset[str]) -> str:
-    rows = ["| satellite | in | succeeded | failed | resumed |", "|---|---|---|---|---|"]
-    for node_id, r in per.items():
-        mark = " (routed)" if node_id in routed and r["failed"] else ""
-        rows.append(
-            f"| {node_id} | {r['in']} | {r['succeeded']} | {r['failed']}{mark} | {r['resumed']} |"
-        )
-    return "\n".join(rows)
-
-
-def base_scope(plan: ClusterPlan, run: Any, secrets: dict[str, str]) -> dict[str, Any]:
-    """Template values shared by every item of a run (``cluster.*``, ``run.*``, secrets)."""
-    trigger_time = run.tags.get(TRIGGER_TIME_TAG)
-    started = datetime.now(UTC)
-    start = datetime.fromisoformat(trigger_time) if trigger_time else started
-    return {
-        "cluster": {
-            "identifier": plan.identifier,
-            "title": plan.title,
-            "description": plan.description,
-            "sla": plan.sla.name,
-            "trigger": plan.trigger_text,
-        },
-        "run": {
-            "id": run.run_id,
-            "started_at": started.isoformat(),
-            "trigger_time": start.isoformat(),
-            "deadline": (start + timedelta(hours=plan.sla.hours)).isoformat(),
-        },
-        "secrets": secrets,
-    }

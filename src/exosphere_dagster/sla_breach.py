@@ -19,10 +19,10 @@ from typing import Any
 from dagster import Any as DagsterAny
 from dagster import (
     DefaultSensorStatus,
+    DynamicOut,
     JobDefinition,
     OpDefinition,
     Out,
-    Output,
     RunRequest,
     SensorDefinition,
     SkipReason,
@@ -30,13 +30,15 @@ from dagster import (
     run_failure_sensor,
 )
 
-from exosphere_dagster.build import Wiring
-from exosphere_dagster.ops import START_OP
+from exosphere_dagster.build import Wiring, wire_segments
+from exosphere_dagster.ops import START_OP, chunk_outputs
 from exosphere_dagster.placement import PlacementPolicy, executor_from_env
 from exosphere_dagster.resources import io_resources
 from exosphere_dagster.runtime.checkpoint import CheckpointLog
-from exosphere_dagster.runtime.items import ChunkReport, FailedItem, Item, seed_items
+from exosphere_dagster.runtime.chunking import chunk_size
+from exosphere_dagster.runtime.items import FailedItem, Item, seed_items
 from exosphere_dagster.runtime.logs import LogForwarder
+from exosphere_dagster.segments import Segment, cut_segments
 from exosphere_dagster.tags import (
     BREACH_OF_TAG,
     DEADLINE_TAG,
@@ -105,13 +107,13 @@ def breach_op(plan: ClusterPlan, registry: SatelliteRegistry) -> OpDefinition:
         forwarder.flush()
         context.log.error(f"{error}; {len(pending)} item(s) in flight go to the failure branch")
         failed = [FailedItem(item, node, error, "SlaBreach", 0) for node, item in pending]
-        report = ChunkReport(satellite="sla", items_in=len(failed), failed=failed)
-        yield Output([report], "failed", metadata={"in_flight_items": len(failed)})
+        items = [f.to_failure_item() for f in failed]
+        yield from chunk_outputs(items, chunk_size(len(items), plan.sla.name))
 
     return OpDefinition(
         compute_fn=compute,
         name=f"{breach_job_name(plan)}__{BREACH_OP}",
-        outs={"failed": Out(DagsterAny)},
+        outs={"chunks": DynamicOut(DagsterAny), "manifest": Out(DagsterAny)},
         config_schema={"run_id": str, "error": str},
         description="Finds the failed run's in-flight items and reports the SLA breach to logs.",
     )
@@ -125,13 +127,18 @@ def build_breach_job(
         return None
     alert_plan = dataclasses.replace(plan, job_name=breach_job_name(plan))  # unique op names
 
+    segments = [s for s in cut_segments(alert_plan, registry) if s.from_failures or _failure(s)]
+
     @graph(name=alert_plan.job_name)
     def breach_graph() -> None:
         wiring = Wiring(alert_plan, registry, policy)
-        failed = breach_op(alert_plan, registry).alias(BREACH_OP).tag(wiring.light_tags)()
-        if plan.failure_nodes:
-            wiring.satellites(plan.failure_nodes, {"failed_sla": failed}, True)
-            wiring.summary()
+        op = breach_op(alert_plan, registry).alias(BREACH_OP).tag(wiring.light_tags)
+        if not segments:
+            op()
+            return
+        first = dataclasses.replace(segments[0], sources=())  # fed by the breach op itself
+        chunks, wiring.manifests[first.name] = op()
+        wire_segments(wiring, [first, *segments[1:]], first_chunks=chunks)
 
     executor = executor_from_env()
     return breach_graph.to_job(
@@ -145,6 +152,10 @@ def build_breach_job(
             MAX_RUNTIME_TAG: ALERT_MAX_RUNTIME,
         },
     )
+
+
+def _failure(segment: Segment) -> bool:
+    return bool(segment.nodes) and segment.nodes[0].branch == "failure"
 
 
 def breach_message(run, record, failure_text: str = "") -> str | None:

@@ -29,6 +29,7 @@ class RecordConfig(BaseModel):
     fail_for: list[str] = []
     fail_rate: float = 0.0
     block_on: str | None = None  # this label sleeps (until the test kills the process)
+    fail_while: str | None = None  # fail_for labels fail only while this file exists
 
 
 @satellite("satellite/test/record", config=RecordConfig, max_concurrency=4)
@@ -38,7 +39,8 @@ def record(config: RecordConfig, input: dict, context) -> list[dict]:
     if config.block_on == config.label and not blocked.exists():  # only the first time
         blocked.write_text(config.label)
         time.sleep(3600)
-    if config.label in config.fail_for:
+    broken = config.fail_while is None or Path(config.fail_while).exists()
+    if config.label in config.fail_for and broken:
         raise RuntimeError(f"cannot process {config.label}")
     if config.fail_rate and random.random() < config.fail_rate:
         with Path(config.log_dir, f"attempt-failures-{os.getpid()}").open("a") as fh:

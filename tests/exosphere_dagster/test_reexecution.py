@@ -73,18 +73,74 @@ def test_sigkill_then_reexecute_from_failure_processes_each_item_once(tmp_path, 
     assert run.status == DagsterRunStatus.STARTED  # the process died without a word
     sqlite_instance.report_run_failed(run)  # what run monitoring does in a deployment
 
-    # Dagster's own "from failure" selection forgets the chunk step that never started:
-    # the summary step notices and fails loudly instead of dropping those 10 items.
-    partial = rerun(run.run_id, instance=sqlite_instance, from_failure=True)
-    assert not partial.success
-    failure = next(e for e in partial.all_events if e.event_type_value == "STEP_FAILURE")
-    assert "record[c00003]" in failure.message or "record[c00003]" in str(
-        failure.event_specific_data
-    )
-
-    result = rerun(partial.run_id, instance=sqlite_instance)  # all steps; checkpoints skip the rest
+    # Dagster's own "from failure" (the UI button) re-runs the interrupted chunk step; the chunk
+    # step that never started is not re-created by Dagster, so the summary runs it inline.
+    result = rerun(run.run_id, instance=sqlite_instance, from_failure=True)
     assert result.success
     calls = Counter(read_calls(log_dir))
     assert calls == Counter(f"item-{i}" for i in range(40))  # all 40, none twice
     tags = sqlite_instance.get_run_by_id(result.run_id).tags
     assert (tags["exosphere/items"], tags["exosphere/succeeded"]) == ("40", "40")
+    logs = [r.user_message for r in sqlite_instance.all_logs(result.run_id)]
+    assert any("chunk c00003 of record never ran in its own step" in m for m in logs)
+
+
+FLAKY = """\
+version: 0.0.1b
+cluster:
+  identifier: test/middle-fails
+  sla: 6h
+  trigger: api-call
+  retries: 1
+  delay: 0
+  satellites:
+    - uses: satellite/test/fan-out
+      identifier: items
+      config: {{count: 3, prefix: item-}}
+    - uses: satellite/test/record
+      identifier: record
+      config:
+        label: "${{{{ satellites.items.output.label }}}}"
+        log_dir: {log_dir}
+        fail_for: [item-1]
+        fail_while: {cause}
+    - uses: satellite/test/record
+      identifier: after
+      config:
+        label: "after-${{{{ satellites.record.output.label }}}}"
+        log_dir: {log_dir}
+"""
+
+
+@pytest.mark.parametrize("multiprocess", [False, True], ids=["in-process", "multiprocess"])
+def test_reexecute_from_failure_retries_only_the_failed_item(
+    tmp_path, sqlite_instance, multiprocess
+):
+    """What the UI's "Re-execute > From failure" does (ReexecutionOptions.from_failure): the
+    red chunk step runs again, its good items come from the checkpoint, the failed one is
+    called once more, and what follows runs for all three."""
+    from exosphere_dagster.launch import run_cluster_file
+
+    log_dir, cause = tmp_path / "calls", tmp_path / "cause"
+    log_dir.mkdir()
+    cause.write_text("broken")
+    path = tmp_path / "flaky.yml"
+    path.write_text(FLAKY.format(log_dir=log_dir, cause=cause))
+    first = run_cluster_file(path, instance=sqlite_instance, multiprocess=multiprocess)
+    assert not first.success
+    (failure,) = [e for e in first.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert failure.step_key == "record[c00000]"
+    assert "item-1~" in failure.event_specific_data.error.message
+    assert Counter(read_calls(log_dir)) == Counter(["item-0", "item-2"])
+
+    cause.unlink()
+    again = rerun(first.run_id, instance=sqlite_instance, from_failure=True)
+    assert again.success
+    calls = Counter(read_calls(log_dir))
+    assert calls == Counter(
+        ["item-0", "item-2", "item-1", "after-item-0", "after-item-1", "after-item-2"]
+    )
+    run = sqlite_instance.get_run_by_id(again.run_id)
+    assert (run.tags["exosphere/items"], run.tags["exosphere/succeeded"]) == ("3", "3")
+    started = {e.step_key for e in again.all_events if e.event_type_value == "STEP_START"}
+    assert "items[c00000]" not in started and "exosphere__start" not in started

@@ -132,8 +132,11 @@ def test_failure_without_handler_fails_the_run_after_finishing_the_rest(tmp_path
     result = run_cluster_file(path, instance=sqlite_instance)
     assert not result.success
     assert len(read_calls(tmp_path / "calls")) == 99  # nothing else was lost
-    tags = run_tags(sqlite_instance, result)
-    assert (tags["exosphere/succeeded"], tags["exosphere/failed"]) == ("99", "1")
+    (failure,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert failure.step_key.startswith("record[")  # the chunk step is red, not the summary
+    text = failure.event_specific_data.error.message
+    assert "chunk-3~" in text and "cannot process file-0/page-3/chunk-3" in text
+    assert "99 succeeded and are checkpointed" in text
 
 
 def test_items_travel_through_s3_when_configured(

@@ -3,17 +3,51 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+NAME_FIELDS = (
+    "key",
+    "file-path",
+    "file_path",
+    "path",
+    "file",
+    "filename",
+    "name",
+    "id",
+    "title",
+    "label",
+    "url",
+)  # fields whose value names an object, most telling first
+MAX_LABEL = 60
 
-def child_id(parent_id: str, satellite: str, index: int) -> str:
-    """Stable id of the ``index``-th object ``satellite`` produced for item ``parent_id``.
 
-    Deterministic across re-executions, so checkpoints recognise work already done.
+def child_id(parent_id: str, satellite: str, index: int, obj: Any = None) -> str:
+    """Stable, readable id of the ``index``-th object ``satellite`` produced for ``parent_id``.
+
+    ``<label>~<hash>``: the label is the object's own name (its file name or key, when it has
+    one) or its parent's label plus the index, so a person can find the item; the hash of the
+    path keeps ids unique and deterministic across re-executions (checkpoints rely on it).
     """
-    return hashlib.sha256(f"{parent_id}/{satellite}/{index}".encode()).hexdigest()[:20]
+    digest = hashlib.sha256(f"{parent_id}/{satellite}/{index}".encode()).hexdigest()[:12]
+    parent_label = parent_id.rpartition("~")[0]
+    label = _name_of(obj) or (f"{parent_label}.{index}" if parent_label else f"{satellite}.{index}")
+    return f"{label[-MAX_LABEL:]}~{digest}"
+
+
+def _name_of(obj: Any) -> str | None:
+    if not isinstance(obj, dict):
+        return None
+    for field_name in NAME_FIELDS:
+        value = obj.get(field_name)
+        if isinstance(value, str | int) and not isinstance(value, bool) and str(value).strip():
+            tail = str(value).rstrip("/").rsplit("/", 1)[-1]
+            clean = re.sub(r"[^A-Za-z0-9._-]+", "-", tail).strip("-")
+            if clean:
+                return clean
+    return None
 
 
 @dataclass
@@ -26,7 +60,7 @@ class Item:
 
     def child(self, satellite: str, index: int, obj: Any) -> Item:
         return Item(
-            id=child_id(self.id, satellite, index),
+            id=child_id(self.id, satellite, index, obj),
             value=obj,
             lineage={**self.lineage, satellite: obj},
             seed=self.seed,
@@ -37,9 +71,17 @@ class Item:
 def seed_items(inputs: list[Any]) -> list[Item]:
     """The run's inputs (from the trigger or the launch call) as root items."""
     return [
-        Item(id=child_id("run", "input", i), value=v, lineage={}, seed=v)
+        Item(id=child_id("run", "input", i, v), value=v, lineage={}, seed=v)
         for i, v in enumerate(inputs)
     ]
+
+
+@dataclass
+class Chunk:
+    """The items one mapped step works on; ``key`` is the mapping key it travels under."""
+
+    key: str
+    items: list[Item]
 
 
 @dataclass
