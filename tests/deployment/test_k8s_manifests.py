@@ -87,8 +87,12 @@ def manifests_for(cluster_file: Path, kubeconfig: str) -> dict[str, dict]:
         run = create_run_for_test(
             instance, job_name=job.name, job_code_origin=origin, tags=dict(job.run_tags)
         )
-        chunk_steps = [n.name for n in job.graph.nodes if n.name.endswith("__chunks")]
-        mappings = {s: {"chunks": ["c00000"]} for s in chunk_steps}  # one chunk per satellite
+        splitters = [
+            n.name
+            for n in job.graph.nodes
+            if n.definition.tags.get("exosphere/role") in ("start", "gather")
+        ]
+        mappings = {s: {"chunks": ["c00000"]} for s in splitters}  # one chunk per segment
         execution_plan = create_execution_plan(job)
         steps = []
         for step in execution_plan.steps:
