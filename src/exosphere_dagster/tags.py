@@ -57,9 +57,18 @@ def parse_time(value: str | None) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+def deadline_for(trigger_time: datetime, sla_hours: float) -> datetime:
+    """Trigger time + SLA in real (UTC) hours. Adding a timedelta to a datetime in a zone with
+    daylight saving moves the wall clock instead: a 24h SLA would last 23 or 25 hours across
+    the switch. Naive times are taken as UTC, like ``parse_time``."""
+    start = trigger_time if trigger_time.tzinfo else trigger_time.replace(tzinfo=UTC)
+    return start.astimezone(UTC) + timedelta(hours=sla_hours)
+
+
 def deadline_tags(tier: SlaTier, when: datetime) -> dict[str, str]:
-    """``exosphere/trigger_time`` and ``exosphere/deadline`` (= trigger time + SLA)."""
+    """``exosphere/trigger_time`` and ``exosphere/deadline`` (= trigger time + SLA), in UTC."""
+    start = when if when.tzinfo else when.replace(tzinfo=UTC)
     return {
-        TRIGGER_TIME_TAG: when.isoformat(),
-        DEADLINE_TAG: (when + timedelta(hours=tier.hours)).isoformat(),
+        TRIGGER_TIME_TAG: start.astimezone(UTC).isoformat(),
+        DEADLINE_TAG: deadline_for(start, tier.hours).isoformat(),
     }
