@@ -74,6 +74,11 @@ class StepRunner:
         )
         children, report = run_chunk(job, items)
         report.chunk = chunk_key
+        log.info(
+            f"{node.id}: {report.items_in} in, {report.succeeded} succeeded, "
+            f"{len(report.failed)} failed, {report.outputs} out"
+            + (f", {report.resumed} from checkpoint" if report.resumed else "")
+        )
         return children, report
 
     def run_inline(
