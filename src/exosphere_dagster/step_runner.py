@@ -9,7 +9,7 @@ failure": Dagster does not re-create mapped steps that never started).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from exosphere_dagster.runtime.checkpoint import checkpoint_store_for
@@ -22,7 +22,7 @@ from exosphere_dagster.runtime.secrets import (
     resolve_secrets,
 )
 from exosphere_dagster.segments import Segment
-from exosphere_dagster.tags import TRIGGER_TIME_TAG
+from exosphere_dagster.tags import TRIGGER_TIME_TAG, deadline_for
 from satellite_ops.registry import SatelliteDefinition
 from yaml_loader.ir import ClusterPlan, SatelliteNode
 
@@ -119,7 +119,7 @@ def base_scope(plan: ClusterPlan, run: Any, secrets: dict[str, str]) -> dict[str
             "id": run.run_id,
             "started_at": started.isoformat(),
             "trigger_time": start.isoformat(),
-            "deadline": (start.astimezone(UTC) + timedelta(hours=plan.sla.hours)).isoformat(),
+            "deadline": deadline_for(start, plan.sla.hours).isoformat(),
         },
         "secrets": secrets,
     }
