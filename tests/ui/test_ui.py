@@ -265,8 +265,11 @@ def test_reference_cluster_graph_renders_its_satellites(page, dev_server):
     ).to_be_visible()
     for op in REFERENCE_OPS:
         expect(page.get_by_text(op, exact=True).first).to_be_visible()
-    # every satellite is an op node of the graph, next to its chunking step
-    expect(page.get_by_text("get_files_from_s3__chunks", exact=True).first).to_be_visible()
+    # one node per satellite: the only other nodes are start, one re-chunk after the S3
+    # listing, the failure branch's gathering op and the summary
+    expect(page.get_by_text("get_files_from_s3__rechunk", exact=True).first).to_be_visible()
+    expect(page.get_by_text("exosphere__failures", exact=True).first).to_be_visible()
+    expect(page.get_by_text(re.compile(r"__chunks$"))).to_have_count(0)
     page.wait_for_timeout(500)  # let the graph's layout animation settle before the picture
     shot(page, "1-reference-cluster-graph")
 
