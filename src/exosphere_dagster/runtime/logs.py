@@ -125,10 +125,13 @@ class StepLog:
         return StepLog(self._log, self._forwarder, self.satellite, item_id)
 
     def _emit(self, level: str, msg: object, args: tuple[Any, ...]) -> None:
-        text = str(msg) % args if args else str(msg)
-        text = redact(text)
+        try:
+            text = str(msg) % args if args else str(msg)
+        except (TypeError, ValueError):  # as logging does, a bad format never fails the caller
+            text = f"{msg} (log arguments that did not fit the format: {args!r})"
         if self.item_id:
             text = f"[item {self.item_id}] {text}"
+        text = redact(text)  # the item id too: it is named after a field of the item's object
         getattr(self._log, level)(text)
         if self._forwarder is not None:
             self._forwarder.emit(level, self.satellite, self.item_id, text)

@@ -1,22 +1,37 @@
-"""Resolve secret references in the step process, and scrub their values from any text."""
+"""Resolve secret references in the step process, and scrub their values from any text.
+
+Redaction covers each value in every form software commonly writes it in: as-is, inside a
+Python ``repr`` (str, ascii and bytes, either quote style), JSON-escaped (ASCII or not), one of
+those escaped once more (a JSON body quoted in an exception message), URL-encoded, and the
+base64 of the whole value (a ``user:password`` secret in a Basic auth header). What is and is
+not covered is spelled out for users in docs/runtime.md ("Secrets and redaction").
+"""
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import functools
 import json
 import logging
 import os
+import re
 import sys
 import threading
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
+from urllib.parse import quote, quote_plus
 
 from yaml_loader.secret_refs import parse_secret_ref
 
 logger = logging.getLogger(__name__)
 REDACTED = "***"
+MIN_LENGTH = 4  # shorter values ("on", "1") are too common in text to scrub
+CACHE_SECONDS = 60.0  # how long a process reuses an answer of AWS Secrets Manager
 _lock = threading.Lock()
-_known_values: set[str] = set()  # every value resolved in this process, for redaction
+_known: frozenset[str] = frozenset()  # every value resolved in this process, for redaction
+_answers: dict[tuple[str, str], tuple[float, str | SecretResolutionError]] = {}
 
 
 class SecretResolutionError(Exception):
@@ -26,27 +41,35 @@ class SecretResolutionError(Exception):
 def resolve_secrets(declared: Mapping[str, str], names: Iterable[str]) -> dict[str, str]:
     """Resolve only ``names`` (those a satellite's templates read) from their declarations."""
     resolved = {name: _resolve(name, declared[name]) for name in sorted(names)}
-    with _lock:
-        _known_values.update(v for v in resolved.values() if len(v) >= 4)
+    _remember(resolved.values())
     return resolved
 
 
 def redaction_values(declared: Mapping[str, str]) -> tuple[str, ...]:
     """Every declared secret this process can resolve, for redaction in any step (a step must
     scrub secrets that other steps resolved and satellites passed along). Unresolvable ones are
-    skipped: a value nobody can read cannot leak."""
+    skipped: a value nobody here can read cannot leak from here."""
     values = []
     for name, declaration in declared.items():
         try:
-            values.append(_resolve(name, declaration))
+            values.append(_resolve(name, declaration, reuse_failure=True))
         except SecretResolutionError:
             continue
-    with _lock:
-        _known_values.update(v for v in values if len(v) >= 4)
+    _remember(values)
     return tuple(values)
 
 
-def _resolve(name: str, declaration: str) -> str:
+def _remember(values: Iterable[str]) -> None:
+    global _known
+    with _lock:
+        new = {v for v in values if len(v) >= MIN_LENGTH} - _known
+        if not new:
+            return
+        _known = _known | new
+    _scrub_log_records()
+
+
+def _resolve(name: str, declaration: str, *, reuse_failure: bool = False) -> str:
     ref = parse_secret_ref(declaration)
     if ref.kind == "literal":
         return ref.target
@@ -66,7 +89,27 @@ def _resolve(name: str, declaration: str) -> str:
                 f"secret '{name}': cannot read {ref.target}: {exc.strerror} "
                 "(mount the Kubernetes secret at that path)"
             ) from None
-    return _from_secrets_manager(name, ref.target, ref.key)
+    return _cached_secrets_manager(name, declaration, reuse_failure)
+
+
+def _cached_secrets_manager(name: str, declaration: str, reuse_failure: bool) -> str:
+    """At most one Secrets Manager call per secret and process every CACHE_SECONDS: every step
+    resolves every declared secret for redaction, and one process may run many steps. A
+    failure is reused only for redaction (a satellite that needs the secret asks again)."""
+    now = time.monotonic()
+    with _lock:
+        expires, answer = _answers.get((name, declaration), (0.0, ""))
+    if now >= expires or (isinstance(answer, SecretResolutionError) and not reuse_failure):
+        ref = parse_secret_ref(declaration)
+        try:
+            answer = _from_secrets_manager(name, ref.target, ref.key)
+        except SecretResolutionError as exc:
+            answer = exc
+        with _lock:
+            _answers[(name, declaration)] = (now + CACHE_SECONDS, answer)
+    if isinstance(answer, SecretResolutionError):
+        raise SecretResolutionError(*answer.args)
+    return answer
 
 
 def _from_secrets_manager(name: str, secret_id: str, key: str | None) -> str:
@@ -91,16 +134,70 @@ def _from_secrets_manager(name: str, secret_id: str, key: str | None) -> str:
         ) from None
 
 
+# -- redaction ----------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=1024)
+def secret_forms(value: str) -> frozenset[str]:
+    """The ways ``value`` shows up in text: as-is, escaped in a string literal (Python or
+    JSON, once or twice), URL-encoded, base64 of the whole value."""
+    quoted = {value, *_repr_bodies(value), *_json_bodies(value)}
+    twice = {form for once in quoted for form in (_repr_body(once), *_json_bodies(once))}
+    raw = _utf8(value)
+    encoded = {
+        quote(raw),
+        quote(raw, safe=""),
+        quote_plus(raw),
+        quote_plus(raw, safe=""),
+        base64.b64encode(raw).decode().rstrip("="),
+        base64.urlsafe_b64encode(raw).decode().rstrip("="),
+    }
+    return frozenset(quoted | twice | encoded)
+
+
+def _repr_body(text: str) -> str:
+    """``text`` as the inside of a single-quoted Python literal (a leading quote pair forces
+    that style; Python never escapes a double quote)."""
+    return repr("'\"" + text)[4:-1]
+
+
+def _repr_bodies(value: str) -> set[str]:
+    """str, ascii() and bytes literals, escaping ``'`` (single-quoted) or not (double-quoted)."""
+    bodies = {
+        _repr_body(value),
+        ascii("'\"" + value)[4:-1],
+        repr(b"'\"" + _utf8(value))[5:-1],
+    }
+    return bodies | {body.replace("\\'", "'") for body in bodies}
+
+
+def _utf8(value: str) -> bytes:
+    """The bytes behind ``value``, also for an environment variable that was not UTF-8."""
+    try:
+        return value.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "surrogatepass")
+
+
+def _json_bodies(text: str) -> set[str]:
+    return {json.dumps(text)[1:-1], json.dumps(text, ensure_ascii=False)[1:-1]}
+
+
+@functools.lru_cache(maxsize=64)
+def _pattern(values: frozenset[str]) -> re.Pattern[str] | None:
+    """One alternation over every form of every value, longest first, so that at any position
+    the longest form wins (a JSON-escaped form before the raw value it starts with)."""
+    forms = sorted({form for value in values for form in secret_forms(value)}, key=len)
+    if not forms:
+        return None
+    return re.compile("|".join(re.escape(form) for form in reversed(forms)))
+
+
 def redact(text: str, extra: Iterable[str] = ()) -> str:
-    """Replace every secret value this process has resolved (and ``extra``) with ***."""
-    with _lock:
-        values = sorted(
-            {*_known_values, *(v for v in extra if v and len(v) >= 4)}, key=len, reverse=True
-        )
-    for value in values:
-        if value in text:
-            text = text.replace(value, REDACTED)
-    return text
+    """Replace every form of every secret value this process has resolved (and ``extra``,
+    which is not remembered) with ***."""
+    values = _known
+    more = {v for v in extra if len(v) >= MIN_LENGTH} - values
+    pattern = _pattern(values | more if more else values)
+    return pattern.sub(REDACTED, text) if pattern is not None else text
 
 
 class _RedactingStream:
@@ -129,7 +226,8 @@ _streams_users = [0]
 def redacted_output() -> Iterator[None]:
     """Scrub secret values from ``sys.stdout``/``sys.stderr`` while satellites run, so a
     satellite that prints a secret does not put it in the step's compute logs (shown in the
-    UI). Writes straight to the file descriptors (subprocesses) are not covered."""
+    UI). Each write is scrubbed on its own; writes straight to the file descriptors
+    (subprocesses, C code) and to ``sys.stdout.buffer`` are not covered."""
     with _streams_lock:
         if _streams_users[0] == 0:
             for name in ("stdout", "stderr"):
@@ -149,12 +247,47 @@ def redacted_output() -> Iterator[None]:
                         setattr(sys, name, stream._inner)
 
 
+def scrub_record(record: logging.LogRecord) -> None:
+    """Redact a log record's message, traceback text and stack in place."""
+    try:
+        message = record.getMessage()
+    except Exception:  # noqa: BLE001 - a malformed record is reported by logging when emitted
+        return
+    clean = redact(message)
+    if clean != message:
+        record.msg, record.args = clean, ()
+    if record.exc_info and record.exc_info[0] is not None and not record.exc_text:
+        trace = _FORMATTER.formatException(record.exc_info)
+        if (clean := redact(trace)) != trace:
+            record.exc_text = clean  # formatters print exc_text instead of re-formatting
+    if record.stack_info:
+        record.stack_info = redact(record.stack_info)
+
+
+_FORMATTER = logging.Formatter()
+
+
 class RedactingFilter(logging.Filter):
     """A logging filter that scrubs secret values from every record it sees."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        clean = redact(message)
-        if clean != message:
-            record.msg, record.args = clean, None
+        scrub_record(record)
         return True
+
+
+def _scrub_log_records() -> None:
+    """Once a process knows a secret, every log record it creates is scrubbed at birth, so
+    the stdlib loggers of satellites and libraries (and Dagster's managed loggers, which copy
+    them to the event log) never carry one, whatever their handlers."""
+    with _lock:
+        previous = logging.getLogRecordFactory()
+        if getattr(previous, "redacts_secrets", False):
+            return
+
+        def factory(*args: object, **kwargs: object) -> logging.LogRecord:
+            record = previous(*args, **kwargs)
+            scrub_record(record)
+            return record
+
+        factory.redacts_secrets = True  # type: ignore[attr-defined]
+        logging.setLogRecordFactory(factory)
