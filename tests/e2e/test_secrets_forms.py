@@ -132,7 +132,7 @@ def test_every_form_of_every_secret_is_redacted_in_every_step(
         for label in spilled("x" * 8):
             lines = [m for m in messages if f"] {who} {label}: " in m]
             assert len(lines) == items * len(values), (who, label, lines[:2])
-            assert all("***" in line for line in lines)
+            assert [line for line in lines if "***" not in line] == []
     routed = [m.partition("] routed: ")[2] for m in messages if "] routed: " in m]
     (source_error,) = [e for e in routed if e.startswith("RuntimeError: upstream rejected {")]
     (echo_error,) = [e for e in routed if e.startswith("ValueError: cannot use {'name': ")]
