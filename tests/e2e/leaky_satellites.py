@@ -53,12 +53,14 @@ class SourceConfig(BaseModel):
 
 @satellite("satellite/e2e/leak-source", config=SourceConfig)
 def leak_source(config: SourceConfig, input: dict, context) -> list[dict]:
-    """Names the secrets; spills them; raises with them for ``bad``; returns them otherwise."""
+    """Names the secrets; spills them; raises with them for ``bad``; returns them otherwise
+    (named after the last one when the input asks: item ids are made from names)."""
     _spill(context, "source", config.tokens)
     if input["name"] == "bad":
         body = json.dumps({"tokens": config.tokens})
         raise RuntimeError(f"upstream rejected { ({'tokens': config.tokens, 'body': body})!r}")
-    return [{"name": input["name"], "tokens": config.tokens}]
+    name = config.tokens[-1] if input.get("token_as_name") else input["name"]
+    return [{"name": name, "tokens": config.tokens}]
 
 
 class EchoConfig(BaseModel):

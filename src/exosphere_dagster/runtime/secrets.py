@@ -19,7 +19,7 @@ import re
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from urllib.parse import quote, quote_plus
 
@@ -147,8 +147,8 @@ def secret_forms(value: str) -> frozenset[str]:
         quote(raw, safe=""),
         quote_plus(raw),
         quote_plus(raw, safe=""),
-        base64.b64encode(raw).decode().rstrip("="),
-        base64.urlsafe_b64encode(raw).decode().rstrip("="),
+        *_base64(raw, base64.b64encode),
+        *_base64(raw, base64.urlsafe_b64encode),
     }
     return frozenset(quoted | twice | encoded)
 
@@ -167,6 +167,12 @@ def _repr_bodies(value: str) -> set[str]:
         repr(b"'\"" + _utf8(value))[5:-1],
     }
     return bodies | {body.replace("\\'", "'") for body in bodies}
+
+
+def _base64(raw: bytes, encode: Callable[[bytes], bytes]) -> tuple[str, str]:
+    """Padded and bare (JWT and URL-safe tokens drop the ``=``)."""
+    text = encode(raw).decode()
+    return text, text.rstrip("=")
 
 
 def _utf8(value: str) -> bytes:
