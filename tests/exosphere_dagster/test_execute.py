@@ -46,14 +46,16 @@ def node(
 
 
 def job_for(
-    fn, n: SatelliteNode, batched: bool = False, checkpoint=None
+    fn, n: SatelliteNode, batched: bool = False, checkpoint=None, max_concurrency: int = 16
 ) -> tuple[ChunkJob, list[float]]:
     waits: list[float] = []
 
     async def fake_sleep(seconds: float) -> None:
         waits.append(seconds)
 
-    definition = define_satellite("satellite/test/x", fn, Cfg, batched=batched)
+    definition = define_satellite(
+        "satellite/test/x", fn, Cfg, batched=batched, max_concurrency=max_concurrency
+    )
     job = ChunkJob(
         node=n,
         definition=definition,

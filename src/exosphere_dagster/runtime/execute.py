@@ -1,13 +1,18 @@
 """Run one satellite over one chunk of items: per-item templates, retries, concurrency, checkpoints.
 
 This is the body of every satellite step, kept free of Dagster so it can be tested and
-benchmarked alone. Items never raise out of here: each ends as outputs or as a FailedItem.
+benchmarked alone. Items never raise out of here: each ends as outputs or as a FailedItem,
+whatever the satellite does (raise ``SystemExit`` or another ``BaseException``, return outputs
+that cannot be pickled, raise an exception that cannot be printed). Only an interrupt of the
+step itself propagates (``_interrupts_step``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import signal
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -18,6 +23,7 @@ from pydantic import ValidationError
 from exosphere_dagster.runtime.checkpoint import CheckpointLog
 from exosphere_dagster.runtime.items import ChunkReport, FailedItem, Item, build_scope
 from exosphere_dagster.runtime.secrets import redact, redacted_output
+from exosphere_dagster.runtime.threads import Workers
 from satellite_ops.context import BatchItem, PayloadStore, SatelliteContext
 from satellite_ops.errors import FatalError, RetryableError
 from satellite_ops.registry import SatelliteDefinition
@@ -25,10 +31,15 @@ from yaml_loader.ir import SatelliteNode
 from yaml_loader.templates import TemplateEvaluationError, render_value
 
 MAX_ERROR_CHARS = 2000
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class OutputShapeError(FatalError):
     """A satellite returned something other than a list of objects."""
+
+
+class UnstorableOutputError(FatalError):
+    """An item's outputs cannot be pickled, so they can neither be checkpointed nor passed on."""
 
 
 @dataclass
@@ -70,12 +81,19 @@ async def _run_chunk(job: ChunkJob, items: list[Item]) -> tuple[list[Item], Chun
         else:
             pending.append(item)
     started = time.perf_counter()
+    workers = Workers(f"{job.node.op_name}-worker")
     try:
         if job.definition.batched:
-            results.update(await _run_batched(job, pending, report))
+            results.update(await _run_batched(job, workers, pending, report))
         else:
-            results.update(await _run_each(job, pending, report))
+            results.update(await _run_each(job, workers, pending, report))
     finally:
+        if stuck := workers.busy():
+            job.log.warning(
+                f"{job.node.id}: {stuck} call(s) that timed out are still running; their "
+                "threads are abandoned (Python cannot stop a thread) and end when they return"
+            )
+        workers.shutdown()
         if job.checkpoint:
             job.checkpoint.close()
     report.metrics.update(job.metrics)
@@ -95,114 +113,187 @@ async def _run_chunk(job: ChunkJob, items: list[Item]) -> tuple[list[Item], Chun
 
 
 # -- one item at a time (bounded concurrency) -------------------------------------------------
-async def _run_each(job: ChunkJob, items: list[Item], report: ChunkReport) -> dict[str, Any]:
+async def _run_each(
+    job: ChunkJob, workers: Workers, items: list[Item], report: ChunkReport
+) -> dict[str, Any]:
     gate = asyncio.Semaphore(job.concurrency)
     results: dict[str, Any] = {}
 
     async def one(item: Item) -> None:
         async with gate:
-            results[item.id] = await _attempts(job, item, report)
+            results[item.id] = await _attempts(job, workers, item, report)
 
     await asyncio.gather(*(one(item) for item in items))
     return results
 
 
-async def _attempts(job: ChunkJob, item: Item, report: ChunkReport) -> list[Any] | FailedItem:
-    retry = job.node.retry
+async def _attempts(
+    job: ChunkJob, workers: Workers, item: Item, report: ChunkReport
+) -> list[Any] | FailedItem:
     attempt = 0
     while True:
         attempt += 1
         report.attempts += 1
+        outcome: list[Any] | BaseException
         try:
             config, input_ = _resolve(job, item)
-            context = _context(job, item, attempt)
-            outputs = await _call(job, config, input_, context)
-        except Exception as exc:  # noqa: BLE001 - every failure is the item's, never the step's
-            final = attempt > retry.retries or not _retryable(exc)
-            text = _error_text(job, exc)
-            _item_log(job, item.id).warning(
-                f"{job.node.id}: attempt {attempt}/{retry.retries + 1} failed: {text}"
-                + ("" if final else " (will retry)")
-            )
-            if final:
-                return FailedItem(item, job.node.id, text, type(exc).__name__, attempt)
-            wait = retry.wait_before(attempt)
-            if isinstance(exc, RetryableError) and exc.retry_after is not None:
-                wait = max(wait, min(exc.retry_after, retry.max_delay))
-            await job.sleep(wait)
-            continue
-        if job.checkpoint:
-            job.checkpoint.record(item.id, outputs)
-        return outputs
+            accepts = job.definition.accepts_context
+            kwargs = {"context": _context(job, item, attempt)} if accepts else {}
+            outcome = _check_outputs(job, await _call(job, workers, config, input_, **kwargs))
+        except BaseException as exc:  # noqa: BLE001 - the item's failure, whatever it is
+            if _interrupts_step(exc):
+                raise
+            outcome = exc
+        verdict = _settle(job, item, attempt, outcome)
+        if not isinstance(verdict, _Retry):
+            return verdict
+        await job.sleep(verdict.wait)
 
 
-async def _call(job: ChunkJob, config: Any, input_: Any, context: SatelliteContext) -> list[Any]:
+async def _call(job: ChunkJob, workers: Workers, *args: Any, **kwargs: Any) -> Any:
+    """Call the satellite once. ``timeout:`` bounds a per-item call from the moment it starts:
+    a sync call's clock starts when its worker thread picks it up, never while it waits."""
     definition = job.definition
-    kwargs = {"context": context} if definition.accepts_context else {}
+    timeout = None if definition.batched else job.node.timeout
     if definition.is_async:
-        pending = definition.fn(config, input_, **kwargs)
-    else:
-        pending = asyncio.to_thread(definition.fn, config, input_, **kwargs)
-    timeout = job.node.timeout
-    result = await (asyncio.wait_for(pending, timeout) if timeout else pending)
-    return _check_outputs(job, result)
+        async with asyncio.timeout(timeout):
+            return await definition.fn(*args, **kwargs)
+    started, done = workers.submit(functools.partial(definition.fn, *args, **kwargs))
+    await started
+    async with asyncio.timeout(timeout):
+        ok, value = await done
+    if not ok:
+        raise value
+    return value
 
 
 # -- whole chunk as one call (GPU batching) --------------------------------------------------
-async def _run_batched(job: ChunkJob, items: list[Item], report: ChunkReport) -> dict[str, Any]:
+async def _run_batched(
+    job: ChunkJob, workers: Workers, items: list[Item], report: ChunkReport
+) -> dict[str, Any]:
+    """One call per round for every item still to do; each item's outcome is settled exactly
+    as on the per-item path, and the retried items wait for the longest wait any of them asks."""
     results: dict[str, Any] = {}
     attempt = 0
     remaining = list(items)
     while remaining:
         attempt += 1
+        outcomes: list[tuple[Item, list[Any] | BaseException]] = []
         batch: list[BatchItem] = []
         runnable: list[Item] = []
         for item in remaining:
             report.attempts += 1
             try:
                 config, input_ = _resolve(job, item)
-            except Exception as exc:  # noqa: BLE001 - bad config for one item fails that item
-                results[item.id] = FailedItem(
-                    item, job.node.id, _error_text(job, exc), type(exc).__name__, attempt
-                )
+            except BaseException as exc:  # noqa: BLE001 - bad config for one item fails that item
+                if _interrupts_step(exc):
+                    raise
+                outcomes.append((item, exc))
                 continue
             batch.append(BatchItem(config, input_, _context(job, item, attempt)))
             runnable.append(item)
-        if not batch:
-            break
-        try:
-            if job.definition.is_async:
-                raw = await job.definition.fn(batch)
+        if batch:
+            outcomes.extend(zip(runnable, await _call_batch(job, workers, batch), strict=True))
+        remaining, waits = [], []
+        for item, outcome in outcomes:
+            verdict = _settle(job, item, attempt, outcome)
+            if isinstance(verdict, _Retry):
+                remaining.append(item)
+                waits.append(verdict.wait)
             else:
-                raw = await asyncio.to_thread(job.definition.fn, batch)
-            if not isinstance(raw, list) or len(raw) != len(batch):
-                raise OutputShapeError(
-                    f"batched satellite returned {type(raw).__name__} of "
-                    f"{len(raw) if isinstance(raw, list) else '?'} results for {len(batch)} items"
-                )
-        except Exception as exc:  # noqa: BLE001 - the whole call failed: every item gets the error
-            raw = [exc] * len(batch)
-        remaining = []
-        for item, outcome in zip(runnable, raw, strict=True):
-            try:
-                if isinstance(outcome, BaseException):
-                    raise outcome
-                outputs = _check_outputs(job, outcome)
-            except Exception as exc:  # noqa: BLE001
-                final = attempt > job.node.retry.retries or not _retryable(exc)
-                if final:
-                    results[item.id] = FailedItem(
-                        item, job.node.id, _error_text(job, exc), type(exc).__name__, attempt
-                    )
-                else:
-                    remaining.append(item)
-                continue
-            if job.checkpoint:
-                job.checkpoint.record(item.id, outputs)
-            results[item.id] = outputs
+                results[item.id] = verdict
         if remaining:
-            await job.sleep(job.node.retry.wait_before(attempt))
+            await job.sleep(max(waits))
     return results
+
+
+async def _call_batch(
+    job: ChunkJob, workers: Workers, batch: list[BatchItem]
+) -> list[list[Any] | BaseException]:
+    """Each item's outcome of one batch call; a call that fails gives every item its error."""
+    try:
+        raw = await _call(job, workers, batch)
+        if not isinstance(raw, list) or len(raw) != len(batch):
+            raise OutputShapeError(
+                f"batched satellite returned {type(raw).__name__} of "
+                f"{len(raw) if isinstance(raw, list) else '?'} results for {len(batch)} items"
+            )
+    except BaseException as exc:  # noqa: BLE001 - the whole call failed
+        if _interrupts_step(exc):
+            raise
+        return [exc] * len(batch)
+    outcomes: list[list[Any] | BaseException] = []
+    for result in raw:
+        try:
+            outcomes.append(
+                result if isinstance(result, BaseException) else _check_outputs(job, result)
+            )
+        except Exception as exc:  # noqa: BLE001 - a malformed result fails its item
+            outcomes.append(exc)
+    return outcomes
+
+
+# -- one attempt's end, the same on both paths -------------------------------------------------
+@dataclass(frozen=True)
+class _Retry:
+    wait: float  # seconds to wait before the next attempt
+
+
+def _settle(
+    job: ChunkJob, item: Item, attempt: int, outcome: list[Any] | BaseException
+) -> list[Any] | FailedItem | _Retry:
+    """Checkpoint an attempt's outputs, or log its failure and decide: fail the item now (a
+    fatal error, or no retries left) or retry it after the backoff / the Retry-After asked."""
+    if isinstance(outcome, list):
+        try:
+            if job.checkpoint:
+                job.checkpoint.record(item.id, outcome)  # pickles first: a failure writes nothing
+            return outcome
+        except OSError:
+            raise  # the checkpoint store itself is broken: the step fails, Dagster retries it
+        except BaseException as exc:  # noqa: BLE001 - pickling ran the outputs' own code
+            if _interrupts_step(exc):
+                raise
+            outcome = UnstorableOutputError(
+                f"output of item {item.id} cannot be stored: {_describe(exc)}"
+            )
+    retry = job.node.retry
+    final = attempt > retry.retries or not _retryable(outcome)
+    text = _error_text(job, outcome)
+    _item_log(job, item.id).warning(
+        f"{job.node.id}: attempt {attempt}/{retry.retries + 1} failed: {text}"
+        + ("" if final else " (will retry)")
+    )
+    if final:
+        return FailedItem(item, job.node.id, text, type(outcome).__name__, attempt)
+    wait = retry.wait_before(attempt)
+    asked = outcome.retry_after if isinstance(outcome, RetryableError) else None
+    if isinstance(asked, int | float) and asked >= 0:
+        wait = max(wait, min(asked, retry.max_delay))
+    return _Retry(wait)
+
+
+def _interrupts_step(exc: BaseException) -> bool:
+    """Whether ``exc`` stops the whole step instead of failing one item.
+
+    Whatever a satellite raises is its item's failure, ``SystemExit`` and ``KeyboardInterrupt``
+    included: a library that calls ``sys.exit()`` must not take a chunk down with it. Two things
+    are not the satellite's and propagate: cancellation of the step's own task (``asyncio.run``
+    cancels it on Ctrl-C), and anything a signal handler raised (on SIGINT/SIGTERM, e.g. when a
+    run is terminated, Dagster's step handler raises ``DagsterExecutionInterruptedError`` in the
+    main thread, possibly inside an async satellite's frame); the handler's frame in the
+    traceback tells it apart. Signals reach the main thread only: a worker thread raises none.
+    """
+    if isinstance(exc, asyncio.CancelledError):
+        task = asyncio.current_task()
+        return task is not None and task.cancelling() > 0
+    handlers = {getattr(signal.getsignal(s), "__code__", None) for s in _SIGNALS} - {None}
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code in handlers:
+            return True
+        tb = tb.tb_next
+    return False
 
 
 # -- helpers ------------------------------------------------------------------------------------
@@ -243,9 +334,9 @@ def _check_outputs(job: ChunkJob, result: Any) -> list[Any]:
     if result is None:
         return []
     if isinstance(result, dict):
-        return [result]
+        result = [result]
     if isinstance(result, list | tuple) and all(isinstance(o, dict) for o in result):
-        return list(result)
+        return [o if type(o) is dict else dict(o) for o in result]  # plain: no subclass code
     raise OutputShapeError(
         f"satellite {job.definition.identifier} must return a list of objects (dicts), "
         f"returned {type(result).__name__}"
@@ -253,17 +344,37 @@ def _check_outputs(job: ChunkJob, result: Any) -> list[Any]:
 
 
 def _retryable(exc: BaseException) -> bool:
-    return not isinstance(exc, FatalError | ValidationError | TemplateEvaluationError)
+    """Exceptions are retried, except the fatal kinds; a ``BaseException`` that is not an
+    ``Exception`` (``SystemExit``, ``KeyboardInterrupt``, ...) asks to stop, so it is not."""
+    return isinstance(exc, Exception) and not isinstance(
+        exc, FatalError | ValidationError | TemplateEvaluationError
+    )
 
 
 def _error_text(job: ChunkJob, exc: BaseException) -> str:
+    """The item's error as the event log, the failure branch and the UI show it: redacted."""
     if isinstance(exc, ValidationError):
         text = f"invalid config after templates were filled in: {_validation_summary(exc)}"
-    elif isinstance(exc, asyncio.TimeoutError | TimeoutError) and not str(exc):
+    elif isinstance(exc, TimeoutError) and job.node.timeout and not _message(exc):
         text = f"timed out after {job.node.timeout}s"
     else:
-        text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        text = _describe(exc)
     return redact(text, job.secret_values)[:MAX_ERROR_CHARS]
+
+
+def _describe(exc: BaseException) -> str:
+    message = _message(exc)
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+
+
+def _message(exc: BaseException) -> str:
+    """``str(exc)``, or ``<unprintable>`` when the exception's ``__str__`` itself raises."""
+    try:
+        return str(exc)
+    except BaseException as err:  # noqa: BLE001 - hostile __str__
+        if _interrupts_step(err):
+            raise
+        return "<unprintable>"
 
 
 def _validation_summary(exc: ValidationError) -> str:

@@ -1,0 +1,87 @@
+"""Worker threads for sync satellites: a call starts at once, and a stuck call is abandoned.
+
+Why not ``asyncio.to_thread``: the loop's default executor holds ``min(32, cpus + 4)`` threads,
+so it capped a satellite below its ``max_concurrency`` and queued the rest, and a timeout
+around ``to_thread`` counted that queueing; a call that timed out kept its thread, so stuck
+calls starved the items behind them; and ``asyncio.run`` joins that executor when it closes,
+so one call that never returns hung the step forever.
+
+Here the caller bounds how many calls run at once (its semaphore); each call goes to an idle
+worker or a new one, so a thread stuck in a timed-out call holds no slot. Python cannot kill a
+thread: a stuck one is abandoned. Workers are daemon threads that nobody joins, so neither the
+step nor its process waits for them; one that returns later finds its loop closed and exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import queue
+import threading
+from collections.abc import Callable
+from typing import Any
+
+Outcome = tuple[bool, Any]  # (True, the result) or (False, the exception the call raised)
+
+
+class Workers:
+    """Daemon threads that run blocking calls for one event loop (one chunk)."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._tasks: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._idle = 0  # workers waiting for a task, less the tasks queued for them
+        self._threads = 0
+
+    def submit(self, fn: Callable[[], Any]) -> tuple[asyncio.Future[None], asyncio.Future[Outcome]]:
+        """Run ``fn`` on a worker; returns (started, done) futures of the running loop: the
+        first resolves when a worker begins the call, the second with its :data:`Outcome`."""
+        loop = asyncio.get_running_loop()
+        started: asyncio.Future[None] = loop.create_future()
+        done: asyncio.Future[Outcome] = loop.create_future()
+        with self._lock:
+            spawn = self._idle == 0
+            if spawn:
+                self._threads += 1
+            else:
+                self._idle -= 1
+        self._tasks.put((loop, started, done, fn))
+        if spawn:
+            name = f"{self._name}-{self._threads}"
+            threading.Thread(target=self._work, name=name, daemon=True).start()
+        return started, done
+
+    def busy(self) -> int:
+        """Workers still inside a call (stuck ones included)."""
+        with self._lock:
+            return self._threads - self._idle
+
+    def shutdown(self) -> None:
+        """Let every worker exit once it is free; joins nothing."""
+        with self._lock:
+            count, self._threads, self._idle = self._threads, 0, 0
+        for _ in range(count):
+            self._tasks.put(None)
+
+    def _work(self) -> None:
+        while (task := self._tasks.get()) is not None:
+            loop, started, done, fn = task
+            _resolve(loop, started, None)
+            try:
+                outcome: Outcome = (True, fn())
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller, whatever it is
+                outcome = (False, exc)
+            _resolve(loop, done, outcome)
+            del task, loop, started, done, fn, outcome  # hold nothing while idle
+            with self._lock:
+                self._idle += 1
+
+
+def _resolve(loop: asyncio.AbstractEventLoop, future: asyncio.Future[Any], value: Any) -> None:
+    def settle() -> None:
+        if not future.done():  # cancelled: the caller timed out or was cancelled
+            future.set_result(value)
+
+    with contextlib.suppress(RuntimeError):  # a closed loop: the step ended without this call
+        loop.call_soon_threadsafe(settle)
