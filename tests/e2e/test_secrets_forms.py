@@ -55,6 +55,13 @@ cluster:
         identifier: routed
         config:
           error: "${{{{ failure.error }}}}"
+  logs:
+    satellites:
+      - uses: satellite/e2e/broken-sink
+        identifier: sink
+        config:
+          mode: write
+          out_dir: {sink_dir}
 """
 
 
@@ -106,7 +113,8 @@ def _write_cluster(tmp_path: Path, monkeypatch, values: dict[str, str]) -> Path:
         monkeypatch.setenv(f"{prefix}_{name}", value)
     monkeypatch.delenv(f"{prefix}_NOT_SET", raising=False)
     path = tmp_path / "secret-forms.yml"
-    path.write_text(CLUSTER.format(prefix=prefix))
+    (tmp_path / "sink").mkdir()
+    path.write_text(CLUSTER.format(prefix=prefix, sink_dir=tmp_path / "sink"))
     return path
 
 
@@ -176,6 +184,11 @@ def test_every_form_of_every_secret_is_redacted_in_every_step(
     outputs = [p for p in leaking if p.suffix == ".ckpt" or p.parts[0] == "storage"]
     assert leaking == outputs, "only step outputs and checkpoints may hold a returned secret"
     assert outputs, "leak-source returned the secrets: their outputs must hold them"
+
+    # nor what the log sink received
+    forwarded = [json.loads(line) for line in (path.parent / "sink" / "sink.jsonl").open()]
+    assert sum("] echo json: " in r["message"] for r in forwarded) == 2 * len(values)
+    assert not _hits(path.parent / "sink" / "sink.jsonl", needles)
 
     captured = capfd.readouterr()
     for stream in (captured.out, captured.err):

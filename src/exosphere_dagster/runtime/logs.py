@@ -51,7 +51,7 @@ class LogForwarder:
                 "cluster": self.plan.identifier,
                 "run_id": self.run_id,
                 "satellite": satellite,
-                "item_id": item_id,
+                "item_id": redact(item_id) if item_id else item_id,  # named after its object
                 "message": redact(message),
             }
         )
