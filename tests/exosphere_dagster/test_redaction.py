@@ -8,14 +8,18 @@ import base64
 import io
 import json
 import logging
+import re
 import secrets as random_secrets
 import uuid
 from urllib.parse import quote, urlencode
 
 import boto3
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from exosphere_dagster.runtime import secrets as secrets_module
+from exosphere_dagster.runtime.secret_forms import _trie_regex, forms_pattern
 from exosphere_dagster.runtime.secrets import (
     REDACTED,
     SecretResolutionError,
@@ -173,3 +177,37 @@ def test_a_failing_secret_costs_redaction_one_call_but_satellites_ask_again(
         with pytest.raises(SecretResolutionError, match="ResourceNotFoundException"):
             resolve_secrets(declared, ["GONE"])
     assert secretsmanager_calls == [missing] * 3
+
+
+def _longest_first_reference(text: str, words: set[str]) -> str:
+    """Left to right, replace the longest word starting at each position (the spec)."""
+    out, i = [], 0
+    while i < len(text):
+        found = max((w for w in words if text.startswith(w, i)), key=len, default=None)
+        if found:
+            out.append(REDACTED)
+            i += len(found)
+        else:
+            out.append(text[i])
+            i += 1
+    return "".join(out)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    words=st.sets(st.text(alphabet="ab\\'\"", min_size=1, max_size=6), min_size=1, max_size=8),
+    text=st.text(alphabet="ab\\'\"x", max_size=40),
+)
+def test_the_form_pattern_replaces_the_longest_form_at_each_position(words, text):
+    pattern = re.compile(_trie_regex(words))
+    assert pattern.sub(REDACTED, text) == _longest_first_reference(text, words)
+
+
+def test_a_long_secret_full_of_escapes_compiles_and_is_redacted():
+    """A PEM key or a service-account JSON: thousands of characters, hundreds of escapes."""
+    body = "\n".join(random_secrets.token_urlsafe(48) for _ in range(40))
+    key = f'-----BEGIN KEY-----\n{body}\n-----END KEY-----\n{{"k": "it\'s \\\\"}}'
+    pattern = forms_pattern(frozenset([key]))
+    assert pattern is not None
+    for text in (key, repr({"key": key}), json.dumps({"key": key}), repr(json.dumps(key))):
+        assert pattern.sub(REDACTED, text).count(REDACTED) == 1

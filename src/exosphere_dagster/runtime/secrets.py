@@ -1,28 +1,23 @@
 """Resolve secret references in the step process, and scrub their values from any text.
 
-Redaction covers each value in every form software commonly writes it in: as-is, inside a
-Python ``repr`` (str, ascii and bytes, either quote style), JSON-escaped (ASCII or not), one of
-those escaped once more (a JSON body quoted in an exception message), URL-encoded, and the
-base64 of the whole value (a ``user:password`` secret in a Basic auth header). What is and is
-not covered is spelled out for users in docs/runtime.md ("Secrets and redaction").
+Redaction covers each value in every form software commonly writes it in (runtime/
+secret_forms.py): quoted by ``repr`` or JSON, URL-encoded, base64. What is and is not covered is
+spelled out for users in docs/runtime.md ("Secrets and redaction").
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import functools
 import json
 import logging
 import os
-import re
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from urllib.parse import quote, quote_plus
 
+from exosphere_dagster.runtime.secret_forms import forms_pattern
 from yaml_loader.secret_refs import parse_secret_ref
 
 logger = logging.getLogger(__name__)
@@ -135,74 +130,12 @@ def _from_secrets_manager(name: str, secret_id: str, key: str | None) -> str:
 
 
 # -- redaction ----------------------------------------------------------------------------------
-@functools.lru_cache(maxsize=1024)
-def secret_forms(value: str) -> frozenset[str]:
-    """The ways ``value`` shows up in text: as-is, escaped in a string literal (Python or
-    JSON, once or twice), URL-encoded, base64 of the whole value."""
-    quoted = {value, *_repr_bodies(value), *_json_bodies(value)}
-    twice = {form for once in quoted for form in (_repr_body(once), *_json_bodies(once))}
-    raw = _utf8(value)
-    encoded = {
-        quote(raw),
-        quote(raw, safe=""),
-        quote_plus(raw),
-        quote_plus(raw, safe=""),
-        *_base64(raw, base64.b64encode),
-        *_base64(raw, base64.urlsafe_b64encode),
-    }
-    return frozenset(quoted | twice | encoded)
-
-
-def _repr_body(text: str) -> str:
-    """``text`` as the inside of a single-quoted Python literal (a leading quote pair forces
-    that style; Python never escapes a double quote)."""
-    return repr("'\"" + text)[4:-1]
-
-
-def _repr_bodies(value: str) -> set[str]:
-    """str, ascii() and bytes literals, escaping ``'`` (single-quoted) or not (double-quoted)."""
-    bodies = {
-        _repr_body(value),
-        ascii("'\"" + value)[4:-1],
-        repr(b"'\"" + _utf8(value))[5:-1],
-    }
-    return bodies | {body.replace("\\'", "'") for body in bodies}
-
-
-def _base64(raw: bytes, encode: Callable[[bytes], bytes]) -> tuple[str, str]:
-    """Padded and bare (JWT and URL-safe tokens drop the ``=``)."""
-    text = encode(raw).decode()
-    return text, text.rstrip("=")
-
-
-def _utf8(value: str) -> bytes:
-    """The bytes behind ``value``, also for an environment variable that was not UTF-8."""
-    try:
-        return value.encode("utf-8", "surrogateescape")
-    except UnicodeEncodeError:
-        return value.encode("utf-8", "surrogatepass")
-
-
-def _json_bodies(text: str) -> set[str]:
-    return {json.dumps(text)[1:-1], json.dumps(text, ensure_ascii=False)[1:-1]}
-
-
-@functools.lru_cache(maxsize=64)
-def _pattern(values: frozenset[str]) -> re.Pattern[str] | None:
-    """One alternation over every form of every value, longest first, so that at any position
-    the longest form wins (a JSON-escaped form before the raw value it starts with)."""
-    forms = sorted({form for value in values for form in secret_forms(value)}, key=len)
-    if not forms:
-        return None
-    return re.compile("|".join(re.escape(form) for form in reversed(forms)))
-
-
 def redact(text: str, extra: Iterable[str] = ()) -> str:
     """Replace every form of every secret value this process has resolved (and ``extra``,
     which is not remembered) with ***."""
     values = _known
     more = {v for v in extra if len(v) >= MIN_LENGTH} - values
-    pattern = _pattern(values | more if more else values)
+    pattern = forms_pattern(values | more if more else values)
     return pattern.sub(REDACTED, text) if pattern is not None else text
 
 
