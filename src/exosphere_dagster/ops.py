@@ -26,7 +26,7 @@ from dagster import (
 
 from exosphere_dagster.runtime.chunking import chunk_size, split
 from exosphere_dagster.runtime.items import Chunk, ChunkReport, FailedItem, Item, seed_items
-from exosphere_dagster.runtime.secrets import redact
+from exosphere_dagster.runtime.secrets import redact, redaction_values
 from exosphere_dagster.segments import START, Segment
 from exosphere_dagster.step_runner import StepRunner
 from yaml_loader.ir import ClusterPlan, SatelliteNode
@@ -68,6 +68,7 @@ def start_op(
                 description="this run's satellite config is invalid:\n" + "\n".join(problems),
                 allow_retries=False,
             )
+        redaction_values(plan.secrets)  # item ids never carry a secret (items.child_id)
         items = seed_items(list(context.op_config["inputs"]))
         size = _segment_chunk_size(plan, segment, len(items), batched)
         context.log.info(f"run starts with {len(items)} input item(s), chunks of up to {size}")
@@ -230,9 +231,9 @@ def _log_failures(
 def _lineage_text(failed: FailedItem, secrets: tuple[str, ...]) -> str:
     parts = []
     for satellite, value in failed.item.lineage.items():
-        text = repr(value)
+        text = redact(repr(value), secrets)  # before the cut: a cut secret no longer matches
         parts.append(f"{satellite}={text[:80]}{'...' if len(text) > 80 else ''}")
-    return redact(" -> ".join(parts) or "(a run input)", secrets)
+    return " -> ".join(parts) or "(a run input)"
 
 
 def _failure_text(node: SatelliteNode, report: ChunkReport) -> str:

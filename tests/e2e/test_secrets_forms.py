@@ -196,11 +196,6 @@ def test_every_form_of_every_secret_is_redacted_in_every_step(
     assert "echo json: " in captured.err  # the console logger wrote the scrubbed lines
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ops._lineage_text cuts repr(value)[:80] before redact(): the cut form of a secret "
-    "no longer matches, so its head reaches the error event (fix: redact, then cut)",
-)
 def test_a_cut_lineage_leaks_no_part_of_a_secret(tmp_path, monkeypatch, sqlite_instance):
     """Every 10-hex-digit chunk of these secrets is a needle: text cut in the middle of a secret
     must have been redacted before it was cut. In-process: the cut is no multiprocess matter."""
@@ -221,12 +216,6 @@ def test_a_cut_lineage_leaks_no_part_of_a_secret(tmp_path, monkeypatch, sqlite_i
     assert leaked == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="items.child_id labels an item with its object's name field unredacted: a secret "
-    "there (sanitised, cut to 60 chars) reaches item ids in output metadata and failure text "
-    "(fix: redact the name before making the label)",
-)
 def test_an_item_named_after_a_secret_keeps_it_out_of_its_id(
     tmp_path, monkeypatch, sqlite_instance
 ):

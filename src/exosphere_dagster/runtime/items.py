@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from exosphere_dagster.runtime.secrets import redact
+
 NAME_FIELDS = (
     "key",
     "file-path",
@@ -43,6 +45,8 @@ def _name_of(obj: Any) -> str | None:
     for field_name in NAME_FIELDS:
         value = obj.get(field_name)
         if isinstance(value, str | int) and not isinstance(value, bool) and str(value).strip():
+            if redact(str(value)) != str(value):
+                return None  # a name holding a secret never becomes part of an id
             tail = str(value).rstrip("/").rsplit("/", 1)[-1]
             clean = re.sub(r"[^A-Za-z0-9._-]+", "-", tail).strip("-")
             if clean:
