@@ -14,12 +14,19 @@ from yaml_loader import ClusterPlan
 
 
 def _ensure_dagster_home() -> Path:
+    """The instance folder, with its storage created once (under a lock) before any run starts:
+    runs started at once on a fresh SQLite home would otherwise race on its schema."""
     home = Path(os.environ.get("DAGSTER_HOME") or Path.cwd() / ".dagster_home").resolve()
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
     if not config.exists():  # a local SQLite instance; no telemetry prompt on first use
-        config.write_text("telemetry:\n  enabled: false\n")
+        tmp = home / f".dagster.yaml.{os.getpid()}"
+        tmp.write_text("telemetry:\n  enabled: false\n")
+        tmp.replace(config)  # atomic: a process starting beside this one never reads half a file
     os.environ["DAGSTER_HOME"] = str(home)
+    from exosphere_dagster.launch import init_instance
+
+    init_instance()
     return home
 
 

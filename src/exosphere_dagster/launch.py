@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import fcntl
+import os
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -12,10 +15,48 @@ from dagster._core.execution.job_execution_result import JobExecutionResult
 
 from exosphere_dagster.catalog import registry_with_plugins
 from exosphere_dagster.reconstruct import reconstructable_job
-from exosphere_dagster.tags import CLUSTER_FILE_TAG
+from exosphere_dagster.tags import (
+    CLUSTER_FILE_TAG,
+    DEADLINE_TAG,
+    TRIGGER_TIME_TAG,
+    deadline_tags,
+    tier_of,
+)
 from exosphere_dagster.triggers import run_config_for, trigger_tags
 from yaml_loader import ClusterPlan, load
 from yaml_loader import plan as plan_cluster
+
+INIT_LOCK = ".exosphere-init.lock"
+
+
+@contextlib.contextmanager
+def _init_lock(home: str | os.PathLike[str]) -> Iterator[None]:
+    """An exclusive lock on ``home`` across processes (flock: released if the holder dies)."""
+    Path(home).mkdir(parents=True, exist_ok=True)
+    with open(Path(home) / INIT_LOCK, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def local_instance() -> DagsterInstance:
+    """``DagsterInstance.get()``, opened under a lock on ``$DAGSTER_HOME``. Opening a fresh
+    SQLite instance creates and stamps its databases; processes doing it at once (eight
+    ``exosphere run`` started together) race on that migration and can leave the databases
+    unreadable. With the lock the first process creates them and the others find them made."""
+    home = os.environ.get("DAGSTER_HOME")
+    if not home:
+        return DagsterInstance.get()  # raises Dagster's own message about DAGSTER_HOME
+    with _init_lock(home):
+        return DagsterInstance.get()
+
+
+def init_instance() -> None:
+    """Create the storage of the ``$DAGSTER_HOME`` instance once, before runs are launched
+    (``exosphere dev`` starts a webserver, a daemon and run processes that all open it)."""
+    local_instance().dispose()
 
 
 def run_config(
@@ -38,7 +79,7 @@ def run_cluster_file(
     log_level: str = "INFO",
 ) -> JobExecutionResult:
     """Execute one cluster file now, as a manual launch (SLA and trigger tags included)."""
-    instance = instance or DagsterInstance.get()
+    instance = instance or local_instance()
     plan = plan or plan_cluster(load(path), registry_with_plugins())
     tags = trigger_tags(plan, datetime.now(UTC))
     with execute_job(
@@ -72,10 +113,13 @@ def rerun(
     """Re-execute a run. By default every step runs again: checkpoints (keyed by the root run)
     hand back the items that already succeeded, so only unfinished items reach a satellite.
     ``from_failure`` uses Dagster's own selection, which misses mapped steps that never started
-    in a killed run (the summary step then fails loudly rather than lose items)."""
+    in a killed run (the summary step then fails loudly rather than lose items).
+
+    The re-run keeps the parent's run config (its inputs and edited satellite config) and its
+    SLA window: the parent's trigger time and deadline, not a fresh one from now."""
     from dagster import ReexecutionOptions
 
-    instance = instance or DagsterInstance.get()
+    instance = instance or local_instance()
     parent = instance.get_run_by_id(run_id)
     if parent is None:
         raise ValueError(f"no run {run_id} on this instance ({instance.root_directory})")
@@ -90,6 +134,22 @@ def rerun(
         else ReexecutionOptions(parent_run_id=run_id)
     )
     with execute_job(
-        reconstructable_job(path), instance=instance, reexecution_options=options
+        reconstructable_job(path),
+        instance=instance,
+        run_config=parent.run_config,
+        tags=sla_window(instance, parent),
+        reexecution_options=options,
     ) as result:
         return result
+
+
+def sla_window(instance: DagsterInstance, run: Any) -> dict[str, str]:
+    """``run``'s trigger time and deadline tags; for a run launched without them (and not yet
+    stamped by the deadlines sensor), what that sensor would stamp: creation time + SLA."""
+    kept = {k: run.tags[k] for k in (TRIGGER_TIME_TAG, DEADLINE_TAG) if k in run.tags}
+    if len(kept) == 2:
+        return kept
+    tier, record = tier_of(run.tags), instance.get_run_record_by_id(run.run_id)
+    if tier is None or record is None:
+        return kept
+    return deadline_tags(tier, record.create_timestamp)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from pathlib import Path
 from typing import Any
 
 from dagster import Any as DagsterAny
@@ -34,7 +33,7 @@ from exosphere_dagster.build import Wiring, wire_segments
 from exosphere_dagster.ops import START_OP, chunk_outputs
 from exosphere_dagster.placement import PlacementPolicy, executor_from_env
 from exosphere_dagster.resources import io_resources
-from exosphere_dagster.runtime.checkpoint import CheckpointLog
+from exosphere_dagster.runtime.checkpoint import CheckpointBackend, checkpoint_store_for
 from exosphere_dagster.runtime.chunking import chunk_size
 from exosphere_dagster.runtime.items import FailedItem, Item, seed_items
 from exosphere_dagster.runtime.logs import LogForwarder
@@ -62,24 +61,19 @@ def breach_job_name(plan_or_job: ClusterPlan | str) -> str:
     return f"{name}__sla_breach"
 
 
-def checkpoint_dir(instance) -> Path:
-    """Where satellite steps keep per-item checkpoints (the same rule as ops.py)."""
-    return Path(
-        os.environ.get("EXOSPHERE_CHECKPOINT_DIR")
-        or os.path.join(instance.storage_directory(), "exosphere_checkpoints")
-    )
-
-
-def in_flight_items(plan: ClusterPlan, seeds: list[Item], run_dir: Path) -> list[tuple[str, Item]]:
+def in_flight_items(
+    plan: ClusterPlan, seeds: list[Item], store: CheckpointBackend, root_run_id: str
+) -> list[tuple[str, Item]]:
     """(satellite id, item) for every item that had not finished the satellite it had reached,
-    replaying the main branch from the seeds through the checkpoints under ``run_dir``."""
+    replaying the main branch from the seeds through the run's checkpoints in ``store`` (the
+    store the satellite steps wrote: ``checkpoint_store_for(instance)``)."""
     produced: dict[str, list[Item]] = {}
     pending: list[tuple[str, Item]] = []
     for node in plan.nodes:
         items = [i for p in node.parents for i in produced.get(p, [])] if node.parents else seeds
         done: dict[str, Any] = {}
-        for path in sorted((run_dir / node.op_name).glob("*.ckpt")):
-            done.update(CheckpointLog(path).load())
+        for log in store.logs(root_run_id, node.op_name):
+            done.update(log.load())
         children: list[Item] = []
         for item in items:
             if item.id in done:
@@ -101,7 +95,7 @@ def breach_op(plan: ClusterPlan, registry: SatelliteRegistry) -> OpDefinition:
         start = (failed_run.run_config.get("ops") or {}).get(START_OP) or {}
         seeds = seed_items(list((start.get("config") or {}).get("inputs") or [{}]))
         root = failed_run.root_run_id or failed_run.run_id
-        pending = in_flight_items(plan, seeds, checkpoint_dir(context.instance) / root)
+        pending = in_flight_items(plan, seeds, checkpoint_store_for(context.instance), root)
         forwarder = LogForwarder(plan, sinks, run_id)
         forwarder.emit("error", None, None, f"{error} ({len(pending)} item(s) in flight)")
         forwarder.flush()

@@ -152,14 +152,14 @@ def test_in_flight_items_replay_the_checkpoints(tmp_path):
     parsed = store.log_for("root", "parse_pdf_with_docling", "c00001")
     parsed.record(children[0].id, [{"markdown": "# a"}])
     parsed.close()
-    pending = in_flight_items(cluster, seeds, tmp_path / "root")
+    pending = in_flight_items(cluster, seeds, store, "root")
     at = {(node, item.lineage["get-files-from-s3"]["file-name"]) for node, item in pending}
     assert at == {
         ("parse-pdf-with-docling", "b.pdf"),
         ("parse-pdf-with-docling", "c.pdf"),
         ("deepseek-r1-distrill-llama-70b", "a.pdf"),
     }
-    assert in_flight_items(cluster, seeds, tmp_path / "nothing") == [
+    assert in_flight_items(cluster, seeds, store, "nothing") == [
         ("get-files-from-s3", seeds[0])
     ]
 

@@ -1,43 +1,102 @@
 """Per-item checkpoints: a step retry or a re-execution redoes only the items that did not succeed.
 
-One append-only file per (root run, op, chunk). Each finished item appends one pickle frame,
-flushed at once, so a process killed mid-chunk leaves every finished item on disk; a torn
-last frame (killed mid-write) is ignored on reading.
+A checkpoint log holds the finished items of one (root run, op, chunk). Each finished item is
+written as soon as it finishes, so a process or pod killed mid-chunk keeps its finished items.
+Where the logs live follows the instance (``checkpoint_store_for``), so that every pod of a
+deployment sees the same checkpoints:
+
+* ``EXOSPHERE_CHECKPOINT_S3_URL=s3://bucket/prefix``: objects in S3 or any S3-compatible store
+  (``checkpoint_s3``);
+* ``EXOSPHERE_CHECKPOINT_DIR``: local files in that folder (a volume every pod mounts);
+* an instance whose run storage is Postgres: a table in that database (``checkpoint_postgres``);
+* otherwise local files under the instance's storage folder (one machine: ``dagster dev``).
+
+The instance is duck-typed: this package does not import Dagster.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import pickle
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, Protocol
+
+S3_URL_ENV = "EXOSPHERE_CHECKPOINT_S3_URL"
+DIR_ENV = "EXOSPHERE_CHECKPOINT_DIR"
+SUFFIX = ".ckpt"
 
 
-class CheckpointLog:
+class CheckpointLog(Protocol):
+    """The finished items of one chunk of one op in one run (root run id)."""
+
+    def load(self) -> dict[str, Any]:
+        """item id -> the outputs recorded for it."""
+        ...
+
+    def record(self, item_id: str, outputs: Any) -> None:
+        """Keep one finished item (called once per item, as it finishes)."""
+        ...
+
+    def close(self) -> None:
+        """Make every recorded item durable and release what the log holds."""
+        ...
+
+
+class CheckpointBackend(Protocol):
+    """Where checkpoint logs live: local files, a Postgres table or S3 objects."""
+
+    def log_for(self, root_run_id: str, op_name: str, chunk_key: str) -> CheckpointLog: ...
+
+    def logs(self, root_run_id: str, op_name: str) -> list[CheckpointLog]:
+        """Every chunk's log that ``op_name`` wrote in the run (for the SLA-breach report)."""
+        ...
+
+
+def safe_chunk(chunk_key: str) -> str:
+    """A chunk key usable as a file or object name."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", chunk_key) or "chunk"
+
+
+def frame(item_id: str, outputs: Any) -> bytes:
+    """One finished item as bytes: the unit every backend stores."""
+    return pickle.dumps((item_id, outputs), protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def read_frames(fh: IO[bytes]) -> Iterator[tuple[str, Any]]:
+    """The frames of a file or object, stopping at a torn last frame (killed mid-write)."""
+    while True:
+        try:
+            item_id, outputs = pickle.load(fh)
+        except (EOFError, pickle.UnpicklingError, ValueError, AttributeError):
+            return
+        yield item_id, outputs
+
+
+def read_frames_from(data: bytes) -> Iterator[tuple[str, Any]]:
+    return read_frames(io.BytesIO(data))
+
+
+class FileCheckpointLog:
+    """One append-only file per chunk; each item one pickle frame, flushed at once."""
+
     def __init__(self, path: Path) -> None:
         self.path = path
         self._fh: Any = None
 
     def load(self) -> dict[str, Any]:
-        """item id -> the outputs recorded for it."""
-        done: dict[str, Any] = {}
         if not self.path.exists():
-            return done
+            return {}
         with self.path.open("rb") as fh:
-            while True:
-                try:
-                    item_id, outputs = pickle.load(fh)
-                except (EOFError, pickle.UnpicklingError, ValueError, AttributeError):
-                    break
-                done[item_id] = outputs
-        return done
+            return dict(read_frames(fh))
 
     def record(self, item_id: str, outputs: Any) -> None:
         if self._fh is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._fh = self.path.open("ab")
-        self._fh.write(pickle.dumps((item_id, outputs), protocol=pickle.HIGHEST_PROTOCOL))
+        self._fh.write(frame(item_id, outputs))
         self._fh.flush()
 
     def close(self) -> None:
@@ -47,20 +106,43 @@ class CheckpointLog:
 
 
 class CheckpointStore:
-    """Checkpoint logs under ``base_dir/<root run id>/<op>/<chunk>.ckpt``."""
+    """Checkpoint logs in local files: ``base_dir/<root run id>/<op>/<chunk>.ckpt``."""
 
     def __init__(self, base_dir: str | os.PathLike[str]) -> None:
         self.base_dir = Path(base_dir)
 
-    def log_for(self, root_run_id: str, op_name: str, chunk_key: str) -> CheckpointLog:
-        safe = re.sub(r"[^A-Za-z0-9_.-]", "_", chunk_key) or "chunk"
-        return CheckpointLog(self.base_dir / root_run_id / op_name / f"{safe}.ckpt")
+    def log_for(self, root_run_id: str, op_name: str, chunk_key: str) -> FileCheckpointLog:
+        return FileCheckpointLog(
+            self.base_dir / root_run_id / op_name / f"{safe_chunk(chunk_key)}{SUFFIX}"
+        )
+
+    def logs(self, root_run_id: str, op_name: str) -> list[CheckpointLog]:
+        folder = self.base_dir / root_run_id / op_name
+        return [FileCheckpointLog(path) for path in sorted(folder.glob(f"*{SUFFIX}"))]
+
+    def __repr__(self) -> str:
+        return f"local files under {self.base_dir}"
 
 
-def checkpoint_store_for(instance: Any) -> CheckpointStore:
-    """The checkpoint store a step of ``instance`` uses: ``EXOSPHERE_CHECKPOINT_DIR`` or a folder
-    under the instance's local storage. (Seam for deployment stores; see issue 15.7.)"""
-    return CheckpointStore(
-        os.environ.get("EXOSPHERE_CHECKPOINT_DIR")
-        or os.path.join(instance.storage_directory(), "exosphere_checkpoints")
-    )
+def postgres_url_of(instance: Any) -> str | None:
+    """The Postgres URL of the instance's run storage (dagster-postgres), or None."""
+    storage = getattr(instance, "run_storage", None)
+    url = getattr(storage, "postgres_url", None)
+    return url if isinstance(url, str) and url.startswith("postgres") else None
+
+
+def checkpoint_store_for(instance: Any) -> CheckpointBackend:
+    """The checkpoint store every step of ``instance`` uses (see the module docstring for the
+    order). Every process of a run must see the same store: a step pod's local storage dies
+    with the pod, so a deployment uses the instance's Postgres database or S3."""
+    if s3_url := os.environ.get(S3_URL_ENV):
+        from exosphere_dagster.runtime.checkpoint_s3 import S3CheckpointStore
+
+        return S3CheckpointStore.from_env(s3_url)
+    if folder := os.environ.get(DIR_ENV):
+        return CheckpointStore(folder)
+    if pg_url := postgres_url_of(instance):
+        from exosphere_dagster.runtime.checkpoint_postgres import PostgresCheckpointStore
+
+        return PostgresCheckpointStore(pg_url)
+    return CheckpointStore(os.path.join(instance.storage_directory(), "exosphere_checkpoints"))

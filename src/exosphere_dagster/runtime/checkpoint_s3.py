@@ -1,0 +1,147 @@
+"""Checkpoints as S3 objects (AWS or any S3-compatible store), for deployments that keep them
+out of the instance database: ``EXOSPHERE_CHECKPOINT_S3_URL=s3://bucket/prefix``, endpoint from
+``EXOSPHERE_CHECKPOINT_S3_ENDPOINT_URL`` or ``AWS_ENDPOINT_URL``.
+
+Layout: ``<prefix>/<root run id>/<op>/<chunk>/<time>-<random>.ckpt``; each object holds the
+frames of one or more finished items. Objects are never overwritten (two pods may write the same
+chunk), and a PUT is atomic, so no object is ever torn.
+
+Cost and durability: a PUT per finished item would cost a request and a round trip (tens of ms)
+per item, stalling fast satellites. Instead a writer thread per log writes whatever finished
+since its last PUT as one object (group commit): a slow satellite gets an object per item, a
+fast one an object per PUT round trip. ``record`` never waits on the network; an item is durable
+one PUT after it finished, and a pod killed in that window redoes those items (satellites are
+idempotent). ``close`` (the end of every chunk) waits until everything is written, and raises if
+a write failed.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import threading
+import time
+import uuid
+from typing import Any
+from urllib.parse import urlparse
+
+from exosphere_dagster.runtime.checkpoint import SUFFIX, frame, read_frames_from, safe_chunk
+
+ENDPOINT_ENV = "EXOSPHERE_CHECKPOINT_S3_ENDPOINT_URL"
+MAX_ITEMS_PER_OBJECT = 500
+
+
+@functools.lru_cache(maxsize=8)
+def _client(endpoint_url: str | None, pid: int) -> Any:  # pid: never reuse a forked client
+    import boto3
+    from botocore.config import Config
+
+    config = Config(retries={"max_attempts": 5, "mode": "standard"}, max_pool_connections=16)
+    return boto3.client("s3", endpoint_url=endpoint_url, config=config)
+
+
+def parse_s3_url(url: str) -> tuple[str, str]:
+    """``s3://bucket/prefix`` -> (bucket, prefix without slashes at the ends)."""
+    parsed = urlparse(url)
+    if parsed.scheme != "s3" or not parsed.netloc:
+        raise ValueError(
+            f"EXOSPHERE_CHECKPOINT_S3_URL must look like s3://bucket/prefix, found {url!r}"
+        )
+    return parsed.netloc, parsed.path.strip("/")
+
+
+class S3CheckpointLog:
+    def __init__(self, client: Any, bucket: str, prefix: str) -> None:
+        self.client, self.bucket, self.prefix = client, bucket, prefix  # prefix ends with "/"
+        self._pending: list[bytes] = []
+        self._cond = threading.Condition()
+        self._writing = False
+        self._error: BaseException | None = None
+
+    def load(self) -> dict[str, Any]:
+        done: dict[str, Any] = {}
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=self.prefix
+        )
+        keys = sorted(o["Key"] for page in pages for o in page.get("Contents", []))
+        for key in keys:  # time-ordered names: a later record of an item wins
+            body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+            done.update(read_frames_from(body))
+        return done
+
+    def record(self, item_id: str, outputs: Any) -> None:
+        data = frame(item_id, outputs)  # pickled now: later changes to outputs do not leak in
+        with self._cond:
+            self._raise_failure()
+            self._pending.append(data)
+            if not self._writing:
+                self._writing = True
+                threading.Thread(
+                    target=self._write, name="exosphere-checkpoints", daemon=True
+                ).start()
+
+    def flush(self) -> None:
+        """Wait until every recorded item is in S3; raise if a write failed."""
+        with self._cond:
+            while self._writing:
+                self._cond.wait()
+            self._raise_failure()
+
+    def close(self) -> None:
+        self.flush()
+
+    def _write(self) -> None:
+        while True:
+            with self._cond:
+                if not self._pending or self._error is not None:
+                    self._writing = False
+                    self._cond.notify_all()
+                    return
+                batch = self._pending[:MAX_ITEMS_PER_OBJECT]
+                del self._pending[:MAX_ITEMS_PER_OBJECT]
+            key = f"{self.prefix}{time.time_ns():020d}-{uuid.uuid4().hex[:12]}{SUFFIX}"
+            try:
+                self.client.put_object(Bucket=self.bucket, Key=key, Body=b"".join(batch))
+            except Exception as exc:  # noqa: BLE001 - reported by the next record/flush
+                with self._cond:
+                    self._error = exc
+                    self._pending[:0] = batch
+
+    def _raise_failure(self) -> None:
+        if self._error is not None:
+            raise RuntimeError(
+                f"could not write checkpoints to s3://{self.bucket}/{self.prefix}: "
+                f"{type(self._error).__name__}: {self._error} ({len(self._pending)} item(s) not kept)"
+            ) from self._error
+
+
+class S3CheckpointStore:
+    """Checkpoint logs as objects under ``s3://bucket/prefix``."""
+
+    def __init__(self, bucket: str, prefix: str = "", client: Any = None) -> None:
+        self.bucket = bucket
+        self.prefix = f"{prefix.strip('/')}/" if prefix.strip("/") else ""
+        self.client = client or _client(None, os.getpid())
+
+    @classmethod
+    def from_env(cls, url: str) -> S3CheckpointStore:
+        bucket, prefix = parse_s3_url(url)
+        endpoint = os.environ.get(ENDPOINT_ENV) or os.environ.get("AWS_ENDPOINT_URL") or None
+        return cls(bucket, prefix, _client(endpoint, os.getpid()))
+
+    def _op_prefix(self, root_run_id: str, op_name: str) -> str:
+        return f"{self.prefix}{root_run_id}/{op_name}/"
+
+    def log_for(self, root_run_id: str, op_name: str, chunk_key: str) -> S3CheckpointLog:
+        prefix = f"{self._op_prefix(root_run_id, op_name)}{safe_chunk(chunk_key)}/"
+        return S3CheckpointLog(self.client, self.bucket, prefix)
+
+    def logs(self, root_run_id: str, op_name: str) -> list[S3CheckpointLog]:
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=self._op_prefix(root_run_id, op_name), Delimiter="/"
+        )
+        prefixes = sorted(p["Prefix"] for page in pages for p in page.get("CommonPrefixes", []))
+        return [S3CheckpointLog(self.client, self.bucket, prefix) for prefix in prefixes]
+
+    def __repr__(self) -> str:
+        return f"S3 objects under s3://{self.bucket}/{self.prefix}"
