@@ -211,3 +211,36 @@ def test_satellite_metrics_add_up_in_the_step_report():
     job, _ = job_for(count, node(), batched=True)
     _, report = run_chunk(job, seed_items([{}] * 3))
     assert report.metrics["llm/completion_tokens"] == 21 and "seconds" in report.metrics
+
+
+def test_batched_attempts_follow_the_per_item_policy(caplog):
+    """Same backoff, Retry-After, fatal errors and attempt log lines as one item at a time; a
+    retried round waits for the longest wait any of its items asks for."""
+    calls: list[list[int]] = []
+
+    def batch(items):
+        calls.append([i.input["n"] for i in items])
+        outcomes = []
+        for i in items:
+            n, first = i.input["n"], len(calls) == 1
+            if n == 1 and first:
+                outcomes.append(RetryableError("throttled", retry_after=30))
+            elif n == 2 and first:
+                outcomes.append(ConnectionError("reset"))
+            elif n == 3:
+                outcomes.append(FatalError("bad request"))
+            else:
+                outcomes.append([{"n": n}])
+        return outcomes
+
+    caplog.set_level(logging.WARNING, logger="t")
+    job, waits = job_for(batch, node(retries=2, delay=1.0), batched=True)
+    children, report = run_chunk(job, seed_items([{"n": n} for n in range(4)]))
+    assert calls == [[0, 1, 2, 3], [1, 2]] and waits == [30.0]
+    assert sorted(c.value["n"] for c in children) == [0, 1, 2]
+    assert [(f.error, f.attempts) for f in report.failed] == [("FatalError: bad request", 1)]
+    assert sorted(r.getMessage() for r in caplog.records) == [
+        "sat: attempt 1/3 failed: ConnectionError: reset (will retry)",
+        "sat: attempt 1/3 failed: FatalError: bad request",
+        "sat: attempt 1/3 failed: RetryableError: throttled (will retry)",
+    ]

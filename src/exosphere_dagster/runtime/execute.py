@@ -87,12 +87,12 @@ async def _run_chunk(job: ChunkJob, items: list[Item]) -> tuple[list[Item], Chun
             results.update(await _run_batched(job, workers, pending, report))
         else:
             results.update(await _run_each(job, workers, pending, report))
-    finally:
         if stuck := workers.busy():
             job.log.warning(
                 f"{job.node.id}: {stuck} call(s) that timed out are still running; their "
                 "threads are abandoned (Python cannot stop a thread) and end when they return"
             )
+    finally:
         workers.shutdown()
         if job.checkpoint:
             job.checkpoint.close()
