@@ -68,7 +68,9 @@ def in_background(job, items):
     [(8, None, 16), (16, 40, 80)],
     ids=["max_concurrency=8", "concurrency=40"],
 )
-def test_sync_satellite_runs_at_its_configured_concurrency(max_concurrency, concurrency, count):
+def test_sync_satellite_runs_at_its_configured_concurrency(
+    caplog, max_concurrency, concurrency, count
+):
     """More than the loop's default executor holds (min(32, cpus + 4) threads)."""
     flight, release = Flight(), threading.Event()
     limit = concurrency or max_concurrency
@@ -89,6 +91,7 @@ def test_sync_satellite_runs_at_its_configured_concurrency(max_concurrency, conc
     children, report = join()
     assert flight.peak == limit
     assert report.succeeded == count and not report.failed and len(children) == count
+    assert not [r for r in caplog.records if "still running" in r.getMessage()]
 
 
 def test_items_queued_behind_slow_ones_are_not_timed_out():
@@ -108,7 +111,7 @@ def test_items_queued_behind_slow_ones_are_not_timed_out():
     assert flight.calls == Counter(range(24))  # every item called once: none timed out unseen
 
 
-def test_stuck_calls_time_out_alone_and_the_step_does_not_wait_for_them(monkeypatch):
+def test_stuck_calls_time_out_alone_and_the_step_does_not_wait_for_them(monkeypatch, caplog):
     """32 calls that never return (as many as the loop's default executor could ever hold)
     and 16 quick ones behind them, 32 at a time. The stuck items time out (retried once: a
     second stuck call) and are abandoned; the quick ones run on fresh threads and succeed;
@@ -132,6 +135,8 @@ def test_stuck_calls_time_out_alone_and_the_step_does_not_wait_for_them(monkeypa
         assert {(f.error, f.attempts) for f in report.failed} == {("timed out after 1.0s", 2)}
         assert report.items_in == 48 == report.succeeded + len(report.failed)
         assert flight.now == 64  # every stuck call is still blocked in its thread
+        (abandoned,) = [r.getMessage() for r in caplog.records if "still running" in r.getMessage()]
+        assert abandoned.startswith("sat: 64 call(s) that timed out are still running")
         assert flight.calls == Counter(
             {**{n: 2 for n in range(32)}, **{n: 1 for n in range(32, 48)}}
         )

@@ -72,10 +72,10 @@ class Workers:
                 outcome: Outcome = (True, fn())
             except BaseException as exc:  # noqa: BLE001 - handed to the caller, whatever it is
                 outcome = (False, exc)
+            with self._lock:  # idle before the caller hears: busy() counts unfinished calls only
+                self._idle += 1
             _resolve(loop, done, outcome)
             del task, loop, started, done, fn, outcome  # hold nothing while idle
-            with self._lock:
-                self._idle += 1
 
 
 def _resolve(loop: asyncio.AbstractEventLoop, future: asyncio.Future[Any], value: Any) -> None:
