@@ -197,7 +197,7 @@ def test_docker_context_builds_the_package_the_tests_install(tmp_path):
     text = (DEPLOY / "Dockerfile").read_text()
     copies = [line.split()[1:-1] for line in text.splitlines() if line.startswith("COPY ")]
     sources = [s for c in copies for s in c]
-    assert sources == ["pyproject.toml", "README.md", "src"], sources
+    assert sources == ["pyproject.toml", "README.md", "constraints.txt", "src"], sources
     allowed = [
         line[1:].rstrip("/")
         for line in (DEPLOY / "Dockerfile.dockerignore").read_text().splitlines()
@@ -207,7 +207,7 @@ def test_docker_context_builds_the_package_the_tests_install(tmp_path):
     from_line = next(line for line in text.splitlines() if line.startswith("ARG PYTHON_VERSION"))
     assert from_line.split("=")[1] == f"{sys.version_info.major}.{sys.version_info.minor}"
 
-    context = tmp_path / "context"
+    context = tmp_path / "context"  # the wheel needs pyproject.toml, README.md and src/
     context.mkdir()
     for source in sources:
         src = ROOT / source
@@ -242,6 +242,52 @@ def test_docker_context_builds_the_package_the_tests_install(tmp_path):
         if line.startswith("Requires-Dist: ") and "extra ==" not in line
     }
     assert runtime == {_req(r) for r in project["dependencies"]}  # what [dev] installs too
+
+
+def _build_args(text: str) -> dict[str, str]:
+    return {
+        name: value.strip('"')
+        for name, _, value in (
+            line.removeprefix("ARG ").partition("=")
+            for line in text.splitlines()
+            if line.startswith("ARG ")
+        )
+    }
+
+
+def test_default_image_has_docling_on_cpu_torch_and_its_models():
+    """The reference cluster parses PDFs with docling: the default build installs the [docling]
+    extra, with torch from the CPU index at the version constraints.txt pins, and bakes in the
+    standard pipeline's models where the satellite looks for them (DOCLING_CACHE_DIR/models)."""
+    text = (DEPLOY / "Dockerfile").read_text()
+    args = _build_args(text)
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert args["EXTRAS"] == "docling" and "docling" in project["optional-dependencies"]
+    assert {_req(r)[0] for r in project["optional-dependencies"]["docling"]} == {"docling"}
+    assert args["TORCH_INDEX"] == "https://download.pytorch.org/whl/cpu"
+    pins = [
+        _req(line)
+        for line in (ROOT / "constraints.txt").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    assert ("torch", "==2.13.0") in pins
+    run = text[text.index("RUN pip install") :]
+    assert '--extra-index-url "$TORCH_INDEX" --constraint constraints.txt' in run
+    assert '".${EXTRAS:+[$EXTRAS]}"' in run
+    assert set(args["DOCLING_MODELS"].split()) == {"layout", "tableformer"}
+    assert "docling-tools models download $DOCLING_MODELS" in run
+    assert "DOCLING_CACHE_DIR=/opt/docling" in text
+
+
+def test_docling_models_in_the_image_are_where_the_satellite_looks(monkeypatch, tmp_path):
+    """``docling-tools models download`` (no ``-o``) writes under DOCLING_CACHE_DIR/models, and
+    the satellite looks there when no artifacts-path or DOCLING_ARTIFACTS_PATH is set."""
+    docling_settings = pytest.importorskip("docling.datamodel.settings")
+    from satellite_ops import docling_converter
+
+    monkeypatch.setenv("DOCLING_CACHE_DIR", str(tmp_path / "docling"))
+    monkeypatch.setattr(docling_settings, "settings", docling_settings.AppSettings())
+    assert docling_converter.default_models_dir() == tmp_path / "docling" / "models"
 
 
 def _req(text: str) -> tuple[str, str]:
