@@ -267,18 +267,9 @@ class _Planner:
                 or (ref in parents and sat_id in _ancestors(ref, parents))
             ):
                 continue  # the last two are reported while building the graph
-            if inherited is None:
-                message = f"log satellites have no items: 'satellites.{ref}' cannot be read here"
-                hint = "log satellites may use secrets, cluster and run values"
-            elif ref in self.all_ids:
-                message = f"'satellites.{ref}' is not an ancestor of '{sat_id}'"
-                hint = "only satellites that run before this one on the same item path can be read"
-                if branch == "failure":
-                    hint = "the failure branch can read satellites that ran before 'failure.from' and earlier failure satellites"
-            else:
-                message = f"'satellites.{ref}' names an unknown satellite"
-                hint = did_you_mean(ref, sorted(self.all_ids)) or "check the identifier"
-            self._ref_error(site, message, hint)
+            self._ref_error(
+                site, *ancestry_problem(ref, sat_id, branch, self.all_ids, inherited is not None)
+            )
 
     # -- one satellite -------------------------------------------------------------------
     def _compile(
@@ -320,60 +311,15 @@ class _Planner:
     ) -> None:
         first = ref.path[0] if ref.path else None
         where = self._template_position(path, ref.offset, template.source)
-
-        def fail(message: str, hint: str | None = None) -> None:
+        declared = list(self.spec.secrets)
+        if ref.root == "satellites" and isinstance(first, str):
+            refs.setdefault(first, (path, where))
+        elif ref.root == "secrets" and first in declared:
+            secrets.add(str(first))
+        problem = reference_problem(ref, branch, declared)
+        if problem is not None:
+            message, hint = problem
             self.errors.append(ConfigError(self.source.file, *where, path, message, hint=hint))
-
-        if ref.root == "satellites":
-            if first is None or not isinstance(first, str):
-                fail(
-                    "'satellites' must be followed by a satellite identifier",
-                    hint="write satellites.<identifier>.output",
-                )
-            else:
-                refs.setdefault(first, (path, where))
-                if len(ref.path) > 1 and ref.path[1] != "output":
-                    fail(
-                        f"'satellites.{first}.{ref.path[1]}' is not available",
-                        hint=f"write satellites.{first}.output",
-                    )
-        elif ref.root == "secrets":
-            declared = list(self.spec.secrets)
-            if first is None:
-                fail("'secrets' must be followed by a secret name", hint="write secrets.<NAME>")
-            elif first not in declared:
-                fail(
-                    f"secret '{first}' is not declared in cluster.secrets",
-                    hint=(
-                        did_you_mean(str(first), declared)
-                        or f"add '- {first}: env:{first}' under cluster.secrets"
-                    ),
-                )
-            else:
-                secrets.add(str(first))
-        elif ref.root == "cluster" and first not in CLUSTER_FIELDS:
-            fail(
-                f"'cluster.{first}' is not available",
-                hint=did_you_mean(str(first), CLUSTER_FIELDS)
-                or "available: " + ", ".join(CLUSTER_FIELDS),
-            )
-        elif ref.root == "run" and first not in RUN_FIELDS:
-            fail(
-                f"'run.{first}' is not available",
-                hint=did_you_mean(str(first), RUN_FIELDS) or "available: " + ", ".join(RUN_FIELDS),
-            )
-        elif ref.root == "failure":
-            if branch != "failure":
-                fail(
-                    "'failure' values exist only in the failure branch",
-                    hint="move this satellite under failure.satellites",
-                )
-            elif first not in FAILURE_FIELDS:
-                fail(
-                    f"'failure.{first}' is not available",
-                    hint=did_you_mean(str(first), FAILURE_FIELDS)
-                    or "available: " + ", ".join(FAILURE_FIELDS),
-                )
 
     def _validate_config(self, sat: SatelliteSpec, path: KeyPath, templated: set[KeyPath]) -> None:
         try:
@@ -390,19 +336,11 @@ class _Planner:
                 )
             )
             return
-        model: type[BaseModel] = definition.config_model
-        try:
-            model.model_validate(sat.config)
-        except ValidationError as exc:
-            self.errors.extend(
-                translate(
-                    exc,
-                    model,
-                    self.source,
-                    (*path, "config"),
-                    skip=lambda loc: _inside_template(loc, templated),
-                )
+        self.errors.extend(
+            validate_config(
+                definition.config_model, sat.config, templated, self.source, (*path, "config")
             )
+        )
 
     def _node(
         self,
@@ -466,6 +404,105 @@ class _Planner:
 
     def spec_raw(self) -> Any:
         return {"cluster": self.spec.model_dump(by_alias=True)}
+
+
+def reference_problem(
+    ref: Any, branch: str, declared_secrets: list[str]
+) -> tuple[str, str | None] | None:
+    """What is wrong with one template reference judged on its own (root, field, declared
+    secret), as (message, hint); None when it is fine. Ancestry needs the graph: see below."""
+    first = ref.path[0] if ref.path else None
+    if ref.root == "satellites":
+        if first is None or not isinstance(first, str):
+            return (
+                "'satellites' must be followed by a satellite identifier",
+                "write satellites.<identifier>.output",
+            )
+        if len(ref.path) > 1 and ref.path[1] != "output":
+            return (
+                f"'satellites.{first}.{ref.path[1]}' is not available",
+                f"write satellites.{first}.output",
+            )
+    elif ref.root == "secrets":
+        if first is None:
+            return "'secrets' must be followed by a secret name", "write secrets.<NAME>"
+        if first not in declared_secrets:
+            return (
+                f"secret '{first}' is not declared in cluster.secrets",
+                did_you_mean(str(first), declared_secrets)
+                or f"add '- {first}: env:{first}' under cluster.secrets",
+            )
+    elif ref.root == "cluster" and first not in CLUSTER_FIELDS:
+        return (
+            f"'cluster.{first}' is not available",
+            did_you_mean(str(first), CLUSTER_FIELDS) or "available: " + ", ".join(CLUSTER_FIELDS),
+        )
+    elif ref.root == "run" and first not in RUN_FIELDS:
+        return (
+            f"'run.{first}' is not available",
+            did_you_mean(str(first), RUN_FIELDS) or "available: " + ", ".join(RUN_FIELDS),
+        )
+    elif ref.root == "failure":
+        if branch != "failure":
+            return (
+                "'failure' values exist only in the failure branch",
+                "move this satellite under failure.satellites",
+            )
+        if first not in FAILURE_FIELDS:
+            return (
+                f"'failure.{first}' is not available",
+                did_you_mean(str(first), FAILURE_FIELDS)
+                or "available: " + ", ".join(FAILURE_FIELDS),
+            )
+    return None
+
+
+def ancestry_problem(
+    ref: str, sat_id: str, branch: str, all_ids: Iterable[str], has_items: bool
+) -> tuple[str, str]:
+    """(message, hint) for a ``satellites.<ref>`` that ``sat_id`` cannot read."""
+    known = sorted(all_ids)
+    if not has_items:
+        return (
+            f"log satellites have no items: 'satellites.{ref}' cannot be read here",
+            "log satellites may use secrets, cluster and run values",
+        )
+    if ref not in known:
+        return (
+            f"'satellites.{ref}' names an unknown satellite",
+            did_you_mean(ref, known) or "check the identifier",
+        )
+    hint = "only satellites that run before this one on the same item path can be read"
+    if branch == "failure":
+        hint = "the failure branch can read satellites that ran before 'failure.from' and earlier failure satellites"
+    return f"'satellites.{ref}' is not an ancestor of '{sat_id}'", hint
+
+
+def readable_satellites(cluster: ClusterPlan, node: SatelliteNode) -> set[str] | None:
+    """The satellites whose outputs are on ``node``'s items' lineage: what its templates may
+    read (None for log satellites, whose records carry no item)."""
+    if node.branch == "logs":
+        return None
+    main = {n.id: n.parents for n in cluster.nodes}
+    if node.branch == "main":
+        return _ancestors(node.id, main)
+    failure = {n.id: n.parents for n in cluster.failure_nodes}
+    inherited = _ancestors(cluster.failure_from, main) if cluster.failure_from else set()
+    return _ancestors(node.id, failure) | inherited
+
+
+def validate_config(
+    model: type[BaseModel], config: Any, templated: set[KeyPath], source: SourceMap, base: KeyPath
+) -> list[ConfigError]:
+    """The satellite model's errors on ``config``, except at templated values (checked once
+    rendered, at run time)."""
+    try:
+        model.model_validate(config)
+    except ValidationError as exc:
+        return translate(
+            exc, model, source, base, skip=lambda loc: _inside_template(loc, templated)
+        )
+    return []
 
 
 def _inside_template(loc: KeyPath, templated: set[KeyPath]) -> bool:
