@@ -1,20 +1,22 @@
 """Safe YAML reading that remembers where every key and value came from.
 
 PyYAML composes a node tree carrying marks; we turn it into plain Python data ourselves so that
-duplicate keys are errors, aliases cannot explode memory, and every key path maps to a
-file:line:col for error messages.
+duplicate keys are errors, aliases cannot explode memory, ``<<`` merges follow YAML's rules (keys
+written in the mapping win), every tag is decided by ``yaml_loader.scalars``, and every key path
+maps to a file:line:col for error messages.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import yaml
 
+from yaml_loader import scalars, syntax
 from yaml_loader.errors import ConfigError, ConfigErrors, KeyPath
+from yaml_loader.syntax import LINE_BREAK
 
 MAX_FILE_BYTES = 1_000_000
 MAX_DEPTH = 64
@@ -22,8 +24,6 @@ MAX_NODES = 100_000
 # libyaml's parser when PyYAML was built with it: the same nodes, marks and tags, about ten times
 # faster than the pure-Python one (which was most of the loading time); its nesting limit is 1000.
 YAML_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-_STR_TAG = "tag:yaml.org,2002:str"
-_LINE_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")  # what YAML counts as a new line
 
 
 class Position(NamedTuple):  # a tuple: about twice as fast to create as a frozen dataclass
@@ -68,12 +68,22 @@ class _Reader:
         self._lines: list[str] | None = None
         self.errors: list[ConfigError] = []
         self.nodes = 0
-        self.constructor = yaml.SafeLoader("")  # only used for scalar construction
+        self._merged: dict[int, list[tuple[yaml.Node, yaml.Node]]] = {}  # by mapping node id
 
     def _fail(self, node: yaml.Node, path: KeyPath, message: str, **extra: Any) -> None:
         mark = node.start_mark
         self.errors.append(
             ConfigError(self.source.file, mark.line + 1, mark.column + 1, path, message, **extra)
+        )
+
+    def _refused(self, node: yaml.Node, path: KeyPath, refused: scalars.Refused) -> None:
+        self._fail(
+            node,
+            path,
+            refused.message,
+            expected=refused.expected,
+            found=refused.found,
+            hint=refused.hint,
         )
 
     def read(self, node: yaml.Node, path: KeyPath, depth: int = 0) -> Any:
@@ -88,20 +98,33 @@ class _Reader:
         if style in ("|", ">"):
             indent = self._block_indent(node)
         self.source.values.setdefault(path, Position(mark.line + 1, mark.column + 1, style, indent))
+        if isinstance(node, yaml.ScalarNode):
+            return self._scalar(node, path)
+        try:
+            scalars.check_collection(node)
+        except scalars.Refused as refused:
+            self._refused(node, path, refused)
+            return None
         if isinstance(node, yaml.MappingNode):
             return self._mapping(node, path, depth)
-        if isinstance(node, yaml.SequenceNode):
-            return [self.read(child, (*path, i), depth + 1) for i, child in enumerate(node.value)]
-        return self._scalar(node, path)
+        return [self.read(child, (*path, i), depth + 1) for i, child in enumerate(node.value)]
 
     def _mapping(self, node: yaml.MappingNode, path: KeyPath, depth: int) -> dict[str, Any]:
-        self.constructor.flatten_mapping(node)  # resolves `<<` merge keys
         result: dict[str, Any] = {}
+        merged: list[tuple[yaml.Node, yaml.Node]] = []
         for key_node, value_node in node.value:
             if not isinstance(key_node, yaml.ScalarNode):
                 self._fail(
                     key_node, path, "mapping keys must be plain strings", found="a nested key"
                 )
+                continue
+            try:
+                scalars.check_key(key_node)
+            except scalars.Refused as refused:
+                self._refused(key_node, path, refused)
+                continue
+            if key_node.tag == scalars.MERGE:
+                merged.extend(self._merge_sources(key_node, value_node, path))
                 continue
             key = str(key_node.value)
             key_path = (*path, key)
@@ -118,21 +141,79 @@ class _Reader:
             km = key_node.start_mark
             self.source.keys[key_path] = Position(km.line + 1, km.column + 1)
             result[key] = self.read(value_node, key_path, depth + 1)
+        for key_node, value_node in merged:  # YAML merge: keys written here win, then first source
+            key = str(key_node.value)
+            if key not in result:
+                km = key_node.start_mark
+                self.source.keys.setdefault((*path, key), Position(km.line + 1, km.column + 1))
+                result[key] = self.read(value_node, (*path, key), depth + 1)
         return result
 
+    def _merge_sources(
+        self, key_node: yaml.Node, value_node: yaml.Node, path: KeyPath
+    ) -> list[tuple[yaml.Node, yaml.Node]]:
+        """The pairs a ``<<`` key brings in, earlier sources first (errors at the ``<<``)."""
+        sources = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+        pairs: list[tuple[yaml.Node, yaml.Node]] = []
+        for source in sources:
+            if not isinstance(source, yaml.MappingNode):
+                kind = "a list" if isinstance(source, yaml.SequenceNode) else "a scalar"
+                self._fail(
+                    key_node,
+                    (*path, "<<"),
+                    "merge key '<<' needs a mapping or a list of mappings",
+                    found=kind + (" inside the list" if source is not value_node else ""),
+                    hint="merge an anchored mapping: '<<: *defaults' or '<<: [*a, *b]'",
+                )
+                continue
+            pairs.extend(self._flattened(source, key_node, path, set()))
+        return pairs
+
+    def _flattened(
+        self, node: yaml.MappingNode, at: yaml.Node, path: KeyPath, visiting: set[int]
+    ) -> list[tuple[yaml.Node, yaml.Node]]:
+        """A merged mapping's own pairs, then those of its own merges; one pair per key."""
+        if id(node) in self._merged:
+            return self._merged[id(node)]
+        if id(node) in visiting:
+            self._fail(at, (*path, "<<"), "merge key '<<' merges a mapping into itself")
+            return []
+        visiting.add(id(node))
+        own: list[tuple[yaml.Node, yaml.Node]] = []
+        inherited: list[tuple[yaml.Node, yaml.Node]] = []
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                continue  # reported where the mapping itself is read
+            if key_node.tag != scalars.MERGE:
+                own.append((key_node, value_node))
+                continue
+            subs = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+            for sub in subs:
+                if isinstance(sub, yaml.MappingNode):
+                    inherited.extend(self._flattened(sub, at, path, visiting))
+        seen: set[str] = set()
+        pairs = []
+        for key_node, value_node in own + inherited:
+            if str(key_node.value) not in seen:
+                seen.add(str(key_node.value))
+                pairs.append((key_node, value_node))
+        visiting.discard(id(node))
+        self._merged[id(node)] = pairs
+        return pairs
+
     def _scalar(self, node: yaml.ScalarNode, path: KeyPath) -> Any:
-        if node.tag == _STR_TAG:  # most values: what SafeConstructor would return, faster
+        if node.tag == scalars.STR:  # most values: no construction needed
             return node.value
         try:
-            return self.constructor.construct_object(node, deep=True)
-        except yaml.YAMLError as exc:
-            self._fail(node, path, f"invalid value: {getattr(exc, 'problem', exc)}")
+            return scalars.construct_scalar(node)
+        except scalars.Refused as refused:
+            self._refused(node, path, refused)
             return None
 
     def _block_indent(self, node: yaml.Node) -> int:
         """Column of the first content line of a block scalar (content starts on the next line)."""
         if self._lines is None:
-            self._lines = _LINE_BREAK.split(self.text)
+            self._lines = LINE_BREAK.split(self.text)
         index = node.start_mark.line + 1
         if index >= len(self._lines):
             return node.start_mark.column + 1
@@ -146,112 +227,44 @@ class _TooLarge(Exception):
         self.node, self.path, self.message = node, path, message
 
 
-def _syntax_hint(text: str, line: int, column: int, problem: str) -> str:
-    """Name a tab when there is one where the parser stopped (libyaml does not say)."""
-    if "another document" in problem:
-        return "a cluster file holds one YAML document: remove the '---' or split the file"
-    lines = _LINE_BREAK.split(text)
-    here = lines[line - 1] if line <= len(lines) else ""
-    if "\t" in here[: column + 1]:
-        return "YAML does not allow tabs for indentation: use spaces"
-    return "check indentation and quoting near this position"
-
-
-def _too_deep(text: str, file: str) -> ConfigError:
-    """Where nesting first passes MAX_DEPTH, found with the parser's flat (non-recursive) events."""
-    depth, line, column = 0, 1, 1
-    try:
-        for event in yaml.parse(text, Loader=YAML_LOADER):
-            if isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
-                depth += 1
-                if depth > MAX_DEPTH + 1:  # the reader counts the root mapping as depth 0
-                    line, column = event.start_mark.line + 1, event.start_mark.column + 1
-                    break
-            elif isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
-                depth -= 1
-    except yaml.YAMLError:
-        pass
-    return ConfigError(
-        file,
-        line,
-        column,
-        (),
-        f"document is nested deeper than {MAX_DEPTH} levels",
-        hint="YAML anchors/aliases and deep nesting are limited; write the values out",
+def _too_large(file: str, size: int, hint: str) -> ConfigErrors:
+    return ConfigErrors(
+        [
+            ConfigError(
+                file,
+                1,
+                1,
+                (),
+                "file is too large",
+                expected=f"at most {MAX_FILE_BYTES // 1000} kB",
+                found=f"{size // 1000} kB",
+                hint=hint,
+            )
+        ]
     )
 
 
 def read_yaml_text(text: str, file: str) -> tuple[Any, SourceMap]:
     """Parse one YAML document into plain data plus its source map; raise ConfigErrors."""
     source = SourceMap(file)
-    if len(text.encode("utf-8", "replace")) > MAX_FILE_BYTES:
-        raise ConfigErrors(
-            [
-                ConfigError(
-                    file,
-                    1,
-                    1,
-                    (),
-                    "file is too large",
-                    expected=f"at most {MAX_FILE_BYTES // 1000} kB",
-                    found=f"{len(text.encode('utf-8', 'replace')) // 1000} kB",
-                    hint="split the cluster into several files; large data belongs in S3, not YAML",
-                )
-            ]
+    size = len(text.encode("utf-8", "replace"))
+    if size > MAX_FILE_BYTES:
+        raise _too_large(
+            file, size, "split the cluster into several files; large data belongs in S3, not YAML"
         )
+    text = text.removeprefix(syntax.BOM)  # one leading byte-order mark is allowed
+    if boms := syntax.stray_boms(text, file):
+        raise ConfigErrors(boms)
     try:
         node = yaml.compose(text, Loader=YAML_LOADER)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        problem = exc.problem or "invalid YAML"
-        if exc.context:
-            started = exc.context_mark
-            if (
-                exc.context.startswith("while")
-                and started is not None
-                and mark is not None
-                and started.line != mark.line
-            ):
-                problem = f"{problem} ({exc.context} started at line {started.line + 1})"
-            else:
-                problem = f"{problem} ({exc.context})"
-        raise ConfigErrors(
-            [
-                ConfigError(
-                    file,
-                    line,
-                    col,
-                    (),
-                    f"YAML syntax error: {problem}",
-                    hint=_syntax_hint(text, line, col, problem),
-                )
-            ]
-        ) from None
-    except yaml.reader.ReaderError as exc:  # a character YAML does not allow, e.g. NUL
-        code = exc.character if isinstance(exc.character, int) else ord(exc.character)
-        if exc.encoding == "unicode":  # pure-Python reader: a character offset
-            before = text[: exc.position]
-        else:  # libyaml: a byte offset into the UTF-8 text
-            before = text.encode("utf-8")[: exc.position].decode("utf-8", "replace")
-        line = len(_LINE_BREAK.findall(before)) + 1
-        column = len(_LINE_BREAK.split(before)[-1]) + 1
-        raise ConfigErrors(
-            [
-                ConfigError(
-                    file,
-                    line,
-                    column,
-                    (),
-                    f"character #x{code:04x} is not allowed in YAML",
-                    hint="remove it, or write it as an escape inside a double-quoted string",
-                )
-            ]
-        ) from None
+        raise ConfigErrors([syntax.marked_error(exc, text, file)]) from None
+    except yaml.reader.ReaderError as exc:
+        raise ConfigErrors([syntax.character_error(exc, text, file)]) from None
     except yaml.YAMLError as exc:
         raise ConfigErrors([ConfigError(file, 1, 1, (), f"YAML error: {exc}")]) from None
     except RecursionError:  # PyYAML's composer recurses once per nesting level
-        raise ConfigErrors([_too_deep(text, file)]) from None
+        raise ConfigErrors([syntax.too_deep(text, file, YAML_LOADER, MAX_DEPTH)]) from None
     if node is None:
         raise ConfigErrors(
             [
@@ -279,7 +292,7 @@ def read_yaml_text(text: str, file: str) -> tuple[Any, SourceMap]:
                     mark.column + 1,
                     exc.path,
                     exc.message,
-                    hint="YAML anchors/aliases and deep nesting are limited; write the values out",
+                    hint=syntax.LIMIT_HINT,
                 )
             ]
         ) from None
@@ -296,20 +309,7 @@ def read_yaml_file(path: str | Path) -> tuple[Any, SourceMap]:
     try:
         size = Path(path).stat().st_size
         if size > MAX_FILE_BYTES:
-            raise ConfigErrors(
-                [
-                    ConfigError(
-                        file,
-                        1,
-                        1,
-                        (),
-                        "file is too large",
-                        expected=f"at most {MAX_FILE_BYTES // 1000} kB",
-                        found=f"{size // 1000} kB",
-                        hint="split the cluster into several files",
-                    )
-                ]
-            )
+            raise _too_large(file, size, "split the cluster into several files")
         text = Path(path).read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigErrors(
