@@ -8,6 +8,7 @@ maps to a file:line:col for error messages.
 
 from __future__ import annotations
 
+import codecs
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -69,6 +70,7 @@ class _Reader:
         self.errors: list[ConfigError] = []
         self.nodes = 0
         self._merged: dict[int, list[tuple[yaml.Node, yaml.Node]]] = {}  # by mapping node id
+        self._open: set[int] = set()  # collections being read: an alias back to one is a cycle
 
     def _fail(self, node: yaml.Node, path: KeyPath, message: str, **extra: Any) -> None:
         mark = node.start_mark
@@ -105,9 +107,21 @@ class _Reader:
         except scalars.Refused as refused:
             self._refused(node, path, refused)
             return None
-        if isinstance(node, yaml.MappingNode):
-            return self._mapping(node, path, depth)
-        return [self.read(child, (*path, i), depth + 1) for i, child in enumerate(node.value)]
+        if id(node) in self._open:  # an alias inside the value it names: `&a [*a]`
+            self._fail(
+                node,
+                path,
+                "an alias refers to a value that contains it (the value would be infinite)",
+                hint="alias a value from outside the anchored one",
+            )
+            return None
+        self._open.add(id(node))
+        try:
+            if isinstance(node, yaml.MappingNode):
+                return self._mapping(node, path, depth)
+            return [self.read(child, (*path, i), depth + 1) for i, child in enumerate(node.value)]
+        finally:
+            self._open.discard(id(node))
 
     def _mapping(self, node: yaml.MappingNode, path: KeyPath, depth: int) -> dict[str, Any]:
         result: dict[str, Any] = {}
@@ -115,7 +129,11 @@ class _Reader:
         for key_node, value_node in node.value:
             if not isinstance(key_node, yaml.ScalarNode):
                 self._fail(
-                    key_node, path, "mapping keys must be plain strings", found="a nested key"
+                    key_node,
+                    path,
+                    "mapping keys must be plain strings",
+                    found="a list or mapping used as a key",
+                    hint="write the key as text ('? [a, b]' and '? {a: 1}' are complex keys)",
                 )
                 continue
             try:
@@ -176,7 +194,12 @@ class _Reader:
         if id(node) in self._merged:
             return self._merged[id(node)]
         if id(node) in visiting:
-            self._fail(at, (*path, "<<"), "merge key '<<' merges a mapping into itself")
+            self._fail(
+                at,
+                (*path, "<<"),
+                "merge key '<<' merges a mapping into itself",
+                hint="merge an anchor defined outside this mapping",
+            )
             return []
         visiting.add(id(node))
         own: list[tuple[yaml.Node, yaml.Node]] = []
@@ -320,7 +343,10 @@ def read_yaml_file(path: str | Path) -> tuple[Any, SourceMap]:
                     1,
                     (),
                     "file is not valid UTF-8 text",
-                    found=f"byte {exc.object[exc.start]:#x} at offset {exc.start}",
+                    found="a UTF-16 byte-order mark"
+                    if exc.object[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+                    else f"byte {exc.object[exc.start]:#x} at offset {exc.start}",
+                    hint="save the file as UTF-8",
                 )
             ]
         ) from None
