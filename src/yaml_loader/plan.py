@@ -495,9 +495,9 @@ def validate_config(
     model: type[BaseModel], config: Any, templated: set[KeyPath], source: SourceMap, base: KeyPath
 ) -> list[ConfigError]:
     """The satellite model's errors on ``config``, except at templated values (checked once
-    rendered, at run time)."""
+    rendered, at run time). Every level is strict unless its model allows extra keys itself."""
     try:
-        model.model_validate(config)
+        model.model_validate(config, extra="forbid")
     except ValidationError as exc:
         return translate(
             exc, model, source, base, skip=lambda loc: _inside_template(loc, templated)

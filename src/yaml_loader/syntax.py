@@ -54,6 +54,8 @@ def _anchor(text: str, mark: yaml.Mark | None) -> str:
 
 def _hint(text: str, line: int, column: int, problem: str) -> str:
     """Name a tab when there is one where the parser stopped (libyaml does not say)."""
+    if "incompatible YAML document" in problem:
+        return "remove the '%YAML' directive: cluster files are YAML 1.1"
     if "another document" in problem:
         return "a cluster file holds one YAML document: remove the '---' or split the file"
     lines = LINE_BREAK.split(text)

@@ -68,6 +68,16 @@ def model_at(model: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | 
     return None
 
 
+def allows_extra_keys(model: type[BaseModel]) -> bool:
+    """Whether the model's author chose to take unknown keys (``extra="allow"`` or ``"ignore"``
+    set in its ``model_config``, or inherited from a base that sets it).
+
+    Pydantic's default is to ignore unknown keys silently; a model that does not say anything is
+    held to the format's rule instead: every level is strict, so a typo is an error.
+    """
+    return model.model_config.get("extra") in ("allow", "ignore")
+
+
 def allowed_keys(model: type[BaseModel] | None) -> list[str]:
     if model is None:
         return []
@@ -81,17 +91,21 @@ def translate(
     base: KeyPath = (),
     skip: typing.Callable[[KeyPath], bool] | None = None,
 ) -> list[ConfigError]:
-    """One ConfigError per pydantic error; ``skip`` drops errors at paths checked later."""
+    """One ConfigError per pydantic error; ``skip`` drops errors at paths checked later (never an
+    unknown key: its value may be templated, its name is not). Validate with ``extra="forbid"``:
+    unknown keys are then dropped only under a model that :func:`allows_extra_keys`."""
     out: list[ConfigError] = []
     for err in exc.errors(include_url=False):
         loc = tuple(p for p in err["loc"] if isinstance(p, str | int))
         kind = err["type"]
-        if skip is not None and skip(loc):
+        if kind != "extra_forbidden" and skip is not None and skip(loc):
             continue
         path = (*base, *loc)
         found = err.get("input")
         if kind == "extra_forbidden":
             parent = model_at(model, loc[:-1])
+            if parent is not None and allows_extra_keys(parent):
+                continue
             keys = allowed_keys(parent)
             hint = did_you_mean(str(loc[-1]), keys) or "remove it or check the spelling"
             out.append(
