@@ -25,6 +25,7 @@ from typing import Any
 from unittest import mock
 
 import pytest
+import sqlalchemy as sa
 import yaml
 from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, RunsFilter
 from dagster._cli.job import _create_run
@@ -32,6 +33,8 @@ from dagster._core.workspace.context import WorkspaceProcessContext
 from dagster._core.workspace.load_target import WorkspaceFileTarget
 
 from exosphere_dagster.deadlines import URGENT_BASE
+from exosphere_dagster.runtime.checkpoint import checkpoint_store_for
+from exosphere_dagster.runtime.checkpoint_postgres import PostgresCheckpointStore
 from exosphere_dagster.tags import (
     BREACH_OF_TAG,
     DEADLINE_TAG,
@@ -162,7 +165,6 @@ def deployment(tmp_path_factory, database) -> Iterator[dict[str, Any]]:
         "DAGSTER_HOME": str(home),
         "EXOSPHERE_CLUSTERS_DIR": str(clusters),
         "EXOSPHERE_SATELLITE_MODULES": "deploy_satellites",
-        "EXOSPHERE_CHECKPOINT_DIR": str(base / "checkpoints"),
         "EXOSPHERE_DEADLINE_INTERVAL": "1",
         "EXOSPHERE_SLA_SENSOR_INTERVAL": "1",
         "PYTHONPATH": os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")])),
@@ -373,6 +375,14 @@ def test_run_past_its_sla_is_failed_and_alerts_through_failure_and_log_satellite
     ][-10:]
     lines = [json.loads(line) for line in deployment["alerts"].read_text().splitlines()]
     assert sorted(line["fields"]["name"] for line in lines) == ["item-0", "item-1", "item-2"]
+    # the three items came from the run's checkpoints, which the deployment keeps in Postgres
+    assert isinstance(checkpoint_store_for(instance), PostgresCheckpointStore)
+    with sa.create_engine(instance.run_storage.postgres_url).connect() as conn:
+        kept = conn.execute(
+            sa.text("SELECT count(*) FROM exosphere_checkpoints WHERE root_run_id = :r"),
+            {"r": slow},
+        ).scalar()
+    assert kept == 1  # the seed item, finished at the fan-out; its 3 children were in flight
     for line in lines:
         assert line["fields"]["satellite"] == "wait"
         assert line["fields"]["error"].startswith(f"SLA breach: run {slow}")
