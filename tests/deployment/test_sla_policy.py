@@ -159,9 +159,7 @@ def test_in_flight_items_replay_the_checkpoints(tmp_path):
         ("parse-pdf-with-docling", "c.pdf"),
         ("deepseek-r1-distrill-llama-70b", "a.pdf"),
     }
-    assert in_flight_items(cluster, seeds, store, "nothing") == [
-        ("get-files-from-s3", seeds[0])
-    ]
+    assert in_flight_items(cluster, seeds, store, "nothing") == [("get-files-from-s3", seeds[0])]
 
 
 def test_breach_job_and_breach_detection():
