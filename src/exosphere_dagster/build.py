@@ -11,6 +11,7 @@ from typing import Any
 
 from dagster import GraphDefinition, JobDefinition, graph
 
+from exosphere_dagster.op_config import check_run_config, config_schema, configured_node, defaults
 from exosphere_dagster.ops import gather_op, satellite_op, start_op
 from exosphere_dagster.placement import (
     PlacementPolicy,
@@ -56,6 +57,7 @@ class Wiring:
         self, plan: ClusterPlan, registry: SatelliteRegistry, policy: PlacementPolicy | None
     ) -> None:
         self.plan = plan
+        self.registry = registry
         self.policy = policy or PlacementPolicy.load()
         self.light_tags = k8s_tag(light_k8s_config(plan, self.policy))
         nodes = (*plan.nodes, *plan.failure_nodes)
@@ -68,13 +70,39 @@ class Wiring:
         self.caught: dict[str, Any] = {}  # gathering op -> its caught-up reports
 
     def make_runner(self, context: Any) -> StepRunner:
-        return StepRunner(context, self.plan, self.definitions, self.log_sinks)
+        return StepRunner(
+            context, self.plan, self.definitions, self.log_sinks, self.node_config(context)
+        )
+
+    def node_config(self, context: Any) -> Any:
+        """node -> the node with this run's op config (its own step's, or the run config's for
+        the nodes a gathering step runs inline)."""
+        given = context.run_config.get("ops") or {}
+        own = context.op_handle.name  # a satellite step: its own op config has the defaults
+
+        def configured(node: SatelliteNode) -> SatelliteNode:
+            definition = self.definitions[node.id]
+            if node.op_name == own:
+                return configured_node(node, definition, context.op_config)
+            edited = (given.get(node.op_name) or {}).get("config")
+            if not edited:
+                return node
+            schema = config_schema(node, definition)
+            return configured_node(node, definition, {**defaults(schema), **edited})
+
+        return configured
 
     def batched(self, segment: Segment) -> bool:
         return any(self.definitions[n.id].batched for n in segment.nodes)
 
     def start(self, segment: Segment) -> Any:
-        op = start_op(self.plan, segment, self.batched(segment), lambda run_config: [])
+        registry = self.registry
+        op = start_op(
+            self.plan,
+            segment,
+            self.batched(segment),
+            lambda run_config: check_run_config(self.plan, registry, run_config),
+        )
         chunks, self.manifests[segment.name] = op.alias(START).tag(self.light_tags)()
         return chunks
 
@@ -126,7 +154,8 @@ class Wiring:
         }
         inside = [p for p in node.parents if p in members]
         inputs = [f"from_{self.plan.node(p).op_name}" for p in inside] if inside else ["chunk"]
-        op = satellite_op(self.plan, node, inputs, tags, None, self.make_runner)
+        schema = config_schema(node, definition)
+        op = satellite_op(self.plan, node, inputs, tags, schema, self.make_runner)
         return op.alias(node.op_name)
 
     def summary(self, segments: list[Segment]) -> None:

@@ -46,16 +46,23 @@ FREE_FORM = (
     "Free-form here (the cluster file's value fits no typed field); checked when the run starts."
 )
 _SECRET_TYPES = (SecretStr, SecretBytes, Secret)
+DESTINATION = re.compile(
+    r"(^|_)(url|uri|endpoint|endpoint_url|base_url|host|hostname|region|verify_tls)$"
+)
 _ENUMS: dict[str, Enum] = {}  # one object per name: a code location holds one type per name
 _LOCK = threading.Lock()
 
 
 def editable_keys(model: type[BaseModel]) -> dict[str, str]:
-    """Schema key (the field's alias, as cluster files spell it) -> field name, secrets left out."""
+    """Schema key (the field's alias, as cluster files spell it) -> field name, secrets left out.
+    A model that holds a secret also keeps its destinations (URLs, endpoints, hosts) out: whoever
+    may launch a run must not be able to send the cluster's credentials somewhere else."""
+    fields = model.model_fields
+    guarded = any(_holds_secret(info.annotation) for info in fields.values())
     return {
         info.alias or name: name
-        for name, info in model.model_fields.items()
-        if not _holds_secret(info.annotation)
+        for name, info in fields.items()
+        if not _holds_secret(info.annotation) and not (guarded and DESTINATION.search(name))
     }
 
 
