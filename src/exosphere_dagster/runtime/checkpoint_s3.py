@@ -22,6 +22,7 @@ import os
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import urlparse
 
@@ -64,10 +65,14 @@ class S3CheckpointLog:
             Bucket=self.bucket, Prefix=self.prefix
         )
         keys = sorted(o["Key"] for page in pages for o in page.get("Contents", []))
-        for key in keys:  # time-ordered names: a later record of an item wins
-            body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
-            done.update(read_frames_from(body))
+        with ThreadPoolExecutor(max_workers=min(8, len(keys) or 1)) as pool:
+            bodies = pool.map(self._get, keys)  # in key order: a later record of an item wins
+            for body in bodies:
+                done.update(read_frames_from(body))
         return done
+
+    def _get(self, key: str) -> bytes:
+        return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
 
     def record(self, item_id: str, outputs: Any) -> None:
         data = frame(item_id, outputs)  # pickled now: later changes to outputs do not leak in
