@@ -18,7 +18,8 @@ def to_kebab(name: str) -> str:
 
 
 class SatelliteConfig(BaseModel):
-    """Base of every satellite config: typos are errors, values are immutable once validated."""
+    """Base of every satellite config: typos are errors, values are immutable once validated,
+    numbers are finite (``"nan"`` and ``"inf"`` are refused, as JSON has neither)."""
 
     model_config = ConfigDict(
         extra="forbid",
@@ -26,6 +27,7 @@ class SatelliteConfig(BaseModel):
         alias_generator=to_kebab,
         populate_by_name=True,
         coerce_numbers_to_str=True,
+        allow_inf_nan=False,
     )
 
     @classmethod

@@ -3,7 +3,9 @@
 Keys are kebab-case in YAML (``api-call``, ``node-selector``); typos are errors (``extra="forbid"``)
 and types are strict, so ``retries: "3"`` is reported rather than silently converted.
 Satellite ``config``/``input`` stay raw mappings here: they are validated against the satellite's
-own model once its ``uses`` is resolved (see ``yaml_loader.satellite_config``).
+own model once its ``uses`` is resolved (see ``yaml_loader.plan``). Where a validator accepts more
+than the field's type (durations as text, ``trigger: api-call``, secrets as a list), the JSON
+Schema of what it accepts sits beside it, so ``exosphere schema`` agrees with the loader.
 """
 
 from __future__ import annotations
@@ -13,17 +15,43 @@ import zoneinfo
 from typing import Annotated, Any, Literal
 
 from croniter import croniter
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetJsonSchemaHandler,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import CoreSchema
 
 SUPPORTED_VERSIONS = ("0.0.1b",)
 SLA_TIERS = ("6h", "12h", "24h")
 DEFAULT_RETRIES = 5
 
-IDENTIFIER_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
-SECRET_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
-USES_RE = re.compile(r"^satellite/[a-z0-9][a-z0-9_-]*/[a-z0-9][a-z0-9_.-]*$")
-DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+# \Z, not $: "a\n" (a block scalar's last line break) must not pass for "a"
+IDENTIFIER_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*\Z")
+SECRET_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*\Z")
+USES_RE = re.compile(r"^satellite/[a-z0-9][a-z0-9_-]*/[a-z0-9][a-z0-9_.-]*\Z")
+DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*\Z")
+CLUSTER_ID_RE = re.compile(r"^(cluster/)?[a-z0-9][a-z0-9_-]*/[a-z0-9][a-z0-9_-]*\Z")
+# what croniter.is_valid accepts, as far as a pattern can say: 5 to 7 fields, or a macro
+CRON_PATTERN = (
+    r"^\s*(@(yearly|annually|monthly|weekly|daily|midnight|hourly)"
+    r"|@(YEARLY|ANNUALLY|MONTHLY|WEEKLY|DAILY|MIDNIGHT|HOURLY)"
+    r"|[0-9A-Za-z*/,?#-]+(\s+[0-9A-Za-z*/,?#-]+){4,6})\s*$"
+)
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+def json_pattern(pattern: re.Pattern[str]) -> str:
+    """A Python pattern as JSON Schema (ECMA-262) writes it: no \\Z there, and no line-break $."""
+    return pattern.pattern.replace(r"\Z", "$")
+
+
+def nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"anyOf": [schema, {"type": "null"}]}
 
 
 def _kebab(name: str) -> str:
@@ -51,8 +79,21 @@ def parse_duration(value: Any) -> float:
     return seconds
 
 
-Duration = Annotated[float, Field(ge=0, strict=False)]
+DURATION_SCHEMA = {
+    "anyOf": [
+        {"type": "number", "minimum": 0},
+        {"type": "string", "pattern": json_pattern(DURATION_RE)},
+    ]
+}
+Duration = Annotated[float, Field(ge=0, strict=False), WithJsonSchema(DURATION_SCHEMA)]
 Retries = Annotated[int, Field(ge=0, le=100)]
+
+
+class Patterned:
+    """``Patterned[REGEX]``: a string checked by a validator, described to JSON Schema by REGEX."""
+
+    def __class_getitem__(cls, pattern: re.Pattern[str]) -> Any:
+        return Annotated[str, WithJsonSchema({"type": "string", "pattern": json_pattern(pattern)})]
 
 
 def _single_key_maps(value: Any, what: str) -> Any:
@@ -89,8 +130,10 @@ class Resources(StrictModel):
 
 class SatelliteSpec(StrictModel):
     name: str | None = Field(None, description="Human-readable name shown in the UI.")
-    uses: str = Field(description="The satellite to run: satellite/<project>/<name>.")
-    identifier: str | None = Field(
+    uses: Patterned[USES_RE] = Field(  # type: ignore[valid-type]
+        description="The satellite to run: satellite/<project>/<name>."
+    )
+    identifier: Patterned[IDENTIFIER_RE] | None = Field(  # type: ignore[valid-type]
         None,
         description="Unique id of this step in the cluster; defaults to the name part of `uses`.",
     )
@@ -216,6 +259,36 @@ class TriggerSpec(StrictModel):
     def kind(self) -> str:
         return next(_kebab(k) for k in ("cron", "api_call", "s3", "folder") if getattr(self, k))
 
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> dict[str, Any]:
+        """What ``_normalise`` and ``_exactly_one`` accept: ``api-call``, or a mapping with
+        exactly one active trigger (``api-call`` is active unless false; null keys are absent)."""
+        reference = handler(core_schema)
+        schema = handler.resolve_ref_schema(reference)
+        props = schema["properties"]
+        props["cron"] = nullable({"type": "string", "pattern": CRON_PATTERN})
+        props["timezone"] = nullable({"enum": sorted(zoneinfo.available_timezones())})
+        props["api-call"] = {
+            "anyOf": [{"type": ["boolean", "null"]}, {"type": "object", "maxProperties": 0}]
+        }
+        active = {
+            "cron": {"type": "string"},
+            "api-call": {"not": {"const": False}},
+            "s3": {"type": "object"},
+            "folder": {"type": "object"},
+        }
+        mapping = {
+            **schema,
+            "oneOf": [{"required": [k], "properties": {k: v}} for k, v in active.items()],
+            "if": {"required": ["timezone"], "properties": {"timezone": {"type": "string"}}},
+            "then": {"required": ["cron"], "properties": {"cron": {"type": "string"}}},
+        }
+        schema.clear()
+        schema["anyOf"] = [{"const": "api-call"}, mapping]
+        return reference
+
 
 class BranchSpec(StrictModel):
     satellites: list[SatelliteSpec] = Field(min_length=1)
@@ -229,15 +302,28 @@ class FailureSpec(BranchSpec):
     )
 
 
+_SECRET_MAP = {
+    "type": "object",
+    "propertyNames": {"pattern": json_pattern(SECRET_NAME_RE)},
+    "additionalProperties": {"type": "string"},
+}
+SECRETS_SCHEMA = {  # a mapping, or the reference's list of single-key maps
+    "anyOf": [
+        _SECRET_MAP,
+        {"type": "array", "items": {**_SECRET_MAP, "minProperties": 1, "maxProperties": 1}},
+    ]
+}
+
+
 class ClusterSpec(StrictModel):
-    identifier: str
+    identifier: Patterned[CLUSTER_ID_RE]  # type: ignore[valid-type]
     sla: Literal["6h", "12h", "24h"]
     trigger: TriggerSpec
     title: str | None = None
     description: str | None = None
     retries: Retries = DEFAULT_RETRIES
     delay: Duration = Field(1.0, description="Default retry delay for every satellite.")
-    secrets: dict[str, str] = Field(default_factory=dict)
+    secrets: Annotated[dict[str, str], WithJsonSchema(SECRETS_SCHEMA)] = Field(default_factory=dict)
     tags: dict[str, str] = Field(default_factory=dict, description="Extra Dagster run tags.")
     satellites: list[SatelliteSpec] = Field(min_length=1)
     logs: BranchSpec | None = None
@@ -271,7 +357,7 @@ class ClusterSpec(StrictModel):
 
 
 class ClusterFile(StrictModel):
-    version: str
+    version: Annotated[str, WithJsonSchema({"enum": list(SUPPORTED_VERSIONS)})]
     cluster: ClusterSpec
 
     @field_validator("version", mode="before")

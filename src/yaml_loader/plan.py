@@ -500,23 +500,47 @@ def validate_config(
         model.model_validate(config, extra="forbid")
     except ValidationError as exc:
         return translate(
-            exc, model, source, base, skip=lambda loc: _inside_template(loc, templated)
+            exc, model, source, base, skip=lambda loc: _inside_template(loc, templated, config)
         )
     return []
 
 
-def _inside_template(loc: KeyPath, templated: set[KeyPath]) -> bool:
-    """True when a config error sits at (or inside) a templated value: it is checked at run time.
+def _inside_template(loc: KeyPath, templated: set[KeyPath], config: Any) -> bool:
+    """True when a config error is about a templated value: it is checked once rendered.
 
-    List indexes are ignored because single-key-map lists (``secrets[0].X``) are normalised to
-    mappings (``secrets.X``) before the satellite's model sees them.
+    The error's place is first found in the config as written: a key pydantic reads from a
+    single-key-map list (``secrets.X``) is the list entry holding it (``secrets[0].X``), and a part
+    that is not in the data is a union member's name (``expected-status.int``). An error at or
+    inside a template is skipped; so is a union member's error around one (another member may
+    match the rendered value). An error about a list or mapping that merely holds a template
+    (``bucket: [${{ x }}]`` for a string) is kept.
     """
-    flat = tuple(p for p in loc if not isinstance(p, int))
-    for t in templated:
-        t_flat = tuple(p for p in t if not isinstance(p, int))
-        if flat[: len(t_flat)] == t_flat:
-            return True
-    return False
+    path: list[str | int] = []
+    data, union = config, False
+    for part in loc:
+        step = _written(data, part)
+        if step is None:
+            union = True  # a union member's name (or a model's own loc part): not in the data
+            continue
+        path += step
+        for key in step:
+            data = data[key]
+    where = tuple(path)
+    return any(where[: len(t)] == t or (union and t[: len(where)] == where) for t in templated)
+
+
+def _written(data: Any, part: str | int) -> list[str | int] | None:
+    """How one part of an error's loc is written in the data: as itself, or as a list entry of a
+    single-key-map list and the key inside it; None when the data has no such part."""
+    if isinstance(data, dict) and part in data:
+        return [part]
+    if isinstance(data, list):
+        if isinstance(part, int) and 0 <= part < len(data):
+            return [part]
+        for index, entry in enumerate(data):
+            if isinstance(entry, dict) and part in entry:
+                return [index, part]
+    return None
 
 
 def _value_at(data: Any, path: KeyPath) -> Any:

@@ -92,13 +92,13 @@ def translate(
     skip: typing.Callable[[KeyPath], bool] | None = None,
 ) -> list[ConfigError]:
     """One ConfigError per pydantic error; ``skip`` drops errors at paths checked later (never an
-    unknown key: its value may be templated, its name is not). Validate with ``extra="forbid"``:
+    unknown or a missing key: templates fill values, not keys). Validate with ``extra="forbid"``:
     unknown keys are then dropped only under a model that :func:`allows_extra_keys`."""
     out: list[ConfigError] = []
     for err in exc.errors(include_url=False):
         loc = tuple(p for p in err["loc"] if isinstance(p, str | int))
         kind = err["type"]
-        if kind != "extra_forbidden" and skip is not None and skip(loc):
+        if kind not in ("extra_forbidden", "missing") and skip is not None and skip(loc):
             continue
         path = (*base, *loc)
         found = err.get("input")

@@ -132,3 +132,41 @@ def test_what_counts_as_allowing_extra_keys() -> None:
     assert not allows_extra_keys(Builtin)
     assert allows_extra_keys(Loose) and allows_extra_keys(Ignoring)
     assert allows_extra_keys(IgnoringChild)
+
+
+WEBHOOK = """\
+version: 0.0.1b
+cluster:
+  identifier: strict/templates
+  sla: 6h
+  trigger: api-call
+  secrets: {TOKEN: env:TOKEN}
+  satellites:
+    - uses: satellite/exospherehost/call-webhook
+      config:
+        url: https://example.com
+"""
+
+
+def webhook_errors(extra: str) -> list[str]:
+    from satellite_ops.registry import default_registry
+
+    try:
+        plan(load_text(WEBHOOK + extra, "templates.yml"), default_registry())
+    except ConfigErrors as exc:
+        return [f"{format_key_path(e.key_path)}: {e.message}" for e in exc.errors]
+    return []
+
+
+def test_a_template_inside_a_list_does_not_excuse_the_list() -> None:
+    """A list is not a number whatever its entries render to: refused at load, not at run time."""
+    found = webhook_errors("        timeout-seconds: ['${{ secrets.TOKEN }}']\n")
+    assert any(e.startswith("cluster.satellites[0].config.timeout-seconds:") for e in found), found
+
+
+def test_templates_are_checked_once_rendered_where_they_stand_for_the_value() -> None:
+    assert webhook_errors("        timeout-seconds: ${{ secrets.TOKEN }}\n") == []
+    assert webhook_errors("        expected-status: [200, '${{ secrets.TOKEN }}']\n") == []
+    assert (
+        webhook_errors("        headers:\n          - Authorization: ${{ secrets.TOKEN }}\n") == []
+    )
