@@ -269,7 +269,8 @@ class TriggerSpec(StrictModel):
         schema = handler.resolve_ref_schema(reference)
         props = schema["properties"]
         props["cron"] = nullable({"type": "string", "pattern": CRON_PATTERN})
-        props["timezone"] = nullable({"enum": sorted(zoneinfo.available_timezones())})
+        zones = {"enum": sorted(zoneinfo.available_timezones())}  # under allOf: no docs table
+        props["timezone"] = nullable({"type": "string", "allOf": [zones]})
         props["api-call"] = {
             "anyOf": [{"type": ["boolean", "null"]}, {"type": "object", "maxProperties": 0}]
         }
@@ -279,13 +280,13 @@ class TriggerSpec(StrictModel):
             "s3": {"type": "object"},
             "folder": {"type": "object"},
         }
-        mapping = {
-            **schema,
+        mapping = {  # keys and types stay at the top (they only bind mappings), for the docs
+            "type": "object",
             "oneOf": [{"required": [k], "properties": {k: v}} for k, v in active.items()],
             "if": {"required": ["timezone"], "properties": {"timezone": {"type": "string"}}},
             "then": {"required": ["cron"], "properties": {"cron": {"type": "string"}}},
         }
-        schema.clear()
+        del schema["type"]
         schema["anyOf"] = [{"const": "api-call"}, mapping]
         return reference
 
