@@ -89,11 +89,14 @@ Duration = Annotated[float, Field(ge=0, strict=False), WithJsonSchema(DURATION_S
 Retries = Annotated[int, Field(ge=0, le=100)]
 
 
-class Patterned:
-    """``Patterned[REGEX]``: a string checked by a validator, described to JSON Schema by REGEX."""
+def _text_like(pattern: re.Pattern[str]) -> WithJsonSchema:
+    """JSON Schema of a string that a validator checks against ``pattern``."""
+    return WithJsonSchema({"type": "string", "pattern": json_pattern(pattern)})
 
-    def __class_getitem__(cls, pattern: re.Pattern[str]) -> Any:
-        return Annotated[str, WithJsonSchema({"type": "string", "pattern": json_pattern(pattern)})]
+
+UsesText = Annotated[str, _text_like(USES_RE)]
+IdentifierText = Annotated[str, _text_like(IDENTIFIER_RE)]
+ClusterIdentifierText = Annotated[str, _text_like(CLUSTER_ID_RE)]
 
 
 def _single_key_maps(value: Any, what: str) -> Any:
@@ -130,10 +133,8 @@ class Resources(StrictModel):
 
 class SatelliteSpec(StrictModel):
     name: str | None = Field(None, description="Human-readable name shown in the UI.")
-    uses: Patterned[USES_RE] = Field(  # type: ignore[valid-type]
-        description="The satellite to run: satellite/<project>/<name>."
-    )
-    identifier: Patterned[IDENTIFIER_RE] | None = Field(  # type: ignore[valid-type]
+    uses: UsesText = Field(description="The satellite to run: satellite/<project>/<name>.")
+    identifier: IdentifierText | None = Field(
         None,
         description="Unique id of this step in the cluster; defaults to the name part of `uses`.",
     )
@@ -317,7 +318,7 @@ SECRETS_SCHEMA = {  # a mapping, or the reference's list of single-key maps
 
 
 class ClusterSpec(StrictModel):
-    identifier: Patterned[CLUSTER_ID_RE]  # type: ignore[valid-type]
+    identifier: ClusterIdentifierText
     sla: Literal["6h", "12h", "24h"]
     trigger: TriggerSpec
     title: str | None = None
