@@ -19,7 +19,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import jsonschema
 import pytest
@@ -384,3 +384,23 @@ def test_generated_values_get_the_same_answer_from_the_schema_and_the_loader(
         assert errors == [], text
     elif strict:
         assert errors, f"the loader refused, the schema accepted:\n{text}"
+
+
+class Opaque:
+    """A type with no JSON Schema."""
+
+
+class OddConfig(BaseModel):
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+    thing: Opaque | None = None
+    plain: Annotated[int, PlainValidator(int)] = 0
+
+
+def test_a_config_type_json_schema_cannot_describe_is_left_to_the_loader() -> None:
+    registry = SatelliteRegistry()
+    satellite("satellite/test/odd", config=OddConfig, registry=registry)(lambda config, input: [])
+    schema = cluster_json_schema(registry)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    odd = jsonschema.Draft202012Validator(schema["$defs"]["OddConfig"])
+    assert odd.is_valid({"thing": "anything", "plain": "12"})
+    assert not odd.is_valid({"thnig": 1})  # still strict about keys
