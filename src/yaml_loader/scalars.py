@@ -36,15 +36,10 @@ class Refused(Exception):
     """A YAML node this loader will not turn into data, with what to say about it."""
 
     def __init__(
-        self,
-        message: str,
-        *,
-        expected: str | None = None,
-        found: str | None = None,
-        hint: str | None = None,
+        self, message: str, *, expected: str | None = None, hint: str | None = None
     ) -> None:
         super().__init__(message)
-        self.message, self.expected, self.found, self.hint = message, expected, found, hint
+        self.message, self.expected, self.hint = message, expected, hint
 
 
 def tag_name(tag: str) -> str:

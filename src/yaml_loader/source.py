@@ -79,14 +79,7 @@ class _Reader:
         )
 
     def _refused(self, node: yaml.Node, path: KeyPath, refused: scalars.Refused) -> None:
-        self._fail(
-            node,
-            path,
-            refused.message,
-            expected=refused.expected,
-            found=refused.found,
-            hint=refused.hint,
-        )
+        self._fail(node, path, refused.message, expected=refused.expected, hint=refused.hint)
 
     def read(self, node: yaml.Node, path: KeyPath, depth: int = 0) -> Any:
         self.nodes += 1
