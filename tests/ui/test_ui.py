@@ -69,6 +69,29 @@ cluster:
       config:
         text: item ${{ satellites.split.output.n }} for ${{ satellites.split.output.who }}
 """
+PICKY_CLUSTER = """\
+version: 0.0.1b
+cluster:
+  identifier: uitest/picky
+  sla: 6h
+  trigger: api-call
+  retries: 0
+  satellites:
+    - uses: satellite/uitest/split
+      identifier: split
+      config: {count: 3}
+    - uses: satellite/uitest/picky
+      identifier: picky
+      config: {refuse: 1}
+"""
+LAUNCH = """
+mutation($p: ExecutionParams!) {
+  launchRun(executionParams: $p) {
+    __typename
+    ... on LaunchRunSuccess { run { runId } }
+    ... on PythonError { message }
+  }
+}"""
 BROKEN_CLUSTER = HELLO_CLUSTER.replace("uitest/hello", "uitest/fixed").replace("sla: 6h", "sla: 7h")
 FIXED_CLUSTER = HELLO_CLUSTER.replace("uitest/hello", "uitest/fixed")
 RUN_CONFIG = "ops:\n  exosphere__start:\n    config:\n      inputs:\n        - who: chromium\n"
@@ -135,6 +158,7 @@ def dev_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevServer]:
     folder = root / "clusters"
     shutil.copytree(REPO / "examples", folder)
     (folder / "browser-hello.yml").write_text(HELLO_CLUSTER)
+    (folder / "browser-picky.yml").write_text(PICKY_CLUSTER)
     home = root / "dagster_home"
     home.mkdir()
     port = free_port()
@@ -166,7 +190,7 @@ def dev_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevServer]:
     server = DevServer(f"http://127.0.0.1:{port}", folder, log)
     try:
         wait_for(
-            lambda: {REFERENCE_JOB, "uitest__hello"} <= server.job_names(),
+            lambda: {REFERENCE_JOB, "uitest__hello", "uitest__picky"} <= server.job_names(),
             timeout=120,
             what=f"exosphere dev serving both clusters (log: {log})",
         )
@@ -337,3 +361,69 @@ def test_broken_file_shows_its_error_and_the_fixed_file_appears(page, dev_server
     expect(page.get_by_text("split", exact=True).first).to_be_visible()
     shot(page, "8-fixed-cluster-graph")
     assert "invalid__dropped" not in dev_server.job_names()
+
+
+def test_launchpad_shows_a_satellites_typed_config(page, dev_server):
+    """The satellite op's config is its model: a wrong type is flagged before launch."""
+    from playwright.sync_api import expect
+
+    page.goto(job_url(dev_server, "uitest__hello", "/playground"))
+    page.locator(".CodeMirror").first.wait_for()
+    bad = "ops:\n  split:\n    config:\n      count: many\n"
+    page.evaluate(
+        "config => document.querySelector('.CodeMirror').CodeMirror.setValue(config)", bad
+    )
+    expect(page.get_by_text(re.compile(r"Int")).first).to_be_visible()
+    expect(page.get_by_text("No errors")).to_have_count(0)
+    shot(page, "9-launchpad-typed-config-error")
+    good = "ops:\n  split:\n    config:\n      count: 2\n"
+    page.evaluate(
+        "config => document.querySelector('.CodeMirror').CodeMirror.setValue(config)", good
+    )
+    expect(page.get_by_text("No errors").first).to_be_visible()
+    page.evaluate("() => document.querySelector('.CodeMirror').CodeMirror.setValue('')")
+    page.get_by_role("button", name="Scaffold all default config").click()
+    page.get_by_role("button", name="Confirm").click()
+    value = "() => document.querySelector('.CodeMirror').CodeMirror.getValue()"
+    scaffold = wait_for(
+        lambda: "split:" in page.evaluate(value) and page.evaluate(value),
+        timeout=30,
+        what="the scaffolded config",
+    )
+    assert re.search(r"split:\s+config:\s+count: 2", scaffold)  # the cluster file's values
+    assert "satellites.split.output.n" in scaffold  # templates stay as written
+    page.get_by_role("dialog").wait_for(state="detached")
+    shot(page, "9b-launchpad-defaults-from-the-cluster-file")
+
+
+def test_a_failed_item_turns_its_chunk_step_red(page, dev_server):
+    from playwright.sync_api import expect
+
+    params = {
+        "selector": {
+            "repositoryLocationName": LOCATION,
+            "repositoryName": "__repository__",
+            "jobName": "uitest__picky",
+        },
+        "runConfigData": {},
+    }
+    response = httpx.post(
+        f"{dev_server.url}/graphql",
+        json={"query": LAUNCH, "variables": {"p": params}},
+        timeout=30,
+    ).json()["data"]["launchRun"]
+    assert response["__typename"] == "LaunchRunSuccess", response
+    run_id = response["run"]["runId"]
+    page.goto(f"{dev_server.url}/runs/{run_id}")
+
+    def finished() -> str | None:
+        for word in ("Success", "Failure"):
+            if page.get_by_text(word, exact=True).first.is_visible():
+                return word
+        return None
+
+    assert wait_for(finished, timeout=150, what=f"run {run_id} finishing") == "Failure"
+    expect(page.get_by_text("picky[c00000]").first).to_be_visible()
+    page.get_by_placeholder("Filter").first.fill("not acceptable")
+    expect(page.get_by_text(re.compile(r"item input\.0\.1~[0-9a-f]{12}")).first).to_be_visible()
+    shot(page, "10-red-chunk-step-names-the-item")

@@ -29,3 +29,15 @@ def shout(config: ShoutConfig, input: dict, context) -> list[dict]:
     text = config.text.upper()
     context.log.info(f"shouted {text}")
     return [{"text": text}]
+
+
+class PickyConfig(BaseModel):
+    refuse: int = Field(1, description="The `n` this satellite refuses.")
+
+
+@satellite("satellite/uitest/picky", config=PickyConfig)
+def picky(config: PickyConfig, input: dict) -> list[dict]:
+    """Fail the item whose ``n`` is ``refuse`` (a red chunk step in the UI)."""
+    if input.get("n") == config.refuse:
+        raise ValueError(f"item {config.refuse} is not acceptable")
+    return [input]
