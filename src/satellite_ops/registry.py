@@ -88,6 +88,7 @@ class SatelliteDefinition:
     description: str = ""
     input_model: type[BaseModel] | None = None
     log_sink: Callable[[Any, list[dict]], None] | None = None
+    fans_out: bool = False  # many objects per item: its children get fresh chunks (parallelism)
 
     def __post_init__(self) -> None:
         if not IDENTIFIER_PATTERN.match(self.identifier):
@@ -134,6 +135,7 @@ def define_satellite(
     resources: Resources | None = None,
     input_model: type[BaseModel] | None = None,
     log_sink: Callable[[Any, list[dict]], None] | None = None,
+    fans_out: bool = False,
 ) -> SatelliteDefinition:
     """Build a definition from a function, checking that its signature fits the contract."""
     try:
@@ -162,6 +164,7 @@ def define_satellite(
         description=_description(fn),
         input_model=input_model,
         log_sink=log_sink,
+        fans_out=fans_out,
     )
 
 
@@ -292,6 +295,7 @@ def satellite(
     resources: Resources | None = None,
     input_model: type[BaseModel] | None = None,
     log_sink: Callable[[Any, list[dict]], None] | None = None,
+    fans_out: bool = False,
     registry: SatelliteRegistry | None = None,
 ) -> Callable[[F], F]:
     """Declare ``fn(config, input[, context]) -> list[dict]`` (sync or async) a satellite.
@@ -299,6 +303,8 @@ def satellite(
     With ``batched=True`` the function is ``fn(items: list[BatchItem])`` and returns one
     ``list[dict]`` or exception per item. ``input_model`` describes the ``input:`` block (for
     load-time checks and docs); the function still receives the resolved mapping.
+    ``fans_out=True`` says it returns many objects per item (pages of a file, rows of a table):
+    its children then get fresh chunks, so the work spreads over more steps.
     """
 
     def decorate(fn: F) -> F:
@@ -311,6 +317,7 @@ def satellite(
             resources=resources,
             input_model=input_model,
             log_sink=log_sink,
+            fans_out=fans_out,
         )
         (registry if registry is not None else _default).register(definition)
         previous = getattr(fn, DEFINITIONS_ATTR, ())

@@ -17,7 +17,7 @@ class FanOutConfig(BaseModel):
     prefix: str = ""
 
 
-@satellite("satellite/test/fan-out", config=FanOutConfig)
+@satellite("satellite/test/fan-out", config=FanOutConfig, fans_out=True)
 def fan_out(config: FanOutConfig, input: dict) -> list[dict]:
     """Emit ``count`` objects per item."""
     return [{"n": i, "label": f"{config.prefix}{i}"} for i in range(config.count)]

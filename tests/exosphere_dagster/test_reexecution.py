@@ -144,3 +144,71 @@ def test_reexecute_from_failure_retries_only_the_failed_item(
     assert (run.tags["exosphere/items"], run.tags["exosphere/succeeded"]) == ("3", "3")
     started = {e.step_key for e in again.all_events if e.event_type_value == "STEP_START"}
     assert "items[c00000]" not in started and "exosphere__start" not in started
+
+
+NESTED_KILLED = """\
+version: 0.0.1b
+cluster:
+  identifier: test/killed-nested
+  sla: 6h
+  trigger: api-call
+  retries: 0
+  satellites:
+    - uses: satellite/test/fan-out
+      identifier: items
+      config: {{count: 40, prefix: item-}}
+    - uses: satellite/test/record
+      identifier: record
+      config:
+        label: "${{{{ satellites.items.output.label }}}}"
+        log_dir: {log_dir}
+        block_on: item-24
+    - uses: satellite/test/fan-out
+      identifier: pages
+      config: {{count: 2, prefix: page-}}
+    - uses: satellite/test/record
+      identifier: after
+      config:
+        label: "${{{{ satellites.record.output.label }}}}/${{{{ satellites.pages.output.label }}}}"
+        log_dir: {log_dir}
+"""
+
+
+def test_a_gathering_step_runs_the_chunks_a_killed_run_never_started(tmp_path, sqlite_instance):
+    """The kill leaves record[c00003] never started; re-executed from failure, the re-chunk
+    after ``pages`` runs that chunk inline, so every item reaches ``after`` exactly once."""
+    log_dir = tmp_path / "calls"
+    log_dir.mkdir()
+    path = tmp_path / "killed-nested.yml"
+    path.write_text(NESTED_KILLED.format(log_dir=log_dir))
+    env = {**os.environ, "DAGSTER_HOME": sqlite_instance.root_directory}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "exosphere_dagster.cli", "run", str(path)],
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(lambda: (log_dir / "blocked").exists() and len(read_calls(log_dir)) >= 29)
+        time.sleep(0.5)  # let the last finished item reach its checkpoint
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    (run,) = sqlite_instance.get_runs()
+    sqlite_instance.report_run_failed(run)
+
+    result = rerun(run.run_id, instance=sqlite_instance, from_failure=True)
+    assert result.success
+    calls = Counter(read_calls(log_dir))
+    firsts = Counter(f"item-{i}" for i in range(40))
+    seconds = Counter(f"item-{i}/page-{p}" for i in range(40) for p in range(2))
+    assert calls == firsts + seconds  # every item once at each satellite
+    caught = [
+        r.step_key
+        for r in sqlite_instance.all_logs(result.run_id)
+        if "chunk c00003 of pages never ran in its own step" in r.user_message
+    ]
+    assert caught == ["pages__rechunk"]  # the gathering step, before it cut the next chunks
+    tags = sqlite_instance.get_run_by_id(result.run_id).tags
+    assert (tags["exosphere/items"], tags["exosphere/succeeded"]) == ("80", "80")
