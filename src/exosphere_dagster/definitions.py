@@ -1,6 +1,9 @@
 """The code location: ``exosphere_dagster.definitions:defs`` loads every cluster file under
 ``EXOSPHERE_CLUSTERS_DIR`` (default ``./clusters``). Broken files show up as placeholder jobs
-whose description carries the errors, so they are visible in the UI; the rest load."""
+whose description carries the errors, so they are visible in the UI; the rest load.
+
+``defs`` builds lazily (location.py): a run worker or step process that asks for its job builds
+that one cluster; listing the location builds the folder with ``build_definitions``."""
 
 from __future__ import annotations
 
@@ -22,9 +25,11 @@ from dagster import (
 from exosphere_dagster.build import build_job
 from exosphere_dagster.catalog import load_catalog, registry_with_plugins
 from exosphere_dagster.deadlines import deadline_sensor
+from exosphere_dagster.location import lazy_repository
 from exosphere_dagster.sla_breach import build_breach_job, sla_breach_sensor
 from exosphere_dagster.triggers import build_triggers
-from yaml_loader import ConfigError
+from satellite_ops.registry import SatelliteRegistry
+from yaml_loader import ClusterPlan, ConfigError
 
 CLUSTERS_DIR_ENV = "EXOSPHERE_CLUSTERS_DIR"
 logger = logging.getLogger("exosphere")
@@ -48,10 +53,10 @@ def build_definitions(folder: str | Path | None = None) -> Definitions:
     triggers = []
     alerts: list[JobDefinition] = []  # SLA-breach alert jobs (docs/sla.md)
     for cluster in catalog.plans:
-        job = build_job(cluster, registry)
+        job, *alert = cluster_jobs(cluster, registry)
         jobs.append(job)
         triggers.extend(build_triggers(cluster, job))
-        alerts.extend(j for j in [build_breach_job(cluster, registry)] if j is not None)
+        alerts.extend(alert)
     jobs.extend(alerts)
     jobs.extend(_broken_file_job(file, errors) for file, errors in catalog.broken.items())
     schedules = [t for t in triggers if isinstance(t, ScheduleDefinition)]
@@ -60,6 +65,13 @@ def build_definitions(folder: str | Path | None = None) -> Definitions:
     if alerts:
         sensors.append(sla_breach_sensor(alerts))
     return Definitions(jobs=jobs, schedules=schedules, sensors=sensors)
+
+
+def cluster_jobs(cluster: ClusterPlan, registry: SatelliteRegistry) -> list[JobDefinition]:
+    """The cluster's job, then its SLA-breach alert job if it has one: what the folder holds for
+    it, and what a step process builds alone (location.py), so the two never differ."""
+    job, alert = build_job(cluster, registry), build_breach_job(cluster, registry)
+    return [job, *([alert] if alert is not None else [])]
 
 
 def _broken_file_job(file: str, errors: list[ConfigError]) -> JobDefinition:
@@ -81,6 +93,6 @@ def _broken_file_job(file: str, errors: list[ConfigError]) -> JobDefinition:
     )
 
 
-defs = build_definitions()
+defs = lazy_repository(clusters_dir(), build_definitions, cluster_jobs)
 
 __all__ = ["defs", "build_definitions"]

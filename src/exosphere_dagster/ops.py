@@ -52,7 +52,17 @@ def chunk_outputs(items: list[Item], size: int) -> Iterator[DynamicOutput | Outp
 
 
 def _segment_chunk_size(plan: ClusterPlan, segment: Segment, count: int, batched: bool) -> int:
-    return chunk_size(count, plan.sla.name, batched=batched)
+    """No more chunks than the run's executor runs at once buys (times the tier's chunks per
+    worker, runtime/chunking.py): each chunk is a step per satellite."""
+    from dagster import OpExecutionContext
+
+    from exosphere_dagster.executor import run_workers
+    from exosphere_dagster.runtime.chunking import max_chunks
+
+    context = OpExecutionContext.get()
+    workers = run_workers(context.run_config, context.job_def.executor_def.name)
+    limit = max_chunks(plan.sla.name, workers)
+    return chunk_size(count, plan.sla.name, batched=batched, max_chunks=limit)
 
 
 def start_op(

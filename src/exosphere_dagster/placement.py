@@ -177,14 +177,21 @@ def _config(
     }
 
 
-def executor_from_env() -> Any | None:
+def executor_from_env() -> Any:
     """``k8s_job_executor`` when ``EXOSPHERE_EXECUTOR=k8s`` (set on the code location and, through
-    the chart's includeConfigInLaunchedRuns, on run pods); else Dagster's default executor."""
-    if os.environ.get(EXECUTOR_ENV, "").strip().lower() not in ("k8s", "kubernetes"):
-        return None
+    the chart's includeConfigInLaunchedRuns, on run pods); else Dagster's multiprocess/in-process
+    executor with steps forked from a preloaded forkserver by default (executor.py)."""
+    if not on_kubernetes():
+        from exosphere_dagster.executor import exosphere_executor
+
+        return exosphere_executor
     from dagster_k8s import k8s_job_executor
 
     return k8s_job_executor
+
+
+def on_kubernetes() -> bool:
+    return os.environ.get(EXECUTOR_ENV, "").strip().lower() in ("k8s", "kubernetes")
 
 
 def k8s_tag(config: Mapping[str, Any]) -> dict[str, str]:

@@ -1,15 +1,26 @@
-"""How many items one Dagster step gets: bigger batches for longer SLAs, bounded step counts."""
+"""How many items one Dagster step gets: no more chunks than the run's parallelism buys, chunk
+sizes bounded per SLA tier (bigger batches for longer SLAs)."""
 
 from __future__ import annotations
 
 import math
 
 # (smallest chunk, largest chunk) per SLA tier: a 6h cluster spreads wide for latency, a 24h
-# cluster packs items densely because each step costs ~1 s of process start with the
-# multiprocess executor (DESIGN.md).
+# cluster packs items densely, since every step costs process start and event-log writes. The
+# largest chunk bounds a step's memory and what a lost step redoes; it is the one reason a run
+# gets more chunks than its executor runs at once.
 TIER_CHUNK_BOUNDS = {"6h": (10, 500), "12h": (50, 1000), "24h": (200, 2000)}
+# Chunks per worker: a 6h cluster splits each worker's share in four, so that uneven items even
+# out across workers and the first chunks reach the last satellite sooner; a 24h cluster gives
+# each worker one chunk, the fewest steps.
+TIER_CHUNKS_PER_WORKER = {"6h": 4, "12h": 2, "24h": 1}
 BATCHED_MIN_CHUNK = 256  # GPU satellites: one chunk is one batch call; bigger is cheaper
-MAX_CHUNKS = 64  # target steps per satellite per run (the tier's largest chunk caps it)
+MAX_CHUNKS = 64  # for callers that do not know the run's parallelism
+
+
+def max_chunks(sla: str, workers: int) -> int:
+    """Chunks per segment for a run whose executor runs ``workers`` steps at once."""
+    return max(1, workers) * TIER_CHUNKS_PER_WORKER.get(sla, 1)
 
 
 def chunk_size(
