@@ -92,6 +92,12 @@ class Wiring:
 
         return configured
 
+    def materializations(self, plan: ClusterPlan, totals: dict[str, Any]) -> list[Any]:
+        """The run's counts on the cluster's assets (lineage.py), plotted by Dagster."""
+        from exosphere_dagster.lineage import run_materializations
+
+        return run_materializations(plan, totals, self.registry)
+
     def batched(self, segment: Segment) -> bool:
         return any(self.definitions[n.id].batched for n in segment.nodes)
 
@@ -162,7 +168,7 @@ class Wiring:
         inputs = {f"report_{n.op_name}": self.reports[n.id] for s in segments for n in s.nodes}
         inputs.update({f"manifest_{s.name}": self.manifests[s.name] for s in segments})
         inputs.update({f"caught_{s.name}": self.caught[s.name] for s in segments if s.sources})
-        op = summary_op(self.plan, segments, self.make_runner)
+        op = summary_op(self.plan, segments, self.make_runner, self.materializations)
         op.alias(SUMMARY_OP).tag(self.light_tags)(**inputs)
 
 
