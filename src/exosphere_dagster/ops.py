@@ -24,7 +24,7 @@ from dagster import (
     RetryPolicy,
 )
 
-from exosphere_dagster.runtime.chunking import chunk_size, split
+from exosphere_dagster.runtime.chunking import run_chunk_size, split
 from exosphere_dagster.runtime.items import Chunk, ChunkReport, FailedItem, Item, seed_items
 from exosphere_dagster.runtime.secrets import redact, redaction_values
 from exosphere_dagster.segments import START, Segment
@@ -57,12 +57,10 @@ def _segment_chunk_size(plan: ClusterPlan, segment: Segment, count: int, batched
     from dagster import OpExecutionContext
 
     from exosphere_dagster.executor import run_workers
-    from exosphere_dagster.runtime.chunking import max_chunks
 
     context = OpExecutionContext.get()
     workers = run_workers(context.run_config, context.job_def.executor_def.name)
-    limit = max_chunks(plan.sla.name, workers)
-    return chunk_size(count, plan.sla.name, batched=batched, max_chunks=limit)
+    return run_chunk_size(count, plan.sla.name, workers, batched=batched)
 
 
 def start_op(

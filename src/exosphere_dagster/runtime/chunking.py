@@ -34,6 +34,20 @@ def chunk_size(
     return max(low, min(high, wanted))
 
 
+def run_chunk_size(item_count: int, sla: str, workers: int, batched: bool = False) -> int:
+    """Chunk size for a run whose executor runs ``workers`` steps at once: at most
+    ``max_chunks`` chunks, unless the tier's largest chunk needs more; then a whole number of
+    waves of ``max_chunks`` chunks, so that no worker is left with a last chunk alone."""
+    limit = max_chunks(sla, workers)
+    size = chunk_size(item_count, sla, batched, limit)
+    chunks = math.ceil(item_count / size) if item_count else 1
+    if chunks <= limit:
+        return size
+    waves = math.ceil(chunks / limit)
+    low = TIER_CHUNK_BOUNDS.get(sla, TIER_CHUNK_BOUNDS["24h"])[0]
+    return max(low, math.ceil(item_count / (waves * limit)))
+
+
 def split(items: list, size: int) -> list[list]:
     """Consecutive chunks of ``size``; always at least one (possibly empty) chunk, so the
     downstream collect steps run even when no item arrived."""

@@ -1,0 +1,117 @@
+"""Chunk counts follow the run's parallelism and the SLA tier: no more chunks (steps per
+satellite) than the executor runs at once, times the tier's chunks per worker, unless the tier's
+largest chunk needs more, and then in whole waves."""
+
+from __future__ import annotations
+
+import math
+import os
+
+import pytest
+
+from exosphere_dagster.executor import DEFAULT_STEP_PODS, run_workers
+from exosphere_dagster.launch import run_cluster_file
+from exosphere_dagster.runtime.chunking import (
+    TIER_CHUNK_BOUNDS,
+    TIER_CHUNKS_PER_WORKER,
+    max_chunks,
+    run_chunk_size,
+)
+
+DEFAULT = "exosphere_multi_or_in_process"
+
+
+def chunks(count: int, sla: str, workers: int, batched: bool = False) -> int:
+    return math.ceil(count / run_chunk_size(count, sla, workers, batched)) if count else 1
+
+
+@pytest.mark.parametrize(
+    ("count", "sla", "workers", "expected"),
+    [
+        (3, "24h", 2, 1),  # a few items: one step, whatever the workers
+        (40, "6h", 1, 4),  # in process, 6h: four chunks of 10 (first results sooner)
+        (40, "24h", 1, 1),
+        (10_000, "24h", 2, 6),  # 2,000 at most per chunk: 3 waves of 2, not 5 chunks
+        (10_000, "24h", 16, 16),
+        (10_000, "12h", 4, 16),  # 8 chunks would exceed 1,000 items each: 2 waves of 8
+        (100_000, "24h", 2, 50),
+        (900, "24h", 3, 3),
+        (100, "6h", 2, 8),
+    ],
+)
+def test_chunk_count_follows_workers_and_tier(count, sla, workers, expected):
+    assert chunks(count, sla, workers) == expected
+
+
+@pytest.mark.parametrize("sla", ["6h", "12h", "24h"])
+@pytest.mark.parametrize("workers", [1, 2, 3, 8, 16, 64])
+@pytest.mark.parametrize("count", [0, 1, 9, 199, 1_000, 4_097, 123_457, 1_000_000])
+def test_no_more_chunks_than_parallelism_buys(sla, workers, count):
+    low, high = TIER_CHUNK_BOUNDS[sla]
+    size = run_chunk_size(count, sla, workers)
+    limit = max_chunks(sla, workers)
+    assert limit == workers * TIER_CHUNKS_PER_WORKER[sla]
+    assert low <= size <= high
+    made = chunks(count, sla, workers)
+    if made > limit:  # only the tier's largest chunk may ask for more, in whole waves
+        assert math.ceil(count / high) > limit
+        assert made <= limit * math.ceil(math.ceil(count / high) / limit)
+
+
+def test_batched_satellites_keep_their_large_batches():
+    assert run_chunk_size(300, "6h", 8, batched=True) == 256
+
+
+@pytest.mark.parametrize(
+    ("execution", "executor", "env", "expected"),
+    [
+        ({"in_process": {}}, DEFAULT, {}, 1),
+        ({"multiprocess": {"max_concurrent": 3}}, DEFAULT, {}, 3),
+        ({"multiprocess": {}}, DEFAULT, {"DAGSTER_MULTIPROCESS_EXECUTOR_MAX_CONCURRENT": "5"}, 5),
+        ({}, DEFAULT, {}, None),  # the CPU count
+        ({"max_concurrent": 6}, "multiprocess", {}, 6),  # Dagster's own multiprocess executor
+        ({}, "in_process", {}, 1),
+        ({"max_concurrent": 12}, "k8s", {"EXOSPHERE_STEP_PODS": "40"}, 12),
+        ({}, "k8s", {"EXOSPHERE_STEP_PODS": "40"}, 40),
+        ({}, "k8s", {}, DEFAULT_STEP_PODS),
+    ],
+)
+def test_workers_come_from_the_run_config_then_the_executors_default(
+    execution, executor, env, expected, monkeypatch
+):
+    monkeypatch.delenv("DAGSTER_MULTIPROCESS_EXECUTOR_MAX_CONCURRENT", raising=False)
+    monkeypatch.delenv("EXOSPHERE_STEP_PODS", raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    workers = run_workers({"execution": {"config": execution}}, executor)
+    assert workers == (expected if expected is not None else os.cpu_count())
+
+
+CLUSTER = """\
+version: 0.0.1b
+cluster:
+  identifier: test/chunks-{sla}
+  sla: {sla}
+  trigger: api-call
+  satellites:
+    - uses: satellite/test/fan-out
+      identifier: items
+      config: {{count: 40}}
+    - uses: satellite/test/note-failure
+      identifier: note
+      config: {{log_dir: {log_dir}, message: seen}}
+"""
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(("sla", "expected"), [("6h", 4), ("24h", 1)])
+def test_an_in_process_run_cuts_chunks_for_one_worker(tmp_path, sqlite_instance, sla, expected):
+    """`exosphere run` executes in process: one worker, so 40 items are one 24h chunk and four
+    6h chunks (the 6h tier's four chunks per worker)."""
+    path = tmp_path / f"{sla}.yml"
+    path.write_text(CLUSTER.format(sla=sla, log_dir=tmp_path))
+    result = run_cluster_file(path, instance=sqlite_instance)
+    assert result.success
+    steps = {e.step_key for e in result.all_events if e.step_key and e.step_key.startswith("note[")}
+    assert len(steps) == expected
+    assert sqlite_instance.get_run_by_id(result.run_id).tags["exosphere/succeeded"] == "40"

@@ -1,0 +1,176 @@
+"""The code location builds lazily: a job asked for by name is built from its own file alone, the
+same job the folder lists; what only the folder can answer builds the folder, where a broken
+file still shows and hides nothing."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from probe_satellites import read_built, read_where
+
+from exosphere_dagster.definitions import build_definitions, cluster_jobs
+from exosphere_dagster.location import ClusterRepositoryData, lazy_repository
+
+CLUSTER = """\
+version: 0.0.1b
+cluster:
+  identifier: {identifier}
+  sla: 24h
+  trigger: api-call
+  satellites:
+    - uses: satellite/test/fan-out
+      identifier: items
+      config: {{count: 2}}
+    - uses: satellite/test/note-failure
+      identifier: note
+      config: {{log_dir: /tmp, message: "{message}"}}
+"""
+
+WITH_FAILURE_BRANCH = (
+    CLUSTER
+    + """\
+  failure:
+    from: note
+    satellites:
+      - uses: satellite/test/note-failure
+        identifier: report
+        config: {{log_dir: /tmp, message: failed}}
+"""
+)
+
+
+def write(folder: Path, name: str, text: str) -> Path:
+    path = folder / name
+    path.write_text(text)
+    return path
+
+
+def lazy(folder: Path) -> tuple[ClusterRepositoryData, list[Path]]:
+    """Repository data over ``folder`` whose folder builds are counted."""
+    builds: list[Path] = []
+
+    def build_all(path: Path):
+        builds.append(path)
+        return build_definitions(path)
+
+    return ClusterRepositoryData(folder, build_all, cluster_jobs), builds
+
+
+def test_a_job_asked_by_name_is_built_alone_and_is_the_listed_one(tmp_path):
+    write(tmp_path, "nightly.yml", CLUSTER.format(identifier="acme/nightly-report", message="n"))
+    write(tmp_path, "weekly.yml", CLUSTER.format(identifier="acme/weekly-report", message="w"))
+    write(tmp_path, "broken.yaml", "version: 0.0.1b\ncluster:\n  sla: 7h\n")
+    data, builds = lazy(tmp_path)
+
+    job = data.get_job("acme__nightly_report")
+    assert data.has_job("acme__nightly_report")
+    assert builds == []  # neither the other cluster nor the broken file was built
+
+    listed = build_definitions(tmp_path).get_repository_def().get_job("acme__nightly_report")
+    assert job.metadata["cluster file"] == listed.metadata["cluster file"]
+    assert {n.name for n in job.graph.nodes} == {n.name for n in listed.graph.nodes}
+    assert job.executor_def.name == listed.executor_def.name
+    assert job.tags == listed.tags
+
+    names = set(data.get_job_names())  # listing builds the folder, broken file included
+    assert builds == [tmp_path]
+    assert {"acme__nightly_report", "acme__weekly_report", "invalid__broken"} <= names
+    assert "broken.yaml:3:8" in data.get_job("invalid__broken").description
+
+
+def test_the_first_file_that_loads_owns_an_identifier_as_in_the_folder(tmp_path):
+    """A broken file and a file that only mentions the name come first in folder order; of two
+    files with the identifier, the first one owns it, as the folder build decides."""
+    write(tmp_path, "a-broken.yml", "version: 0.0.1b\ncluster:\n  identifier: acme/report\n")
+    mention = CLUSTER.format(identifier="acme/other", message="see cluster/acme/report")
+    write(tmp_path, "b-mention.yml", mention)
+    owner = write(tmp_path, "c-owner.yml", CLUSTER.format(identifier="acme/report", message="c"))
+    write(tmp_path, "d-copy.yml", CLUSTER.format(identifier="cluster/acme/report", message="d"))
+    data, builds = lazy(tmp_path)
+
+    assert data.get_job("acme__report").metadata["cluster file"].text == str(owner)
+    assert builds == []
+    repo = build_definitions(tmp_path).get_repository_def()
+    assert repo.get_job("acme__report").metadata["cluster file"].text == str(owner)
+    assert "already defined in" in repo.get_job("invalid__d_copy").description
+
+
+def test_an_sla_breach_job_is_built_alone_too(tmp_path):
+    write(tmp_path, "plain.yml", CLUSTER.format(identifier="acme/plain", message="p"))
+    write(tmp_path, "alerts.yml", WITH_FAILURE_BRANCH.format(identifier="acme/alerts", message="a"))
+    data, builds = lazy(tmp_path)
+    assert data.get_job("acme__alerts__sla_breach").name == "acme__alerts__sla_breach"
+    assert builds == []
+    with pytest.raises(Exception, match="acme__plain__sla_breach"):  # it has no alert job
+        data.get_job("acme__plain__sla_breach")
+    assert builds == [tmp_path]  # only the folder could say so
+
+
+def test_the_code_location_is_the_lazy_repository(tmp_path):
+    write(tmp_path, "nightly.yml", CLUSTER.format(identifier="acme/nightly-report", message="n"))
+    repo = lazy_repository(tmp_path, build_definitions, cluster_jobs)
+    assert repo.name == "__repository__"  # what Definitions names it: run origins stay valid
+    assert repo.get_job("acme__nightly_report").name == "acme__nightly_report"
+    assert "acme__nightly_report" in repo.job_names
+
+
+WHERE = """\
+version: 0.0.1b
+cluster:
+  identifier: test/asked
+  sla: 24h
+  trigger: api-call
+  satellites:
+    - uses: satellite/test/where
+      identifier: where
+      config: {{out: {out}}}
+    - uses: satellite/test/built
+      identifier: built
+      config: {{name: asked, out: {built}}}
+"""
+
+OTHER = """\
+version: 0.0.1b
+cluster:
+  identifier: test/other-{n}
+  sla: 24h
+  trigger: api-call
+  satellites:
+    - uses: satellite/test/built
+      config: {{name: other, out: {built}}}
+"""
+
+
+@pytest.mark.integration
+def test_a_step_process_plans_only_its_own_cluster(tmp_path):
+    """Through `dagster job execute` on the code location: the step that ran ``where`` planned
+    its own cluster and none of the folder's others (the CLI process lists the folder, and
+    planned them all: the probe sees plans in any process)."""
+    folder, out, built = tmp_path / "clusters", tmp_path / "out", tmp_path / "built.log"
+    folder.mkdir()
+    out.mkdir()
+    write(folder, "asked.yml", WHERE.format(out=out, built=built))
+    for n in range(3):
+        write(folder, f"other-{n}.yml", OTHER.format(n=n, built=built))
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "EXOSPHERE_CLUSTERS_DIR": str(folder),
+        "EXOSPHERE_SATELLITE_MODULES": "byo_satellites,probe_satellites",
+    }
+    command = [sys.executable, "-m", "dagster", "job", "execute"]
+    command += ["-m", "exosphere_dagster.definitions", "-j", "test__asked"]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+    (step,) = {seen["pid"] for seen in read_where(out)}
+    plans = read_built(built)
+    assert step in plans["asked"]
+    assert plans["other"] and step not in plans["other"]
