@@ -12,6 +12,7 @@ or ``multiprocess: start_method: spawn: {}`` for a fresh interpreter per step.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import multiprocessing
@@ -29,8 +30,10 @@ from dagster import (
     executor,
     multi_or_in_process_executor,
 )
+from dagster._serdes import serialize_value
 
 PRELOAD_MODULE = "exosphere_dagster.preload"
+PRELOAD_JOB_ENV = "EXOSPHERE_PRELOAD_JOB"  # set for the forkserver only: the job it builds
 DEFAULT_START = {"forkserver": {"preload_modules": [PRELOAD_MODULE]}}
 DAGSTER_PRELOAD = "dagster._core.executor.multiprocess"  # Dagster puts it first in every list
 logger = logging.getLogger("exosphere")
@@ -95,18 +98,32 @@ class ForkserverExecutor(Executor):
         return self._inner.step_dependency_config
 
     def execute(self, plan_context: Any, execution_plan: Any) -> Iterator[Any]:
-        module = plan_context.reconstructable_job.get_module()
-        preload = self._preload if self._preload is not None else [module or "dagster"]
-        ensure_forkserver(preload)
+        job = plan_context.reconstructable_job
+        preload = self._preload if self._preload is not None else [job.get_module() or "dagster"]
+        ensure_forkserver(preload, serialize_value(job.get_python_origin()))
         yield from self._inner.execute(plan_context, execution_plan)
+
+
+@contextlib.contextmanager
+def _environment(name: str, value: str | None) -> Iterator[None]:
+    before = os.environ.get(name)
+    if value is not None:
+        os.environ[name] = value
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before
 
 
 _started: dict[int, str] = {}  # forkserver pid -> fingerprint of what it started with
 
 
-def process_fingerprint(preload: Sequence[str]) -> str:
+def process_fingerprint(preload: Sequence[str], job: str | None = None) -> str:
     """What a forked step inherits from the forkserver: environment, ``sys.path``, working
-    directory, standard streams, and the modules it preloaded."""
+    directory, standard streams, the modules it preloaded and the job it built."""
     streams = []
     for fd in (0, 1, 2):
         try:
@@ -114,18 +131,20 @@ def process_fingerprint(preload: Sequence[str]) -> str:
             streams.append((stat.st_dev, stat.st_ino))
         except OSError:
             streams.append(None)
-    state = (sorted(os.environ.items()), sys.path, os.getcwd(), streams, list(preload))
+    state = (sorted(os.environ.items()), sys.path, os.getcwd(), streams, list(preload), job)
     return hashlib.sha256(repr(state).encode()).hexdigest()
 
 
-def ensure_forkserver(preload: Sequence[str]) -> int | None:
+def ensure_forkserver(preload: Sequence[str], job: str | None = None) -> int | None:
     """Start Python's forkserver now with ``preload`` (as Dagster orders it), restarting one
-    that was started with another environment. Returns the server's pid."""
+    that was started with another environment. ``job`` (a serialized ``JobPythonOrigin``) is
+    built by the preload module once, in the server, so that no step builds it again. Returns
+    the server's pid."""
     modules = list(preload)
     if DAGSTER_PRELOAD not in modules:
         modules.insert(0, DAGSTER_PRELOAD)
     server = forkserver._forkserver
-    wanted = process_fingerprint(modules)
+    wanted = process_fingerprint(modules, job)
     pid = getattr(server, "_forkserver_pid", None)
     if pid is not None and _started.get(pid) != wanted:
         stop = getattr(server, "_stop", None)
@@ -134,7 +153,8 @@ def ensure_forkserver(preload: Sequence[str]) -> int | None:
             return pid
         stop()
     multiprocessing.get_context("forkserver").set_forkserver_preload(modules)
-    server.ensure_running()
+    with _environment(PRELOAD_JOB_ENV, job):  # the server copies this process's environment
+        server.ensure_running()
     pid = getattr(server, "_forkserver_pid", None)
     if pid is not None:
         _started[pid] = wanted

@@ -16,6 +16,7 @@ import logging
 import os
 
 logger = logging.getLogger("exosphere")
+PRELOAD_JOB_ENV = "EXOSPHERE_PRELOAD_JOB"  # executor.PRELOAD_JOB_ENV (not imported: no Dagster)
 
 PRODUCT_MODULES = (
     "dagster",
@@ -78,7 +79,25 @@ def preload() -> None:
         logger.warning("forkserver preload: satellite plugins not preloaded: %s", exc)
 
 
+def build_job() -> None:
+    """Build the run's job (``EXOSPHERE_PRELOAD_JOB``, set by the executor for this server
+    only) as a step would: the lazy code location (or ``reconstruct.job_for_file``) keeps it,
+    and every forked step finds it built."""
+    origin = os.environ.pop(PRELOAD_JOB_ENV, None)
+    if not origin:
+        return
+    try:
+        from dagster._core.origin import JobPythonOrigin
+        from dagster._serdes import deserialize_value
+        from dagster._utils.hosted_user_process import recon_job_from_origin
+
+        recon_job_from_origin(deserialize_value(origin, JobPythonOrigin)).get_definition()
+    except Exception as exc:  # the steps build it themselves, as without a preload
+        logger.warning("forkserver preload: the run's job was not built: %s", exc)
+
+
 preload()
+build_job()
 # Everything imported so far lives as long as the server: keep the garbage collector of each
 # forked step from walking it (a full collection over it cost ~0.2 s per step here) and from
 # touching its pages, which fork shares copy-on-write.

@@ -147,9 +147,10 @@ cluster:
 
 @pytest.mark.integration
 def test_a_step_process_plans_only_its_own_cluster(tmp_path):
-    """Through `dagster job execute` on the code location: the step that ran ``where`` planned
-    its own cluster and none of the folder's others (the CLI process lists the folder, and
-    planned them all: the probe sees plans in any process)."""
+    """Through `dagster job execute` on the code location: the step that ran ``where``, and the
+    forkserver it was forked from, planned their own cluster and none of the folder's others
+    (the CLI process lists the folder and planned them all: the probe sees plans in any
+    process)."""
     folder, out, built = tmp_path / "clusters", tmp_path / "out", tmp_path / "built.log"
     folder.mkdir()
     out.mkdir()
@@ -170,7 +171,7 @@ def test_a_step_process_plans_only_its_own_cluster(tmp_path):
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
-    (step,) = {seen["pid"] for seen in read_where(out)}
+    ((step, server),) = {(seen["pid"], seen["ppid"]) for seen in read_where(out)}
     plans = read_built(built)
-    assert step in plans["asked"]
-    assert plans["other"] and step not in plans["other"]
+    assert server in plans["asked"] and step not in plans["asked"]  # built once, before forks
+    assert plans["other"] and not plans["other"] & {step, server}
