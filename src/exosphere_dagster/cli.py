@@ -82,7 +82,9 @@ def render_plan(cluster: ClusterPlan) -> str:
             parents = ", ".join(n.parents) or root
             lines.append(
                 f"{indent}{n.id}  [{n.uses}]  parents: {parents}  "
-                f"retries: {n.retry.retries}, delay {n.retry.delay:g}s"
+                f"attempts: {n.retry.retries + 1} (retries {n.retry.retries}), backoff "
+                f"{n.retry.delay:g}s x{n.retry.backoff:g} up to {n.retry.max_delay:g}s, "
+                "honours Retry-After"
             )
 
     node_lines(cluster.nodes, "(run input)")

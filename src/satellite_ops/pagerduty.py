@@ -45,7 +45,13 @@ class PagerDutyAlertConfig(SatelliteConfig):
     group: str | None = Field(None, description="Logical grouping of components (optional).")
     endpoint: str = Field(EVENTS_URL, description="Events API v2 enqueue URL.")
     timeout_seconds: float = Field(10.0, gt=0, description="Timeout of one request, in seconds.")
-    max_attempts: int = Field(3, ge=1, le=10, description="Attempts on 429/5xx in one call.")
+    max_attempts: int = Field(
+        1,
+        ge=1,
+        le=10,
+        description="Attempts on 429/5xx inside one runtime attempt. Keep 1: the runtime "
+        "retries the item (`retries`, `delay`, Retry-After honoured).",
+    )
     max_retry_wait_seconds: float = Field(
         30.0, ge=0, description="Upper bound on the wait between attempts."
     )

@@ -45,7 +45,7 @@ RETRYABLE_CODES = frozenset(
 NOT_FOUND_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
 
 _CLIENT_CONFIG = Config(
-    retries={"max_attempts": 5, "mode": "standard"},
+    retries={"max_attempts": 1, "mode": "standard"},  # one call per runtime attempt
     connect_timeout=10,
     read_timeout=60,
     max_pool_connections=32,

@@ -50,7 +50,12 @@ class CallWebhookConfig(SatelliteConfig):
     )
     timeout_seconds: float = Field(30.0, gt=0, description="Timeout of one attempt, in seconds.")
     max_attempts: int = Field(
-        3, ge=1, le=20, description="Attempts on 408/429/5xx or connection errors in one call."
+        1,
+        ge=1,
+        le=20,
+        description="Attempts on 408/429/5xx or connection errors inside one runtime attempt. "
+        "Keep 1: the runtime retries the item (`retries`, `delay`, Retry-After honoured); more "
+        "multiplies the calls (retries + 1) x max-attempts.",
     )
     max_retry_wait_seconds: float = Field(
         30.0, ge=0, description="Upper bound on the wait between attempts (even for Retry-After)."

@@ -97,7 +97,8 @@ def test_webhook_posts_json_with_idempotency_key(http_recorder) -> None:
 def test_webhook_retries_503_honouring_retry_after(http_recorder) -> None:
     http_recorder.script([(503, {"Retry-After": "1"}, "busy"), (200, {}, "ok")])
     started = time.monotonic()
-    (result,) = asyncio.run(call_webhook(_webhook_config(http_recorder.url), {}, _context()))
+    config = _webhook_config(http_recorder.url, **{"max-attempts": 2})  # opt-in in-call retry
+    (result,) = asyncio.run(call_webhook(config, {}, _context()))
     assert time.monotonic() - started >= 0.9
     assert result["status"] == 200 and result["body"] == "ok"
     first, second = http_recorder.requests
@@ -108,7 +109,9 @@ def test_webhook_retries_503_honouring_retry_after(http_recorder) -> None:
 @pytest.mark.integration
 def test_webhook_retry_after_is_capped(http_recorder) -> None:
     http_recorder.script([(429, {"Retry-After": "3600"}, "slow down"), (200, {}, {})])
-    config = _webhook_config(http_recorder.url, **{"max-retry-wait-seconds": 0.05})
+    config = _webhook_config(
+        http_recorder.url, **{"max-retry-wait-seconds": 0.05, "max-attempts": 2}
+    )
     started = time.monotonic()
     asyncio.run(call_webhook(config, {}, _context()))
     assert time.monotonic() - started < 2
@@ -298,7 +301,9 @@ def test_pagerduty_dedup_key_is_stable(http_recorder) -> None:
 def test_pagerduty_retries_503_then_succeeds(http_recorder) -> None:
     http_recorder.script([(503, {"Retry-After": "0"}, ""), (202, {}, {"status": "success"})])
     (result,) = asyncio.run(
-        send_pagerduty_alert(_pd_config(http_recorder.url), {"message": "m"}, _context())
+        send_pagerduty_alert(
+            _pd_config(http_recorder.url, **{"max-attempts": 2}), {"message": "m"}, _context()
+        )
     )
     assert result["status"] == "success" and len(http_recorder.requests) == 2
 
