@@ -315,6 +315,7 @@ def test_run_launched_from_the_launchpad_succeeds(page, dev_server):
     expect(page.get_by_text("who: chromium").first).to_be_visible()
     expect(page.get_by_text("No errors").first).to_be_visible()
     shot(page, "3-launchpad")
+    clicked = time.monotonic()
     launch.click()
     page.wait_for_url("**/runs/**")
     run_id = page.url.rstrip("/").rsplit("/", 1)[-1]
@@ -326,12 +327,33 @@ def test_run_launched_from_the_launchpad_succeeds(page, dev_server):
         return None
 
     final = wait_for(status, timeout=150, what=f"run {run_id} finishing in the UI")
+    record_launch_time(dev_server, run_id, time.monotonic() - clicked)
     shot(page, "4-run-finished")
     assert final == "Success", f"run {run_id} ended {final}; see {ARTIFACTS}"
     page.get_by_placeholder("Filter").first.fill("shouted")
     expect(page.get_by_text("shouted ITEM 0 FOR CHROMIUM").first).to_be_visible()
     expect(page.get_by_text("shouted ITEM 1 FOR CHROMIUM").first).to_be_visible()
     shot(page, "5-run-events-from-the-satellite")
+
+
+def record_launch_time(server: DevServer, run_id: str, seen: float) -> None:
+    """Wall time of a UI launch (click to the final status shown), beside Dagster's own times
+    of the run: written to launch-wall-time.txt and printed (bench/results keeps a copy)."""
+    query = "query($id: ID!) { runOrError(runId: $id) { ... on Run { creationTime startTime endTime } } }"
+    run = httpx.post(
+        f"{server.url}/graphql", json={"query": query, "variables": {"id": run_id}}, timeout=20
+    ).json()["data"]["runOrError"]
+    text = (
+        f"UI launch of uitest__hello (2 items, 2 satellites), run {run_id}: "
+        f"{seen:.1f} s from the Launch Run click to the final status on the run page; "
+        f"Dagster: created to end {run['endTime'] - run['creationTime']:.1f} s "
+        f"(queued {run['startTime'] - run['creationTime']:.1f} s, "
+        f"started to end {run['endTime'] - run['startTime']:.1f} s); "
+        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}\n"
+    )
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / "launch-wall-time.txt").write_text(text)
+    print(text, end="")
 
 
 def test_broken_file_shows_its_error_and_the_fixed_file_appears(page, dev_server):
