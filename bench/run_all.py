@@ -37,6 +37,9 @@ QUICK_ARGS = {
     "listing_memory": ["--objects", "20000"],
     "load_clusters": ["--files", "50", "--no-write"],
     "llm_batching": ["--prompts", "4"],
+    "job_execute": ["--rounds", "1", "--items", "2000"],
+    "step_cost": ["--rounds", "2", "--clusters", "50"],
+    "large_run": ["--items", "20000"],
 }
 # One-off set-up a benchmark needs, run first with --prepare (e.g. compiling llama-server).
 PREPARE = {
