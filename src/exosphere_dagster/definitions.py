@@ -25,6 +25,7 @@ from dagster import (
 from exosphere_dagster.build import build_job
 from exosphere_dagster.catalog import load_catalog, registry_with_plugins
 from exosphere_dagster.deadlines import deadline_sensor
+from exosphere_dagster.lineage import cluster_asset_specs, merge_asset_specs
 from exosphere_dagster.location import lazy_repository
 from exosphere_dagster.sla_breach import build_breach_job, sla_breach_sensor
 from exosphere_dagster.triggers import build_triggers
@@ -52,9 +53,11 @@ def build_definitions(folder: str | Path | None = None) -> Definitions:
     jobs: list[JobDefinition] = []
     triggers = []
     alerts: list[JobDefinition] = []  # SLA-breach alert jobs (docs/sla.md)
+    assets = []  # satellites and the places they name, for the catalog (lineage.py)
     for cluster in catalog.plans:
         job, *alert = cluster_jobs(cluster, registry)
         jobs.append(job)
+        assets.extend(cluster_asset_specs(cluster, registry))
         triggers.extend(build_triggers(cluster, job))
         alerts.extend(alert)
     jobs.extend(alerts)
@@ -64,7 +67,9 @@ def build_definitions(folder: str | Path | None = None) -> Definitions:
     sensors.append(deadline_sensor())
     if alerts:
         sensors.append(sla_breach_sensor(alerts))
-    return Definitions(jobs=jobs, schedules=schedules, sensors=sensors)
+    return Definitions(
+        assets=merge_asset_specs(assets), jobs=jobs, schedules=schedules, sensors=sensors
+    )
 
 
 def cluster_jobs(cluster: ClusterPlan, registry: SatelliteRegistry) -> list[JobDefinition]:
