@@ -449,3 +449,22 @@ def test_a_failed_item_turns_its_chunk_step_red(page, dev_server):
     page.get_by_placeholder("Filter").first.fill("not acceptable")
     expect(page.get_by_text(re.compile(r"item input\.0\.1~[0-9a-f]{12}")).first).to_be_visible()
     shot(page, "10-red-chunk-step-names-the-item")
+
+
+def test_the_cluster_shows_in_the_lineage_view(page, dev_server):
+    from playwright.sync_api import expect
+
+    goto_until(
+        page,
+        f"{dev_server.url}/asset-groups",
+        lambda: page.get_by_text(REFERENCE_JOB).first,
+        timeout=60,
+    )
+    expect(page.get_by_text("external").first).to_be_visible()  # the S3 prefix, the webhook
+    shot(page, "11-lineage-groups")
+    group = f"{dev_server.url}/locations/{LOCATION}/asset-groups/{REFERENCE_JOB}/lineage"
+    goto_until(page, group, lambda: page.get_by_text("call_webhook").first, timeout=60)
+    # long names are shortened in the graph (pars…_with_docling); these fit whole
+    expect(page.get_by_text("get_files_from_s3").first).to_be_visible()
+    page.wait_for_timeout(500)  # let the layout settle before the picture
+    shot(page, "12-lineage-reference-cluster")
