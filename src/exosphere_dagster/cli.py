@@ -11,6 +11,7 @@ import click
 
 from exosphere_dagster.catalog import load_catalog, registry_with_plugins
 from yaml_loader import ClusterPlan
+from yaml_loader.ir import RetrySettings
 
 
 def _ensure_dagster_home() -> Path:
@@ -77,14 +78,12 @@ def render_plan(cluster: ClusterPlan) -> str:
         "  satellites:",
     ]
 
-    def node_lines(nodes, root: str, indent: str = "    ") -> None:
+    def node_lines(nodes, root: str, indent: str = "    ", sink: bool = False) -> None:
         for n in nodes:
             parents = ", ".join(n.parents) or root
             lines.append(
                 f"{indent}{n.id}  [{n.uses}]  parents: {parents}  "
-                f"attempts: {n.retry.retries + 1} (retries {n.retry.retries}), backoff "
-                f"{n.retry.delay:g}s x{n.retry.backoff:g} up to {n.retry.max_delay:g}s, "
-                "honours Retry-After"
+                + (SINK_DELIVERY if sink else attempts_text(n.retry))
             )
 
     node_lines(cluster.nodes, "(run input)")
@@ -94,11 +93,26 @@ def render_plan(cluster: ClusterPlan) -> str:
         node_lines(cluster.failure_nodes, "(failed items)")
     if cluster.log_nodes:
         lines.append("  log sinks:")
-        node_lines(cluster.log_nodes, "(log records)")
+        node_lines(cluster.log_nodes, "(log records)", sink=True)
     lines.append("  run tags: " + ", ".join(f"{k}={v}" for k, v in sla_run_tags(cluster).items()))
     for warning in cluster.warnings:
         lines.append(f"  warning: {warning}")
     return "\n".join(lines)
+
+
+SINK_DELIVERY = "best effort: the sink's own tries per batch, never fails the run"
+
+
+def attempts_text(retry: RetrySettings) -> str:
+    """What the runtime does with a failing item: every attempt is one client call (satellites
+    do not retry inside), so these are the calls a failing endpoint sees per item."""
+    text = f"attempts: {retry.retries + 1} (retries: {retry.retries})"
+    if retry.retries:
+        text += (
+            f", backoff {retry.delay:g}s x{retry.backoff:g} up to {retry.max_delay:g}s, "
+            "honours Retry-After"
+        )
+    return text
 
 
 @main.command()

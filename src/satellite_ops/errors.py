@@ -1,10 +1,15 @@
 """Errors a satellite raises to steer the runtime, and errors of the satellite registry.
 
 The runtime retries any exception except :class:`FatalError`; raising :class:`RetryableError`
-only makes the intent explicit and can carry a server-suggested wait.
+only makes the intent explicit and can carry a server-suggested wait, read from a
+``Retry-After`` header by :func:`parse_retry_after` (the one parser of that header).
 """
 
 from __future__ import annotations
+
+import email.utils
+import math
+from datetime import UTC, datetime
 
 
 class SatelliteError(Exception):
@@ -17,6 +22,27 @@ class RetryableError(SatelliteError):
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` value (delta seconds or HTTP date); None when
+    absent or unreadable. A date in the past means no wait."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        pass
+    else:
+        return max(0.0, seconds) if math.isfinite(seconds) else None
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
 class FatalError(SatelliteError):

@@ -1,30 +1,32 @@
-"""Shared HTTP plumbing for webhook-like satellites: bounded retries and safe error text.
+"""Shared HTTP plumbing for webhook-like satellites: one attempt per call, and safe error text.
 
-Retries honour ``Retry-After`` (seconds or an HTTP date) up to a cap. Error messages never
-carry request headers, and known secret values are scrubbed from response excerpts.
+The runtime owns retries (docs/runtime.md, "One retry policy"): a satellite's request makes one
+attempt per runtime attempt. A 408/425/429/5xx answer or a lost connection raises
+:class:`RetryableError` carrying the server's ``Retry-After`` (the runtime waits at least that
+long); any other unexpected status raises :class:`FatalError`. Only a log sink, which no
+runtime retries, repeats a request, through :func:`with_retries`. Error messages never carry
+request headers, and known secret values are scrubbed from response excerpts.
 """
 
 from __future__ import annotations
 
-import asyncio
-import email.utils
 import hashlib
 import logging
 import random
 import time
 from collections.abc import Callable, Iterable, Mapping
-from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from satellite_ops.errors import FatalError, RetryableError
+from satellite_ops.errors import FatalError, RetryableError, parse_retry_after
 
 logger = logging.getLogger(__name__)
 
 RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 EXCERPT_CHARS = 300
+T = TypeVar("T")
 
 
 def is_retryable_status(status: int) -> bool:
@@ -32,22 +34,9 @@ def is_retryable_status(status: int) -> bool:
     return status in RETRYABLE_STATUS or status >= 500
 
 
-def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` value (delta seconds or HTTP date)."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+def is_2xx(status: int) -> bool:
+    """The usual meaning of success."""
+    return 200 <= status < 300
 
 
 def retry_delay(attempt: int, retry_after: float | None, cap: float) -> float:
@@ -89,101 +78,105 @@ def parse_body(response: httpx.Response) -> Any:
         return response.text
 
 
-def status_error(
-    what: str, response: httpx.Response, secrets: Iterable[str], *, attempts: int
-) -> Exception:
-    """The error for a final non-success response: retryable for 429/5xx, fatal otherwise."""
+def build_request(
+    client: httpx.Client | httpx.AsyncClient, what: str, method: str, url: str, **kwargs: Any
+) -> httpx.Request:
+    """``client.build_request``; a URL that cannot be parsed is fatal (no retry fixes it)."""
+    try:
+        return client.build_request(method, url, **kwargs)
+    except httpx.InvalidURL:
+        raise FatalError(f"{what}: invalid url {safe_url(url)}") from None
+
+
+def status_error(what: str, response: httpx.Response, secrets: Iterable[str]) -> Exception:
+    """The error for an unexpected status: retryable (with Retry-After) for 408/429/5xx, else
+    fatal."""
     text = (
         f"{what} {response.request.method} {safe_url(response.request.url)} answered "
         f"{response.status_code}: {excerpt(response.text, secrets)}"
     )
     if is_retryable_status(response.status_code):
         retry_after = parse_retry_after(response.headers.get("retry-after"))
-        return RetryableError(f"{text} (after {attempts} attempt(s))", retry_after=retry_after)
+        return RetryableError(text, retry_after=retry_after)
     return FatalError(text)
 
 
-def _transport_error(what: str, method: str, url: str, exc: httpx.HTTPError, attempts: int):
-    return RetryableError(
-        f"{what} {method} {safe_url(url)} failed after {attempts} attempt(s): "
+def transport_error(what: str, request: httpx.Request, exc: httpx.HTTPError) -> Exception:
+    """A request that got no answer: retryable, except a URL no retry can reach."""
+    text = (
+        f"{what} {request.method} {safe_url(request.url)} failed: "
         f"{type(exc).__name__}: {excerpt(str(exc), ())}"
     )
-
-
-def _should_retry(response: httpx.Response, attempt: int, max_attempts: int) -> bool:
-    return attempt < max_attempts and is_retryable_status(response.status_code)
-
-
-def _wait_for(response: httpx.Response | None, attempt: int, cap: float) -> float:
-    header = response.headers.get("retry-after") if response is not None else None
-    return retry_delay(attempt, parse_retry_after(header), cap)
-
-
-def _next_delay(
-    what: str,
-    request: httpx.Request,
-    outcome: httpx.Response | httpx.HTTPError,
-    attempt: int,
-    max_attempts: int,
-    max_wait: float,
-) -> float | None:
-    """After one attempt: None when ``outcome`` is the response to return, else the wait
-    before the next attempt; a transport error on the last attempt is raised."""
-    if isinstance(outcome, httpx.HTTPError):
-        if attempt >= max_attempts:
-            raise _transport_error(what, request.method, str(request.url), outcome, attempt)
-        response = None
-    elif not _should_retry(outcome, attempt, max_attempts):
-        return None
-    else:
-        response = outcome
-    delay = _wait_for(response, attempt, max_wait)
-    logger.info("%s: attempt %d failed, retrying in %.2fs", what, attempt, delay)
-    return delay
+    return FatalError(text) if isinstance(exc, httpx.UnsupportedProtocol) else RetryableError(text)
 
 
 async def send_async(
     client: httpx.AsyncClient,
-    build: Callable[[], httpx.Request],
+    request: httpx.Request,
     *,
     what: str,
-    max_attempts: int,
-    max_wait: float,
+    secrets: Iterable[str] = (),
+    ok: Callable[[int], bool] = is_2xx,
 ) -> httpx.Response:
-    """Send with retries on 429/5xx and transport errors; return the last response."""
-    for attempt in range(1, max_attempts + 1):
-        request = build()
-        try:
-            outcome: httpx.Response | httpx.HTTPError = await client.send(request)
-        except httpx.HTTPError as exc:
-            outcome = exc
-        delay = _next_delay(what, request, outcome, attempt, max_attempts, max_wait)
-        if delay is None:
-            return outcome  # type: ignore[return-value]
-        await asyncio.sleep(delay)
-    raise AssertionError("unreachable")  # pragma: no cover
+    """Send once; return the response when ``ok(status)``, else raise Retryable/FatalError."""
+    try:
+        response = await client.send(request)
+    except httpx.HTTPError as exc:
+        raise transport_error(what, request, exc) from None
+    if not ok(response.status_code):
+        raise status_error(what, response, secrets)
+    return response
 
 
 def send_sync(
     client: httpx.Client,
-    build: Callable[[], httpx.Request],
+    request: httpx.Request,
     *,
     what: str,
-    max_attempts: int,
-    max_wait: float,
+    secrets: Iterable[str] = (),
+    ok: Callable[[int], bool] = is_2xx,
 ) -> httpx.Response:
     """Blocking twin of :func:`send_async`, for log sinks called from plain threads."""
-    for attempt in range(1, max_attempts + 1):
-        request = build()
+    try:
+        response = client.send(request)
+    except httpx.HTTPError as exc:
+        raise transport_error(what, request, exc) from None
+    if not ok(response.status_code):
+        raise status_error(what, response, secrets)
+    return response
+
+
+def with_retries(
+    call: Callable[[], T],
+    *,
+    what: str,
+    attempts: int,
+    max_wait: float,
+    sleep: Callable[[float], Any] = time.sleep,
+) -> T:
+    """Call ``call`` up to ``attempts`` times while it raises :class:`RetryableError`, waiting
+    its Retry-After (else a jittered backoff), never more than ``max_wait`` between attempts.
+
+    Only for work no runtime retries (a log sink); a satellite makes one attempt and lets the
+    runtime retry its item, or the attempts multiply.
+    """
+    for attempt in range(1, attempts + 1):
         try:
-            outcome: httpx.Response | httpx.HTTPError = client.send(request)
-        except httpx.HTTPError as exc:
-            outcome = exc
-        delay = _next_delay(what, request, outcome, attempt, max_attempts, max_wait)
-        if delay is None:
-            return outcome  # type: ignore[return-value]
-        time.sleep(delay)
-    raise AssertionError("unreachable")  # pragma: no cover
+            return call()
+        except RetryableError as exc:
+            if attempt >= attempts:
+                raise
+            delay = retry_delay(attempt, exc.retry_after, max_wait)
+            logger.info(
+                "%s: attempt %d/%d failed (%s), retrying in %.2fs",
+                what,
+                attempt,
+                attempts,
+                exc,
+                delay,
+            )
+            sleep(delay)
+    raise ValueError(f"attempts must be at least 1, got {attempts}")
 
 
 def header_values(headers: Mapping[str, str]) -> list[str]:

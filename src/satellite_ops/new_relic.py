@@ -2,6 +2,12 @@
 
 Used as a log sink (:func:`send_log_records`, called with batches of records) or as an
 ordinary satellite that sends its input as one record.
+
+Retries differ by role. A log sink runs outside the per-item runtime (it is called when a step
+flushes its records), so nothing else would retry it: it gives each payload ``max-attempts``
+tries, waiting Retry-After or a short backoff (at most ``max-retry-wait-seconds``), and then
+raises; the log forwarder drops that batch with a warning and the run goes on. As an item
+satellite it is like any other: one request per runtime attempt.
 """
 
 from __future__ import annotations
@@ -10,7 +16,7 @@ import gzip
 import json
 import logging
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Literal
 
 import httpx
@@ -18,7 +24,7 @@ from pydantic import Field, SecretStr
 
 from satellite_ops.config import SatelliteConfig, SingleKeyMapList
 from satellite_ops.context import SatelliteContext
-from satellite_ops.http_client import send_sync, status_error
+from satellite_ops.http_client import build_request, send_sync, with_retries
 from satellite_ops.registry import satellite
 
 IDENTIFIER = "satellite/exospherehost/send-logs-to-new-relic"
@@ -26,6 +32,7 @@ ENDPOINTS = {
     "us": "https://log-api.newrelic.com/log/v1",
     "eu": "https://log-api.eu.newrelic.com/log/v1",
 }
+WHAT = "New Relic Log API"
 MAX_PAYLOAD_BYTES = 1_000_000  # the Log API's limit on one (compressed) payload
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
 _LEVEL_ALIASES = {"warn": "warning", "fatal": "critical", "trace": "debug", "notice": "info"}
@@ -53,9 +60,19 @@ class NewRelicLogsConfig(SatelliteConfig):
         default_factory=dict, description="Extra attributes added to every record."
     )
     timeout_seconds: float = Field(10.0, gt=0, description="Timeout of one request, in seconds.")
-    max_attempts: int = Field(3, ge=1, le=10, description="Attempts per batch on 429/5xx.")
+    max_attempts: int = Field(
+        3,
+        ge=1,
+        le=10,
+        description="As a log sink: tries per payload on 408/429/5xx or a lost connection "
+        "(no runtime retries a sink; a payload still failing is dropped with a warning and "
+        "never fails the run). As an item satellite: unused, one request per runtime attempt.",
+    )
     max_retry_wait_seconds: float = Field(
-        10.0, ge=0, description="Upper bound on the wait between attempts."
+        10.0,
+        ge=0,
+        description="As a log sink: upper bound on the wait between tries, Retry-After included "
+        "(the step waits while its records are sent).",
     )
 
     @property
@@ -114,14 +131,19 @@ def _compressed_chunks(
         yield len(chunk), body
 
 
-def send_log_records(config: NewRelicLogsConfig | Mapping[str, Any], records: list[dict]) -> None:
-    """Post records (timestamp, level, cluster, run_id, satellite, item_id, message) to New
-    Relic, keeping those at or above ``log-level``. Raises Retryable/FatalError on failure."""
-    cfg = NewRelicLogsConfig.coerce(config)
+def post_records(
+    cfg: NewRelicLogsConfig,
+    records: Sequence[Mapping[str, Any]],
+    *,
+    attempts: int = 1,
+    sleep: Callable[[float], Any] = time.sleep,
+) -> int:
+    """Post the records at or above ``log-level``, each payload tried up to ``attempts``
+    times; return how many were sent. Raises Retryable/FatalError when a payload fails."""
     threshold = LEVELS[cfg.log_level]
     kept = [r for r in records if level_rank(r.get("level")) >= threshold]
     if not kept:
-        return
+        return 0
     api_key = cfg.api_key.get_secret_value()
     headers = {
         "Api-Key": api_key,
@@ -130,20 +152,23 @@ def send_log_records(config: NewRelicLogsConfig | Mapping[str, Any], records: li
     }
     with httpx.Client(timeout=cfg.timeout_seconds) as client:
         for count, body in _compressed_chunks(cfg, kept):
-            response = send_sync(
-                client,
-                lambda body=body: client.build_request(
-                    "POST", cfg.url, headers=headers, content=body
-                ),
-                what="New Relic Log API",
-                max_attempts=cfg.max_attempts,
+            request = build_request(client, WHAT, "POST", cfg.url, headers=headers, content=body)
+            with_retries(
+                lambda request=request: send_sync(client, request, what=WHAT, secrets=[api_key]),
+                what=WHAT,
+                attempts=attempts,
                 max_wait=cfg.max_retry_wait_seconds,
+                sleep=sleep,
             )
-            if not 200 <= response.status_code < 300:
-                raise status_error(
-                    "New Relic Log API", response, [api_key], attempts=cfg.max_attempts
-                )
             logger.debug("sent %d log record(s) to New Relic", count)
+    return len(kept)
+
+
+def send_log_records(config: NewRelicLogsConfig | Mapping[str, Any], records: list[dict]) -> None:
+    """The log sink: post records (timestamp, level, cluster, run_id, satellite, item_id,
+    message), each payload tried up to ``max-attempts`` times, as nothing else retries a sink."""
+    cfg = NewRelicLogsConfig.coerce(config)
+    post_records(cfg, records, attempts=cfg.max_attempts)
 
 
 @satellite(
@@ -159,6 +184,7 @@ def send_logs_to_new_relic(
     """Send this item's input to New Relic as one log record.
 
     ``message`` and ``level`` come from the input when present; the rest from the context.
+    One request per runtime attempt (``max-attempts`` is the log sink's).
     """
     cfg = NewRelicLogsConfig.coerce(config)
     message = input.get("message")
@@ -173,7 +199,4 @@ def send_logs_to_new_relic(
         "satellite": context.satellite if context else None,
         "item_id": context.item_id if context else None,
     }
-    forwarded = level_rank(record["level"]) >= LEVELS[cfg.log_level]
-    if forwarded:
-        send_log_records(cfg, [record])
-    return [{"sent": 1 if forwarded else 0}]
+    return [{"sent": post_records(cfg, [record])}]  # one request: the runtime retries the item

@@ -1,7 +1,8 @@
 """Trigger a PagerDuty incident through the Events API v2, one per failed item.
 
 The dedup key is derived from the cluster and the item id, so retries and re-runs update
-the same incident instead of paging twice.
+the same incident instead of paging twice. One request per runtime attempt: the runtime retries
+the item (``retries``, ``delay``, the Events API's Retry-After).
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ from pydantic import Field, SecretStr, ValidationError
 from satellite_ops.config import SatelliteConfig, describe_validation_error
 from satellite_ops.context import SatelliteContext
 from satellite_ops.errors import FatalError
-from satellite_ops.http_client import parse_body, send_async, stable_key, status_error
+from satellite_ops.http_client import build_request, parse_body, send_async, stable_key
 from satellite_ops.registry import satellite
 
 IDENTIFIER = "satellite/exospherehost/send-pagerduty-alert"
 EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
+WHAT = "PagerDuty Events API"
 SUMMARY_LIMIT = 1024  # Events API v2: payload.summary is at most 1024 characters
 
 logger = logging.getLogger(__name__)
@@ -45,16 +47,6 @@ class PagerDutyAlertConfig(SatelliteConfig):
     group: str | None = Field(None, description="Logical grouping of components (optional).")
     endpoint: str = Field(EVENTS_URL, description="Events API v2 enqueue URL.")
     timeout_seconds: float = Field(10.0, gt=0, description="Timeout of one request, in seconds.")
-    max_attempts: int = Field(
-        1,
-        ge=1,
-        le=10,
-        description="Attempts on 429/5xx inside one runtime attempt. Keep 1: the runtime "
-        "retries the item (`retries`, `delay`, Retry-After honoured).",
-    )
-    max_retry_wait_seconds: float = Field(
-        30.0, ge=0, description="Upper bound on the wait between attempts."
-    )
 
 
 class PagerDutyAlertInput(SatelliteConfig):
@@ -112,7 +104,8 @@ async def send_pagerduty_alert(
 ) -> list[dict[str, Any]]:
     """Trigger a PagerDuty alert whose summary is the input's ``message``.
 
-    202 -> success; 429/5xx are retried, then retryable; 400 (bad event or key) is fatal.
+    202 -> success; 429/5xx raise RetryableError (with Retry-After) for the runtime to retry;
+    400 (bad event or key) is fatal.
     """
     cfg = PagerDutyAlertConfig.coerce(config)
     try:
@@ -120,18 +113,12 @@ async def send_pagerduty_alert(
     except ValidationError as exc:
         raise FatalError(f"send-pagerduty-alert input: {describe_validation_error(exc)}") from None
     event = build_event(cfg, data, context)
-    routing_key = event["routing_key"]
     async with httpx.AsyncClient(timeout=cfg.timeout_seconds) as client:
         response = await send_async(
             client,
-            lambda: client.build_request("POST", cfg.endpoint, json=event),
-            what="PagerDuty Events API",
-            max_attempts=cfg.max_attempts,
-            max_wait=cfg.max_retry_wait_seconds,
-        )
-    if not 200 <= response.status_code < 300:
-        raise status_error(
-            "PagerDuty Events API", response, [routing_key], attempts=cfg.max_attempts
+            build_request(client, WHAT, "POST", cfg.endpoint, json=event),
+            what=WHAT,
+            secrets=[event["routing_key"]],
         )
     answer = parse_body(response)
     dedup_key = answer.get("dedup_key") if isinstance(answer, dict) else None

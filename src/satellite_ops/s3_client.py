@@ -2,6 +2,9 @@
 
 Clients are cached per (endpoint, region, credentials) because building one costs tens of
 milliseconds and items of a step run concurrently; boto3 clients are thread-safe.
+
+Clients make one request per call, botocore's own retries off: the runtime owns retries
+(docs/runtime.md), and throttling, timeouts and 5xx become :class:`RetryableError` for it.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from botocore.exceptions import (
 from pydantic import Field, SecretStr, model_validator
 
 from satellite_ops.config import SatelliteConfig, secret_or_none
-from satellite_ops.errors import FatalError, RetryableError
+from satellite_ops.errors import FatalError, RetryableError, parse_retry_after
 
 RETRYABLE_CODES = frozenset(
     {
@@ -45,7 +48,9 @@ RETRYABLE_CODES = frozenset(
 NOT_FOUND_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
 
 _CLIENT_CONFIG = Config(
-    retries={"max_attempts": 1, "mode": "standard"},  # one call per runtime attempt
+    # total_max_attempts counts the first request; botocore's max_attempts counts retries
+    # after it (max_attempts=1 would mean two requests), so this is one request per call.
+    retries={"total_max_attempts": 1, "mode": "standard"},
     connect_timeout=10,
     read_timeout=60,
     max_pool_connections=32,
@@ -134,6 +139,11 @@ def _http_status(exc: ClientError) -> int:
     return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
 
 
+def _retry_after(exc: ClientError) -> float | None:
+    headers = exc.response.get("ResponseMetadata", {}).get("HTTPHeaders") or {}
+    return parse_retry_after(headers.get("retry-after"))
+
+
 @contextlib.contextmanager
 def s3_errors(action: str, uri: str) -> Iterator[None]:
     """Translate boto errors into Retryable/Fatal errors that name the action and the object."""
@@ -143,8 +153,8 @@ def s3_errors(action: str, uri: str) -> Iterator[None]:
         code, status = error_code(exc), _http_status(exc)
         message = exc.response.get("Error", {}).get("Message") or code
         text = f"{action} {uri} failed: {code or status} ({message})"
-        if code in RETRYABLE_CODES or status >= 500 or status == 429:
-            raise RetryableError(text) from None
+        if code in RETRYABLE_CODES or status >= 500 or status in (408, 429):
+            raise RetryableError(text, retry_after=_retry_after(exc)) from None
         raise FatalError(text) from None
     except (NoCredentialsError, PartialCredentialsError, ParamValidationError) as exc:
         raise FatalError(f"{action} {uri} failed: {exc}") from None

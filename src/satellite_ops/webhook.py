@@ -1,4 +1,8 @@
-"""Call an HTTP endpoint once per item, with bounded retries and an idempotency key."""
+"""Call an HTTP endpoint once per item attempt, with an idempotency key.
+
+One request per runtime attempt: the runtime retries the item (``retries``, ``delay``, the
+server's Retry-After), so an item with ``retries: 2`` reaches a failing endpoint 3 times.
+"""
 
 from __future__ import annotations
 
@@ -12,14 +16,13 @@ from pydantic import Field, field_validator
 
 from satellite_ops.config import SatelliteConfig, SecretKeyMapList, SingleKeyMapList
 from satellite_ops.context import SatelliteContext
-from satellite_ops.errors import FatalError
 from satellite_ops.http_client import (
+    build_request,
     header_values,
     parse_body,
     safe_url,
     send_async,
     stable_key,
-    status_error,
 )
 from satellite_ops.registry import satellite
 
@@ -32,7 +35,7 @@ Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 
 
 class CallWebhookConfig(SatelliteConfig):
-    """The request to send and how hard to try."""
+    """The request to send; retries are the satellite's ``retries``/``delay``, not config."""
 
     url: str = Field(description="URL to call (http or https).", min_length=1)
     method: Method = Field("POST", description="HTTP method.")
@@ -49,17 +52,6 @@ class CallWebhookConfig(SatelliteConfig):
         description="Request body: any JSON value is sent as JSON; a string is sent as text.",
     )
     timeout_seconds: float = Field(30.0, gt=0, description="Timeout of one attempt, in seconds.")
-    max_attempts: int = Field(
-        1,
-        ge=1,
-        le=20,
-        description="Attempts on 408/429/5xx or connection errors inside one runtime attempt. "
-        "Keep 1: the runtime retries the item (`retries`, `delay`, Retry-After honoured); more "
-        "multiplies the calls (retries + 1) x max-attempts.",
-    )
-    max_retry_wait_seconds: float = Field(
-        30.0, ge=0, description="Upper bound on the wait between attempts (even for Retry-After)."
-    )
     expected_status: int | list[int] | None = Field(
         None,
         description="Status code(s) that count as success; default: any 2xx.",
@@ -119,7 +111,8 @@ async def call_webhook(
 ) -> list[dict[str, Any]]:
     """Send one HTTP request per item and return its status, headers and parsed body.
 
-    Retries 408/429/5xx and connection errors (honouring Retry-After); other 4xx are fatal.
+    One attempt: 408/429/5xx and connection errors raise RetryableError (with the server's
+    Retry-After) for the runtime to retry; another unexpected status is fatal.
     """
     cfg = CallWebhookConfig.coerce(config)
     log = context.log if context is not None else logger
@@ -134,30 +127,17 @@ async def call_webhook(
         follow_redirects=cfg.follow_redirects,
         verify=cfg.verify_tls,
     ) as client:
+        request = build_request(
+            client,
+            what,
+            cfg.method,
+            cfg.url,
+            headers={**extra_headers, **headers},
+            params=cfg.params or None,
+            **body_args,
+        )
+        response = await send_async(client, request, what=what, secrets=secrets, ok=cfg.is_success)
 
-        def build() -> httpx.Request:
-            return client.build_request(
-                cfg.method,
-                cfg.url,
-                headers={**extra_headers, **headers},
-                params=cfg.params or None,
-                **body_args,
-            )
-
-        try:
-            response = await send_async(
-                client,
-                build,
-                what=what,
-                max_attempts=cfg.max_attempts,
-                max_wait=cfg.max_retry_wait_seconds,
-            )
-        except httpx.InvalidURL:
-            raise FatalError(f"{what}: invalid url {safe_url(cfg.url)}") from None
-        await response.aread()
-
-    if not cfg.is_success(response.status_code):
-        raise status_error(what, response, secrets, attempts=cfg.max_attempts)
     log.info("%s %s answered %d", cfg.method, safe_url(cfg.url), response.status_code)
     return [
         {

@@ -7,17 +7,22 @@ import gzip
 import hashlib
 import json
 import logging
-import time
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 import pytest
+from pydantic import ValidationError
 
 from satellite_ops import FatalError, RetryableError, SatelliteContext
 from satellite_ops.http_client import excerpt, parse_retry_after, retry_delay, safe_url
-from satellite_ops.new_relic import send_log_records, send_logs_to_new_relic
+from satellite_ops.new_relic import (
+    NewRelicLogsConfig,
+    post_records,
+    send_log_records,
+    send_logs_to_new_relic,
+)
 from satellite_ops.pagerduty import send_pagerduty_alert
-from satellite_ops.webhook import call_webhook
+from satellite_ops.webhook import CallWebhookConfig, call_webhook
 
 SECRET_TOKEN = "tok-SUPERSECRET-0123456789"
 
@@ -46,8 +51,9 @@ def test_parse_retry_after() -> None:
     assert (
         parse_retry_after(format_datetime(now - timedelta(seconds=20), usegmt=True), now=now) == 0
     )
-    assert parse_retry_after("soon") is None
-    assert parse_retry_after(None) is None
+    assert parse_retry_after("-3") == 0.0  # never a negative wait
+    for unreadable in ("soon", "nan", "inf", "", None):
+        assert parse_retry_after(unreadable) is None
 
 
 def test_retry_delay_is_capped() -> None:
@@ -72,7 +78,6 @@ def _webhook_config(url: str, **extra: object) -> dict:
         "url": url + "/v1/financial-reports?key=query-secret",
         "headers": [{"Authorization": f"Bearer {SECRET_TOKEN}"}, {"X-Trace": "abc"}],
         "body": [{"data": {"revenue": 12.5}, "file-path": "sec/a.pdf"}],
-        "max-retry-wait-seconds": 5,
         **extra,
     }
 
@@ -94,27 +99,32 @@ def test_webhook_posts_json_with_idempotency_key(http_recorder) -> None:
 
 
 @pytest.mark.integration
-def test_webhook_retries_503_honouring_retry_after(http_recorder) -> None:
-    http_recorder.script([(503, {"Retry-After": "1"}, "busy"), (200, {}, "ok")])
-    started = time.monotonic()
-    config = _webhook_config(http_recorder.url, **{"max-attempts": 2})  # opt-in in-call retry
-    (result,) = asyncio.run(call_webhook(config, {}, _context()))
-    assert time.monotonic() - started >= 0.9
-    assert result["status"] == 200 and result["body"] == "ok"
-    first, second = http_recorder.requests
-    assert first.header("Idempotency-Key") == second.header("Idempotency-Key")
-    assert first.body == second.body
+@pytest.mark.parametrize("status", [408, 429, 500, 503])
+def test_webhook_makes_one_request_and_hands_retry_after_to_the_runtime(
+    http_recorder, status
+) -> None:
+    http_recorder.script([(status, {"Retry-After": "7"}, "busy")])
+    with pytest.raises(RetryableError) as caught:
+        asyncio.run(call_webhook(_webhook_config(http_recorder.url), {}, _context()))
+    assert caught.value.retry_after == 7
+    assert str(status) in str(caught.value) and SECRET_TOKEN not in str(caught.value)
+    assert len(http_recorder.requests) == 1  # the runtime retries the item, not the client
 
 
 @pytest.mark.integration
-def test_webhook_retry_after_is_capped(http_recorder) -> None:
-    http_recorder.script([(429, {"Retry-After": "3600"}, "slow down"), (200, {}, {})])
-    config = _webhook_config(
-        http_recorder.url, **{"max-retry-wait-seconds": 0.05, "max-attempts": 2}
-    )
-    started = time.monotonic()
-    asyncio.run(call_webhook(config, {}, _context()))
-    assert time.monotonic() - started < 2
+def test_webhook_reads_a_retry_after_date(http_recorder) -> None:
+    when = datetime.now(UTC) + timedelta(seconds=120)
+    http_recorder.script([(429, {"Retry-After": format_datetime(when, usegmt=True)}, "")])
+    with pytest.raises(RetryableError) as caught:
+        asyncio.run(call_webhook(_webhook_config(http_recorder.url), {}, _context()))
+    assert 60 < caught.value.retry_after <= 120  # second resolution, minus the time it took
+
+
+def test_webhook_has_no_retry_knobs_of_its_own() -> None:
+    """Retries are the satellite's ``retries``/``delay``: the old in-call knobs are refused."""
+    for knob in ("max-attempts", "max-retry-wait-seconds"):
+        with pytest.raises(ValidationError, match="Extra inputs are not permitted"):
+            CallWebhookConfig.model_validate({"url": "https://e.com/h", knob: 2})
 
 
 @pytest.mark.integration
@@ -129,27 +139,21 @@ def test_webhook_400_is_fatal_without_secrets(http_recorder) -> None:
 
 
 @pytest.mark.integration
-def test_webhook_gives_up_with_retryable_error(http_recorder) -> None:
-    http_recorder.script([(503, {"Retry-After": "0"}, "down")] * 3)
-    config = _webhook_config(http_recorder.url, **{"max-attempts": 3})
+def test_webhook_connection_refused_is_retryable() -> None:
+    config = {"url": "http://127.0.0.1:9/hook", "headers": {"Authorization": SECRET_TOKEN}}
     with pytest.raises(RetryableError) as caught:
         asyncio.run(call_webhook(config, {}, _context()))
-    assert "503" in str(caught.value) and SECRET_TOKEN not in str(caught.value)
-    assert caught.value.retry_after == 0
-    assert len(http_recorder.requests) == 3
+    text = str(caught.value)
+    assert "http://127.0.0.1:9/hook failed: ConnectError" in text and SECRET_TOKEN not in text
+    assert caught.value.retry_after is None
 
 
 @pytest.mark.integration
-def test_webhook_connection_refused_is_retryable() -> None:
-    config = {
-        "url": "http://127.0.0.1:9/hook",
-        "headers": {"Authorization": SECRET_TOKEN},
-        "max-attempts": 2,
-        "max-retry-wait-seconds": 0,
-    }
-    with pytest.raises(RetryableError) as caught:
-        asyncio.run(call_webhook(config, {}, _context()))
-    assert "after 2 attempt(s)" in str(caught.value) and SECRET_TOKEN not in str(caught.value)
+def test_webhook_expected_status_wins_over_retrying(http_recorder) -> None:
+    http_recorder.script([(503, {}, {"queued": True})])
+    config = {"url": http_recorder.url + "/q", "expected-status": 503}
+    (result,) = asyncio.run(call_webhook(config, {}, _context()))
+    assert result["status"] == 503 and result["body"] == {"queued": True}
 
 
 @pytest.mark.integration
@@ -229,7 +233,7 @@ def test_new_relic_batches_and_filters(http_recorder) -> None:
 
 
 @pytest.mark.integration
-def test_new_relic_retry_then_fatal(http_recorder) -> None:
+def test_new_relic_sink_retries_then_fatal(http_recorder) -> None:
     http_recorder.script([(503, {"Retry-After": "0"}, ""), (202, {}, {})])
     send_log_records(_nr_config(http_recorder.url), [_record("info", "x")])
     assert len(http_recorder.requests) == 2
@@ -237,6 +241,33 @@ def test_new_relic_retry_then_fatal(http_recorder) -> None:
     with pytest.raises(FatalError) as caught:
         send_log_records(_nr_config(http_recorder.url), [_record("info", "x")])
     assert "403" in str(caught.value) and "NRAK-SECRETKEY123" not in str(caught.value)
+    assert len(http_recorder.requests) == 3  # a 403 is not tried again
+
+
+@pytest.mark.integration
+def test_new_relic_sink_tries_are_bounded_and_honour_retry_after(http_recorder) -> None:
+    """The sink is the one place that repeats a request (no runtime retries a sink): at most
+    ``max-attempts`` requests per payload, waiting Retry-After up to the cap."""
+    http_recorder.reset(default=(503, {"Retry-After": "4"}, "down"))
+    config = NewRelicLogsConfig.model_validate(
+        _nr_config(http_recorder.url, **{"max-attempts": 4, "max-retry-wait-seconds": 3})
+    )
+    waits: list[float] = []
+    with pytest.raises(RetryableError):
+        post_records(
+            config, [_record("info", "x")], attempts=config.max_attempts, sleep=waits.append
+        )
+    assert len(http_recorder.requests) == 4
+    assert waits == [3.0, 3.0, 3.0]  # Retry-After 4, capped at max-retry-wait-seconds
+
+
+@pytest.mark.integration
+def test_new_relic_as_item_satellite_makes_one_request(http_recorder) -> None:
+    http_recorder.reset(default=(503, {"Retry-After": "5"}, "down"))
+    with pytest.raises(RetryableError) as caught:
+        send_logs_to_new_relic(_nr_config(http_recorder.url), {"message": "m"}, _context())
+    assert caught.value.retry_after == 5
+    assert len(http_recorder.requests) == 1  # not max-attempts (3): the runtime retries items
 
 
 @pytest.mark.integration
@@ -257,7 +288,6 @@ def _pd_config(url: str, **extra: object) -> dict:
         "pagerduty-api-key": "R0UTINGKEY0123456789abcdef012345",
         "pagerduty-service-id": "PSVC123",
         "endpoint": url + "/v2/enqueue",
-        "max-retry-wait-seconds": 5,
         **extra,
     }
 
@@ -298,14 +328,14 @@ def test_pagerduty_dedup_key_is_stable(http_recorder) -> None:
 
 
 @pytest.mark.integration
-def test_pagerduty_retries_503_then_succeeds(http_recorder) -> None:
-    http_recorder.script([(503, {"Retry-After": "0"}, ""), (202, {}, {"status": "success"})])
-    (result,) = asyncio.run(
-        send_pagerduty_alert(
-            _pd_config(http_recorder.url, **{"max-attempts": 2}), {"message": "m"}, _context()
+def test_pagerduty_makes_one_request_and_hands_retry_after_to_the_runtime(http_recorder) -> None:
+    http_recorder.script([(429, {"Retry-After": "30"}, {"status": "throttled"})])
+    with pytest.raises(RetryableError) as caught:
+        asyncio.run(
+            send_pagerduty_alert(_pd_config(http_recorder.url), {"message": "m"}, _context())
         )
-    )
-    assert result["status"] == "success" and len(http_recorder.requests) == 2
+    assert caught.value.retry_after == 30 and len(http_recorder.requests) == 1
+    assert "R0UTINGKEY0123456789abcdef012345" not in str(caught.value)
 
 
 @pytest.mark.integration
