@@ -72,7 +72,9 @@ def exosphere_executor(init_context: InitExecutorContext) -> Executor:
     start = (init_context.executor_config.get("multiprocess") or {}).get("start_method") or {}
     if "forkserver" not in start:
         return inner
-    return ForkserverExecutor(inner, start["forkserver"].get("preload_modules"))
+    executor = ForkserverExecutor(inner, start["forkserver"].get("preload_modules"))
+    executor.start(init_context.job)  # now: the server preloads while the run starts up
+    return executor
 
 
 class ForkserverExecutor(Executor):
@@ -97,10 +99,13 @@ class ForkserverExecutor(Executor):
     def step_dependency_config(self) -> Any:
         return self._inner.step_dependency_config
 
-    def execute(self, plan_context: Any, execution_plan: Any) -> Iterator[Any]:
-        job = plan_context.reconstructable_job
+    def start(self, job: Any) -> None:
+        """Start (or keep) the forkserver for ``job``, a ``ReconstructableJob``."""
         preload = self._preload if self._preload is not None else [job.get_module() or "dagster"]
         ensure_forkserver(preload, serialize_value(job.get_python_origin()))
+
+    def execute(self, plan_context: Any, execution_plan: Any) -> Iterator[Any]:
+        self.start(plan_context.reconstructable_job)
         yield from self._inner.execute(plan_context, execution_plan)
 
 
