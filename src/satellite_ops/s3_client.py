@@ -16,6 +16,7 @@ from typing import Any
 
 import boto3
 from boto3.exceptions import Boto3Error
+from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
@@ -56,6 +57,10 @@ _CLIENT_CONFIG = Config(
     max_pool_connections=32,
     user_agent_extra="exosphere-dagster",
 )
+
+TRANSFER_CONFIG = TransferConfig(num_download_attempts=1)
+"""For managed transfers (``download_file``, ``copy``...): s3transfer re-reads a download whose
+stream breaks (5 times by default, beyond botocore's retries); here once, as any call."""
 
 
 @functools.lru_cache(maxsize=32)

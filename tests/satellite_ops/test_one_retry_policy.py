@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import http.client
 import logging
+import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -21,13 +22,16 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from boto3.s3.transfer import TransferConfig
 from dagster import instance_for_test
 
 from exosphere_dagster.launch import run_cluster_file
 from exosphere_dagster.runtime.execute import ChunkJob, run_chunk
 from exosphere_dagster.runtime.items import ChunkReport, seed_items
 from exosphere_dagster.runtime.logs import LogForwarder
+from satellite_ops.errors import RetryableError
 from satellite_ops.registry import default_registry
+from satellite_ops.s3_client import TRANSFER_CONFIG, client_for, s3_errors, s3_uri
 from yaml_loader import load_text, plan
 
 pytestmark = pytest.mark.integration
@@ -151,12 +155,14 @@ SLOW_DOWN = (
 @dataclass
 class S3Proxy:
     """Forwards to moto, except that it first answers ``throttle`` requests with 503 SlowDown
-    (every request when ``throttle`` is None); records every request it gets."""
+    (every request when ``throttle`` is None), or breaks the bodies it relays; records every
+    request it gets."""
 
     upstream: str
     url: str = ""
     throttle: int | None = 0
     retry_after: str | None = None
+    break_bodies: bool = False  # send half of each GET's body, then drop the connection
     hits: list[tuple[str, str]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -207,6 +213,12 @@ def _proxy_handler(proxy: S3Proxy) -> type[BaseHTTPRequestHandler]:
                 return
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
+            if proxy.break_bodies and self.command == "GET" and status == 200:
+                self.wfile.write(data[: len(data) // 2])
+                self.wfile.flush()
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
+                return
             self.wfile.write(data)
 
         do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _handle
@@ -253,6 +265,24 @@ def test_s3_throttling_with_retry_after_becomes_the_runtime_wait(s3, s3_bucket, 
     (failed,) = report.failed
     assert failed.attempts == 2 and "SlowDown" in failed.error
     assert len(s3_proxy.hits) == 2 and waits == [9.0]
+
+
+def test_a_broken_download_is_one_get_with_the_transfer_config(s3, s3_bucket, s3_proxy, tmp_path):
+    """s3transfer re-reads a download whose stream breaks (5 GETs by default, even with
+    botocore's retries off); with ``TRANSFER_CONFIG`` the call makes one GET and raises a
+    RetryableError for the runtime."""
+    s3.put_object(Bucket=s3_bucket, Key="a.pdf", Body=b"%PDF" + b"x" * 200_000)
+    s3_proxy.break_bodies = True
+    client = client_for(s3_proxy.url, "us-east-1", None)
+    uri = s3_uri(s3_bucket, "a.pdf")
+    gets = {}
+    for name, config in {"default": TransferConfig(), "ours": TRANSFER_CONFIG}.items():
+        s3_proxy.hits.clear()
+        target = str(tmp_path / name)
+        with pytest.raises(RetryableError, match="download s3://"), s3_errors("download", uri):
+            client.download_file(s3_bucket, "a.pdf", target, Config=config)
+        gets[name] = sum(method == "GET" for method, _ in s3_proxy.hits)
+    assert gets == {"default": 5, "ours": 1}
 
 
 # -- New Relic: a log sink is not an item -------------------------------------------------------
