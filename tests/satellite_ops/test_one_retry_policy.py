@@ -325,3 +325,6 @@ def test_a_real_run_calls_a_failing_webhook_retries_plus_one_times(tmp_path, htt
         result = run_cluster_file(path, [{"n": 1}], instance=instance)
     assert not result.success  # the item failed without a failure branch
     assert [r.path for r in http_recorder.requests] == ["/hook"] * 3
+    (failure,) = [e for e in result.all_events if e.is_step_failure]  # one step, no step retry
+    description = failure.step_failure_data.user_failure_data.description
+    assert description.startswith("1 item(s) of chunk") and "answered 503" in description
