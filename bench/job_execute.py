@@ -13,7 +13,7 @@ under the same load; the ratios are medians over the rounds.
 
 Goals (issue 11): tiny / plain <= 1.0; 10k / plain <= 3.0.
 
-    .venv/bin/python bench/job_execute.py [--rounds 3] [--items 10000]
+    .venv/bin/python bench/job_execute.py [--rounds 5] [--items 10000]
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ SPAWN = {"execution": {"config": {"multiprocess": {"start_method": {"spawn": {}}
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--items", type=int, default=10_000)
     parser.add_argument("--no-spawn", action="store_true", help="skip the spawn variant")
     args = parser.parse_args()
