@@ -1,7 +1,9 @@
 """Fan-out cost: exosphere's batched items vs one Dagster step per item.
 
 Both run on a SQLite instance with the multiprocess executor (what `dagster dev` and Kubernetes
-use). Exosphere: one generator satellite then 5 no-op satellites over N items (default 10,000).
+use), each with its job's default start method: exosphere's steps fork from a preloaded
+forkserver, the plain chain's are spawned. Exosphere: one generator satellite then 5 no-op
+satellites over N items (default 10,000).
 Baseline: the same chain as plain Dagster `DynamicOut` + `.map` (one step per item per op) over
 a smaller M (default 50), reported per item. Prints both and the per-item ratio.
 
