@@ -2,7 +2,7 @@
 executor, whose step processes are forked from a forkserver that already imported Dagster, the
 instance's storage, the product and the satellites (``exosphere_dagster.preload``). With
 Dagster's default (``spawn``) every step re-imports all of that (about 2 s here); a fork costs
-milliseconds (bench/step_start.py).
+milliseconds (bench/job_execute.py).
 
 It is Dagster's ``multi_or_in_process_executor`` with one more default, so run config still
 chooses as usual: ``execution: config: in_process: {}``, ``multiprocess: max_concurrent: 4``,
@@ -18,6 +18,7 @@ import logging
 import multiprocessing
 import os
 import sys
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from multiprocessing import forkserver
 from typing import Any
@@ -123,6 +124,7 @@ def _environment(name: str, value: str | None) -> Iterator[None]:
             os.environ[name] = before
 
 
+_lock = threading.Lock()
 _started: dict[int, str] = {}  # forkserver pid -> fingerprint of what it started with
 
 
@@ -148,6 +150,11 @@ def ensure_forkserver(preload: Sequence[str], job: str | None = None) -> int | N
     modules = list(preload)
     if DAGSTER_PRELOAD not in modules:
         modules.insert(0, DAGSTER_PRELOAD)
+    with _lock:
+        return _ensure(modules, job)
+
+
+def _ensure(modules: list[str], job: str | None) -> int | None:
     server = forkserver._forkserver
     wanted = process_fingerprint(modules, job)
     pid = getattr(server, "_forkserver_pid", None)
