@@ -27,11 +27,12 @@ from dagster import Definitions, JobDefinition, RepositoryData, RepositoryDefini
 from dagster._core.definitions.repository_definition import SINGLETON_REPOSITORY_NAME
 
 from exosphere_dagster.catalog import registry_with_plugins
+from exosphere_dagster.sla_breach import breach_job_name
 from satellite_ops.registry import SatelliteRegistry
 from yaml_loader import ClusterPlan, ConfigErrors, load, plan
 from yaml_loader.load import find_cluster_files
 
-BREACH_SUFFIX = "__sla_breach"  # sla_breach.breach_job_name
+BREACH_SUFFIX = breach_job_name("")  # "<job>__sla_breach"
 ClusterJobs = Callable[[ClusterPlan, SatelliteRegistry], list[JobDefinition]]
 logger = logging.getLogger("exosphere")
 
