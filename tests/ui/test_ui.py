@@ -307,7 +307,7 @@ def test_run_launched_from_the_launchpad_succeeds(page, dev_server):
 
     page.goto(job_url(dev_server, "uitest__hello", "/playground"))
     launch = page.get_by_role("button", name="Launch Run")
-    expect(launch).to_be_enabled()
+    expect(launch).to_be_enabled(timeout=60_000)  # a fresh server may still be loading
     page.locator(".CodeMirror").first.wait_for()
     page.evaluate(
         "config => document.querySelector('.CodeMirror').CodeMirror.setValue(config)", RUN_CONFIG
