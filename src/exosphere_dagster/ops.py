@@ -51,7 +51,7 @@ def chunk_outputs(items: list[Item], size: int) -> Iterator[DynamicOutput | Outp
     yield Output(chunks, "manifest", metadata={"items": len(items), "chunks": len(chunks)})
 
 
-def _segment_chunk_size(plan: ClusterPlan, segment: Segment, count: int, batched: bool) -> int:
+def _segment_chunk_size(plan: ClusterPlan, count: int, batched: bool) -> int:
     """No more chunks than the run's executor runs at once buys (times the tier's chunks per
     worker, runtime/chunking.py): each chunk is a step per satellite."""
     from dagster import OpExecutionContext
@@ -78,7 +78,7 @@ def start_op(
             )
         redaction_values(plan.secrets)  # item ids never carry a secret (items.child_id)
         items = seed_items(list(context.op_config["inputs"]))
-        size = _segment_chunk_size(plan, segment, len(items), batched)
+        size = _segment_chunk_size(plan, len(items), batched)
         context.log.info(f"run starts with {len(items)} input item(s), chunks of up to {size}")
         yield from chunk_outputs(items, size)
 
@@ -157,7 +157,7 @@ def gather_op(
                 items.extend(f.to_failure_item() for f in report.failed)
             else:
                 items.extend(children)
-        size = _segment_chunk_size(plan, segment, len(items), batched)
+        size = _segment_chunk_size(plan, len(items), batched)
         context.log.info(f"{len(items)} item(s) in chunks of up to {size}")
         yield from chunk_outputs(items, size)
         yield Output([r for _, r in caught.values()], "caught_up")
