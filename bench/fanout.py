@@ -101,8 +101,8 @@ def step_times(instance: DagsterInstance, run_id: str) -> tuple[float, float]:
 
 
 def run_exosphere(items: int, home: Path) -> tuple[float, tuple[float, float]]:
-    from exosphere_dagster.launch import run_config
-    from exosphere_dagster.reconstruct import reconstructable_job
+    from exosphere_dagster.entry.launch import run_config
+    from exosphere_dagster.entry.reconstruct import reconstructable_job
 
     noops = "\n".join(
         f"    - uses: satellite/bench/noop\n      identifier: noop-{i}" for i in range(1, 6)

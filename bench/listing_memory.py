@@ -78,7 +78,11 @@ def measure(variant: str, endpoint: str, trace: bool) -> dict:
     """List the bucket one way; return memory figures (bytes) and the object count."""
     import boto3
 
-    from satellite_ops.s3_get_files import GetFilesFromS3Config, _objects, get_files_from_s3
+    from satellite_ops.satellites.s3_get_files import (
+        GetFilesFromS3Config,
+        _objects,
+        get_files_from_s3,
+    )
 
     config = {"bucket": BUCKET, "prefix": PREFIX, "endpoint-url": endpoint}
     client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
@@ -97,7 +101,7 @@ def measure(variant: str, endpoint: str, trace: bool) -> dict:
         result = list(paginator.paginate(Bucket=BUCKET, Prefix=PREFIX))
         count = sum(len(page.get("Contents", ())) for page in result)
     elif variant == "stream":
-        from satellite_ops.s3_client import client_for
+        from satellite_ops.helpers.s3_client import client_for
 
         cfg = GetFilesFromS3Config.model_validate(config)
         result = None

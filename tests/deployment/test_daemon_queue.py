@@ -32,16 +32,16 @@ from dagster._cli.job import _create_run
 from dagster._core.workspace.context import WorkspaceProcessContext
 from dagster._core.workspace.load_target import WorkspaceFileTarget
 
-from exosphere_dagster.deadlines import URGENT_BASE
-from exosphere_dagster.runtime.checkpoint import checkpoint_store_for
-from exosphere_dagster.runtime.checkpoint_postgres import PostgresCheckpointStore
-from exosphere_dagster.tags import (
+from exosphere_dagster.build.deadlines import URGENT_BASE
+from exosphere_dagster.build.tags import (
     BREACH_OF_TAG,
     DEADLINE_TAG,
     PRIORITY_TAG,
     SLA_TAG,
     TRIGGER_TIME_TAG,
 )
+from exosphere_dagster.runtime.checkpoint import checkpoint_store_for
+from exosphere_dagster.runtime.checkpoint_postgres import PostgresCheckpointStore
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(1800)]
 

@@ -22,7 +22,7 @@ import pytest
 from daemon_harness import instance_config, running_daemon, sensor_ticks, wait_for
 from dagster import DagsterInstance, RunsFilter
 
-from exosphere_dagster.tags import DEADLINE_TAG, TRIGGER_TIME_TAG
+from exosphere_dagster.build.tags import DEADLINE_TAG, TRIGGER_TIME_TAG
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(1200)]
 

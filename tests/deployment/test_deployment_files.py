@@ -27,7 +27,7 @@ from dagster_postgres import DagsterPostgresStorage
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 
-from exosphere_dagster.tags import SLA_TAG
+from exosphere_dagster.build.tags import SLA_TAG
 from yaml_loader.ir import SLA_TIERS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -197,7 +197,14 @@ def test_docker_context_builds_the_package_the_tests_install(tmp_path):
     text = (DEPLOY / "Dockerfile").read_text()
     copies = [line.split()[1:-1] for line in text.splitlines() if line.startswith("COPY ")]
     sources = [s for c in copies for s in c]
-    assert sources == ["pyproject.toml", "README.md", "constraints.txt", "src"], sources
+    assert sources == [
+        "pyproject.toml",
+        "README.md",
+        "constraints.txt",
+        "yaml_loader",
+        "satellite_ops",
+        "exosphere_dagster",
+    ], sources
     allowed = [
         line[1:].rstrip("/")
         for line in (DEPLOY / "Dockerfile.dockerignore").read_text().splitlines()
@@ -207,7 +214,7 @@ def test_docker_context_builds_the_package_the_tests_install(tmp_path):
     from_line = next(line for line in text.splitlines() if line.startswith("ARG PYTHON_VERSION"))
     assert from_line.split("=")[1] == f"{sys.version_info.major}.{sys.version_info.minor}"
 
-    context = tmp_path / "context"  # the wheel needs pyproject.toml, README.md and src/
+    context = tmp_path / "context"  # the wheel needs pyproject.toml, README.md and the packages
     context.mkdir()
     for source in sources:
         src = ROOT / source
@@ -283,7 +290,7 @@ def test_docling_models_in_the_image_are_where_the_satellite_looks(monkeypatch, 
     """``docling-tools models download`` (no ``-o``) writes under DOCLING_CACHE_DIR/models, and
     the satellite looks there when no artifacts-path or DOCLING_ARTIFACTS_PATH is set."""
     docling_settings = pytest.importorskip("docling.datamodel.settings")
-    from satellite_ops import docling_converter
+    from satellite_ops.helpers import docling_converter
 
     monkeypatch.setenv("DOCLING_CACHE_DIR", str(tmp_path / "docling"))
     monkeypatch.setattr(docling_settings, "settings", docling_settings.AppSettings())

@@ -17,20 +17,18 @@ from dagster._core.remote_origin import (
 from dagster._core.test_utils import create_run_for_test
 from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 
-from exosphere_dagster.build import build_job
-from exosphere_dagster.catalog import registry_with_plugins
-from exosphere_dagster.deadlines import (
+from exosphere_dagster.build.catalog import registry_with_plugins
+from exosphere_dagster.build.deadlines import (
     URGENT_BASE,
     QueuedRun,
     apply_deadline_policy,
     boosts,
     urgent_priority,
 )
-from exosphere_dagster.placement import K8S_CONFIG_TAG, PlacementPolicy
-from exosphere_dagster.runtime.checkpoint import CheckpointStore
-from exosphere_dagster.runtime.items import seed_items
-from exosphere_dagster.sla_breach import breach_message, build_breach_job, in_flight_items
-from exosphere_dagster.tags import (
+from exosphere_dagster.build.job import build_job
+from exosphere_dagster.build.placement import K8S_CONFIG_TAG, PlacementPolicy
+from exosphere_dagster.build.sla_breach import breach_message, build_breach_job, in_flight_items
+from exosphere_dagster.build.tags import (
     BASE_PRIORITY_TAG,
     DEADLINE_TAG,
     MAX_RUNTIME_TAG,
@@ -39,6 +37,8 @@ from exosphere_dagster.tags import (
     TRIGGER_TIME_TAG,
     sla_run_tags,
 )
+from exosphere_dagster.runtime.checkpoint import CheckpointStore
+from exosphere_dagster.runtime.items import seed_items
 from yaml_loader import load, plan
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from exosphere_dagster.launch import run_cluster_file
+from exosphere_dagster.entry.launch import run_cluster_file
 from exosphere_dagster.runtime.items import child_id
 
 pytestmark = pytest.mark.integration

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from exosphere_dagster.launch import run_cluster_file
-from satellite_ops.http_client import stable_key
+from exosphere_dagster.entry.launch import run_cluster_file
+from satellite_ops.helpers.http_client import stable_key
 
 pytestmark = pytest.mark.integration
 

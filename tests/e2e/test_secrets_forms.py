@@ -21,7 +21,7 @@ from dagster import DagsterEventType
 from dagster._serdes import serialize_value
 from leaky_satellites import spilled
 
-from exosphere_dagster.launch import run_cluster_file
+from exosphere_dagster.entry.launch import run_cluster_file
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from dagster._serdes import serialize_value
 
-from exosphere_dagster.launch import run_cluster_file
+from exosphere_dagster.entry.launch import run_cluster_file
 
 pytestmark = pytest.mark.integration
 

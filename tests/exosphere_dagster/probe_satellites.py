@@ -19,7 +19,7 @@ from pydantic import BaseModel, model_validator
 
 from satellite_ops import satellite
 
-PRELOAD_MODULE = "exosphere_dagster.preload"
+PRELOAD_MODULE = "exosphere_dagster.entry.preload"
 
 
 class WhereConfig(BaseModel):

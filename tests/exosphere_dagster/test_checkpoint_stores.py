@@ -24,7 +24,7 @@ from byo_satellites import read_calls
 from checkpoint_pod import outputs_for
 from dagster import instance_for_test
 
-from exosphere_dagster.launch import rerun, run_cluster_file
+from exosphere_dagster.entry.launch import rerun, run_cluster_file
 from exosphere_dagster.runtime import checkpoint_postgres
 from exosphere_dagster.runtime.checkpoint import CheckpointStore, checkpoint_store_for
 from exosphere_dagster.runtime.checkpoint_postgres import PostgresCheckpointStore

@@ -9,8 +9,8 @@ import os
 
 import pytest
 
-from exosphere_dagster.executor import DEFAULT_STEP_PODS, run_workers
-from exosphere_dagster.launch import run_cluster_file
+from exosphere_dagster.build.executor import DEFAULT_STEP_PODS, run_workers
+from exosphere_dagster.entry.launch import run_cluster_file
 from exosphere_dagster.runtime.chunking import (
     TIER_CHUNK_BOUNDS,
     TIER_CHUNKS_PER_WORKER,

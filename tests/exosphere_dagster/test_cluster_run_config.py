@@ -11,10 +11,10 @@ from byo_satellites import read_calls
 from dagster import DagsterInvalidConfigError, execute_job
 from dagster._core.system_config.objects import ResolvedRunConfig
 
-from exosphere_dagster.build import build_job
-from exosphere_dagster.catalog import registry_with_plugins
-from exosphere_dagster.launch import run_config
-from exosphere_dagster.reconstruct import reconstructable_job
+from exosphere_dagster.build.catalog import registry_with_plugins
+from exosphere_dagster.build.job import build_job
+from exosphere_dagster.entry.launch import run_config
+from exosphere_dagster.entry.reconstruct import reconstructable_job
 from yaml_loader import load, plan
 
 pytestmark = pytest.mark.integration

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.integration
 
 
 def test_demo_prints_structured_json_per_file(tmp_path):
-    env_cmd = [sys.executable, "-m", "exosphere_dagster.cli", "demo"]
+    env_cmd = [sys.executable, "-m", "exosphere_dagster.entry.cli", "demo"]
     proc = subprocess.run(
         env_cmd,
         cwd=tmp_path,

@@ -97,7 +97,15 @@ def test_watched_folder_updates_the_running_code_location(tmp_path):
     port = free_port()
     env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "home")}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "exosphere_dagster.cli", "dev", str(folder), "--port", str(port)],
+        [
+            sys.executable,
+            "-m",
+            "exosphere_dagster.entry.cli",
+            "dev",
+            str(folder),
+            "--port",
+            str(port),
+        ],
         env=env,
         start_new_session=True,
         stdout=subprocess.DEVNULL,

@@ -10,12 +10,12 @@ import pytest
 from dagster import execute_job
 from probe_satellites import read_where
 
-from exosphere_dagster.build import build_job
-from exosphere_dagster.catalog import registry_with_plugins
-from exosphere_dagster.executor import ensure_forkserver
-from exosphere_dagster.launch import run_cluster_file
-from exosphere_dagster.reconstruct import reconstructable_job
-from exosphere_dagster.triggers import run_config_for
+from exosphere_dagster.build.catalog import registry_with_plugins
+from exosphere_dagster.build.executor import ensure_forkserver
+from exosphere_dagster.build.job import build_job
+from exosphere_dagster.build.triggers import run_config_for
+from exosphere_dagster.entry.launch import run_cluster_file
+from exosphere_dagster.entry.reconstruct import reconstructable_job
 from yaml_loader import load, plan
 
 CLUSTER = """\

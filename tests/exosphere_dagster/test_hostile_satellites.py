@@ -19,7 +19,7 @@ from dagster._utils.interrupts import raise_interrupts_as
 from hostile_satellites import HostileConfig, hostile, hostile_async, misbehave
 from test_execute import node
 
-from exosphere_dagster.launch import run_cluster_file
+from exosphere_dagster.entry.launch import run_cluster_file
 from exosphere_dagster.runtime.checkpoint import CheckpointStore
 from exosphere_dagster.runtime.execute import ChunkJob, run_chunk
 from exosphere_dagster.runtime.items import seed_items

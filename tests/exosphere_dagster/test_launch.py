@@ -14,8 +14,8 @@ import pytest
 from byo_satellites import read_calls
 from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus
 
-from exosphere_dagster.launch import rerun, run_cluster_file, sla_window
-from exosphere_dagster.tags import DEADLINE_TAG, TRIGGER_TIME_TAG
+from exosphere_dagster.build.tags import DEADLINE_TAG, TRIGGER_TIME_TAG
+from exosphere_dagster.entry.launch import rerun, run_cluster_file, sla_window
 
 pytestmark = pytest.mark.integration
 
@@ -82,7 +82,7 @@ def test_a_run_without_window_tags_gets_creation_time_plus_sla(tmp_path, sqlite_
 RACE = """\
 import os, sys, time
 from pathlib import Path
-from exosphere_dagster.launch import local_instance
+from exosphere_dagster.entry.launch import local_instance
 barrier = Path(sys.argv[1])
 (barrier / f"ready-{os.getpid()}").touch()
 while not (barrier / "go").exists():
@@ -154,7 +154,7 @@ def test_eight_exosphere_runs_started_together_on_a_fresh_home(tmp_path):
     env = {**os.environ, "DAGSTER_HOME": str(home)}
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "exosphere_dagster.cli", "run", str(path)],
+            [sys.executable, "-m", "exosphere_dagster.entry.cli", "run", str(path)],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

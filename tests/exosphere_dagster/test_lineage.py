@@ -13,10 +13,10 @@ from dagster import AssetKey, AssetSpec, Definitions
 from dagster_graphql.test.utils import define_out_of_process_context, execute_dagster_graphql
 from pydantic import Field
 
-from exosphere_dagster.catalog import registry_with_plugins
+from exosphere_dagster.build.catalog import registry_with_plugins
+from exosphere_dagster.build.lineage import cluster_asset_specs, run_materializations
 from exosphere_dagster.definitions import build_definitions
-from exosphere_dagster.launch import run_cluster_file
-from exosphere_dagster.lineage import cluster_asset_specs, run_materializations
+from exosphere_dagster.entry.launch import run_cluster_file
 from satellite_ops import satellite
 from satellite_ops.config import SatelliteConfig
 from satellite_ops.endpoints import Endpoint, declares_endpoints

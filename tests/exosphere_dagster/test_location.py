@@ -13,7 +13,7 @@ import pytest
 from probe_satellites import read_built, read_where
 
 from exosphere_dagster.definitions import build_definitions, cluster_jobs
-from exosphere_dagster.location import ClusterRepositoryData, lazy_repository
+from exosphere_dagster.entry.location import ClusterRepositoryData, lazy_repository
 
 CLUSTER = """\
 version: 0.0.1b

@@ -28,9 +28,9 @@ from dagster import (
 from dagster._serdes import serialize_value
 from pydantic import BaseModel, Field, SecretStr
 
-from exosphere_dagster.catalog import registry_with_plugins
-from exosphere_dagster.config_types import TEMPLATED, model_schema
-from exosphere_dagster.op_config import (
+from exosphere_dagster.build.catalog import registry_with_plugins
+from exosphere_dagster.build.config_types import TEMPLATED, model_schema
+from exosphere_dagster.build.op_config import (
     check_run_config,
     config_schema,
     configured_node,

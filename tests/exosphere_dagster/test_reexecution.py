@@ -13,7 +13,7 @@ import pytest
 from byo_satellites import read_calls
 from dagster import DagsterRunStatus
 
-from exosphere_dagster.launch import rerun
+from exosphere_dagster.entry.launch import rerun
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -53,7 +53,7 @@ def test_sigkill_then_reexecute_from_failure_processes_each_item_once(tmp_path, 
     path.write_text(CLUSTER.format(log_dir=log_dir))
     env = {**os.environ, "DAGSTER_HOME": sqlite_instance.root_directory}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "exosphere_dagster.cli", "run", str(path)],
+        [sys.executable, "-m", "exosphere_dagster.entry.cli", "run", str(path)],
         env=env,
         start_new_session=True,
         stdout=subprocess.DEVNULL,
@@ -119,7 +119,7 @@ def test_reexecute_from_failure_retries_only_the_failed_item(
     """What the UI's "Re-execute > From failure" does (ReexecutionOptions.from_failure): the
     red chunk step runs again, its good items come from the checkpoint, the failed one is
     called once more, and what follows runs for all three."""
-    from exosphere_dagster.launch import run_cluster_file
+    from exosphere_dagster.entry.launch import run_cluster_file
 
     log_dir, cause = tmp_path / "calls", tmp_path / "cause"
     log_dir.mkdir()
@@ -183,7 +183,7 @@ def test_a_gathering_step_runs_the_chunks_a_killed_run_never_started(tmp_path, s
     path.write_text(NESTED_KILLED.format(log_dir=log_dir))
     env = {**os.environ, "DAGSTER_HOME": sqlite_instance.root_directory}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "exosphere_dagster.cli", "run", str(path)],
+        [sys.executable, "-m", "exosphere_dagster.entry.cli", "run", str(path)],
         env=env,
         start_new_session=True,
         stdout=subprocess.DEVNULL,

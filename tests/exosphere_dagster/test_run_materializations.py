@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from dagster import AssetKey
 
-from exosphere_dagster.launch import run_cluster_file
+from exosphere_dagster.entry.launch import run_cluster_file
 
 pytestmark = pytest.mark.integration
 

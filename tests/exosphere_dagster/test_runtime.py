@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from byo_satellites import read_calls
 
-from exosphere_dagster.launch import run_cluster_file
+from exosphere_dagster.entry.launch import run_cluster_file
 
 pytestmark = pytest.mark.integration
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from exosphere_dagster.build import build_job
-from exosphere_dagster.catalog import registry_with_plugins
-from exosphere_dagster.segments import FAILURES, START, cut_segments
+from exosphere_dagster.build.catalog import registry_with_plugins
+from exosphere_dagster.build.job import build_job
+from exosphere_dagster.build.segments import FAILURES, START, cut_segments
 from yaml_loader import load, load_text, plan
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -118,7 +118,7 @@ def test_branches_share_a_segment_and_a_cross_segment_join_gathers(registry):
 
 @pytest.mark.integration
 def test_a_cross_segment_join_runs_the_union_of_its_parents_items(tmp_path, sqlite_instance):
-    from exosphere_dagster.launch import run_cluster_file
+    from exosphere_dagster.entry.launch import run_cluster_file
 
     notes = tmp_path / "notes"
     notes.mkdir()

@@ -20,9 +20,9 @@ import pytest
 from dagster import build_schedule_context, build_sensor_context
 from dagster._utils.schedules import schedule_execution_time_iterator
 
-from exosphere_dagster.arrivals import SETTLE_ENV, Arrival, run_key, select_new
+from exosphere_dagster.build.arrivals import SETTLE_ENV, Arrival, run_key, select_new
+from exosphere_dagster.build.tags import DEADLINE_TAG, TRIGGER_TIME_TAG, deadline_for
 from exosphere_dagster.definitions import build_definitions
-from exosphere_dagster.tags import DEADLINE_TAG, TRIGGER_TIME_TAG, deadline_for
 
 FOLDER_CLUSTER = """\
 version: 0.0.1b

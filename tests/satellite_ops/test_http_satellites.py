@@ -14,15 +14,15 @@ import pytest
 from pydantic import ValidationError
 
 from satellite_ops import FatalError, RetryableError, SatelliteContext
-from satellite_ops.http_client import excerpt, parse_retry_after, retry_delay, safe_url
-from satellite_ops.new_relic import (
+from satellite_ops.helpers.http_client import excerpt, parse_retry_after, retry_delay, safe_url
+from satellite_ops.satellites.new_relic import (
     NewRelicLogsConfig,
     post_records,
     send_log_records,
     send_logs_to_new_relic,
 )
-from satellite_ops.pagerduty import send_pagerduty_alert
-from satellite_ops.webhook import CallWebhookConfig, call_webhook
+from satellite_ops.satellites.pagerduty import send_pagerduty_alert
+from satellite_ops.satellites.webhook import CallWebhookConfig, call_webhook
 
 SECRET_TOKEN = "tok-SUPERSECRET-0123456789"
 
@@ -369,7 +369,11 @@ def test_new_relic_payloads_stay_under_one_megabyte() -> None:
     import base64
     import os
 
-    from satellite_ops.new_relic import MAX_PAYLOAD_BYTES, NewRelicLogsConfig, _compressed_chunks
+    from satellite_ops.satellites.new_relic import (
+        MAX_PAYLOAD_BYTES,
+        NewRelicLogsConfig,
+        _compressed_chunks,
+    )
 
     config = NewRelicLogsConfig.model_validate(_nr_config("http://127.0.0.1:9"))
     records = [_record("info", base64.b64encode(os.urandom(300_000)).decode()) for _ in range(4)]

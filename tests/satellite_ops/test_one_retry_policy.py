@@ -25,13 +25,13 @@ import pytest
 from boto3.s3.transfer import TransferConfig
 from dagster import instance_for_test
 
-from exosphere_dagster.launch import run_cluster_file
+from exosphere_dagster.entry.launch import run_cluster_file
 from exosphere_dagster.runtime.execute import ChunkJob, run_chunk
 from exosphere_dagster.runtime.items import ChunkReport, seed_items
 from exosphere_dagster.runtime.logs import LogForwarder
 from satellite_ops.errors import RetryableError
+from satellite_ops.helpers.s3_client import TRANSFER_CONFIG, client_for, s3_errors, s3_uri
 from satellite_ops.registry import default_registry
-from satellite_ops.s3_client import TRANSFER_CONFIG, client_for, s3_errors, s3_uri
 from yaml_loader import load_text, plan
 
 pytestmark = pytest.mark.integration

@@ -13,9 +13,9 @@ import boto3
 import pytest
 
 from satellite_ops import FatalError, SatelliteContext
-from satellite_ops.s3_delete_file import delete_file_from_s3
-from satellite_ops.s3_get_files import get_files_from_s3
-from satellite_ops.s3_move import move_to_s3
+from satellite_ops.satellites.s3_delete_file import delete_file_from_s3
+from satellite_ops.satellites.s3_get_files import get_files_from_s3
+from satellite_ops.satellites.s3_move import move_to_s3
 
 pytestmark = pytest.mark.integration
 

@@ -17,12 +17,12 @@ from satellite_ops.config import (
     iter_secret_values,
     normalise_single_key_maps,
 )
-from satellite_ops.llm import DEEPSEEK_MODEL, DeepSeekR1DistillLlama70BConfig, LlmConfig
-from satellite_ops.new_relic import NewRelicLogsConfig
-from satellite_ops.parse_pdf import ParsePdfWithDoclingConfig
-from satellite_ops.s3_get_files import GetFilesFromS3Config
-from satellite_ops.s3_move import MoveToS3Config
-from satellite_ops.webhook import CallWebhookConfig
+from satellite_ops.satellites.llm import DEEPSEEK_MODEL, DeepSeekR1DistillLlama70BConfig, LlmConfig
+from satellite_ops.satellites.new_relic import NewRelicLogsConfig
+from satellite_ops.satellites.parse_pdf import ParsePdfWithDoclingConfig
+from satellite_ops.satellites.s3_get_files import GetFilesFromS3Config
+from satellite_ops.satellites.s3_move import MoveToS3Config
+from satellite_ops.satellites.webhook import CallWebhookConfig
 
 REFERENCE = Path(__file__).parent / "data" / "reference-cluster.yml"
 

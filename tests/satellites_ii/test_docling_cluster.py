@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from pdf_factory import report_text, write_bad_files, write_report
 
-from exosphere_dagster.launch import run_cluster_file
-from satellite_ops import docling_converter
+from exosphere_dagster.entry.launch import run_cluster_file
+from satellite_ops.helpers import docling_converter
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 pytest.importorskip("docling", reason="docling is part of the [dev] extra")

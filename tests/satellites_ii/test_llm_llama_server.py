@@ -14,9 +14,12 @@ import yaml
 from test_llm_output_schema import reference_llm_config
 from tiny_llama import server_metrics
 
-from exosphere_dagster.launch import run_cluster_file
+from exosphere_dagster.entry.launch import run_cluster_file
 from satellite_ops import BatchItem
-from satellite_ops.llm import DeepSeekR1DistillLlama70BConfig, deepseek_r1_distrill_llama_70b
+from satellite_ops.satellites.llm import (
+    DeepSeekR1DistillLlama70BConfig,
+    deepseek_r1_distrill_llama_70b,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -9,7 +9,8 @@ import jsonschema
 import pytest
 import yaml
 
-from satellite_ops.llm import (
+from satellite_ops.helpers.output_schema import OutputSchemaError, to_json_schema
+from satellite_ops.satellites.llm import (
     DEEPSEEK_MODEL,
     DeepSeekR1DistillLlama70BConfig,
     InvalidAnswerError,
@@ -17,7 +18,6 @@ from satellite_ops.llm import (
     parse_answer,
     strip_reasoning,
 )
-from satellite_ops.output_schema import OutputSchemaError, to_json_schema
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "structured-pdfs-fixed.yml"
 FIELDS = [

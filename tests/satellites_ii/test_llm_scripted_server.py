@@ -9,9 +9,9 @@ import pytest
 import yaml
 from test_llm_output_schema import reference_llm_config
 
-from exosphere_dagster.launch import run_cluster_file
+from exosphere_dagster.entry.launch import run_cluster_file
 from satellite_ops import BatchItem, FatalError, RetryableError
-from satellite_ops.llm import (
+from satellite_ops.satellites.llm import (
     DEEPSEEK_MODEL,
     DeepSeekR1DistillLlama70BConfig,
     LlmConfig,

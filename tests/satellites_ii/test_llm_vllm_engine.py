@@ -13,7 +13,7 @@ import pytest
 
 from satellite_ops import BatchItem, FatalError
 from satellite_ops import llm_engines as engines
-from satellite_ops.llm import llm
+from satellite_ops.satellites.llm import llm
 
 
 @dataclass

@@ -10,7 +10,7 @@ from pdf_factory import report_text, write_bad_files, write_report
 
 from satellite_ops import FatalError
 from satellite_ops import docling_converter as dc
-from satellite_ops.parse_pdf import ParsePdfWithDoclingConfig, parse_pdf_with_docling
+from satellite_ops.satellites.parse_pdf import ParsePdfWithDoclingConfig, parse_pdf_with_docling
 
 pytest.importorskip("docling", reason="docling is part of the [dev] extra")
 

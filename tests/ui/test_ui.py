@@ -174,7 +174,7 @@ def dev_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevServer]:
             [
                 sys.executable,
                 "-m",
-                "exosphere_dagster.cli",
+                "exosphere_dagster.entry.cli",
                 "dev",
                 str(folder),
                 "--port",

@@ -1,0 +1,137 @@
+"""The summary step: every item path ends once, as succeeded, routed or failed. It adds up the
+satellites' chunk reports (running inline any chunk whose step never ran), stamps the counts on
+the run and records them on the cluster's assets, whose history Dagster plots."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from dagster import Any as DagsterAny
+from dagster import AssetMaterialization, Failure, In, MetadataValue, OpDefinition, Out, Output
+
+from exosphere_dagster.build.ops import RunnerFactory, complete, definition_name
+from exosphere_dagster.build.segments import Segment
+from exosphere_dagster.runtime.items import ChunkReport
+from yaml_loader.ir import ClusterPlan
+
+SUMMARY_OP = "exosphere__summary"
+COUNT_TAGS = {
+    "items": "exosphere/items",
+    "succeeded": "exosphere/succeeded",
+    "routed_to_failure": "exosphere/routed",
+    "failed_unhandled": "exosphere/failed",
+}
+Materialize = Callable[[ClusterPlan, dict[str, Any]], list[AssetMaterialization]]
+
+
+def summary_inputs(plan: ClusterPlan, segments: list[Segment]) -> dict[str, str]:
+    """Input name -> what it carries: each satellite's reports, each segment's manifest, and
+    each gathering step's caught-up reports."""
+    names = {f"report_{n.op_name}": "report" for s in segments for n in s.nodes}
+    names.update({f"manifest_{s.name}": "manifest" for s in segments})
+    names.update({f"caught_{s.name}": "caught" for s in segments if s.sources})
+    return names
+
+
+def summary_op(
+    plan: ClusterPlan,
+    segments: list[Segment],
+    make_runner: RunnerFactory,
+    materialize: Materialize | None = None,
+) -> OpDefinition:
+    """Add up every satellite's reports; fail only if an item failed with no handler."""
+    routed = plan.routed_nodes()
+    input_names = summary_inputs(plan, segments)
+
+    def compute(context, inputs: dict[str, Any]) -> Iterator[Any]:
+        reports: dict[tuple[str, str], ChunkReport] = {}
+        for name, kind in input_names.items():
+            if kind == "caught":
+                for report in inputs[name]:
+                    reports.setdefault((report.satellite, report.chunk), report)
+            elif kind == "report":
+                for report in inputs[name]:
+                    reports[(report.satellite, report.chunk)] = report  # a step's own wins
+        runner = make_runner(context)
+        try:
+            for segment in segments:
+                caught = complete(
+                    runner,
+                    segment,
+                    inputs[f"manifest_{segment.name}"],
+                    set(reports),
+                    segment.ids(),
+                )
+                reports.update({key: report for key, (_, report) in caught.items()})
+        finally:
+            runner.close()
+        by_node: dict[str, list[ChunkReport]] = {}
+        for (node_id, _), report in sorted(reports.items()):
+            by_node.setdefault(node_id, []).append(report)
+        totals = summarise(plan, by_node)
+        context.instance.add_run_tags(
+            context.run_id, {tag: str(totals[key]) for key, tag in COUNT_TAGS.items()}
+        )
+        yield from materialize(plan, totals) if materialize else []
+        metadata = {k: v for k, v in totals.items() if k != "per_satellite"}
+        metadata["per_satellite"] = MetadataValue.md(_table(totals["per_satellite"], routed))
+        if totals["failed_unhandled"]:
+            raise Failure(
+                description=f"{totals['failed_unhandled']} item(s) failed with no failure "
+                "branch to take them (see the failed satellites' 'failures' metadata)",
+                metadata=metadata,
+                allow_retries=False,
+            )
+        yield Output(None, "result", metadata=metadata)
+
+    return OpDefinition(
+        compute_fn=compute,
+        name=definition_name(plan, SUMMARY_OP),
+        ins={name: In(DagsterAny) for name in input_names},
+        outs={"result": Out(DagsterAny)},
+        description="Counts items in, succeeded and routed to failure; fails on unhandled failures.",
+        tags={"exosphere/role": "summary"},
+    )
+
+
+def summarise(plan: ClusterPlan, reports: dict[str, list[ChunkReport]]) -> dict[str, Any]:
+    """Run totals: each item path ends once, as succeeded, routed or failed-unhandled."""
+    routed_nodes = plan.routed_nodes()
+    per: dict[str, dict[str, int]] = {}
+    succeeded = routed = unhandled = branch_failed = 0
+    leaves = {n.id for n in plan.nodes if not plan.children(n.id)}
+    for node_id, chunk_reports in reports.items():
+        node = plan.node(node_id)
+        row = {"in": 0, "succeeded": 0, "failed": 0, "resumed": 0}
+        for r in chunk_reports:
+            row["in"] += r.items_in
+            row["succeeded"] += r.succeeded
+            row["failed"] += len(r.failed)
+            row["resumed"] += r.resumed
+            if node.branch == "main":
+                succeeded += r.succeeded if node_id in leaves else r.ended
+                if node_id in routed_nodes:
+                    routed += len(r.failed)
+                else:
+                    unhandled += len(r.failed)
+            elif node.branch == "failure":
+                branch_failed += len(r.failed)
+        per[node_id] = row
+    return {
+        "items": succeeded + routed + unhandled,
+        "succeeded": succeeded,
+        "routed_to_failure": routed,
+        "failed_unhandled": unhandled + branch_failed,
+        "per_satellite": per,
+    }
+
+
+def _table(per: dict[str, dict[str, int]], routed: frozenset[str]) -> str:
+    rows = ["| satellite | in | succeeded | failed | resumed |", "|---|---|---|---|---|"]
+    for node_id, r in per.items():
+        mark = " (routed)" if node_id in routed and r["failed"] else ""
+        rows.append(
+            f"| {node_id} | {r['in']} | {r['succeeded']} | {r['failed']}{mark} | {r['resumed']} |"
+        )
+    return "\n".join(rows)

@@ -1,0 +1,1 @@
+"""Entry points: the ``exosphere`` CLI, the lazy code location, the dev server, the demo."""

@@ -1,0 +1,1 @@
+"""The built-in satellites, one per file; the registry imports every module in this folder."""

@@ -1,0 +1,69 @@
+"""Delete one S3 object; deleting an object that is already gone succeeds (idempotent)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Annotated, Any
+
+from botocore.exceptions import ClientError
+from pydantic import BeforeValidator, Field
+
+from satellite_ops.config import SatelliteConfig, normalise_single_key_maps
+from satellite_ops.context import SatelliteContext
+from satellite_ops.helpers.s3_client import AwsSecrets, client_for, is_not_found, s3_errors, s3_uri
+from satellite_ops.registry import satellite
+
+IDENTIFIER = "satellite/exospherehost/delete-file-from-s3"
+
+logger = logging.getLogger(__name__)
+
+
+class DeleteFileFromS3Config(SatelliteConfig):
+    """The object to delete and how to reach S3."""
+
+    bucket: str = Field(description="Bucket holding the object.", min_length=3)
+    file_path: str = Field(description="Key of the object to delete.", min_length=1)
+    endpoint_url: str | None = Field(
+        None, description="S3 endpoint (MinIO, moto...); default: AWS or AWS_ENDPOINT_URL."
+    )
+    region: str | None = Field(None, description="AWS region; default: the boto3 default chain.")
+    secrets: Annotated[AwsSecrets | None, BeforeValidator(normalise_single_key_maps)] = Field(
+        None, description="AWS_ACCESS_KEY / AWS_SECRET_KEY; omit to use the default chain."
+    )
+
+
+def object_exists(client: Any, bucket: str, key: str) -> bool:
+    """HEAD the object: True if present, False on 404, a Retryable/Fatal error otherwise."""
+    with s3_errors("head", s3_uri(bucket, key)):
+        try:
+            client.head_object(Bucket=bucket, Key=key)
+        except ClientError as exc:
+            if is_not_found(exc):
+                return False
+            raise
+    return True
+
+
+@satellite(IDENTIFIER, config=DeleteFileFromS3Config)
+def delete_file_from_s3(
+    config: DeleteFileFromS3Config | Mapping[str, Any],
+    input: Mapping[str, Any],
+    context: SatelliteContext | None = None,
+) -> list[dict[str, Any]]:
+    """Delete one object from S3; an object that is already gone is not an error.
+
+    Outputs ``uri`` and ``deleted`` (false when there was nothing to delete).
+    """
+    cfg = DeleteFileFromS3Config.coerce(config)
+    log = context.log if context is not None else logger
+    client = client_for(cfg.endpoint_url, cfg.region, cfg.secrets)
+    uri = s3_uri(cfg.bucket, cfg.file_path)
+    existed = object_exists(client, cfg.bucket, cfg.file_path)
+    if existed:
+        with s3_errors("delete", uri):
+            client.delete_object(Bucket=cfg.bucket, Key=cfg.file_path)
+        log.info("deleted %s", uri)
+    else:
+        log.info("%s does not exist: nothing to delete", uri)
+    return [{"uri": uri, "deleted": existed, "bucket": cfg.bucket, "file-path": cfg.file_path}]

@@ -1,0 +1,110 @@
+"""List objects under an S3 prefix: one output object (and so one item) per file."""
+
+from __future__ import annotations
+
+import logging
+import posixpath
+from collections.abc import Iterator, Mapping
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, Field, field_validator
+
+from satellite_ops.config import SatelliteConfig, normalise_single_key_maps
+from satellite_ops.context import SatelliteContext
+from satellite_ops.helpers.s3_client import AwsSecrets, client_for, s3_errors, s3_uri
+from satellite_ops.registry import satellite
+
+IDENTIFIER = "satellite/exospherehost/get-files-from-s3"
+
+logger = logging.getLogger(__name__)
+
+
+class GetFilesFromS3Config(SatelliteConfig):
+    """Which bucket and prefix to list, which files to keep, and how to reach S3."""
+
+    bucket: str = Field(description="Bucket to list.", min_length=3)
+    prefix: str = Field(
+        "",
+        description="Key prefix, matched literally as S3 does; end it with '/' to mean a folder.",
+    )
+    recursive: bool = Field(
+        True, description="List every key under the prefix; false lists only its direct children."
+    )
+    extension: str | None = Field(
+        None,
+        description="Keep only keys with this extension ('pdf' or '.pdf', case-insensitive).",
+    )
+    endpoint_url: str | None = Field(
+        None, description="S3 endpoint (MinIO, moto...); default: AWS or AWS_ENDPOINT_URL."
+    )
+    region: str | None = Field(None, description="AWS region; default: the boto3 default chain.")
+    secrets: Annotated[AwsSecrets | None, BeforeValidator(normalise_single_key_maps)] = Field(
+        None, description="AWS_ACCESS_KEY / AWS_SECRET_KEY; omit to use the default chain."
+    )
+    max_objects: int | None = Field(
+        None, ge=1, description="Stop after this many matching objects (default: no limit)."
+    )
+
+    @field_validator("extension")
+    @classmethod
+    def _normalise_extension(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        return "." + value.strip().lstrip(".").lower()
+
+
+def _objects(client: Any, cfg: GetFilesFromS3Config) -> Iterator[dict[str, Any]]:
+    """Yield listing entries page by page, so only one page is ever held."""
+    params: dict[str, Any] = {"Bucket": cfg.bucket, "Prefix": cfg.prefix}
+    if not cfg.recursive:
+        params["Delimiter"] = "/"
+    paginator = client.get_paginator("list_objects_v2")
+    with s3_errors("list", s3_uri(cfg.bucket, cfg.prefix)):
+        for page in paginator.paginate(**params):
+            yield from page.get("Contents", ())
+
+
+def _describe(bucket: str, entry: Mapping[str, Any]) -> dict[str, Any]:
+    key = entry["Key"]
+    modified = entry.get("LastModified")
+    return {
+        "file-path": key,
+        "file-name": posixpath.basename(key),
+        "size": int(entry.get("Size", 0)),
+        "etag": str(entry.get("ETag", "")).strip('"'),
+        "uri": s3_uri(bucket, key),
+        "last-modified": modified.isoformat() if modified is not None else None,
+        "bucket": bucket,
+    }
+
+
+@satellite(IDENTIFIER, config=GetFilesFromS3Config)
+def get_files_from_s3(
+    config: GetFilesFromS3Config | Mapping[str, Any],
+    input: Mapping[str, Any],
+    context: SatelliteContext | None = None,
+) -> list[dict[str, Any]]:
+    """List the objects under a bucket prefix, one output object per file.
+
+    Folder markers (keys ending in '/') are skipped; listing is paginated to any size.
+    """
+    cfg = GetFilesFromS3Config.coerce(config)
+    log = context.log if context is not None else logger
+    client = client_for(cfg.endpoint_url, cfg.region, cfg.secrets)
+    found: list[dict[str, Any]] = []
+    for entry in _objects(client, cfg):
+        key = entry["Key"]
+        if key.endswith("/"):
+            continue
+        if cfg.extension and not key.lower().endswith(cfg.extension):
+            continue
+        found.append(_describe(cfg.bucket, entry))
+        if cfg.max_objects is not None and len(found) >= cfg.max_objects:
+            log.warning(
+                "stopped listing %s at max-objects=%d",
+                s3_uri(cfg.bucket, cfg.prefix),
+                cfg.max_objects,
+            )
+            break
+    log.info("found %d object(s) under %s", len(found), s3_uri(cfg.bucket, cfg.prefix))
+    return found
