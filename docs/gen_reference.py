@@ -181,10 +181,10 @@ def yaml_reference() -> str:
 
 def builtin_registry():
     """Only the built-in satellites: the docs must not depend on the environment's plugins."""
-    from satellite_ops.registry import BUILTIN_MODULES, SatelliteRegistry
+    from satellite_ops.registry import SatelliteRegistry, builtin_modules
 
     registry = SatelliteRegistry()
-    registry.load_modules(BUILTIN_MODULES, source="built-in satellites")
+    registry.load_modules(builtin_modules(), source="built-in satellites")
     return registry
 
 

@@ -1,23 +1,48 @@
-"""exosphere-dagster: exosphere clusters as Dagster jobs.
+"""exosphere-dagster: exosphere clusters (YAML) as Dagster jobs.
 
-Stages (DESIGN.md): ``yaml_loader`` reads and plans a cluster file; ``exosphere_dagster.build.job``
-turns the plan into a job (``segments`` cuts where chunks are re-made, ``ops`` and ``summary``
-are the steps, ``op_config`` their typed config, ``lineage`` the assets); ``runtime`` is the
-Dagster-free step body (items, retries, checkpoints, secrets, log forwarding).
+A cluster file goes through three stages, each a folder you can read on its own:
 
-Entry points: the code location ``exosphere_dagster.definitions:defs``, the ``exosphere`` CLI,
-and :func:`satellite_as_op` to use a satellite in a hand-written Dagster job.
+``yaml_loader`` (load and plan)
+    The file becomes a frozen :class:`yaml_loader.ClusterPlan`: every value located, satellites
+    resolved, templates compiled, the graph checked. No Dagster.
+``exosphere_dagster.build``
+    The plan becomes Dagster definitions: ``job`` wires the steps that ``segments`` cuts,
+    ``ops`` and ``summary`` are those steps, ``op_config`` their typed config, ``tags`` and
+    ``placement`` the SLA tier's run priority and pods, ``triggers``/``deadlines``/``sla_breach``
+    the schedules and sensors, ``lineage`` the assets. ``step_runner`` hands a step to the runtime.
+``exosphere_dagster.runtime`` (run)
+    The step body, which never imports Dagster: items, retries, timeouts, checkpoints,
+    secrets and redaction, log forwarding.
+
+Entry points live in ``exosphere_dagster.entry``: the ``exosphere`` CLI (``entry.cli``), the
+lazy code location (``entry.location``, published as ``exosphere_dagster.definitions:defs``),
+the dev server and the demo. Satellites themselves are in ``satellite_ops``.
+
+The public API, importable from here (loaded lazily, so that ``exosphere_dagster.runtime``
+stays importable without Dagster):
+
+- :func:`satellite_as_op`: a satellite as an op in a hand-written Dagster job;
+- :func:`build_job`: one ClusterPlan as a Dagster job;
+- :func:`build_definitions`: every cluster file of a folder as ``Definitions``.
 """
 
+from importlib import import_module
 from typing import Any
 
-__all__ = ["satellite_as_op"]
+_EXPORTS = {
+    "satellite_as_op": "exosphere_dagster.build.python_ops",
+    "build_job": "exosphere_dagster.build.job",
+    "build_definitions": "exosphere_dagster.definitions",
+}
+
+__all__ = sorted(_EXPORTS)
 
 
 def __getattr__(name: str) -> Any:
-    """Lazy: ``exosphere_dagster.runtime`` must stay importable without loading Dagster."""
-    if name == "satellite_as_op":
-        from exosphere_dagster.build.python_ops import satellite_as_op
-
-        return satellite_as_op
+    if name in _EXPORTS:
+        return getattr(import_module(_EXPORTS[name]), name)
     raise AttributeError(f"module 'exosphere_dagster' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

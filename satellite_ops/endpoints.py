@@ -2,14 +2,14 @@
 declared from its configuration so the asset catalog can draw the cluster's lineage.
 
 A satellite declares them with a function ``(config: StaticConfig) -> Iterable[Endpoint | None]``
-attached by :func:`declares_endpoints`; built-in satellites are covered by :data:`BUILTIN`.
+attached by :func:`declares_endpoints`, beside its ``@satellite`` in the satellite's own file.
 The configuration is the one written in the cluster file, as known at load time: templated
 values (``${{ }}``, known only per item) arrive as :class:`Templated`. No Dagster here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
@@ -17,14 +17,6 @@ from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
 from satellite_ops.helpers.http_client import safe_url
-from satellite_ops.satellites import (
-    new_relic,
-    pagerduty,
-    s3_delete_file,
-    s3_get_files,
-    s3_move,
-    webhook,
-)
 
 ENDPOINTS_ATTR = "__exosphere_endpoints__"
 Role = Literal["source", "sink"]
@@ -137,41 +129,10 @@ def declares_endpoints(
     return decorate
 
 
-def _move(cfg: StaticConfig) -> Iterator[Endpoint | None]:
-    if cfg.get("origin_source") == "s3":
-        yield s3_endpoint("source", cfg.get("origin_bucket"), cfg.get("origin_file_path"))
-    if cfg.get("destination_source") == "s3":
-        yield s3_endpoint("sink", cfg.get("destination_bucket"), cfg.get("destination_file_path"))
-
-
-def _new_relic(cfg: StaticConfig) -> Iterator[Endpoint | None]:
-    region = cfg.get("region")
-    default = new_relic.ENDPOINTS.get(region) if isinstance(region, str) else None
-    yield http_endpoint("sink", cfg.get("endpoint") or default, kind="newrelic")
-
-
-BUILTIN: Mapping[str, Callable[[StaticConfig], Iterable[Endpoint | None]]] = {
-    s3_get_files.IDENTIFIER: lambda cfg: [
-        s3_endpoint("source", cfg.get("bucket"), cfg.get("prefix"))
-    ],
-    s3_delete_file.IDENTIFIER: lambda cfg: [
-        s3_endpoint("sink", cfg.get("bucket"), cfg.get("file_path"), delivers=False)
-    ],
-    s3_move.IDENTIFIER: _move,
-    webhook.IDENTIFIER: lambda cfg: [http_endpoint("sink", cfg.get("url"))],
-    pagerduty.IDENTIFIER: lambda cfg: [
-        http_endpoint("sink", cfg.get("endpoint"), kind="pagerduty")
-    ],
-    new_relic.IDENTIFIER: _new_relic,
-}
-
-
 def endpoints_of(definition: Any, config: StaticConfig) -> list[Endpoint]:
     """The endpoints a satellite definition declares for this configuration: its own
-    ``endpoints`` (a registry field, when present), the function's attribute, or the built-in."""
-    declared = (
-        getattr(definition, "endpoints", None)
-        or getattr(getattr(definition, "fn", None), ENDPOINTS_ATTR, None)
-        or BUILTIN.get(getattr(definition, "identifier", ""))
+    ``endpoints`` (a registry field, when present), or the function's attribute."""
+    declared = getattr(definition, "endpoints", None) or getattr(
+        getattr(definition, "fn", None), ENDPOINTS_ATTR, None
     )
     return [e for e in (declared(config) if declared else ()) if e is not None]

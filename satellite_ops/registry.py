@@ -13,6 +13,7 @@ import importlib.metadata
 import inspect
 import logging
 import os
+import pkgutil
 import re
 import threading
 from collections.abc import Callable, Iterable
@@ -36,16 +37,15 @@ MODULES_ENV_VAR = "EXOSPHERE_SATELLITE_MODULES"
 IDENTIFIER_PATTERN = re.compile(r"^satellite/[a-z0-9_-]+/[a-z0-9_-]+$")
 DEFINITIONS_ATTR = "__exosphere_satellites__"
 
-BUILTIN_MODULES = (
-    "satellite_ops.satellites.s3_get_files",
-    "satellite_ops.satellites.s3_delete_file",
-    "satellite_ops.satellites.s3_move",
-    "satellite_ops.satellites.webhook",
-    "satellite_ops.satellites.new_relic",
-    "satellite_ops.satellites.pagerduty",
-    "satellite_ops.satellites.parse_pdf",
-    "satellite_ops.satellites.llm",
-)
+BUILTIN_PACKAGE = "satellite_ops.satellites"
+
+
+def builtin_modules() -> list[str]:
+    """Every module of ``satellite_ops/satellites/``: a new satellite file needs no list entry."""
+    package = importlib.import_module(BUILTIN_PACKAGE)
+    found = pkgutil.iter_modules(package.__path__, prefix=f"{BUILTIN_PACKAGE}.")
+    return sorted(info.name for info in found if not info.name.rpartition(".")[2].startswith("_"))
+
 
 _QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
 
@@ -278,7 +278,7 @@ def default_registry() -> SatelliteRegistry:
         if not _default_state["loaded"] and not _default_state["loading"]:
             _default_state["loading"] = True
             try:
-                _default.load_modules(BUILTIN_MODULES, source="built-in satellites")
+                _default.load_modules(builtin_modules(), source="built-in satellites")
                 _default.load_plugins()
                 _default_state["loaded"] = True
             finally:

@@ -1,10 +1,26 @@
-"""Cluster YAML -> ClusterSpec -> ClusterPlan. Imports neither dagster nor satellite_ops."""
+"""Load and plan: cluster YAML -> ClusterSpec -> ClusterPlan. Imports neither Dagster nor
+satellite_ops (the planner asks an abstract registry for satellites' config models).
 
-from yaml_loader.errors import ConfigError as ConfigError
-from yaml_loader.errors import ConfigErrors as ConfigErrors
-from yaml_loader.ir import ClusterPlan as ClusterPlan
-from yaml_loader.ir import SatelliteNode as SatelliteNode
-from yaml_loader.load import LoadedCluster as LoadedCluster
-from yaml_loader.load import load as load
-from yaml_loader.load import load_text as load_text
-from yaml_loader.plan import plan as plan
+- ``source`` and ``syntax`` read the file keeping every value's line and column; ``scalars``
+  decides what each YAML scalar is; ``models`` is the file's pydantic model (ClusterSpec);
+  ``load`` ties them together and reports every problem as a located ``ConfigError``.
+- ``plan`` checks the file as a whole (satellites, graph, references) and freezes it into a
+  ``ClusterPlan`` (``ir``); ``templates`` compiles ``${{ }}`` expressions and describes what
+  they may read (the template scope).
+"""
+
+from yaml_loader.errors import ConfigError, ConfigErrors
+from yaml_loader.ir import ClusterPlan, SatelliteNode
+from yaml_loader.load import LoadedCluster, load, load_text
+from yaml_loader.plan import plan
+
+__all__ = [
+    "ClusterPlan",
+    "ConfigError",
+    "ConfigErrors",
+    "LoadedCluster",
+    "SatelliteNode",
+    "load",
+    "load_text",
+    "plan",
+]

@@ -24,6 +24,7 @@ from pydantic import Field, SecretStr
 
 from satellite_ops.config import SatelliteConfig, SingleKeyMapList
 from satellite_ops.context import SatelliteContext
+from satellite_ops.endpoints import Endpoint, StaticConfig, declares_endpoints, http_endpoint
 from satellite_ops.helpers.http_client import build_request, send_sync, with_retries
 from satellite_ops.registry import satellite
 
@@ -171,6 +172,14 @@ def send_log_records(config: NewRelicLogsConfig | Mapping[str, Any], records: li
     post_records(cfg, records, attempts=cfg.max_attempts)
 
 
+def _endpoints(cfg: StaticConfig) -> Iterator[Endpoint | None]:
+    """The configured endpoint, or the region's default one."""
+    region = cfg.get("region")
+    default = ENDPOINTS.get(region) if isinstance(region, str) else None
+    yield http_endpoint("sink", cfg.get("endpoint") or default, kind="newrelic")
+
+
+@declares_endpoints(_endpoints)
 @satellite(
     IDENTIFIER,
     config=NewRelicLogsConfig,

@@ -16,6 +16,7 @@ from pydantic import Field, SecretStr, ValidationError
 
 from satellite_ops.config import SatelliteConfig, describe_validation_error
 from satellite_ops.context import SatelliteContext
+from satellite_ops.endpoints import declares_endpoints, http_endpoint
 from satellite_ops.errors import FatalError
 from satellite_ops.helpers.http_client import build_request, parse_body, send_async, stable_key
 from satellite_ops.registry import satellite
@@ -96,6 +97,7 @@ def build_event(
     }
 
 
+@declares_endpoints(lambda cfg: [http_endpoint("sink", cfg.get("endpoint"), kind="pagerduty")])
 @satellite(IDENTIFIER, config=PagerDutyAlertConfig, input_model=PagerDutyAlertInput)
 async def send_pagerduty_alert(
     config: PagerDutyAlertConfig | Mapping[str, Any],

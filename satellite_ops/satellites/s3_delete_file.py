@@ -11,6 +11,7 @@ from pydantic import BeforeValidator, Field
 
 from satellite_ops.config import SatelliteConfig, normalise_single_key_maps
 from satellite_ops.context import SatelliteContext
+from satellite_ops.endpoints import declares_endpoints, s3_endpoint
 from satellite_ops.helpers.s3_client import AwsSecrets, client_for, is_not_found, s3_errors, s3_uri
 from satellite_ops.registry import satellite
 
@@ -45,6 +46,9 @@ def object_exists(client: Any, bucket: str, key: str) -> bool:
     return True
 
 
+@declares_endpoints(
+    lambda cfg: [s3_endpoint("sink", cfg.get("bucket"), cfg.get("file_path"), delivers=False)]
+)
 @satellite(IDENTIFIER, config=DeleteFileFromS3Config)
 def delete_file_from_s3(
     config: DeleteFileFromS3Config | Mapping[str, Any],

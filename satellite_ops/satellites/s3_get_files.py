@@ -11,6 +11,7 @@ from pydantic import BeforeValidator, Field, field_validator
 
 from satellite_ops.config import SatelliteConfig, normalise_single_key_maps
 from satellite_ops.context import SatelliteContext
+from satellite_ops.endpoints import declares_endpoints, s3_endpoint
 from satellite_ops.helpers.s3_client import AwsSecrets, client_for, s3_errors, s3_uri
 from satellite_ops.registry import satellite
 
@@ -78,6 +79,7 @@ def _describe(bucket: str, entry: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+@declares_endpoints(lambda cfg: [s3_endpoint("source", cfg.get("bucket"), cfg.get("prefix"))])
 @satellite(IDENTIFIER, config=GetFilesFromS3Config)
 def get_files_from_s3(
     config: GetFilesFromS3Config | Mapping[str, Any],

@@ -7,7 +7,7 @@ never none. Re-running after a finished move succeeds without doing anything.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Annotated, Any, Literal
 
 from botocore.exceptions import ClientError
@@ -15,6 +15,7 @@ from pydantic import BeforeValidator, Field, SecretStr, model_validator
 
 from satellite_ops.config import SatelliteConfig, normalise_single_key_maps, secret_or_none
 from satellite_ops.context import SatelliteContext
+from satellite_ops.endpoints import Endpoint, StaticConfig, declares_endpoints, s3_endpoint
 from satellite_ops.errors import FatalError, RetryableError
 from satellite_ops.helpers.s3_client import (
     AwsSecrets,
@@ -120,6 +121,15 @@ def _size(client: Any, bucket: str, key: str) -> int | None:
             raise
 
 
+def _endpoints(cfg: StaticConfig) -> Iterator[Endpoint | None]:
+    """The S3 sides of the move (a local side is not a shared place)."""
+    if cfg.get("origin_source") == "s3":
+        yield s3_endpoint("source", cfg.get("origin_bucket"), cfg.get("origin_file_path"))
+    if cfg.get("destination_source") == "s3":
+        yield s3_endpoint("sink", cfg.get("destination_bucket"), cfg.get("destination_file_path"))
+
+
+@declares_endpoints(_endpoints)
 @satellite(IDENTIFIER, config=MoveToS3Config)
 def move_to_s3(
     config: MoveToS3Config | Mapping[str, Any],

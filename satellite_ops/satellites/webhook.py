@@ -16,6 +16,7 @@ from pydantic import Field, field_validator
 
 from satellite_ops.config import SatelliteConfig, SecretKeyMapList, SingleKeyMapList
 from satellite_ops.context import SatelliteContext
+from satellite_ops.endpoints import declares_endpoints, http_endpoint
 from satellite_ops.helpers.http_client import (
     build_request,
     header_values,
@@ -103,6 +104,7 @@ def _body_arguments(body: Any, headers: Mapping[str, str]) -> dict[str, Any]:
     return {"content": content}
 
 
+@declares_endpoints(lambda cfg: [http_endpoint("sink", cfg.get("url"))])
 @satellite(IDENTIFIER, config=CallWebhookConfig)
 async def call_webhook(
     config: CallWebhookConfig | Mapping[str, Any],

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel, ConfigDict
 
-from satellite_ops.registry import BUILTIN_MODULES, SatelliteRegistry, define_satellite
+from satellite_ops.registry import SatelliteRegistry, builtin_modules, define_satellite
 from yaml_loader import plan
 from yaml_loader.load import load_text
 from yaml_loader.models import ClusterFile
@@ -25,7 +25,7 @@ YAML_BLOCK = re.compile(r"^```yaml\n(.*?)^```", re.MULTILINE | re.DOTALL)
 
 def builtin_registry() -> SatelliteRegistry:
     registry = SatelliteRegistry()
-    registry.load_modules(BUILTIN_MODULES, source="built-in satellites")
+    registry.load_modules(builtin_modules(), source="built-in satellites")
     return registry
 
 
