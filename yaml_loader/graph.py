@@ -44,3 +44,23 @@ def topological_order(nodes: Sequence[str], parents: Mapping[str, Sequence[str]]
         else:  # pragma: no cover - find_cycle runs first
             raise ValueError("cycle")
     return order
+
+
+def ancestors(node: str, parents: Mapping[str, Sequence[str]]) -> set[str]:
+    """Every node ``node`` depends on, directly or not."""
+    seen: set[str] = set()
+    stack = list(parents.get(node, ()))
+    while stack:
+        current = stack.pop()
+        if current not in seen:
+            seen.add(current)
+            stack.extend(parents.get(current, ()))
+    return seen
+
+
+def drop_transitive_parents(parents: dict[str, list[str]]) -> None:
+    """Keep only direct item sources: a parent that is already an ancestor of another parent
+    adds no ordering and would make the satellite run twice for the same item path."""
+    for node, direct in parents.items():
+        redundant = {p for p in direct for q in direct if q != p and p in ancestors(q, parents)}
+        parents[node] = [p for p in direct if p not in redundant]

@@ -20,15 +20,11 @@ from dagster import Field, Shape
 from pydantic import BaseModel
 
 from exosphere_dagster.build.config_types import editable_keys, model_schema, source_text
+from yaml_loader.config_check import validate_config
 from yaml_loader.errors import ConfigError, KeyPath, format_key_path
 from yaml_loader.ir import ClusterPlan, SatelliteNode
-from yaml_loader.plan import (
-    SatelliteLookup,
-    ancestry_problem,
-    readable_satellites,
-    reference_problem,
-    validate_config,
-)
+from yaml_loader.plan import SatelliteLookup
+from yaml_loader.references import ancestry_problem, readable_satellites, reference_problem
 from yaml_loader.source import SourceMap
 from yaml_loader.templates import TemplateSyntaxError, compile_value, iter_templates
 

@@ -1,0 +1,155 @@
+"""The codebase's shape: stage contracts (import-linter, configured in pyproject.toml), module
+size, and the public API each package exports."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("yaml_loader", "satellite_ops", "exosphere_dagster")
+LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
+MAX_MODULE_LINES = 400
+
+
+def _lint_imports(root: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    return subprocess.run(
+        [str(LINT_IMPORTS), "--no-cache"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_stage_contracts_hold() -> None:
+    result = _lint_imports(ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "0 broken" in result.stdout
+
+
+def test_contract_fails_when_the_run_stage_imports_dagster(tmp_path: Path) -> None:
+    """The contract itself: a copy of the tree whose runtime imports Dagster is refused, and the
+    report names the module and the import."""
+    for package in PACKAGES:
+        shutil.copytree(
+            ROOT / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__")
+        )
+    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    items = tmp_path / "exosphere_dagster" / "runtime" / "items.py"
+    items.write_text(items.read_text() + "\nimport dagster  # the layer violation under test\n")
+
+    result = _lint_imports(tmp_path)
+
+    assert result.returncode != 0
+    assert "the run stage never imports Dagster BROKEN" in result.stdout
+    assert "exosphere_dagster.runtime.items -> dagster" in result.stdout
+
+
+def test_contract_fails_when_build_imports_an_entry_point(tmp_path: Path) -> None:
+    for package in PACKAGES:
+        shutil.copytree(
+            ROOT / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__")
+        )
+    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    ops = tmp_path / "exosphere_dagster" / "build" / "ops.py"
+    ops.write_text(ops.read_text() + "\nfrom exosphere_dagster.entry import cli  # noqa\n")
+
+    result = _lint_imports(tmp_path)
+
+    assert result.returncode != 0
+    assert "stages: entry points over build over run BROKEN" in result.stdout
+
+
+def _modules() -> list[Path]:
+    return sorted(p for package in PACKAGES for p in (ROOT / package).rglob("*.py"))
+
+
+def test_modules_stay_small() -> None:
+    long = {
+        str(p.relative_to(ROOT)): n
+        for p in _modules()
+        if (n := len(p.read_text().splitlines())) >= MAX_MODULE_LINES
+    }
+    assert not long, f"split these modules by responsibility (max {MAX_MODULE_LINES} lines): {long}"
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_every_exported_name_resolves(package: str) -> None:
+    module = importlib.import_module(package)
+    exported = module.__all__
+    assert exported == sorted(exported), "keep __all__ sorted"
+    missing = [name for name in exported if getattr(module, name, None) is None]
+    assert not missing, f"{package}.__all__ names what it does not have: {missing}"
+    assert set(exported) <= set(dir(module))
+
+
+def _documented_imports() -> set[tuple[str, str]]:
+    """Every ``from <package> import name`` that README.md, docs/ and examples/ show users."""
+    found: set[tuple[str, str]] = set()
+    sources = [
+        ROOT / "README.md",
+        *(ROOT / "docs").rglob("*.md"),
+        *(ROOT / "examples").rglob("*.py"),
+    ]
+    names = rf"from ({'|'.join(PACKAGES)}) import (?:\(([\w\s,]+)\)|([\w ,]+)$)"
+    pattern = re.compile(rf"^\s*{names}", re.M)
+    for source in sources:
+        for match in pattern.finditer(source.read_text()):
+            for name in re.split(r"[,\s]+", match.group(2) or match.group(3)):
+                if name:
+                    found.add((match.group(1), name))
+    return found
+
+
+def test_every_public_name_users_are_shown_is_exported() -> None:
+    documented = _documented_imports()
+    assert documented, "README/docs/examples show no import: the pattern is broken"
+    missing = [
+        f"{package}.{name}"
+        for package, name in sorted(documented)
+        if name not in importlib.import_module(package).__all__
+    ]
+    assert not missing, f"shown to users but not in the package's __all__: {missing}"
+
+
+def test_exosphere_dagster_map_names_its_exports_and_stages() -> None:
+    import exosphere_dagster
+
+    doc = exosphere_dagster.__doc__ or ""
+    for name in exosphere_dagster.__all__:
+        assert f"`{name}`" in doc, f"the package map does not mention {name}"
+    stages = [
+        p.name for p in (ROOT / "exosphere_dagster").iterdir() if (p / "__init__.py").exists()
+    ]
+    for stage in stages:
+        assert stage in doc, f"the package map does not mention the {stage} folder"
+
+
+def test_runtime_imports_without_dagster() -> None:
+    """What the contract promises, checked in a fresh interpreter: importing every runtime
+    module loads no Dagster module."""
+    runtime = sorted(
+        f"exosphere_dagster.runtime.{p.stem}"
+        for p in (ROOT / "exosphere_dagster" / "runtime").glob("*.py")
+        if p.stem != "__init__"
+    )
+    code = (
+        "import importlib, sys\n"
+        f"for name in {runtime!r}: importlib.import_module(name)\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0].startswith('dagster')))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert ast.literal_eval(result.stdout.strip()) == []
