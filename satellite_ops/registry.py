@@ -34,7 +34,9 @@ logger = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "exosphere.satellites"
 MODULES_ENV_VAR = "EXOSPHERE_SATELLITE_MODULES"
-IDENTIFIER_PATTERN = re.compile(r"^satellite/[a-z0-9_-]+/[a-z0-9_-]+$")
+IDENTIFIER_PATTERN = re.compile(
+    r"^satellite/[a-z0-9][a-z0-9_-]*/[a-z0-9][a-z0-9_.-]*\Z"
+)  # = yaml_loader USES_RE
 DEFINITIONS_ATTR = "__exosphere_satellites__"
 
 BUILTIN_PACKAGE = "satellite_ops.satellites"

@@ -153,3 +153,13 @@ def test_runtime_imports_without_dagster() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert ast.literal_eval(result.stdout.strip()) == []
+
+
+def test_one_satellite_identifier_rule() -> None:
+    """The registry and the cluster file's ``uses`` accept the same identifiers. The two
+    packages may not import each other (DESIGN.md), so the one rule is written twice and held
+    equal here."""
+    from satellite_ops.registry import IDENTIFIER_PATTERN
+    from yaml_loader.models import USES_RE
+
+    assert IDENTIFIER_PATTERN.pattern == USES_RE.pattern

@@ -20,10 +20,12 @@ def format_key_path(path: Sequence[str | int]) -> str:
     return out or "<document>"
 
 
-def did_you_mean(word: str, candidates: Iterable[str]) -> str | None:
+def did_you_mean(word: str, candidates: Iterable[str], *, ignore_case: bool = False) -> str | None:
     """A hint naming the closest candidate, if one is close enough to be a likely typo."""
-    matches = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
-    return f"did you mean '{matches[0]}'?" if matches else None
+    spelled = {(c.lower() if ignore_case else c): c for c in candidates}
+    key = word.lower() if ignore_case else word
+    matches = difflib.get_close_matches(key, list(spelled), n=1, cutoff=0.6)
+    return f"did you mean '{spelled[matches[0]]}'?" if matches else None
 
 
 @dataclass(frozen=True)

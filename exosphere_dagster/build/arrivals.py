@@ -29,6 +29,7 @@ from pathlib import Path
 from stat import S_ISREG
 from typing import Any
 
+from satellite_ops.helpers.s3_client import object_item
 from yaml_loader.ir import ClusterPlan
 
 SETTLE_ENV = "EXOSPHERE_FOLDER_SETTLE_SECONDS"
@@ -111,17 +112,8 @@ def list_s3(plan: ClusterPlan) -> Iterator[Arrival]:
             key = obj["Key"]
             if key.endswith("/") or (extension and not key.lower().endswith("." + extension)):
                 continue
-            modified, etag = obj["LastModified"], str(obj.get("ETag", "")).strip('"')
-            item = {
-                "bucket": spec.bucket,
-                "file-path": key,
-                "file-name": key.rsplit("/", 1)[-1],
-                "size": obj.get("Size", 0),
-                "etag": etag,
-                "uri": f"s3://{spec.bucket}/{key}",
-                "last-modified": modified.isoformat(),
-            }
-            yield Arrival(key, etag, modified.timestamp(), item)
+            item = object_item(spec.bucket, obj)
+            yield Arrival(key, item["etag"], obj["LastModified"].timestamp(), item)
 
 
 def list_folder(plan: ClusterPlan, now: float | None = None) -> Iterator[Arrival]:

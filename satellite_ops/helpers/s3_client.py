@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Iterator
+import posixpath
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import boto3
@@ -170,3 +171,19 @@ def s3_errors(action: str, uri: str) -> Iterator[None]:
 def s3_uri(bucket: str, key: str = "") -> str:
     """``s3://bucket/key``."""
     return f"s3://{bucket}/{key}"
+
+
+def object_item(bucket: str, entry: Mapping[str, Any]) -> dict[str, Any]:
+    """One entry of ``list_objects_v2`` as the item a cluster sees (``get-files-from-s3``'s
+    output and an S3 trigger's run input are the same shape)."""
+    key = entry["Key"]
+    modified = entry.get("LastModified")
+    return {
+        "file-path": key,
+        "file-name": posixpath.basename(key),
+        "size": int(entry.get("Size", 0)),
+        "etag": str(entry.get("ETag", "")).strip('"'),
+        "uri": s3_uri(bucket, key),
+        "last-modified": modified.isoformat() if modified is not None else None,
+        "bucket": bucket,
+    }

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import posixpath
 from collections.abc import Iterator, Mapping
 from typing import Annotated, Any
 
@@ -12,7 +11,7 @@ from pydantic import BeforeValidator, Field, field_validator
 from satellite_ops.config import SatelliteConfig, normalise_single_key_maps
 from satellite_ops.context import SatelliteContext
 from satellite_ops.endpoints import declares_endpoints, s3_endpoint
-from satellite_ops.helpers.s3_client import AwsSecrets, client_for, s3_errors, s3_uri
+from satellite_ops.helpers.s3_client import AwsSecrets, client_for, object_item, s3_errors, s3_uri
 from satellite_ops.registry import satellite
 
 IDENTIFIER = "satellite/exospherehost/get-files-from-s3"
@@ -65,20 +64,6 @@ def _objects(client: Any, cfg: GetFilesFromS3Config) -> Iterator[dict[str, Any]]
             yield from page.get("Contents", ())
 
 
-def _describe(bucket: str, entry: Mapping[str, Any]) -> dict[str, Any]:
-    key = entry["Key"]
-    modified = entry.get("LastModified")
-    return {
-        "file-path": key,
-        "file-name": posixpath.basename(key),
-        "size": int(entry.get("Size", 0)),
-        "etag": str(entry.get("ETag", "")).strip('"'),
-        "uri": s3_uri(bucket, key),
-        "last-modified": modified.isoformat() if modified is not None else None,
-        "bucket": bucket,
-    }
-
-
 @declares_endpoints(lambda cfg: [s3_endpoint("source", cfg.get("bucket"), cfg.get("prefix"))])
 @satellite(IDENTIFIER, config=GetFilesFromS3Config)
 def get_files_from_s3(
@@ -100,7 +85,7 @@ def get_files_from_s3(
             continue
         if cfg.extension and not key.lower().endswith(cfg.extension):
             continue
-        found.append(_describe(cfg.bucket, entry))
+        found.append(object_item(cfg.bucket, entry))
         if cfg.max_objects is not None and len(found) >= cfg.max_objects:
             log.warning(
                 "stopped listing %s at max-objects=%d",

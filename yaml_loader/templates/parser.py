@@ -7,15 +7,16 @@ a load-time error with its offset rather than a silent null at run time.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Sequence
 
+from yaml_loader.errors import did_you_mean
 from yaml_loader.templates.ast import Call, Chain, Context, Literal, Node, Not, Path
 from yaml_loader.templates.errors import ErrorKind, TemplateSyntaxError
 from yaml_loader.templates.functions import FUNCTIONS, check_format, lookup_function, to_text
 from yaml_loader.templates.lexer import Token, TokenKind
+from yaml_loader.templates.scope import ROOTS
 
-ALLOWED_ROOTS = frozenset({"secrets", "satellites", "cluster", "run", "failure"})
+ALLOWED_ROOTS = frozenset(ROOTS)
 MAX_DEPTH = 32
 
 _KEYWORDS = {"true": True, "false": False, "null": None}
@@ -25,12 +26,6 @@ _LEVELS = (("||",), ("&&",), ("==", "!="), ("<", "<=", ">", ">="))
 def parse(tokens: Sequence[Token]) -> Node:
     """The tree of one expression; ``tokens`` end with the END token of its ``}}``."""
     return _Parser(tokens).parse()
-
-
-def _did_you_mean(word: str, candidates: list[str]) -> str | None:
-    lowered = {c.lower(): c for c in candidates}
-    matches = difflib.get_close_matches(word.lower(), list(lowered), n=1, cutoff=0.6)
-    return f"did you mean '{lowered[matches[0]]}'?" if matches else None
 
 
 class _Parser:
@@ -150,7 +145,7 @@ class _Parser:
         elif name.lower() in _KEYWORDS:
             hint = f"did you mean '{name.lower()}'?"
         else:
-            hint = _did_you_mean(name, sorted(ALLOWED_ROOTS))
+            hint = did_you_mean(name, sorted(ALLOWED_ROOTS), ignore_case=True)
         if hint is None and name.isupper():
             hint = f"a secret is read as secrets.{name}"
         raise TemplateSyntaxError(
@@ -167,7 +162,7 @@ class _Parser:
             raise TemplateSyntaxError(
                 f"unknown function '{name.text}'; available functions are: {known}",
                 name.offset,
-                hint=_did_you_mean(name.text, list(FUNCTIONS)),
+                hint=did_you_mean(name.text, list(FUNCTIONS), ignore_case=True),
                 kind=ErrorKind.UNKNOWN_FUNCTION,
             )
         opening = self.advance()
