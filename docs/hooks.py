@@ -50,6 +50,7 @@ NAV = [
             ("Cluster file format", "reference/cluster-format.md"),
             ("Error catalogue", "reference/errors.md"),
             ("How a cluster runs", "runtime.md"),
+            ("Architecture", "architecture.md"),
             ("Design decisions", "decisions.md"),
         ],
     ),
