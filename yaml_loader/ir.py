@@ -8,26 +8,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from yaml_loader.models import Resources, TriggerSpec
+from yaml_loader.tiers import SlaTier
 
 Branch = Literal["main", "failure", "logs"]
-
-
-@dataclass(frozen=True)
-class SlaTier:
-    name: str
-    hours: int
-    priority: int  # Dagster run priority: higher runs first
-
-    @property
-    def seconds(self) -> int:
-        return self.hours * 3600
-
-
-SLA_TIERS: Mapping[str, SlaTier] = {
-    "6h": SlaTier("6h", 6, 30),
-    "12h": SlaTier("12h", 12, 20),
-    "24h": SlaTier("24h", 24, 10),
-}
 
 
 @dataclass(frozen=True)

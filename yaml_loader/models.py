@@ -26,8 +26,9 @@ from pydantic import (
 )
 from pydantic_core import CoreSchema
 
+from yaml_loader.tiers import TIER_NAMES
+
 SUPPORTED_VERSIONS = ("0.0.1b",)
-SLA_TIERS = ("6h", "12h", "24h")
 DEFAULT_RETRIES = 5
 
 # \Z, not $: "a\n" (a block scalar's last line break) must not pass for "a"
@@ -319,7 +320,7 @@ SECRETS_SCHEMA = {  # a mapping, or the reference's list of single-key maps
 
 class ClusterSpec(StrictModel):
     identifier: ClusterIdentifierText
-    sla: Literal["6h", "12h", "24h"]
+    sla: Literal[TIER_NAMES]
     trigger: TriggerSpec
     title: str | None = None
     description: str | None = None

@@ -15,7 +15,6 @@ from yaml_loader.config_check import validate_config, value_at
 from yaml_loader.errors import ConfigError, ConfigErrors, KeyPath, did_you_mean
 from yaml_loader.graph import ancestors
 from yaml_loader.ir import (
-    SLA_TIERS,
     ClusterPlan,
     RetrySettings,
     SatelliteNode,
@@ -28,6 +27,7 @@ from yaml_loader.references import reference_problem
 from yaml_loader.secret_refs import is_reference
 from yaml_loader.source import SourceMap
 from yaml_loader.templates import TemplateSyntaxError, compile_value, iter_templates
+from yaml_loader.tiers import tier
 
 
 class SatelliteLookup(Protocol):
@@ -85,7 +85,7 @@ class _Planner(BranchGraph):
             file=self.source.file,
             title=spec.title,
             description=spec.description,
-            sla=SLA_TIERS[spec.sla],
+            sla=tier(spec.sla),
             trigger=spec.trigger,
             secrets=dict(spec.secrets),
             tags=dict(spec.tags),

@@ -34,7 +34,7 @@ from exosphere_dagster.build.tags import (
     parse_time,
     tier_of,
 )
-from yaml_loader.ir import SLA_TIERS
+from yaml_loader.tiers import TIER_NAMES
 
 SENSOR_NAME = "exosphere__deadlines"
 INTERVAL_ENV = "EXOSPHERE_DEADLINE_INTERVAL"
@@ -112,7 +112,7 @@ def expected_runtimes(instance, job_names: Iterable[str]) -> dict[str, float]:
 def stamp_missing_deadlines(instance) -> int:
     """Give unfinished cluster runs without a deadline one: creation time + SLA."""
     records = instance.get_run_records(
-        RunsFilter(statuses=UNFINISHED, tags={SLA_TAG: list(SLA_TIERS)})
+        RunsFilter(statuses=UNFINISHED, tags={SLA_TAG: list(TIER_NAMES)})
     )
     stamped = 0
     for record in records:
@@ -134,7 +134,7 @@ def apply_deadline_policy(instance, now: datetime | None = None) -> tuple[int, i
     queued = [
         QueuedRun(r.dagster_run.run_id, r.dagster_run.job_name, r.dagster_run.tags)
         for r in instance.get_run_records(
-            RunsFilter(statuses=[DagsterRunStatus.QUEUED], tags={SLA_TAG: list(SLA_TIERS)})
+            RunsFilter(statuses=[DagsterRunStatus.QUEUED], tags={SLA_TAG: list(TIER_NAMES)})
         )
     ]
     changes = boosts(queued, now, expected_runtimes(instance, {q.job_name for q in queued}))

@@ -44,11 +44,12 @@ def build_job(
     """One job per cluster: start -> chained satellites per segment -> summary."""
     if "executor_def" not in job_kwargs and (executor := executor_from_env()) is not None:
         job_kwargs["executor_def"] = executor
+    policy = policy or PlacementPolicy.load()
     return build_graph(plan, registry, policy).to_job(
         name=plan.job_name,
         resource_defs=io_resources(),
         description=_description(plan),
-        tags=sla_run_tags(plan),
+        tags=sla_run_tags(plan, policy),
         metadata={"cluster file": plan.file, "trigger": plan.trigger_text, "sla": plan.sla.name},
         **job_kwargs,
     )

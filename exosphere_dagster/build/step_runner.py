@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from exosphere_dagster.build.segments import Segment
-from exosphere_dagster.build.tags import TRIGGER_TIME_TAG, deadline_for
+from exosphere_dagster.build.tags import TRIGGER_TIME_TAG
 from exosphere_dagster.runtime.checkpoint import checkpoint_store_for
 from exosphere_dagster.runtime.execute import ChunkJob, run_chunk
 from exosphere_dagster.runtime.items import ChunkReport, FailedItem, Item
@@ -119,7 +119,7 @@ def base_scope(plan: ClusterPlan, run: Any, secrets: dict[str, str]) -> dict[str
             "id": run.run_id,
             "started_at": started.isoformat(),
             "trigger_time": start.isoformat(),
-            "deadline": deadline_for(start, plan.sla.hours).isoformat(),
+            "deadline": plan.sla.deadline(start).isoformat(),
         },
         "secrets": secrets,
     }

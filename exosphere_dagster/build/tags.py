@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 from exosphere_dagster.build.placement import PlacementPolicy, k8s_tag, light_k8s_config
-from yaml_loader.ir import SLA_TIERS, ClusterPlan, SlaTier
+from yaml_loader.ir import ClusterPlan
+from yaml_loader.tiers import TIERS, SlaTier
 
 PRIORITY_TAG = "dagster/priority"
 MAX_RUNTIME_TAG = "dagster/max_runtime"
@@ -23,10 +24,11 @@ ROLE_TAG = "exosphere/role"  # "sla-breach" on the alert runs that report an SLA
 BREACH_OF_TAG = "exosphere/sla_breach_of"  # on an alert run: the run that missed its SLA
 
 
-def sla_run_tags(plan: ClusterPlan) -> dict[str, str]:
+def sla_run_tags(plan: ClusterPlan, policy: PlacementPolicy) -> dict[str, str]:
     """Tags every run of a cluster carries, however it was launched (scheduled, sensed, API or
     by hand): priority and concurrency tier, the SLA as Dagster's max runtime, and the run pod's
-    placement. A cluster's own ``tags:`` may tighten ``dagster/max_runtime``, never loosen it."""
+    placement under ``policy``. A cluster's own ``tags:`` may tighten ``dagster/max_runtime``,
+    never loosen it."""
     max_runtime = plan.sla.seconds
     asked = plan.tags.get(MAX_RUNTIME_TAG)
     if asked and asked.replace(".", "", 1).isdigit():
@@ -38,12 +40,12 @@ def sla_run_tags(plan: ClusterPlan) -> dict[str, str]:
         SLA_TAG: plan.sla.name,
         CLUSTER_TAG: plan.identifier,
         CLUSTER_FILE_TAG: str(Path(plan.file).resolve()),
-        **k8s_tag(light_k8s_config(plan, PlacementPolicy.load())),
+        **k8s_tag(light_k8s_config(plan, policy)),
     }
 
 
 def tier_of(tags: Mapping[str, str]) -> SlaTier | None:
-    return SLA_TIERS.get(tags.get(SLA_TAG, ""))
+    return TIERS.get(tags.get(SLA_TAG, ""))
 
 
 def parse_time(value: str | None) -> datetime | None:
@@ -57,18 +59,10 @@ def parse_time(value: str | None) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def deadline_for(trigger_time: datetime, sla_hours: float) -> datetime:
-    """Trigger time + SLA in real (UTC) hours. Adding a timedelta to a datetime in a zone with
-    daylight saving moves the wall clock instead: a 24h SLA would last 23 or 25 hours across
-    the switch. Naive times are taken as UTC, like ``parse_time``."""
-    start = trigger_time if trigger_time.tzinfo else trigger_time.replace(tzinfo=UTC)
-    return start.astimezone(UTC) + timedelta(hours=sla_hours)
-
-
 def deadline_tags(tier: SlaTier, when: datetime) -> dict[str, str]:
     """``exosphere/trigger_time`` and ``exosphere/deadline`` (= trigger time + SLA), in UTC."""
     start = when if when.tzinfo else when.replace(tzinfo=UTC)
     return {
         TRIGGER_TIME_TAG: start.astimezone(UTC).isoformat(),
-        DEADLINE_TAG: deadline_for(start, tier.hours).isoformat(),
+        DEADLINE_TAG: tier.deadline(start).isoformat(),
     }

@@ -69,6 +69,7 @@ def plan_command(path: str) -> None:
 
 
 def render_plan(cluster: ClusterPlan) -> str:
+    from exosphere_dagster.build.placement import PlacementPolicy
     from exosphere_dagster.build.tags import sla_run_tags
 
     lines = [
@@ -94,7 +95,10 @@ def render_plan(cluster: ClusterPlan) -> str:
     if cluster.log_nodes:
         lines.append("  log sinks:")
         node_lines(cluster.log_nodes, "(log records)", sink=True)
-    lines.append("  run tags: " + ", ".join(f"{k}={v}" for k, v in sla_run_tags(cluster).items()))
+    lines.append(
+        "  run tags: "
+        + ", ".join(f"{k}={v}" for k, v in sla_run_tags(cluster, PlacementPolicy.load()).items())
+    )
     for warning in cluster.warnings:
         lines.append(f"  warning: {warning}")
     return "\n".join(lines)

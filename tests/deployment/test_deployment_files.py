@@ -28,7 +28,7 @@ from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 
 from exosphere_dagster.build.tags import SLA_TAG
-from yaml_loader.ir import SLA_TIERS
+from yaml_loader.tiers import TIER_NAMES
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deployments"
@@ -68,7 +68,7 @@ def test_production_instance_validates_against_dagster_schemas(tmp_path, monkeyp
     assert config["run_launcher"]["class"] == "K8sRunLauncher"
     assert config["run_monitoring"]["enabled"] is True
     limits = _tier_limits(config["run_coordinator"]["config"]["tag_concurrency_limits"])
-    assert set(limits) == set(SLA_TIERS)
+    assert set(limits) == set(TIER_NAMES)
     assert limits["6h"] > limits["12h"] > limits["24h"]
     assert sum(limits.values()) > config["run_coordinator"]["config"]["max_concurrent_runs"]
 
@@ -78,7 +78,7 @@ def test_local_instance_loads_with_the_tier_queue_and_run_monitoring(tmp_path):
     with DagsterInstance.from_config(str(tmp_path)) as instance:
         assert isinstance(instance.run_coordinator, QueuedRunCoordinator)
         limits = instance.run_coordinator.get_run_queue_config().tag_concurrency_limits
-        assert set(_tier_limits(list(limits))) == set(SLA_TIERS)
+        assert set(_tier_limits(list(limits))) == set(TIER_NAMES)
         assert instance.run_monitoring_enabled
         assert "sqlite" in type(instance.run_storage).__name__.lower()
 

@@ -26,7 +26,7 @@ from exosphere_dagster.build.deadlines import (
     urgent_priority,
 )
 from exosphere_dagster.build.job import build_job
-from exosphere_dagster.build.placement import K8S_CONFIG_TAG, PlacementPolicy
+from exosphere_dagster.build.placement import K8S_CONFIG_TAG, PlacementPolicy, Pool
 from exosphere_dagster.build.sla_breach import breach_message, build_breach_job, in_flight_items
 from exosphere_dagster.build.tags import (
     BASE_PRIORITY_TAG,
@@ -63,7 +63,7 @@ def _run(run_id: str, sla: str, deadline: datetime | None, priority: str) -> Que
 
 
 def test_sla_tags_on_every_run_and_a_cluster_may_only_tighten_max_runtime(tmp_path):
-    tags = sla_run_tags(_plan())
+    tags = sla_run_tags(_plan(), PlacementPolicy())
     assert tags[PRIORITY_TAG] == "30" and tags[MAX_RUNTIME_TAG] == str(6 * 3600)
     assert tags[SLA_TAG] == "6h"
     run_pod = json.loads(tags[K8S_CONFIG_TAG])
@@ -71,9 +71,23 @@ def test_sla_tags_on_every_run_and_a_cluster_may_only_tighten_max_runtime(tmp_pa
     text = REFERENCE.read_text().replace(
         "    retries: 3\n", '    retries: 3\n    tags:\n        dagster/max_runtime: "60"\n'
     )
-    assert sla_run_tags(_plan(text, tmp_path))[MAX_RUNTIME_TAG] == "60"
+    assert sla_run_tags(_plan(text, tmp_path), PlacementPolicy())[MAX_RUNTIME_TAG] == "60"
     looser = text.replace('"60"', '"999999"')
-    assert sla_run_tags(_plan(looser, tmp_path))[MAX_RUNTIME_TAG] == str(6 * 3600)
+    assert sla_run_tags(_plan(looser, tmp_path), PlacementPolicy())[MAX_RUNTIME_TAG] == str(
+        6 * 3600
+    )
+
+
+def test_the_run_pod_follows_the_policy_build_job_is_given():
+    """The run pod's placement (a job tag) comes from the policy passed to build_job, like the
+    step pods' (op tags), not from a policy file read on the side."""
+    policy = PlacementPolicy(tiers={"6h": Pool({"pool": "latency"})})
+    job = build_job(_plan(), registry_with_plugins(), policy)
+    run_pod = json.loads(job.tags[K8S_CONFIG_TAG])
+    assert run_pod["pod_spec_config"]["node_selector"] == {"pool": "latency"}
+    for node in job.graph.nodes:
+        pod = json.loads(node.tags[K8S_CONFIG_TAG])["pod_spec_config"]
+        assert pod["node_selector"]["pool"] == "latency", node.name
 
 
 def test_edf_boosts_only_runs_near_their_deadline_earliest_first():
@@ -189,7 +203,7 @@ def test_breach_job_and_breach_detection():
 @pytest.mark.parametrize("sla", ["12h", "24h"])
 def test_longer_tiers_run_on_spot_capacity(sla, tmp_path):
     text = REFERENCE.read_text().replace("sla: 6h", f"sla: {sla}")
-    tags = sla_run_tags(_plan(text, tmp_path))
+    tags = sla_run_tags(_plan(text, tmp_path), PlacementPolicy())
     tolerations = json.loads(tags[K8S_CONFIG_TAG])["pod_spec_config"]["tolerations"]
     assert tolerations == [
         {

@@ -21,8 +21,9 @@ from dagster import build_schedule_context, build_sensor_context
 from dagster._utils.schedules import schedule_execution_time_iterator
 
 from exosphere_dagster.build.arrivals import SETTLE_ENV, Arrival, run_key, select_new
-from exosphere_dagster.build.tags import DEADLINE_TAG, TRIGGER_TIME_TAG, deadline_for
+from exosphere_dagster.build.tags import DEADLINE_TAG, TRIGGER_TIME_TAG
 from exosphere_dagster.definitions import build_definitions
+from yaml_loader.tiers import TIERS
 
 FOLDER_CLUSTER = """\
 version: 0.0.1b
@@ -268,5 +269,5 @@ def test_cron_deadline_is_24_real_hours_across_daylight_saving(
 def test_deadline_for_counts_real_hours():
     berlin = datetime(2026, 3, 28, 12, tzinfo=ZoneInfo("Europe/Berlin"))
     assert (berlin + timedelta(hours=24)).timestamp() - berlin.timestamp() == 23 * 3600
-    assert deadline_for(berlin, 24) == datetime(2026, 3, 29, 11, tzinfo=UTC)
-    assert deadline_for(datetime(2026, 3, 28, 11), 6) == datetime(2026, 3, 28, 17, tzinfo=UTC)
+    assert TIERS["24h"].deadline(berlin) == datetime(2026, 3, 29, 11, tzinfo=UTC)
+    assert TIERS["6h"].deadline(datetime(2026, 3, 28, 11)) == datetime(2026, 3, 28, 17, tzinfo=UTC)

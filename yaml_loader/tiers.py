@@ -1,0 +1,53 @@
+"""The SLA tiers: one home for everything a tier decides.
+
+A cluster's ``sla`` buys time, and the time is spent on cost: a longer tier runs at a lower
+priority, packs items into bigger chunks (fewer steps, bigger batches), and runs on cheaper,
+interruptible capacity. Every stage asks its tier here; an unknown tier name is an error,
+never a silent fallback to another tier.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+Capacity = Literal["on-demand", "spot"]
+
+
+@dataclass(frozen=True)
+class SlaTier:
+    name: str
+    hours: int
+    priority: int  # Dagster run priority: higher runs first
+    chunk_bounds: tuple[int, int]  # (smallest, largest) items per step
+    chunks_per_worker: int  # more chunks per worker even out uneven items (latency)
+    capacity: Capacity  # the node pool the tier's pods go to
+
+    @property
+    def seconds(self) -> int:
+        return self.hours * 3600
+
+    def deadline(self, trigger_time: datetime) -> datetime:
+        """Trigger time + the tier's hours, in real (UTC) hours: adding a timedelta in a zone
+        with daylight saving would move the wall clock instead, and a 24h SLA would last 23 or
+        25 hours across the switch. Naive times are taken as UTC."""
+        start = trigger_time if trigger_time.tzinfo else trigger_time.replace(tzinfo=UTC)
+        return start.astimezone(UTC) + timedelta(hours=self.hours)
+
+
+TIERS: Mapping[str, SlaTier] = {
+    "6h": SlaTier("6h", 6, 30, (10, 500), 4, "on-demand"),
+    "12h": SlaTier("12h", 12, 20, (50, 1000), 2, "spot"),
+    "24h": SlaTier("24h", 24, 10, (200, 2000), 1, "spot"),
+}
+TIER_NAMES = tuple(TIERS)
+
+
+def tier(name: str) -> SlaTier:
+    """The tier called ``name``; a KeyError naming the tiers when there is none."""
+    try:
+        return TIERS[name]
+    except KeyError:
+        raise KeyError(f"unknown SLA tier {name!r}: expected one of {', '.join(TIERS)}") from None
