@@ -27,6 +27,17 @@ FAKE_AWS_ENV = {
 }
 
 
+@pytest.fixture(autouse=True)
+def fresh_settings() -> Iterator[None]:
+    """Deployment settings are read once per process; a test that sets an ``EXOSPHERE_*``
+    variable gets them read again."""
+    from exosphere_dagster.settings import settings
+
+    settings.cache_clear()
+    yield
+    settings.cache_clear()
+
+
 @pytest.fixture(scope="session")
 def moto_server() -> Iterator[str]:
     """A moto S3 (and every other AWS service) server on loopback; yields its endpoint URL."""

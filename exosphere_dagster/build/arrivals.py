@@ -29,10 +29,10 @@ from pathlib import Path
 from stat import S_ISREG
 from typing import Any
 
+from exosphere_dagster.settings import settings
 from satellite_ops.helpers.s3_client import object_item
 from yaml_loader.ir import ClusterPlan
 
-SETTLE_ENV = "EXOSPHERE_FOLDER_SETTLE_SECONDS"
 CURSOR_VERSION = 2
 TOKEN_CHARS = 12  # 48 bits: a collision among 10^4 present files has odds of about 10^-7
 
@@ -123,7 +123,7 @@ def list_folder(plan: ClusterPlan, now: float | None = None) -> Iterator[Arrival
     if not root.is_dir():
         return
     now = time.time() if now is None else now
-    settle = float(os.environ.get(SETTLE_ENV, "0"))
+    settle = settings().folder_settle_seconds
     for path in sorted(root.rglob("*")):
         if not fnmatch.fnmatch(path.name, spec.pattern):
             continue

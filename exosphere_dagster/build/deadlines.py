@@ -15,7 +15,6 @@ run past its deadline. This sensor runs in the daemon and, every tick:
 
 from __future__ import annotations
 
-import os
 import statistics
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -34,10 +33,10 @@ from exosphere_dagster.build.tags import (
     parse_time,
     tier_of,
 )
+from exosphere_dagster.settings import settings
 from yaml_loader.tiers import TIER_NAMES
 
 SENSOR_NAME = "exosphere__deadlines"
-INTERVAL_ENV = "EXOSPHERE_DEADLINE_INTERVAL"
 URGENT_FRACTION = 0.25  # urgent when less than a quarter of the SLA (+ expected runtime) is left
 URGENT_BASE = 1000  # above every tier priority (30/20/10) and hand-set priorities below 1000
 HORIZON_MINUTES = 48 * 60  # minutes-before-deadline the urgent band spans; later = lower
@@ -146,7 +145,7 @@ def apply_deadline_policy(instance, now: datetime | None = None) -> tuple[int, i
 def deadline_sensor() -> SensorDefinition:
     @sensor_decorator(
         name=SENSOR_NAME,
-        minimum_interval_seconds=int(os.environ.get(INTERVAL_ENV, "30")),
+        minimum_interval_seconds=settings().deadline_interval,
         default_status=DefaultSensorStatus.RUNNING,
         description="Stamps deadlines on runs launched by hand and raises the priority of "
         "queued runs whose deadline approaches (earliest-deadline-first).",

@@ -33,6 +33,8 @@ from dagster import (
 )
 from dagster._serdes import serialize_value
 
+from exosphere_dagster.settings import settings
+
 PRELOAD_MODULE = "exosphere_dagster.entry.preload"
 PRELOAD_JOB_ENV = "EXOSPHERE_PRELOAD_JOB"  # set for the forkserver only: the job it builds
 DEFAULT_START = {"forkserver": {"preload_modules": [PRELOAD_MODULE]}}
@@ -173,8 +175,6 @@ def _ensure(modules: list[str], job: str | None) -> int | None:
     return pid
 
 
-STEP_PODS_ENV = "EXOSPHERE_STEP_PODS"  # step pods a Kubernetes run may have at once
-DEFAULT_STEP_PODS = 16
 DAGSTER_MAX_CONCURRENT_ENV = "DAGSTER_MULTIPROCESS_EXECUTOR_MAX_CONCURRENT"
 
 
@@ -184,9 +184,7 @@ def run_workers(run_config: Mapping[str, Any], executor_name: str) -> int:
     multiprocess; ``EXOSPHERE_STEP_PODS`` or 16 step pods on Kubernetes)."""
     execution = ((run_config.get("execution") or {}).get("config")) or {}
     if executor_name == "k8s":
-        return int(execution.get("max_concurrent") or os.environ.get(STEP_PODS_ENV) or 0) or (
-            DEFAULT_STEP_PODS
-        )
+        return int(execution.get("max_concurrent") or 0) or settings().step_pods
     if executor_name == "in_process" or "in_process" in execution:
         return 1
     multiprocess = execution.get("multiprocess", execution) or {}

@@ -7,19 +7,19 @@ from __future__ import annotations
 import os
 from typing import Any
 
-IO_BUCKET_ENV = "EXOSPHERE_IO_S3_BUCKET"
-IO_PREFIX_ENV = "EXOSPHERE_IO_S3_PREFIX"
-IO_ENDPOINT_ENV = "EXOSPHERE_IO_S3_ENDPOINT_URL"
+from exosphere_dagster.settings import settings
 
 
 def io_resources() -> dict[str, Any]:
-    bucket = os.environ.get(IO_BUCKET_ENV)
+    config = settings()
+    bucket = config.io_s3_bucket
     if not bucket:
         return {}  # Dagster's default: pickled files under $DAGSTER_HOME/storage
     from dagster_aws.s3 import S3PickleIOManager, S3Resource
 
-    s3 = S3Resource(
-        endpoint_url=os.environ.get(IO_ENDPOINT_ENV) or os.environ.get("AWS_ENDPOINT_URL")
-    )
-    prefix = os.environ.get(IO_PREFIX_ENV, "exosphere-io")
-    return {"io_manager": S3PickleIOManager(s3_resource=s3, s3_bucket=bucket, s3_prefix=prefix)}
+    s3 = S3Resource(endpoint_url=config.io_s3_endpoint_url or os.environ.get("AWS_ENDPOINT_URL"))
+    return {
+        "io_manager": S3PickleIOManager(
+            s3_resource=s3, s3_bucket=bucket, s3_prefix=config.io_s3_prefix
+        )
+    }

@@ -11,7 +11,6 @@ also sent to the log satellites as an error record.
 from __future__ import annotations
 
 import dataclasses
-import os
 import time
 from typing import Any
 
@@ -46,12 +45,12 @@ from exosphere_dagster.runtime.checkpoint import CheckpointBackend, checkpoint_s
 from exosphere_dagster.runtime.chunking import chunk_size
 from exosphere_dagster.runtime.items import FailedItem, Item, seed_items
 from exosphere_dagster.runtime.logs import LogForwarder
+from exosphere_dagster.settings import settings
 from satellite_ops.registry import SatelliteRegistry
 from yaml_loader.ir import ClusterPlan
 
 BREACH_OP = "exosphere__sla_breach"
 SENSOR_NAME = "exosphere__sla_breach"
-INTERVAL_ENV = "EXOSPHERE_SLA_SENSOR_INTERVAL"
 ALERT_PRIORITY = "5000"  # alerts jump every queue, urgent runs included
 ALERT_MAX_RUNTIME = "3600"
 
@@ -174,7 +173,7 @@ def sla_breach_sensor(breach_jobs: list[JobDefinition]) -> SensorDefinition:
 
     @run_failure_sensor(
         name=SENSOR_NAME,
-        minimum_interval_seconds=int(os.environ.get(INTERVAL_ENV, "30")),
+        minimum_interval_seconds=settings().sla_sensor_interval,
         request_jobs=breach_jobs,
         default_status=DefaultSensorStatus.RUNNING,
         description="Sends runs that missed their SLA through their failure/log satellites.",

@@ -9,7 +9,7 @@ import os
 
 import pytest
 
-from exosphere_dagster.build.executor import DEFAULT_STEP_PODS, run_workers
+from exosphere_dagster.build.executor import run_workers
 from exosphere_dagster.entry.launch import run_cluster_file
 from exosphere_dagster.runtime.chunking import (
     TIER_CHUNK_BOUNDS,
@@ -17,6 +17,7 @@ from exosphere_dagster.runtime.chunking import (
     max_chunks,
     run_chunk_size,
 )
+from exosphere_dagster.settings import Settings
 
 DEFAULT = "exosphere_multi_or_in_process"
 
@@ -73,7 +74,7 @@ def test_batched_satellites_keep_their_large_batches():
         ({}, "in_process", {}, 1),
         ({"max_concurrent": 12}, "k8s", {"EXOSPHERE_STEP_PODS": "40"}, 12),
         ({}, "k8s", {"EXOSPHERE_STEP_PODS": "40"}, 40),
-        ({}, "k8s", {}, DEFAULT_STEP_PODS),
+        ({}, "k8s", {}, Settings.model_fields["step_pods"].default),
     ],
 )
 def test_workers_come_from_the_run_config_then_the_executors_default(

@@ -20,9 +20,10 @@ import pytest
 from dagster import build_schedule_context, build_sensor_context
 from dagster._utils.schedules import schedule_execution_time_iterator
 
-from exosphere_dagster.build.arrivals import SETTLE_ENV, Arrival, run_key, select_new
+from exosphere_dagster.build.arrivals import Arrival, run_key, select_new
 from exosphere_dagster.build.tags import DEADLINE_TAG, TRIGGER_TIME_TAG
 from exosphere_dagster.definitions import build_definitions
+from exosphere_dagster.settings import reload_settings
 from yaml_loader.tiers import TIERS
 
 FOLDER_CLUSTER = """\
@@ -137,7 +138,8 @@ def test_settle_seconds_hold_a_file_until_its_mtime_is_old_enough(
     inbox_sensor, sqlite_instance, monkeypatch
 ):
     inbox, sensor = inbox_sensor
-    monkeypatch.setenv(SETTLE_ENV, "3600")
+    monkeypatch.setenv("EXOSPHERE_FOLDER_SETTLE_SECONDS", "3600")
+    reload_settings()  # the fixture's definitions already read them
     (inbox / "slow.pdf").write_text("part")
     (inbox / "old.pdf").write_text("done")
     os.utime(inbox / "old.pdf", (time.time() - 7200,) * 2)

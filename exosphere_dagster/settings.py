@@ -1,0 +1,75 @@
+"""Deployment settings: every ``EXOSPHERE_*`` variable a deployment may set, read and checked
+in one place (pydantic-settings), once per process.
+
+A bad value is reported with the variable's name, what was expected and what was found,
+instead of a ValueError deep inside a sensor. No Dagster here: the run stage reads it too.
+Satellites' own variables (``EXOSPHERE_SATELLITE_MODULES``, ``OPENAI_BASE_URL``, ...) belong to
+``satellite_ops`` and are not listed here.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """What a deployment configures through the environment (docs/deployment.md)."""
+
+    model_config = SettingsConfigDict(env_prefix="EXOSPHERE_", frozen=True, extra="ignore")
+
+    clusters_dir: str = Field(
+        "clusters", description="The clusters store: a folder or s3:// prefix."
+    )
+    # where steps run and how many at once
+    executor: Literal["", "multiprocess", "k8s", "kubernetes"] = Field(
+        "", description="'k8s': every step in its own pod (k8s_job_executor)."
+    )
+    step_pods: int = Field(16, ge=1, description="Step pods a Kubernetes run may have at once.")
+    placement_file: Path | None = Field(None, description="Node pools per tier (YAML).")
+    gpu_image: str | None = Field(None, description="Image for steps that ask for a GPU.")
+    # where items and checkpoints live
+    io_s3_bucket: str | None = Field(None, description="Items between steps go to this bucket.")
+    io_s3_prefix: str = "exosphere-io"
+    io_s3_endpoint_url: str | None = None
+    checkpoint_s3_url: str | None = Field(None, description="s3://bucket/prefix of checkpoints.")
+    checkpoint_s3_endpoint_url: str | None = None
+    checkpoint_dir: Path | None = Field(None, description="A folder every pod mounts.")
+    # sensors and triggers
+    deadline_interval: int = Field(30, ge=1, description="Seconds between deadline sensor ticks.")
+    sla_sensor_interval: int = Field(30, ge=1, description="Seconds between SLA-breach ticks.")
+    folder_settle_seconds: float = Field(
+        0.0, ge=0, description="A folder trigger's file must be unchanged this long."
+    )
+
+    @property
+    def runs_on_kubernetes(self) -> bool:
+        return self.executor in ("k8s", "kubernetes")
+
+
+class SettingsError(ValueError):
+    """An ``EXOSPHERE_*`` variable holds a value that cannot be used."""
+
+
+@functools.cache
+def settings() -> Settings:
+    """The process's settings, read from the environment on first use."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = [
+            f"EXOSPHERE_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']} "
+            f"(found {e['input']!r})"
+            for e in exc.errors(include_url=False)
+        ]
+        raise SettingsError("bad deployment settings:\n  " + "\n  ".join(problems)) from None
+
+
+def reload_settings() -> Settings:
+    """Read the environment again (tests, and a process that changed its own environment)."""
+    settings.cache_clear()
+    return settings()
