@@ -21,12 +21,6 @@ from yaml_loader.ir import ClusterPlan, SatelliteNode
 from yaml_loader.templates import render_value
 
 logger = logging.getLogger("exosphere.logs")
-LEVELS = {
-    "debug": logging.DEBUG,
-    "info": logging.INFO,
-    "warning": logging.WARNING,
-    "error": logging.ERROR,
-}
 
 
 @dataclass
