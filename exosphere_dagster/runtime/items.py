@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from exosphere_dagster.runtime.secrets import redact
+from yaml_loader.templates.scope import failure_values, item_scope
 
 NAME_FIELDS = (
     "key",
@@ -98,13 +99,13 @@ class FailedItem:
 
     def to_failure_item(self) -> Item:
         """The item as the failure branch sees it: same lineage, plus ``failure.*``."""
-        info = {
-            "error": self.error,
-            "error_type": self.error_type,
-            "satellite": self.satellite,
-            "attempts": self.attempts,
-            "item_id": self.item.id,
-        }
+        info = failure_values(
+            error=self.error,
+            satellite=self.satellite,
+            attempts=self.attempts,
+            item_id=self.item.id,
+            error_type=self.error_type,
+        )
         return Item(
             id=child_id(self.item.id, "failure", 0),
             value=self.item.value,
@@ -132,12 +133,4 @@ class ChunkReport:
 
 def build_scope(item: Item, base: Mapping[str, Any]) -> dict[str, Any]:
     """The template scope for one item: ``satellites.X.output`` from its lineage, and more."""
-    run = dict(base.get("run", {}))
-    run["input"] = item.seed
-    return {
-        "cluster": base.get("cluster", {}),
-        "secrets": base.get("secrets", {}),
-        "run": run,
-        "satellites": {sid: {"output": obj} for sid, obj in item.lineage.items()},
-        "failure": item.failure or {},
-    }
+    return item_scope(base, seed=item.seed, lineage=item.lineage, failure=item.failure)

@@ -19,6 +19,7 @@ from exosphere_dagster.runtime.secrets import redact, resolve_secrets
 from satellite_ops.registry import SatelliteDefinition
 from yaml_loader.ir import ClusterPlan, SatelliteNode
 from yaml_loader.templates import render_value
+from yaml_loader.templates.scope import log_scope
 
 logger = logging.getLogger("exosphere.logs")
 
@@ -89,7 +90,7 @@ def _send(
     records: list[dict[str, Any]],
 ) -> None:
     secrets = resolve_secrets(plan.secrets, node.secrets)
-    scope = {**base_scope, "secrets": secrets, "satellites": {}, "failure": {}}
+    scope = log_scope(base_scope, secrets)
     config = definition.config_model.model_validate(render_value(node.config, scope))
     if definition.log_sink is not None:
         definition.log_sink(config, records)
