@@ -165,11 +165,13 @@ def post_records(
     return len(kept)
 
 
-def send_log_records(config: NewRelicLogsConfig | Mapping[str, Any], records: list[dict]) -> None:
+def send_log_records(config: NewRelicLogsConfig, records: list[dict[str, Any]]) -> None:
     """The log sink: post records (timestamp, level, cluster, run_id, satellite, item_id,
-    message), each payload tried up to ``max-attempts`` times, as nothing else retries a sink."""
-    cfg = NewRelicLogsConfig.coerce(config)
-    post_records(cfg, records, attempts=cfg.max_attempts)
+    message), each payload tried up to ``max-attempts`` times, as nothing else retries a sink.
+
+    The runtime calls it with the validated config and a batch of records
+    (``exosphere_dagster/runtime/logs.py``)."""
+    post_records(config, records, attempts=config.max_attempts)
 
 
 def _endpoints(cfg: StaticConfig) -> Iterator[Endpoint | None]:
@@ -186,16 +188,13 @@ def _endpoints(cfg: StaticConfig) -> Iterator[Endpoint | None]:
     log_sink=send_log_records,
 )
 def send_logs_to_new_relic(
-    config: NewRelicLogsConfig | Mapping[str, Any],
-    input: Mapping[str, Any],
-    context: SatelliteContext | None = None,
+    config: NewRelicLogsConfig, input: Mapping[str, Any], context: SatelliteContext
 ) -> list[dict[str, Any]]:
     """Send this item's input to New Relic as one log record.
 
     ``message`` and ``level`` come from the input when present; the rest from the context.
     One request per runtime attempt (``max-attempts`` is the log sink's).
     """
-    cfg = NewRelicLogsConfig.coerce(config)
     message = input.get("message")
     if message is None:
         message = json.dumps(dict(input), default=str, sort_keys=True)
@@ -203,9 +202,9 @@ def send_logs_to_new_relic(
         "timestamp": input.get("timestamp", time.time()),
         "level": input.get("level", "info"),
         "message": message,
-        "cluster": context.cluster if context else None,
-        "run_id": context.run_id if context else None,
-        "satellite": context.satellite if context else None,
-        "item_id": context.item_id if context else None,
+        "cluster": context.cluster,
+        "run_id": context.run_id,
+        "satellite": context.satellite,
+        "item_id": context.item_id,
     }
-    return [{"sent": post_records(cfg, [record])}]  # one request: the runtime retries the item
+    return [{"sent": post_records(config, [record])}]  # one request: the runtime retries the item

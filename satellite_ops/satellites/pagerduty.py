@@ -7,7 +7,6 @@ the item (``retries``, ``delay``, the Events API's Retry-After).
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -25,8 +24,6 @@ IDENTIFIER = "satellite/exospherehost/send-pagerduty-alert"
 EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
 WHAT = "PagerDuty Events API"
 SUMMARY_LIMIT = 1024  # Events API v2: payload.summary is at most 1024 characters
-
-logger = logging.getLogger(__name__)
 
 
 class PagerDutyAlertConfig(SatelliteConfig):
@@ -61,11 +58,10 @@ class PagerDutyAlertInput(SatelliteConfig):
 
 
 def build_event(
-    cfg: PagerDutyAlertConfig, data: PagerDutyAlertInput, context: SatelliteContext | None
+    cfg: PagerDutyAlertConfig, data: PagerDutyAlertInput, context: SatelliteContext
 ) -> dict[str, Any]:
     """The Events API v2 trigger event for one item."""
-    cluster = context.cluster if context else ""
-    item_id = context.item_id if context else ""
+    cluster, item_id = context.cluster, context.item_id
     dedup_key = data.dedup_key or (
         stable_key(cluster, item_id) if item_id else stable_key(cluster, data.message)
     )
@@ -74,9 +70,9 @@ def build_event(
         summary = summary[: SUMMARY_LIMIT - 3] + "..."
     details: dict[str, Any] = {
         "cluster": cluster or None,
-        "run-id": context.run_id if context else None,
+        "run-id": context.run_id or None,
         "item-id": item_id or None,
-        "satellite": context.satellite if context else None,
+        "satellite": context.satellite or None,
         "service-id": cfg.pagerduty_service_id,
         **data.details,
     }
@@ -100,29 +96,26 @@ def build_event(
 @declares_endpoints(lambda cfg: [http_endpoint("sink", cfg.get("endpoint"), kind="pagerduty")])
 @satellite(IDENTIFIER, config=PagerDutyAlertConfig, input_model=PagerDutyAlertInput)
 async def send_pagerduty_alert(
-    config: PagerDutyAlertConfig | Mapping[str, Any],
-    input: Mapping[str, Any],
-    context: SatelliteContext | None = None,
+    config: PagerDutyAlertConfig, input: Mapping[str, Any], context: SatelliteContext
 ) -> list[dict[str, Any]]:
     """Trigger a PagerDuty alert whose summary is the input's ``message``.
 
     202 -> success; 429/5xx raise RetryableError (with Retry-After) for the runtime to retry;
     400 (bad event or key) is fatal.
     """
-    cfg = PagerDutyAlertConfig.coerce(config)
     try:
-        data = PagerDutyAlertInput.model_validate(dict(input or {}))
+        data = PagerDutyAlertInput.model_validate(dict(input))
     except ValidationError as exc:
         raise FatalError(f"send-pagerduty-alert input: {describe_validation_error(exc)}") from None
-    event = build_event(cfg, data, context)
-    async with httpx.AsyncClient(timeout=cfg.timeout_seconds) as client:
+    event = build_event(config, data, context)
+    async with httpx.AsyncClient(timeout=config.timeout_seconds) as client:
         response = await send_async(
             client,
-            build_request(client, WHAT, "POST", cfg.endpoint, json=event),
+            build_request(client, WHAT, "POST", config.endpoint, json=event),
             what=WHAT,
             secrets=[event["routing_key"]],
         )
     answer = parse_body(response)
     dedup_key = answer.get("dedup_key") if isinstance(answer, dict) else None
-    (context.log if context else logger).info("PagerDuty accepted alert %s", event["dedup_key"])
+    context.log.info("PagerDuty accepted alert %s", event["dedup_key"])
     return [{"status": "success", "dedup_key": dedup_key or event["dedup_key"]}]

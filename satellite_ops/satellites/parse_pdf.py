@@ -9,7 +9,6 @@ own failures are reported the same way. The converter is built once per process.
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import re
 import tempfile
@@ -34,7 +33,6 @@ from satellite_ops.registry import Resources, satellite
 
 IDENTIFIER = "satellite/exospherehost/parse-pdf-with-docling"
 _RANGE = re.compile(r"^\s*(\d+)\s*(?:-\s*(\d+)\s*)?$")
-logger = logging.getLogger(__name__)
 _warned_fallback: set[str] = set()
 
 
@@ -177,36 +175,32 @@ def _converter_for(cfg: ParsePdfWithDoclingConfig, log: Any) -> tuple[Any, str, 
     resources=Resources(cpu="2", memory="4Gi"),
 )
 def parse_pdf_with_docling(
-    config: ParsePdfWithDoclingConfig | Mapping[str, Any],
-    input: Mapping[str, Any],
-    context: SatelliteContext | None = None,
+    config: ParsePdfWithDoclingConfig, input: Mapping[str, Any], context: SatelliteContext
 ) -> list[dict[str, Any]]:
     """Parse one PDF with docling into Markdown, JSON or text (CPU-bound: one at a time).
 
     One output object per document, or per page with ``per-page: true``.
     """
-    cfg = ParsePdfWithDoclingConfig.coerce(config)
-    log = context.log if context is not None else logger
-    source = _source(input or {})[0]
-    with _local_file(cfg, input or {}) as path:
+    source = _source(input)[0]
+    with _local_file(config, input) as path:
         pages = check_pdf(path, source)
-        first, last = cfg.page_range or (1, pages or 10**9)
+        first, last = config.page_range or (1, pages or 10**9)
         if pages is not None and first > pages:
             raise FatalError(
                 f"{source}: page-range starts at {first} but the PDF has {pages} pages"
             )
         last = min(last, pages or last)
-        converter, pipeline, fallback = _converter_for(cfg, log)
+        converter, pipeline, fallback = _converter_for(config, context.log)
         result = converter.convert(path, raises_on_error=False, page_range=(first, last))
-        conversion_failure(result, source, cfg.timeout_seconds)
+        conversion_failure(result, source, config.timeout_seconds)
     if pages is None:  # no pdfium: trust docling's count
         pages = result.document.num_pages()
         last = min(last, first + pages - 1)
     outputs = render_outputs(
         result.document,
-        output_format=cfg.output_format,
-        per_page=cfg.per_page,
-        extract_images=cfg.extract_images,
+        output_format=config.output_format,
+        per_page=config.per_page,
+        extract_images=config.extract_images,
         pages=range(first, last + 1),
     )
     common = {
@@ -215,9 +209,11 @@ def parse_pdf_with_docling(
         "page-count": pages,
         "page-range": [first, last],
         "pipeline": pipeline,
-        "language": cfg.language,
+        "language": config.language,
     }
     if fallback:
         common["fallback-reason"] = fallback
-    log.info("parsed %s: %d page(s) with the %s pipeline", source, last - first + 1, pipeline)
+    context.log.info(
+        "parsed %s: %d page(s) with the %s pipeline", source, last - first + 1, pipeline
+    )
     return [{**common, **out} for out in outputs]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from typing import Annotated, Any
 
@@ -16,8 +15,6 @@ from satellite_ops.helpers.s3_client import AwsSecrets, client_for, is_not_found
 from satellite_ops.registry import satellite
 
 IDENTIFIER = "satellite/exospherehost/delete-file-from-s3"
-
-logger = logging.getLogger(__name__)
 
 
 class DeleteFileFromS3Config(SatelliteConfig):
@@ -51,23 +48,20 @@ def object_exists(client: Any, bucket: str, key: str) -> bool:
 )
 @satellite(IDENTIFIER, config=DeleteFileFromS3Config)
 def delete_file_from_s3(
-    config: DeleteFileFromS3Config | Mapping[str, Any],
-    input: Mapping[str, Any],
-    context: SatelliteContext | None = None,
+    config: DeleteFileFromS3Config, input: Mapping[str, Any], context: SatelliteContext
 ) -> list[dict[str, Any]]:
     """Delete one object from S3; an object that is already gone is not an error.
 
     Outputs ``uri`` and ``deleted`` (false when there was nothing to delete).
     """
-    cfg = DeleteFileFromS3Config.coerce(config)
-    log = context.log if context is not None else logger
-    client = client_for(cfg.endpoint_url, cfg.region, cfg.secrets)
-    uri = s3_uri(cfg.bucket, cfg.file_path)
-    existed = object_exists(client, cfg.bucket, cfg.file_path)
+    client = client_for(config.endpoint_url, config.region, config.secrets)
+    bucket, key = config.bucket, config.file_path
+    uri = s3_uri(bucket, key)
+    existed = object_exists(client, bucket, key)
     if existed:
         with s3_errors("delete", uri):
-            client.delete_object(Bucket=cfg.bucket, Key=cfg.file_path)
-        log.info("deleted %s", uri)
+            client.delete_object(Bucket=bucket, Key=key)
+        context.log.info("deleted %s", uri)
     else:
-        log.info("%s does not exist: nothing to delete", uri)
-    return [{"uri": uri, "deleted": existed, "bucket": cfg.bucket, "file-path": cfg.file_path}]
+        context.log.info("%s does not exist: nothing to delete", uri)
+    return [{"uri": uri, "deleted": existed, "bucket": bucket, "file-path": key}]

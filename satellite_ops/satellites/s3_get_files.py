@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator, Mapping
 from typing import Annotated, Any
 
@@ -15,8 +14,6 @@ from satellite_ops.helpers.s3_client import AwsSecrets, client_for, object_item,
 from satellite_ops.registry import satellite
 
 IDENTIFIER = "satellite/exospherehost/get-files-from-s3"
-
-logger = logging.getLogger(__name__)
 
 
 class GetFilesFromS3Config(SatelliteConfig):
@@ -67,31 +64,29 @@ def _objects(client: Any, cfg: GetFilesFromS3Config) -> Iterator[dict[str, Any]]
 @declares_endpoints(lambda cfg: [s3_endpoint("source", cfg.get("bucket"), cfg.get("prefix"))])
 @satellite(IDENTIFIER, config=GetFilesFromS3Config)
 def get_files_from_s3(
-    config: GetFilesFromS3Config | Mapping[str, Any],
-    input: Mapping[str, Any],
-    context: SatelliteContext | None = None,
+    config: GetFilesFromS3Config, input: Mapping[str, Any], context: SatelliteContext
 ) -> list[dict[str, Any]]:
     """List the objects under a bucket prefix, one output object per file.
 
     Folder markers (keys ending in '/') are skipped; listing is paginated to any size.
     """
-    cfg = GetFilesFromS3Config.coerce(config)
-    log = context.log if context is not None else logger
-    client = client_for(cfg.endpoint_url, cfg.region, cfg.secrets)
+    client = client_for(config.endpoint_url, config.region, config.secrets)
     found: list[dict[str, Any]] = []
-    for entry in _objects(client, cfg):
+    for entry in _objects(client, config):
         key = entry["Key"]
         if key.endswith("/"):
             continue
-        if cfg.extension and not key.lower().endswith(cfg.extension):
+        if config.extension and not key.lower().endswith(config.extension):
             continue
-        found.append(object_item(cfg.bucket, entry))
-        if cfg.max_objects is not None and len(found) >= cfg.max_objects:
-            log.warning(
+        found.append(object_item(config.bucket, entry))
+        if config.max_objects is not None and len(found) >= config.max_objects:
+            context.log.warning(
                 "stopped listing %s at max-objects=%d",
-                s3_uri(cfg.bucket, cfg.prefix),
-                cfg.max_objects,
+                s3_uri(config.bucket, config.prefix),
+                config.max_objects,
             )
             break
-    log.info("found %d object(s) under %s", len(found), s3_uri(cfg.bucket, cfg.prefix))
+    context.log.info(
+        "found %d object(s) under %s", len(found), s3_uri(config.bucket, config.prefix)
+    )
     return found

@@ -6,7 +6,6 @@ never none. Re-running after a finished move succeeds without doing anything.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator, Mapping
 from typing import Annotated, Any, Literal
 
@@ -27,8 +26,6 @@ from satellite_ops.helpers.s3_client import (
 from satellite_ops.registry import satellite
 
 IDENTIFIER = "satellite/exospherehost/move-to-s3"
-
-logger = logging.getLogger(__name__)
 
 
 class MoveSecrets(SatelliteConfig):
@@ -132,57 +129,53 @@ def _endpoints(cfg: StaticConfig) -> Iterator[Endpoint | None]:
 @declares_endpoints(_endpoints)
 @satellite(IDENTIFIER, config=MoveToS3Config)
 def move_to_s3(
-    config: MoveToS3Config | Mapping[str, Any],
-    input: Mapping[str, Any],
-    context: SatelliteContext | None = None,
+    config: MoveToS3Config, input: Mapping[str, Any], context: SatelliteContext
 ) -> list[dict[str, Any]]:
     """Move an S3 object (copy, verify, delete the origin), across credentials if needed.
 
     Outputs ``file-uri`` and ``moved`` (false when an earlier run already moved it).
     """
-    cfg = MoveToS3Config.coerce(config)
-    log = context.log if context is not None else logger
-    secrets = cfg.secrets or MoveSecrets()
+    secrets = config.secrets or MoveSecrets()
     origin_secrets, dest_secrets = secrets.side("origin"), secrets.side("destination")
-    origin_key = _side_key(cfg.origin_endpoint_url, cfg.origin_region, origin_secrets)
-    dest_key = _side_key(cfg.destination_endpoint_url, cfg.destination_region, dest_secrets)
-    origin = client_for(cfg.origin_endpoint_url, cfg.origin_region, origin_secrets)
-    dest = client_for(cfg.destination_endpoint_url, cfg.destination_region, dest_secrets)
-    src_uri = s3_uri(cfg.origin_bucket, cfg.origin_file_path)
-    dst_uri = s3_uri(cfg.destination_bucket, cfg.destination_file_path)
+    origin_key = _side_key(config.origin_endpoint_url, config.origin_region, origin_secrets)
+    dest_key = _side_key(config.destination_endpoint_url, config.destination_region, dest_secrets)
+    origin = client_for(config.origin_endpoint_url, config.origin_region, origin_secrets)
+    dest = client_for(config.destination_endpoint_url, config.destination_region, dest_secrets)
+    src_uri = s3_uri(config.origin_bucket, config.origin_file_path)
+    dst_uri = s3_uri(config.destination_bucket, config.destination_file_path)
     result = {"file-uri": dst_uri, "origin-uri": src_uri, "moved": False}
 
     same_place = origin_key[:2] == dest_key[:2] and src_uri == dst_uri
     if same_place:
-        log.info("%s is already its own destination: nothing to move", src_uri)
+        context.log.info("%s is already its own destination: nothing to move", src_uri)
         return [result]
 
-    size = _size(origin, cfg.origin_bucket, cfg.origin_file_path)
+    size = _size(origin, config.origin_bucket, config.origin_file_path)
     if size is None:
-        if _size(dest, cfg.destination_bucket, cfg.destination_file_path) is not None:
-            log.info("%s is gone and %s exists: already moved", src_uri, dst_uri)
+        if _size(dest, config.destination_bucket, config.destination_file_path) is not None:
+            context.log.info("%s is gone and %s exists: already moved", src_uri, dst_uri)
             return [result]
         raise FatalError(f"cannot move {src_uri}: it does not exist (nor does {dst_uri})")
 
-    source = {"Bucket": cfg.origin_bucket, "Key": cfg.origin_file_path}
+    source = {"Bucket": config.origin_bucket, "Key": config.origin_file_path}
     if origin_key == dest_key:
         with s3_errors("copy to " + dst_uri + " from", src_uri):
-            dest.copy(source, cfg.destination_bucket, cfg.destination_file_path)
+            dest.copy(source, config.destination_bucket, config.destination_file_path)
     else:
         with s3_errors("read", src_uri):
             body = origin.get_object(**source)["Body"]
         try:
             with s3_errors("upload to " + dst_uri + " from", src_uri):
-                dest.upload_fileobj(body, cfg.destination_bucket, cfg.destination_file_path)
+                dest.upload_fileobj(body, config.destination_bucket, config.destination_file_path)
         finally:
             body.close()
 
-    copied = _size(dest, cfg.destination_bucket, cfg.destination_file_path)
+    copied = _size(dest, config.destination_bucket, config.destination_file_path)
     if copied != size:
         raise RetryableError(
             f"copy of {src_uri} to {dst_uri} has {copied} bytes, expected {size}: origin kept"
         )
     with s3_errors("delete", src_uri):
         origin.delete_object(**source)
-    log.info("moved %s to %s (%d bytes)", src_uri, dst_uri, size)
+    context.log.info("moved %s to %s (%d bytes)", src_uri, dst_uri, size)
     return [{**result, "moved": True, "size": size}]

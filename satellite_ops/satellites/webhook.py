@@ -7,7 +7,6 @@ server's Retry-After), so an item with ``retries: 2`` reaches a failing endpoint
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -29,8 +28,6 @@ from satellite_ops.registry import satellite
 
 IDENTIFIER = "satellite/exospherehost/call-webhook"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
-
-logger = logging.getLogger(__name__)
 
 Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 
@@ -84,10 +81,10 @@ class CallWebhookConfig(SatelliteConfig):
         return status in (expected if isinstance(expected, list) else [expected])
 
 
-def _request_headers(cfg: CallWebhookConfig, context: SatelliteContext | None) -> dict[str, str]:
+def _request_headers(cfg: CallWebhookConfig, context: SatelliteContext) -> dict[str, str]:
     headers = {name: value.get_secret_value() for name, value in cfg.headers.items()}
     has_key = any(name.lower() == IDEMPOTENCY_HEADER.lower() for name in headers)
-    if cfg.idempotency_key and context is not None and context.item_id and not has_key:
+    if cfg.idempotency_key and context.item_id and not has_key:  # a log sink has no item
         headers[IDEMPOTENCY_HEADER] = stable_key(context.satellite, context.item_id)
     return headers
 
@@ -107,40 +104,38 @@ def _body_arguments(body: Any, headers: Mapping[str, str]) -> dict[str, Any]:
 @declares_endpoints(lambda cfg: [http_endpoint("sink", cfg.get("url"))])
 @satellite(IDENTIFIER, config=CallWebhookConfig)
 async def call_webhook(
-    config: CallWebhookConfig | Mapping[str, Any],
-    input: Mapping[str, Any],
-    context: SatelliteContext | None = None,
+    config: CallWebhookConfig, input: Mapping[str, Any], context: SatelliteContext
 ) -> list[dict[str, Any]]:
     """Send one HTTP request per item and return its status, headers and parsed body.
 
     One attempt: 408/429/5xx and connection errors raise RetryableError (with the server's
     Retry-After) for the runtime to retry; another unexpected status is fatal.
     """
-    cfg = CallWebhookConfig.coerce(config)
-    log = context.log if context is not None else logger
-    headers = _request_headers(cfg, context)
-    body_args = _body_arguments(cfg.body, headers)
+    headers = _request_headers(config, context)
+    body_args = _body_arguments(config.body, headers)
     extra_headers = body_args.pop("headers", {})
-    secrets = [*header_values(headers), *(context.secrets.values() if context else ())]
+    secrets = [*header_values(headers), *context.secrets.values()]
     what = "webhook"
 
     async with httpx.AsyncClient(
-        timeout=cfg.timeout_seconds,
-        follow_redirects=cfg.follow_redirects,
-        verify=cfg.verify_tls,
+        timeout=config.timeout_seconds,
+        follow_redirects=config.follow_redirects,
+        verify=config.verify_tls,
     ) as client:
         request = build_request(
             client,
             what,
-            cfg.method,
-            cfg.url,
+            config.method,
+            config.url,
             headers={**extra_headers, **headers},
-            params=cfg.params or None,
+            params=config.params or None,
             **body_args,
         )
-        response = await send_async(client, request, what=what, secrets=secrets, ok=cfg.is_success)
+        response = await send_async(
+            client, request, what=what, secrets=secrets, ok=config.is_success
+        )
 
-    log.info("%s %s answered %d", cfg.method, safe_url(cfg.url), response.status_code)
+    context.log.info("%s %s answered %d", config.method, safe_url(config.url), response.status_code)
     return [
         {
             "status": response.status_code,

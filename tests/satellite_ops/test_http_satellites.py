@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import gzip
 import hashlib
 import json
-import logging
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 import pytest
 from pydantic import ValidationError
 
-from satellite_ops import FatalError, RetryableError, SatelliteContext
+from satellite_ops import FatalError, RetryableError
 from satellite_ops.helpers.http_client import excerpt, parse_retry_after, retry_delay, safe_url
 from satellite_ops.satellites.new_relic import (
     NewRelicLogsConfig,
@@ -23,19 +21,10 @@ from satellite_ops.satellites.new_relic import (
 )
 from satellite_ops.satellites.pagerduty import send_pagerduty_alert
 from satellite_ops.satellites.webhook import CallWebhookConfig, call_webhook
+from satellite_ops.testing import CallError, CapturedLog, call
 
 SECRET_TOKEN = "tok-SUPERSECRET-0123456789"
-
-
-def _context(**overrides: object) -> SatelliteContext:
-    values = {
-        "log": logging.getLogger("test.http"),
-        "item_id": "item-42",
-        "run_id": "run-7",
-        "cluster": "aikin/strucutred-pdfs",
-        "satellite": "satellite/exospherehost/call-webhook",
-    }
-    return SatelliteContext(**{**values, **overrides})
+ITEM = {"item_id": "item-42", "run_id": "run-7", "cluster": "aikin/strucutred-pdfs"}
 
 
 # --- pure helpers -------------------------------------------------------------------------
@@ -85,7 +74,8 @@ def _webhook_config(url: str, **extra: object) -> dict:
 @pytest.mark.integration
 def test_webhook_posts_json_with_idempotency_key(http_recorder) -> None:
     http_recorder.script([(201, {"X-Id": "9"}, {"id": 9})])
-    (result,) = asyncio.run(call_webhook(_webhook_config(http_recorder.url), {}, _context()))
+    log = CapturedLog()
+    (result,) = call(call_webhook, _webhook_config(http_recorder.url), {}, log=log, **ITEM)
     assert result == {"status": 201, "headers": result["headers"], "body": {"id": 9}}
     assert result["headers"]["x-id"] == "9"
     (request,) = http_recorder.requests
@@ -94,8 +84,10 @@ def test_webhook_posts_json_with_idempotency_key(http_recorder) -> None:
     assert request.header("Authorization") == f"Bearer {SECRET_TOKEN}"
     assert request.header("Content-Type") == "application/json"
     assert request.json == [{"data": {"revenue": 12.5}, "file-path": "sec/a.pdf"}]
-    expected_key = hashlib.sha256(b"satellite/exospherehost/call-webhook\x1fitem-42").hexdigest()
+    expected_key = hashlib.sha256(b"call-webhook\x1fitem-42").hexdigest()  # node id, item id
     assert request.header("Idempotency-Key") == expected_key
+    assert log.messages == [f"POST {http_recorder.url}/v1/financial-reports answered 201"]
+    assert not any(SECRET_TOKEN in m or "query-secret" in m for m in log.messages)
 
 
 @pytest.mark.integration
@@ -105,7 +97,7 @@ def test_webhook_makes_one_request_and_hands_retry_after_to_the_runtime(
 ) -> None:
     http_recorder.script([(status, {"Retry-After": "7"}, "busy")])
     with pytest.raises(RetryableError) as caught:
-        asyncio.run(call_webhook(_webhook_config(http_recorder.url), {}, _context()))
+        call(call_webhook, _webhook_config(http_recorder.url), {}, **ITEM)
     assert caught.value.retry_after == 7
     assert str(status) in str(caught.value) and SECRET_TOKEN not in str(caught.value)
     assert len(http_recorder.requests) == 1  # the runtime retries the item, not the client
@@ -116,7 +108,7 @@ def test_webhook_reads_a_retry_after_date(http_recorder) -> None:
     when = datetime.now(UTC) + timedelta(seconds=120)
     http_recorder.script([(429, {"Retry-After": format_datetime(when, usegmt=True)}, "")])
     with pytest.raises(RetryableError) as caught:
-        asyncio.run(call_webhook(_webhook_config(http_recorder.url), {}, _context()))
+        call(call_webhook, _webhook_config(http_recorder.url), {}, **ITEM)
     assert 60 < caught.value.retry_after <= 120  # second resolution, minus the time it took
 
 
@@ -131,7 +123,7 @@ def test_webhook_has_no_retry_knobs_of_its_own() -> None:
 def test_webhook_400_is_fatal_without_secrets(http_recorder) -> None:
     http_recorder.script([(400, {}, {"error": "bad body", "echo": f"Bearer {SECRET_TOKEN}"})])
     with pytest.raises(FatalError) as caught:
-        asyncio.run(call_webhook(_webhook_config(http_recorder.url), {}, _context()))
+        call(call_webhook, _webhook_config(http_recorder.url), {}, **ITEM)
     text = str(caught.value)
     assert "400" in text and "bad body" in text
     assert SECRET_TOKEN not in text and "query-secret" not in text
@@ -142,7 +134,7 @@ def test_webhook_400_is_fatal_without_secrets(http_recorder) -> None:
 def test_webhook_connection_refused_is_retryable() -> None:
     config = {"url": "http://127.0.0.1:9/hook", "headers": {"Authorization": SECRET_TOKEN}}
     with pytest.raises(RetryableError) as caught:
-        asyncio.run(call_webhook(config, {}, _context()))
+        call(call_webhook, config, {}, **ITEM)
     text = str(caught.value)
     assert "http://127.0.0.1:9/hook failed: ConnectError" in text and SECRET_TOKEN not in text
     assert caught.value.retry_after is None
@@ -152,19 +144,33 @@ def test_webhook_connection_refused_is_retryable() -> None:
 def test_webhook_expected_status_wins_over_retrying(http_recorder) -> None:
     http_recorder.script([(503, {}, {"queued": True})])
     config = {"url": http_recorder.url + "/q", "expected-status": 503}
-    (result,) = asyncio.run(call_webhook(config, {}, _context()))
+    (result,) = call(call_webhook, config, {}, **ITEM)
     assert result["status"] == 503 and result["body"] == {"queued": True}
 
 
 @pytest.mark.integration
 def test_webhook_expected_status_and_get(http_recorder) -> None:
     http_recorder.script([(404, {}, {"found": False})])
-    config = {"url": http_recorder.url + "/x", "method": "get", "expected-status": [200, 404]}
-    (result,) = asyncio.run(call_webhook(config, {}, None))
+    config = {
+        "url": http_recorder.url + "/x",
+        "method": "get",
+        "expected-status": [200, 404],
+        "idempotency-key": False,
+    }
+    (result,) = call(call_webhook, config, {}, **ITEM)
     assert result["status"] == 404
     (request,) = http_recorder.requests
     assert request.method == "GET" and request.body == b""
-    assert request.header("Idempotency-Key") is None  # no item, no key
+    assert request.header("Idempotency-Key") is None  # turned off
+
+
+def test_webhook_config_errors_name_the_key_without_the_secret() -> None:
+    config = {"url": "ftp://e.com/h", "headers": {"Authorization": SECRET_TOKEN}, "methd": "GET"}
+    with pytest.raises(CallError) as caught:
+        call(call_webhook, config, {})
+    text = str(caught.value)
+    assert "url: Value error, url must start with http:// or https://" in text
+    assert "methd: Extra inputs are not permitted" in text and SECRET_TOKEN not in text
 
 
 # --- New Relic ------------------------------------------------------------------------------
@@ -194,11 +200,16 @@ def _record(level: str, message: str, ts: float = 1_700_000_000.5) -> dict:
     }
 
 
+def _sink(config: dict, records: list[dict]) -> None:
+    """Call the log sink as the runtime's log forwarder does: validated config, records."""
+    send_log_records(NewRelicLogsConfig.model_validate(config), records)
+
+
 @pytest.mark.integration
 def test_new_relic_detailed_format_gzip(http_recorder) -> None:
     http_recorder.script([(202, {}, {"requestId": "r"})])
     records = [_record("debug", "noise"), _record("INFO", "parsed"), _record("error", "failed")]
-    send_log_records(_nr_config(http_recorder.url), records)
+    _sink(_nr_config(http_recorder.url), records)
     (request,) = http_recorder.requests
     assert request.method == "POST" and request.path == "/log/v1"
     assert request.header("Api-Key") == "NRAK-SECRETKEY123"
@@ -223,23 +234,21 @@ def test_new_relic_detailed_format_gzip(http_recorder) -> None:
 @pytest.mark.integration
 def test_new_relic_batches_and_filters(http_recorder) -> None:
     records = [_record("warning", f"m{i}") for i in range(5)] + [_record("info", "skip")]
-    send_log_records(
-        _nr_config(http_recorder.url, **{"batch-size": 2, "log-level": "warning"}), records
-    )
+    _sink(_nr_config(http_recorder.url, **{"batch-size": 2, "log-level": "warning"}), records)
     sizes = [len(r.json[0]["logs"]) for r in http_recorder.requests]
     assert sizes == [2, 2, 1]
-    send_log_records(_nr_config(http_recorder.url, **{"log-level": "error"}), records)
+    _sink(_nr_config(http_recorder.url, **{"log-level": "error"}), records)
     assert len(http_recorder.requests) == 3  # nothing at error level: nothing sent
 
 
 @pytest.mark.integration
 def test_new_relic_sink_retries_then_fatal(http_recorder) -> None:
     http_recorder.script([(503, {"Retry-After": "0"}, ""), (202, {}, {})])
-    send_log_records(_nr_config(http_recorder.url), [_record("info", "x")])
+    _sink(_nr_config(http_recorder.url), [_record("info", "x")])
     assert len(http_recorder.requests) == 2
     http_recorder.script([(403, {}, "invalid key NRAK-SECRETKEY123")])
     with pytest.raises(FatalError) as caught:
-        send_log_records(_nr_config(http_recorder.url), [_record("info", "x")])
+        _sink(_nr_config(http_recorder.url), [_record("info", "x")])
     assert "403" in str(caught.value) and "NRAK-SECRETKEY123" not in str(caught.value)
     assert len(http_recorder.requests) == 3  # a 403 is not tried again
 
@@ -265,19 +274,25 @@ def test_new_relic_sink_tries_are_bounded_and_honour_retry_after(http_recorder) 
 def test_new_relic_as_item_satellite_makes_one_request(http_recorder) -> None:
     http_recorder.reset(default=(503, {"Retry-After": "5"}, "down"))
     with pytest.raises(RetryableError) as caught:
-        send_logs_to_new_relic(_nr_config(http_recorder.url), {"message": "m"}, _context())
+        call(send_logs_to_new_relic, _nr_config(http_recorder.url), {"message": "m"}, **ITEM)
     assert caught.value.retry_after == 5
     assert len(http_recorder.requests) == 1  # not max-attempts (3): the runtime retries items
 
 
 @pytest.mark.integration
 def test_new_relic_as_item_satellite(http_recorder) -> None:
-    out = send_logs_to_new_relic(
-        _nr_config(http_recorder.url), {"message": "hello", "level": "warning"}, _context()
-    )
+    config, data = _nr_config(http_recorder.url), {"message": "hello", "level": "warning"}
+    out = call(send_logs_to_new_relic, config, data, node_id="audit", **ITEM)
     assert out == [{"sent": 1}]
     (log,) = http_recorder.requests[0].json[0]["logs"]
-    assert log["message"] == "hello" and log["attributes"]["item_id"] == "item-42"
+    assert log["message"] == "hello"
+    assert log["attributes"] == {
+        "level": "warning",
+        "cluster": "aikin/strucutred-pdfs",
+        "run_id": "run-7",
+        "satellite": "audit",
+        "item_id": "item-42",
+    }
 
 
 # --- PagerDuty ------------------------------------------------------------------------------
@@ -298,8 +313,8 @@ def test_pagerduty_event_shape(http_recorder) -> None:
         [(202, {}, {"status": "success", "message": "Event processed", "dedup_key": "srv-key"})]
     )
     message = "Cluster failed " + "x" * 2000
-    (result,) = asyncio.run(
-        send_pagerduty_alert(_pd_config(http_recorder.url), {"message": message}, _context())
+    (result,) = call(
+        send_pagerduty_alert, _pd_config(http_recorder.url), {"message": message}, **ITEM
     )
     assert result == {"status": "success", "dedup_key": "srv-key"}
     (request,) = http_recorder.requests
@@ -321,7 +336,7 @@ def test_pagerduty_event_shape(http_recorder) -> None:
 def test_pagerduty_dedup_key_is_stable(http_recorder) -> None:
     config = _pd_config(http_recorder.url, severity="critical")
     for _ in range(2):
-        asyncio.run(send_pagerduty_alert(config, {"message": "boom"}, _context()))
+        call(send_pagerduty_alert, config, {"message": "boom"}, **ITEM)
     first, second = (r.json for r in http_recorder.requests)
     assert first["dedup_key"] == second["dedup_key"]
     assert first["payload"]["severity"] == "critical"
@@ -331,9 +346,7 @@ def test_pagerduty_dedup_key_is_stable(http_recorder) -> None:
 def test_pagerduty_makes_one_request_and_hands_retry_after_to_the_runtime(http_recorder) -> None:
     http_recorder.script([(429, {"Retry-After": "30"}, {"status": "throttled"})])
     with pytest.raises(RetryableError) as caught:
-        asyncio.run(
-            send_pagerduty_alert(_pd_config(http_recorder.url), {"message": "m"}, _context())
-        )
+        call(send_pagerduty_alert, _pd_config(http_recorder.url), {"message": "m"}, **ITEM)
     assert caught.value.retry_after == 30 and len(http_recorder.requests) == 1
     assert "R0UTINGKEY0123456789abcdef012345" not in str(caught.value)
 
@@ -353,16 +366,19 @@ def test_pagerduty_400_is_fatal(http_recorder) -> None:
         ]
     )
     with pytest.raises(FatalError) as caught:
-        asyncio.run(
-            send_pagerduty_alert(_pd_config(http_recorder.url), {"message": "m"}, _context())
-        )
+        call(send_pagerduty_alert, _pd_config(http_recorder.url), {"message": "m"}, **ITEM)
     assert "400" in str(caught.value) and "invalid event" in str(caught.value)
     assert "R0UTINGKEY0123456789abcdef012345" not in str(caught.value)
 
 
 def test_pagerduty_needs_a_message() -> None:
-    with pytest.raises(FatalError, match="message"):
-        asyncio.run(send_pagerduty_alert(_pd_config("http://127.0.0.1:9"), {}, _context()))
+    """The runtime hands over the input as written: the satellite checks it itself (fatal), as
+    the helper does against the declared ``input_model``."""
+    config = _pd_config("http://127.0.0.1:9")
+    with pytest.raises(FatalError, match="send-pagerduty-alert input: message: Field required"):
+        call(send_pagerduty_alert, config, {"messgae": "typo"}, check_input=False)
+    with pytest.raises(CallError, match="send-pagerduty-alert input: message: Field required"):
+        call(send_pagerduty_alert, config, {})
 
 
 def test_new_relic_payloads_stay_under_one_megabyte() -> None:

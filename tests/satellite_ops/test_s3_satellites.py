@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -12,10 +11,11 @@ from typing import Any
 import boto3
 import pytest
 
-from satellite_ops import FatalError, SatelliteContext
+from satellite_ops import FatalError
 from satellite_ops.satellites.s3_delete_file import delete_file_from_s3
 from satellite_ops.satellites.s3_get_files import get_files_from_s3
 from satellite_ops.satellites.s3_move import move_to_s3
+from satellite_ops.testing import CapturedLog, call
 
 pytestmark = pytest.mark.integration
 
@@ -27,10 +27,6 @@ LAYOUT = {
     "other/x-{}.pdf": 400,
     "sec/top-{}.pdf": 100,
 }
-
-
-def _context() -> SatelliteContext:
-    return SatelliteContext(log=logging.getLogger("test.s3"), item_id="item-1", run_id="run-1")
 
 
 @pytest.fixture(scope="session")
@@ -46,15 +42,23 @@ def big_bucket(moto_server: str) -> str:
     return bucket
 
 
-def _list(moto_server: str, bucket: str, **config: Any) -> list[dict]:
+def _list(moto_server: str, bucket: str, log: CapturedLog | None = None, **config: Any) -> list:
     config = {"bucket": bucket, "endpoint-url": moto_server, "secrets": SECRETS, **config}
-    return get_files_from_s3(config, {}, _context())
+    return call(get_files_from_s3, config, {}, log=log)
 
 
 def test_list_everything_paginated(moto_server: str, big_bucket: str) -> None:
-    found = _list(moto_server, big_bucket)
+    log = CapturedLog()
+    found = _list(moto_server, big_bucket, log)
     assert len(found) == 2500  # more than two pages of 1,000; the folder marker is skipped
     assert len({item["file-path"] for item in found}) == 2500
+    assert log.messages == [f"found 2500 object(s) under s3://{big_bucket}/"]
+
+
+def test_max_objects_stops_the_listing_with_a_warning(moto_server: str, big_bucket: str) -> None:
+    log = CapturedLog()
+    assert len(_list(moto_server, big_bucket, log, prefix="sec/", **{"max-objects": 10})) == 10
+    assert log.at("WARNING") == [f"stopped listing s3://{big_bucket}/sec/ at max-objects=10"]
 
 
 @pytest.mark.parametrize(
@@ -89,7 +93,7 @@ def test_listing_output_shape(moto_server: str, s3: Any, s3_bucket: str) -> None
 def test_default_credential_chain(moto_server: str, s3: Any, s3_bucket: str) -> None:
     s3.put_object(Bucket=s3_bucket, Key="k.pdf", Body=b"x")
     assert os.environ["AWS_ACCESS_KEY_ID"] == "testing"  # set by the moto_server fixture
-    found = get_files_from_s3({"bucket": s3_bucket, "endpoint-url": moto_server}, {})
+    found = call(get_files_from_s3, {"bucket": s3_bucket, "endpoint-url": moto_server})
     assert [item["file-path"] for item in found] == ["k.pdf"]
 
 
@@ -106,7 +110,7 @@ def test_delete_is_idempotent(moto_server: str, s3: Any, s3_bucket: str) -> None
         "endpoint-url": moto_server,
         "secrets": SECRETS,
     }
-    first = delete_file_from_s3(config, {}, _context())
+    first = call(delete_file_from_s3, config)
     assert first == [
         {
             "uri": f"s3://{s3_bucket}/done/file.pdf",
@@ -116,7 +120,7 @@ def test_delete_is_idempotent(moto_server: str, s3: Any, s3_bucket: str) -> None
         }
     ]
     assert s3.list_objects_v2(Bucket=s3_bucket).get("KeyCount") == 0
-    again = delete_file_from_s3(config, {}, _context())
+    again = call(delete_file_from_s3, config)
     assert again[0]["deleted"] is False
 
 
@@ -149,20 +153,20 @@ def test_move_across_credentials_then_rerun(moto_server: str, s3: Any, size: int
     ]
     config = _move_config(moto_server, origin, dest, secrets)
 
-    (result,) = move_to_s3(config, {}, _context())
+    (result,) = call(move_to_s3, config)
     assert result["file-uri"] == f"s3://{dest}/failed/report.pdf"
     assert result["moved"] is True
     assert s3.get_object(Bucket=dest, Key="failed/report.pdf")["Body"].read() == payload
     assert s3.list_objects_v2(Bucket=origin).get("KeyCount") == 0
 
-    (again,) = move_to_s3(config, {}, _context())
+    (again,) = call(move_to_s3, config)
     assert again["moved"] is False and again["file-uri"] == result["file-uri"]
 
 
 def test_move_same_credentials_server_side(moto_server: str, s3: Any, s3_bucket: str) -> None:
     s3.put_object(Bucket=s3_bucket, Key="in/report.pdf", Body=b"pdf")
     config = _move_config(moto_server, s3_bucket, s3_bucket, [])
-    (result,) = move_to_s3(config, {}, _context())
+    (result,) = call(move_to_s3, config)
     assert result["moved"] is True
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=s3_bucket)["Contents"]]
     assert keys == ["failed/report.pdf"]
@@ -170,7 +174,7 @@ def test_move_same_credentials_server_side(moto_server: str, s3: Any, s3_bucket:
 
 def test_move_of_nothing_is_fatal(moto_server: str, s3_bucket: str) -> None:
     with pytest.raises(FatalError, match="does not exist"):
-        move_to_s3(_move_config(moto_server, s3_bucket, s3_bucket, []), {}, _context())
+        call(move_to_s3, _move_config(moto_server, s3_bucket, s3_bucket, []))
 
 
 def test_move_onto_itself_keeps_the_object(moto_server: str, s3: Any, s3_bucket: str) -> None:
@@ -179,6 +183,6 @@ def test_move_onto_itself_keeps_the_object(moto_server: str, s3: Any, s3_bucket:
         **_move_config(moto_server, s3_bucket, s3_bucket, []),
         "destination-file-path": "in/report.pdf",
     }
-    (result,) = move_to_s3(config, {}, _context())
+    (result,) = call(move_to_s3, config)
     assert result["moved"] is False
     assert s3.get_object(Bucket=s3_bucket, Key="in/report.pdf")["Body"].read() == b"pdf"

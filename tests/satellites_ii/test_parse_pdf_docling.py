@@ -9,8 +9,9 @@ import pytest
 from pdf_factory import report_text, write_bad_files, write_report
 
 from satellite_ops import FatalError
-from satellite_ops import docling_converter as dc
+from satellite_ops.helpers import docling_converter as dc
 from satellite_ops.satellites.parse_pdf import ParsePdfWithDoclingConfig, parse_pdf_with_docling
+from satellite_ops.testing import CapturedLog, call
 
 pytest.importorskip("docling", reason="docling is part of the [dev] extra")
 
@@ -19,19 +20,21 @@ NATIVE = {"pipeline": "native"}
 
 def test_multi_page_pdf_becomes_markdown_with_all_its_text(tmp_path):
     path = write_report(tmp_path / "acme.pdf", "Acme Corp", pages=4)
-    (out,) = parse_pdf_with_docling(NATIVE, {"path": str(path)})
+    log = CapturedLog()
+    (out,) = call(parse_pdf_with_docling, NATIVE, {"path": str(path)}, log=log)
     for page in range(1, 5):
         assert report_text("Acme Corp", page) in out["markdown"]
     assert out["page-count"] == 4
     assert out["page-range"] == [1, 4]
     assert out["pipeline"] == "native"
     assert out["file-name"] == "acme.pdf"
+    assert log.messages == [f"parsed {path}: 4 page(s) with the native pipeline"]
 
 
 def test_per_page_outputs_follow_the_page_range(tmp_path):
     path = write_report(tmp_path / "five.pdf", "Globex", pages=5)
     config = {**NATIVE, "per-page": True, "page-range": "2-4", "output-format": "text"}
-    outputs = parse_pdf_with_docling(config, {"uri": f"file://{path}"})
+    outputs = call(parse_pdf_with_docling, config, {"uri": f"file://{path}"})
     assert [o["page"] for o in outputs] == [2, 3, 4]
     for out in outputs:
         assert report_text("Globex", out["page"]) in out["text"]
@@ -41,7 +44,7 @@ def test_per_page_outputs_follow_the_page_range(tmp_path):
 
 def test_json_output_is_the_docling_document(tmp_path):
     path = write_report(tmp_path / "doc.pdf", "Initech", pages=2)
-    (out,) = parse_pdf_with_docling({**NATIVE, "output-format": "json"}, {"path": str(path)})
+    (out,) = call(parse_pdf_with_docling, {**NATIVE, "output-format": "json"}, {"path": str(path)})
     document = out["document"]
     assert document["schema_name"] == "DoclingDocument"
     texts = " ".join(t["text"] for t in document["texts"])
@@ -51,7 +54,7 @@ def test_json_output_is_the_docling_document(tmp_path):
 def test_page_range_past_the_end_is_a_clear_failure(tmp_path):
     path = write_report(tmp_path / "two.pdf", pages=2)
     with pytest.raises(FatalError, match="page-range starts at 5 but the PDF has 2 pages"):
-        parse_pdf_with_docling({**NATIVE, "page-range": "5-9"}, {"path": str(path)})
+        call(parse_pdf_with_docling, {**NATIVE, "page-range": "5-9"}, {"path": str(path)})
 
 
 @pytest.mark.parametrize(
@@ -66,16 +69,16 @@ def test_page_range_past_the_end_is_a_clear_failure(tmp_path):
 def test_bad_files_fail_their_item_with_a_clear_reason(tmp_path, kind, message):
     path = write_bad_files(tmp_path)[kind]
     with pytest.raises(FatalError) as info:
-        parse_pdf_with_docling(NATIVE, {"path": str(path)})
+        call(parse_pdf_with_docling, NATIVE, {"path": str(path)})
     assert message in str(info.value)
     assert str(path) in str(info.value)
 
 
 def test_missing_input_and_missing_file_are_clear(tmp_path):
     with pytest.raises(FatalError, match="input names no PDF"):
-        parse_pdf_with_docling(NATIVE, {"size": 3})
+        call(parse_pdf_with_docling, NATIVE, {"size": 3})
     with pytest.raises(FatalError, match="no such file"):
-        parse_pdf_with_docling(NATIVE, {"path": str(tmp_path / "gone.pdf")})
+        call(parse_pdf_with_docling, NATIVE, {"path": str(tmp_path / "gone.pdf")})
 
 
 def test_s3_input_is_downloaded_from_the_configured_endpoint(tmp_path, s3, s3_bucket, moto_server):
@@ -86,7 +89,7 @@ def test_s3_input_is_downloaded_from_the_configured_endpoint(tmp_path, s3, s3_bu
         "file-path": "sec/q1/s3.pdf",
         "uri": f"s3://{s3_bucket}/sec/q1/s3.pdf",
     }
-    (out,) = parse_pdf_with_docling({**NATIVE, "endpoint-url": moto_server}, item)
+    (out,) = call(parse_pdf_with_docling, {**NATIVE, "endpoint-url": moto_server}, item)
     assert report_text("Umbrella", 2) in out["markdown"]
     assert out["source"] == f"s3://{s3_bucket}/sec/q1/s3.pdf"
 
@@ -95,10 +98,10 @@ def test_s3_input_honours_aws_endpoint_url(tmp_path, s3, s3_bucket, moto_server,
     path = write_report(tmp_path / "env.pdf", "Hooli", pages=1)
     s3.upload_file(str(path), s3_bucket, "env.pdf")
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)
-    (out,) = parse_pdf_with_docling(NATIVE, {"uri": f"s3://{s3_bucket}/env.pdf"})
+    (out,) = call(parse_pdf_with_docling, NATIVE, {"uri": f"s3://{s3_bucket}/env.pdf"})
     assert report_text("Hooli", 1) in out["markdown"]
     with pytest.raises(FatalError, match="download s3://.*/missing.pdf failed"):
-        parse_pdf_with_docling(NATIVE, {"uri": f"s3://{s3_bucket}/missing.pdf"})
+        call(parse_pdf_with_docling, NATIVE, {"uri": f"s3://{s3_bucket}/missing.pdf"})
 
 
 def test_standard_pipeline_without_model_code_falls_back_or_says_what_to_install(tmp_path):
@@ -106,10 +109,12 @@ def test_standard_pipeline_without_model_code_falls_back_or_says_what_to_install
     if _has_model_code():
         pytest.skip("the full docling install is present; covered by the missing-models test")
     with pytest.raises(FatalError, match=r"exosphere-dagster\[docling\]"):
-        parse_pdf_with_docling(
-            {"pipeline": "standard", "fallback-to-native": False}, {"path": str(path)}
+        call(
+            parse_pdf_with_docling,
+            {"pipeline": "standard", "fallback-to-native": False},
+            {"path": str(path)},
         )
-    (out,) = parse_pdf_with_docling({"pipeline": "standard"}, {"path": str(path)})
+    (out,) = call(parse_pdf_with_docling, {"pipeline": "standard"}, {"path": str(path)})
     assert out["pipeline"] == "native"
     assert "exosphere-dagster[docling]" in out["fallback-reason"]
 
