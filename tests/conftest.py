@@ -1,22 +1,34 @@
-"""Shared fixtures: real local services (moto S3 server, recording HTTP server) on 127.0.0.1.
+"""Shared fixtures: Dagster instances, test satellites, and real local services on 127.0.0.1.
 
-``moto_server`` yields the endpoint URL of one moto server per session (fake AWS credentials
-are put in the environment); ``http_recorder`` gives a per-test view of one session-wide
-HTTP server that records requests and answers from a script.
+* ``sqlite_instance`` / ``postgres_instance`` are real Dagster instances whose files live in
+  the test's ``dagster_home``; ``instance`` runs a test on each of them.
+* ``satellite_modules("byo_satellites", ...)`` registers satellite modules that sit beside the
+  test file, for the test and the processes it starts.
+* ``moto_server`` yields the endpoint URL of one moto server per session (fake AWS credentials
+  are put in the environment); ``http_recorder`` gives a per-test view of one session-wide
+  HTTP server that records requests and answers from a script.
 """
 
 from __future__ import annotations
 
 import gzip
 import json
+import os
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
+
+from satellite_env import satellite_env
+
+POSTGRES_URL = os.environ.get(
+    "EXOSPHERE_TEST_POSTGRES", "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
+)
 
 FAKE_AWS_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -36,6 +48,83 @@ def fresh_settings() -> Iterator[None]:
     settings.cache_clear()
     yield
     settings.cache_clear()
+
+
+@pytest.fixture
+def satellite_modules(request: pytest.FixtureRequest, monkeypatch) -> Callable[..., None]:
+    """``satellite_modules("byo_satellites", "probe_satellites")`` registers these modules, files
+    beside the test, as the only test satellites: importable here and in the processes the test
+    starts, and named in ``EXOSPHERE_SATELLITE_MODULES``."""
+    folder = request.path.parent
+
+    def register(*modules: str) -> None:
+        monkeypatch.syspath_prepend(str(folder))
+        for name, value in satellite_env(folder, *modules).items():
+            monkeypatch.setenv(name, value)
+
+    return register
+
+
+@pytest.fixture
+def dagster_home(tmp_path: Path, monkeypatch) -> Path:
+    """An empty ``DAGSTER_HOME`` for this test, set in the environment; checkpoints default to
+    the instance's storage under it."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    monkeypatch.delenv("EXOSPHERE_CHECKPOINT_DIR", raising=False)
+    return home
+
+
+def _instance(home: Path, storage: dict[str, Any] | None = None) -> Iterator[Any]:
+    from dagster import instance_for_test
+
+    overrides: dict[str, Any] = {
+        "compute_logs": {
+            "module": "dagster._core.storage.local_compute_log_manager",
+            "class": "LocalComputeLogManager",
+            "config": {"base_dir": str(home / "compute_logs")},
+        }
+    }
+    if storage is not None:
+        overrides["storage"] = storage
+    with instance_for_test(temp_dir=str(home), overrides=overrides) as instance:
+        yield instance
+
+
+@pytest.fixture
+def sqlite_instance(dagster_home: Path) -> Iterator[Any]:
+    """A SQLite instance whose storage, compute logs (``compute_logs/``) and checkpoints all live
+    in ``dagster_home``, where a test can search every file."""
+    yield from _instance(dagster_home)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """SQLAlchemy URL of the Postgres test database (``EXOSPHERE_TEST_POSTGRES``, by default the
+    local server's ``test`` database); the test fails when the server does not answer."""
+    import psycopg2
+
+    try:
+        psycopg2.connect(POSTGRES_URL.replace("+psycopg2", ""), connect_timeout=3).close()
+    except psycopg2.OperationalError as exc:
+        pytest.fail(
+            f"PostgreSQL is not reachable at {POSTGRES_URL} (EXOSPHERE_TEST_POSTGRES): {exc}"
+        )
+    return POSTGRES_URL
+
+
+@pytest.fixture
+def postgres_instance(dagster_home: Path, postgres_url: str) -> Iterator[Any]:
+    """An instance whose run, event and schedule storage is the Postgres test database; its
+    local files (compute logs, checkpoints) live in ``dagster_home``."""
+    yield from _instance(dagster_home, {"postgres": {"postgres_url": postgres_url}})
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def instance(request: pytest.FixtureRequest) -> Any:
+    """The test runs once on ``sqlite_instance`` and once on ``postgres_instance``."""
+    return request.getfixturevalue(f"{request.param}_instance")
 
 
 @pytest.fixture(scope="session")
