@@ -8,47 +8,10 @@ from pathlib import Path
 import pytest
 from byo_satellites import read_calls
 
+from clusters import cluster, failure_branch, fan_out, note, record, write_cluster
 from exosphere_dagster.entry.launch import run_cluster_file
 
 pytestmark = pytest.mark.integration
-
-NESTED = """\
-version: 0.0.1b
-cluster:
-  identifier: test/nested-{name}
-  sla: 6h
-  trigger: api-call
-  retries: {retries}
-  delay: 0
-  satellites:
-    - uses: satellite/test/fan-out
-      identifier: files
-      config: {{count: 1, prefix: file-}}
-    - uses: satellite/test/fan-out
-      identifier: pages
-      config: {{count: 10, prefix: page-}}
-    - uses: satellite/test/fan-out
-      identifier: chunks
-      config: {{count: 10, prefix: chunk-}}
-    - uses: satellite/test/record
-      identifier: record
-      config:
-        label: "$${{{{ satellites.files.output.label }}}}/${{{{ satellites.pages.output.label }}}}/$${{{{ satellites.chunks.output.label }}}}"
-        log_dir: {log_dir}
-        fail_for: {fail_for}
-        fail_rate: {fail_rate}
-{failure}"""
-
-FAILURE_BRANCH = """\
-  failure:
-    from: pages
-    satellites:
-      - uses: satellite/test/note-failure
-        identifier: note
-        config:
-          log_dir: {log_dir}
-          message: "${{{{ failure.satellite }}}} ${{{{ failure.attempts }}}} $${{{{ satellites.files.output.label }}}} ${{{{ failure.error }}}}"
-"""
 
 
 def nested_cluster(
@@ -60,20 +23,26 @@ def nested_cluster(
     fail_rate: float = 0.0,
     failure: bool = False,
 ) -> Path:
+    """One input fans out to 1 file x 10 pages x 10 chunks; ``record`` logs each chunk's path."""
     log_dir = tmp_path / "calls"
     log_dir.mkdir(exist_ok=True)
-    branch = FAILURE_BRANCH.format(log_dir=log_dir) if failure else ""
-    text = NESTED.format(
-        name=name,
-        retries=retries,
-        log_dir=log_dir,
-        fail_for=list(fail_for),
-        fail_rate=fail_rate,
-        failure=branch,
+    label = (
+        "$${{ satellites.files.output.label }}/${{ satellites.pages.output.label }}"
+        "/$${{ satellites.chunks.output.label }}"
     )
-    path = tmp_path / f"{name}.yml"
-    path.write_text(text)
-    return path
+    message = (
+        "${{ failure.satellite }} ${{ failure.attempts }} $${{ satellites.files.output.label }}"
+        " ${{ failure.error }}"
+    )
+    satellites = [
+        fan_out("files", count=1, prefix="file-"),
+        fan_out("pages", count=10, prefix="page-"),
+        fan_out("chunks", count=10, prefix="chunk-"),
+        record("record", label, log_dir, fail_for=list(fail_for), fail_rate=fail_rate),
+    ]
+    branch = failure_branch("pages", [note("note", log_dir, message)]) if failure else None
+    spec = cluster(f"test/nested-{name}", satellites, retries=retries, delay=0, failure=branch)
+    return write_cluster(tmp_path, f"{name}.yml", spec)
 
 
 def run_tags(instance, result) -> dict[str, str]:
