@@ -24,6 +24,7 @@ from byo_satellites import read_calls
 from checkpoint_pod import outputs_for
 from dagster import instance_for_test
 
+from clusters import cluster_from, write_cluster
 from exosphere_dagster.entry.launch import rerun, run_cluster_file
 from exosphere_dagster.runtime import checkpoint_postgres
 from exosphere_dagster.runtime.checkpoint import CheckpointStore, checkpoint_store_for
@@ -33,9 +34,6 @@ from exosphere_dagster.runtime.checkpoint_s3 import S3CheckpointStore
 pytestmark = pytest.mark.integration
 
 POD = Path(__file__).with_name("checkpoint_pod.py")
-POSTGRES_URL = os.environ.get(  # as in conftest.py
-    "EXOSPHERE_TEST_POSTGRES", "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
-)
 BACKENDS = ["files", "postgres", "s3"]
 
 
@@ -51,14 +49,14 @@ def wait_for(predicate, what: str, timeout: float = 120.0):
 
 
 @pytest.fixture
-def pg_schema_url():
+def pg_schema_url(postgres_url):
     """The test database with a fresh schema first on the search path; dropped afterwards."""
     schema = f"ckpt_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    admin = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
     try:
-        yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+        yield f"{postgres_url}?options=-csearch_path%3D{schema}"
     finally:
         checkpoint_postgres.close_engines()
         with admin.connect() as conn:
@@ -250,32 +248,6 @@ def test_the_store_follows_the_instance(sqlite_instance, postgres_instance, monk
         checkpoint_store_for(postgres_instance)
 
 
-FLAKY = """\
-version: 0.0.1b
-cluster:
-  identifier: test/pg-resume
-  sla: 6h
-  trigger: api-call
-  retries: 0
-  satellites:
-    - uses: satellite/test/fan-out
-      identifier: items
-      config: {{count: 5, prefix: item-}}
-    - uses: satellite/test/record
-      identifier: record
-      config:
-        label: "${{{{ satellites.items.output.label }}}}"
-        log_dir: {log_dir}
-        fail_for: [item-1, item-3]
-        fail_while: {cause}
-    - uses: satellite/test/record
-      identifier: after
-      config:
-        label: "after-${{{{ satellites.record.output.label }}}}"
-        log_dir: {log_dir}
-"""
-
-
 def test_reexecution_on_postgres_resumes_with_the_local_storage_gone(
     tmp_path, pg_schema_url, monkeypatch
 ):
@@ -286,8 +258,16 @@ def test_reexecution_on_postgres_resumes_with_the_local_storage_gone(
     log_dir, cause = tmp_path / "calls", tmp_path / "cause"
     log_dir.mkdir()
     cause.write_text("broken")
-    path = tmp_path / "pg.yml"
-    path.write_text(FLAKY.format(log_dir=log_dir, cause=cause))
+    flaky = cluster_from(
+        "items-record-after",
+        identifier="test/pg-resume",
+        config={
+            "items": {"count": 5},
+            "record": {"log_dir": log_dir, "fail_for": ["item-1", "item-3"], "fail_while": cause},
+            "after": {"log_dir": log_dir},
+        },
+    )
+    path = write_cluster(tmp_path, "pg.yml", flaky)
     home = tmp_path / "home"
     home.mkdir()
     overrides = {"storage": {"postgres": {"postgres_url": pg_schema_url}}}

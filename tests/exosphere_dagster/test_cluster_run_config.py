@@ -11,6 +11,7 @@ from byo_satellites import read_calls
 from dagster import DagsterInvalidConfigError, execute_job
 from dagster._core.system_config.objects import ResolvedRunConfig
 
+from clusters import cluster, fan_out, record, write_cluster
 from exosphere_dagster.build.catalog import registry_with_plugins
 from exosphere_dagster.build.job import build_job
 from exosphere_dagster.entry.launch import run_config
@@ -19,24 +20,6 @@ from yaml_loader import load, plan
 
 pytestmark = pytest.mark.integration
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-
-CLUSTER = """\
-version: 0.0.1b
-cluster:
-  identifier: test/edited
-  sla: 6h
-  trigger: api-call
-  retries: 0
-  satellites:
-    - uses: satellite/test/fan-out
-      identifier: items
-      config: {{count: 2, prefix: item-}}
-    - uses: satellite/test/record
-      identifier: record
-      config:
-        label: "${{{{ satellites.items.output.label }}}}"
-        log_dir: {log_dir}
-"""
 
 
 def reference_job():
@@ -70,10 +53,17 @@ def test_a_launch_with_a_bad_value_is_refused_with_its_key_path(op, key, value):
 
 
 def _cluster(tmp_path: Path) -> Path:
-    (tmp_path / "calls").mkdir()
-    path = tmp_path / "edited.yml"
-    path.write_text(CLUSTER.format(log_dir=tmp_path / "calls"))
-    return path
+    log_dir = tmp_path / "calls"
+    log_dir.mkdir()
+    edited = cluster(
+        "test/edited",
+        [
+            fan_out("items", count=2, prefix="item-"),
+            record("record", "${{ satellites.items.output.label }}", log_dir),
+        ],
+        retries=0,
+    )
+    return write_cluster(tmp_path, "edited.yml", edited)
 
 
 def test_an_edited_value_is_used(tmp_path, sqlite_instance):

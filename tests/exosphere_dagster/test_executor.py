@@ -10,6 +10,7 @@ import pytest
 from dagster import execute_job
 from probe_satellites import read_where
 
+from clusters import cluster, satellite, write_cluster
 from exosphere_dagster.build.catalog import registry_with_plugins
 from exosphere_dagster.build.executor import ensure_forkserver
 from exosphere_dagster.build.job import build_job
@@ -18,30 +19,18 @@ from exosphere_dagster.entry.launch import run_cluster_file
 from exosphere_dagster.entry.reconstruct import reconstructable_job
 from yaml_loader import load, plan
 
-CLUSTER = """\
-version: 0.0.1b
-cluster:
-  identifier: test/where-{name}
-  sla: 6h
-  trigger: api-call
-  satellites:
-    - uses: satellite/test/where
-      identifier: where
-      config: {{out: {out}}}
-"""
-
 
 @pytest.fixture(autouse=True)
-def probes(monkeypatch):
-    monkeypatch.setenv("EXOSPHERE_SATELLITE_MODULES", "byo_satellites,probe_satellites")
+def probes(satellite_modules):
+    satellite_modules("byo_satellites", "probe_satellites")
 
 
-def cluster(tmp_path, name: str):
+def where_cluster(tmp_path, name: str):
+    """A cluster of one ``where`` probe writing to its own ``out`` folder: (path, out)."""
     out = tmp_path / f"out-{name}"
     out.mkdir()
-    path = tmp_path / f"{name}.yml"
-    path.write_text(CLUSTER.format(name=name, out=out))
-    return path, out
+    where = satellite("satellite/test/where", "where", {"out": out})
+    return write_cluster(tmp_path, f"{name}.yml", cluster(f"test/where-{name}", [where])), out
 
 
 def execute(path, instance, inputs: int, execution: dict | None = None):
@@ -62,7 +51,7 @@ def test_steps_fork_from_the_preloaded_server_and_see_this_processs_environment(
     server (not of this process) that had the product loaded; 100 items at 6h with 2 workers
     make 2 x 4 chunks. A second run after an environment change sees the new value (the server
     was restarted for it)."""
-    path, out = cluster(tmp_path, "fork")
+    path, out = where_cluster(tmp_path, "fork")
     monkeypatch.setenv("PROBE_VALUE", "first")
     steps = execute(path, sqlite_instance, 100, {"multiprocess": {"max_concurrent": 2}})
     assert len(steps) == 8
@@ -84,19 +73,19 @@ def test_steps_fork_from_the_preloaded_server_and_see_this_processs_environment(
 
 @pytest.mark.integration
 def test_run_config_still_chooses_spawn_or_in_process(tmp_path, sqlite_instance):
-    path, out = cluster(tmp_path, "spawn")
+    path, out = where_cluster(tmp_path, "spawn")
     spawn = {"multiprocess": {"start_method": {"spawn": {}}}}
     assert execute(path, sqlite_instance, 3, spawn) == ["where[c00000]"]
     (seen,) = {(s["ppid"], s["preloaded"]) for s in read_where(out)}
     assert seen == (os.getpid(), False)  # a fresh interpreter started by this process
 
-    path, out = cluster(tmp_path, "inline")
+    path, out = where_cluster(tmp_path, "inline")
     assert run_cluster_file(path, [{"n": 1}], instance=sqlite_instance).success  # exosphere run
     assert {s["pid"] for s in read_where(out)} == {os.getpid()}
 
 
 def test_kubernetes_keeps_its_own_executor(tmp_path, monkeypatch):
-    path, _ = cluster(tmp_path, "k8s")
+    path, _ = where_cluster(tmp_path, "k8s")
     registry = registry_with_plugins()
     cluster_plan = plan(load(path), registry)
     assert build_job(cluster_plan, registry).executor_def.name == "exosphere_multi_or_in_process"

@@ -14,27 +14,18 @@ import pytest
 from byo_satellites import read_calls
 from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus
 
+from clusters import cluster, record, write_cluster
 from exosphere_dagster.build.tags import DEADLINE_TAG, TRIGGER_TIME_TAG
 from exosphere_dagster.entry.launch import rerun, run_cluster_file, sla_window
 
 pytestmark = pytest.mark.integration
+WINDOW = "${{ run.trigger_time }} ${{ run.deadline }}"
 
-WINDOW = """\
-version: 0.0.1b
-cluster:
-  identifier: test/rerun-window
-  sla: 6h
-  trigger: api-call
-  retries: 0
-  satellites:
-    - uses: satellite/test/record
-      identifier: stamp
-      config:
-        label: "${{{{ run.trigger_time }}}} ${{{{ run.deadline }}}}"
-        log_dir: {log_dir}
-        fail_for: ["${{{{ run.trigger_time }}}} ${{{{ run.deadline }}}}"]
-        fail_while: {cause}
-"""
+
+def window_cluster(tmp_path, log_dir, cause):
+    """``stamp`` logs the run's SLA window, and fails while ``cause`` exists."""
+    stamp = record("stamp", WINDOW, log_dir, fail_for=[WINDOW], fail_while=cause)
+    return write_cluster(tmp_path, "window.yml", cluster("test/rerun-window", [stamp], retries=0))
 
 
 def test_rerun_keeps_the_parents_sla_window_and_inputs(tmp_path, sqlite_instance):
@@ -43,8 +34,7 @@ def test_rerun_keeps_the_parents_sla_window_and_inputs(tmp_path, sqlite_instance
     log_dir, cause = tmp_path / "calls", tmp_path / "cause"
     log_dir.mkdir()
     cause.write_text("broken")
-    path = tmp_path / "window.yml"
-    path.write_text(WINDOW.format(log_dir=log_dir, cause=cause))
+    path = window_cluster(tmp_path, log_dir, cause)
     inputs = [{"n": 0}, {"n": 1}, {"n": 2}]
     first = run_cluster_file(path, inputs, instance=sqlite_instance)
     assert not first.success and read_calls(log_dir) == []
@@ -65,8 +55,7 @@ def test_a_run_without_window_tags_gets_creation_time_plus_sla(tmp_path, sqlite_
     """What the deadlines sensor would have stamped on a run launched without the tags."""
     log_dir = tmp_path / "calls"
     log_dir.mkdir()
-    path = tmp_path / "window.yml"
-    path.write_text(WINDOW.format(log_dir=log_dir, cause=tmp_path / "no-cause"))
+    path = window_cluster(tmp_path, log_dir, tmp_path / "no-cause")
     result = run_cluster_file(path, instance=sqlite_instance)
     run = sqlite_instance.get_run_by_id(result.run_id)
     bare = run.with_tags(
@@ -127,21 +116,6 @@ def test_processes_opening_a_fresh_home_at_the_same_instant_all_succeed(tmp_path
     assert [out.strip() for out, _ in outputs] == ["0"] * 8
 
 
-CLUSTER = """\
-version: 0.0.1b
-cluster:
-  identifier: test/together
-  sla: 24h
-  trigger: api-call
-  satellites:
-    - uses: satellite/test/record
-      identifier: record
-      config:
-        label: "${{{{ run.id }}}}"
-        log_dir: {log_dir}
-"""
-
-
 @pytest.mark.slow
 def test_eight_exosphere_runs_started_together_on_a_fresh_home(tmp_path):
     """``exosphere run`` eight times at once on a DAGSTER_HOME that does not exist yet; then
@@ -149,8 +123,8 @@ def test_eight_exosphere_runs_started_together_on_a_fresh_home(tmp_path):
     home = tmp_path / "fresh_home"
     log_dir = tmp_path / "calls"
     log_dir.mkdir()
-    path = tmp_path / "together.yml"
-    path.write_text(CLUSTER.format(log_dir=log_dir))
+    together = cluster("test/together", [record("record", "${{ run.id }}", log_dir)], sla="24h")
+    path = write_cluster(tmp_path, "together.yml", together)
     env = {**os.environ, "DAGSTER_HOME": str(home)}
     procs = [
         subprocess.Popen(

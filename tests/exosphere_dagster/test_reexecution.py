@@ -13,28 +13,10 @@ import pytest
 from byo_satellites import read_calls
 from dagster import DagsterRunStatus
 
+from clusters import cluster, cluster_from, fan_out, record, write_cluster
 from exosphere_dagster.entry.launch import rerun
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-CLUSTER = """\
-version: 0.0.1b
-cluster:
-  identifier: test/killed
-  sla: 6h
-  trigger: api-call
-  retries: 0
-  satellites:
-    - uses: satellite/test/fan-out
-      identifier: items
-      config: {{count: 40, prefix: item-}}
-    - uses: satellite/test/record
-      identifier: record
-      config:
-        label: "$${{{{ satellites.items.output.label }}}}"
-        log_dir: {log_dir}
-        block_on: item-24
-"""
 
 
 def wait_for(predicate, timeout: float = 60.0) -> None:
@@ -49,8 +31,15 @@ def wait_for(predicate, timeout: float = 60.0) -> None:
 def test_sigkill_then_reexecute_from_failure_processes_each_item_once(tmp_path, sqlite_instance):
     log_dir = tmp_path / "calls"
     log_dir.mkdir()
-    path = tmp_path / "killed.yml"
-    path.write_text(CLUSTER.format(log_dir=log_dir))
+    killed = cluster(
+        "test/killed",
+        [
+            fan_out("items", count=40, prefix="item-"),
+            record("record", "$${{ satellites.items.output.label }}", log_dir, block_on="item-24"),
+        ],
+        retries=0,
+    )
+    path = write_cluster(tmp_path, "killed.yml", killed)
     env = {**os.environ, "DAGSTER_HOME": sqlite_instance.root_directory}
     proc = subprocess.Popen(
         [sys.executable, "-m", "exosphere_dagster.entry.cli", "run", str(path)],
@@ -85,33 +74,6 @@ def test_sigkill_then_reexecute_from_failure_processes_each_item_once(tmp_path, 
     assert any("chunk c00003 of record never ran in its own step" in m for m in logs)
 
 
-FLAKY = """\
-version: 0.0.1b
-cluster:
-  identifier: test/middle-fails
-  sla: 6h
-  trigger: api-call
-  retries: 1
-  delay: 0
-  satellites:
-    - uses: satellite/test/fan-out
-      identifier: items
-      config: {{count: 3, prefix: item-}}
-    - uses: satellite/test/record
-      identifier: record
-      config:
-        label: "${{{{ satellites.items.output.label }}}}"
-        log_dir: {log_dir}
-        fail_for: [item-1]
-        fail_while: {cause}
-    - uses: satellite/test/record
-      identifier: after
-      config:
-        label: "after-${{{{ satellites.record.output.label }}}}"
-        log_dir: {log_dir}
-"""
-
-
 @pytest.mark.parametrize("multiprocess", [False, True], ids=["in-process", "multiprocess"])
 def test_reexecute_from_failure_retries_only_the_failed_item(
     tmp_path, sqlite_instance, multiprocess
@@ -124,8 +86,14 @@ def test_reexecute_from_failure_retries_only_the_failed_item(
     log_dir, cause = tmp_path / "calls", tmp_path / "cause"
     log_dir.mkdir()
     cause.write_text("broken")
-    path = tmp_path / "flaky.yml"
-    path.write_text(FLAKY.format(log_dir=log_dir, cause=cause))
+    flaky = cluster_from(
+        "items-record-after",
+        identifier="test/middle-fails",
+        retries=1,
+        delay=0,
+        config={"record": {"log_dir": log_dir, "fail_while": cause}, "after": {"log_dir": log_dir}},
+    )
+    path = write_cluster(tmp_path, "flaky.yml", flaky)
     first = run_cluster_file(path, instance=sqlite_instance, multiprocess=multiprocess)
     assert not first.success
     (failure,) = [e for e in first.all_events if e.event_type_value == "STEP_FAILURE"]
@@ -146,41 +114,23 @@ def test_reexecute_from_failure_retries_only_the_failed_item(
     assert "items[c00000]" not in started and "exosphere__start" not in started
 
 
-NESTED_KILLED = """\
-version: 0.0.1b
-cluster:
-  identifier: test/killed-nested
-  sla: 6h
-  trigger: api-call
-  retries: 0
-  satellites:
-    - uses: satellite/test/fan-out
-      identifier: items
-      config: {{count: 40, prefix: item-}}
-    - uses: satellite/test/record
-      identifier: record
-      config:
-        label: "${{{{ satellites.items.output.label }}}}"
-        log_dir: {log_dir}
-        block_on: item-24
-    - uses: satellite/test/fan-out
-      identifier: pages
-      config: {{count: 2, prefix: page-}}
-    - uses: satellite/test/record
-      identifier: after
-      config:
-        label: "${{{{ satellites.record.output.label }}}}/${{{{ satellites.pages.output.label }}}}"
-        log_dir: {log_dir}
-"""
-
-
 def test_a_gathering_step_runs_the_chunks_a_killed_run_never_started(tmp_path, sqlite_instance):
     """The kill leaves record[c00003] never started; re-executed from failure, the re-chunk
     after ``pages`` runs that chunk inline, so every item reaches ``after`` exactly once."""
     log_dir = tmp_path / "calls"
     log_dir.mkdir()
-    path = tmp_path / "killed-nested.yml"
-    path.write_text(NESTED_KILLED.format(log_dir=log_dir))
+    after = "${{ satellites.record.output.label }}/${{ satellites.pages.output.label }}"
+    killed = cluster(
+        "test/killed-nested",
+        [
+            fan_out("items", count=40, prefix="item-"),
+            record("record", "${{ satellites.items.output.label }}", log_dir, block_on="item-24"),
+            fan_out("pages", count=2, prefix="page-"),
+            record("after", after, log_dir),
+        ],
+        retries=0,
+    )
+    path = write_cluster(tmp_path, "killed-nested.yml", killed)
     env = {**os.environ, "DAGSTER_HOME": sqlite_instance.root_directory}
     proc = subprocess.Popen(
         [sys.executable, "-m", "exosphere_dagster.entry.cli", "run", str(path)],
