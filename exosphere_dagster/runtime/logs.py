@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from exosphere_dagster.runtime.secrets import redact, resolve_secrets
+from satellite_ops.context import SatelliteContext
 from satellite_ops.registry import SatelliteDefinition
 from yaml_loader.ir import ClusterPlan, SatelliteNode
 from yaml_loader.templates import render_value
@@ -71,7 +72,7 @@ class LogForwarder:
     def _deliver(self, batch: list[dict[str, Any]]) -> None:
         for node, definition in self.sinks:
             try:
-                _send(node, definition, self.plan, self.base_scope, batch)
+                _send(node, definition, self.plan, self.base_scope, batch, self.run_id)
             except Exception as exc:  # noqa: BLE001 - a log sink never fails the run
                 self.failures += 1
                 logger.warning(
@@ -88,6 +89,7 @@ def _send(
     plan: ClusterPlan,
     base_scope: Mapping[str, Any],
     records: list[dict[str, Any]],
+    run_id: str,
 ) -> None:
     secrets = resolve_secrets(plan.secrets, node.secrets)
     scope = log_scope(base_scope, secrets)
@@ -96,7 +98,17 @@ def _send(
         definition.log_sink(config, records)
         return
     payload = {"records": records}  # a bring-your-own sink gets the batch as its input
-    result = definition.fn(config, payload)
+    kwargs: dict[str, Any] = {}
+    if definition.accepts_context:  # a batch of records is no item: no item id, no lineage
+        kwargs["context"] = SatelliteContext(
+            log=logger,
+            item_id="",
+            secrets=secrets,
+            run_id=run_id,
+            cluster=plan.identifier,
+            satellite=node.id,
+        )
+    result = definition.fn(config, payload, **kwargs)
     if asyncio.iscoroutine(result):
         asyncio.run(result)
 

@@ -328,3 +328,25 @@ def test_a_real_run_calls_a_failing_webhook_retries_plus_one_times(tmp_path, htt
     (failure,) = [e for e in result.all_events if e.is_step_failure]  # one step, no step retry
     description = failure.step_failure_data.user_failure_data.description
     assert description.startswith("1 item(s) of chunk") and "answered 503" in description
+
+
+def test_a_satellite_that_takes_a_context_gets_one_as_a_log_sink(http_recorder):
+    """A log sink is called outside the item runtime, but a satellite declaring ``context``
+    still gets one: no item id (so no idempotency key), the run and the sink's own node."""
+    text = cluster_text(WEBHOOK, {"url": "http://127.0.0.1:9/unused"}, retries=0) + (
+        "  logs:\n"
+        "    satellites:\n"
+        f"      - uses: {WEBHOOK}\n"
+        "        identifier: log-hook\n"
+        "        config:\n"
+        f"          url: {http_recorder.url}/logs\n"
+    )
+    registry = default_registry()
+    cluster = plan(load_text(text), registry)
+    sinks = [(node, registry.get(node.uses)) for node in cluster.log_nodes]
+    forwarder = LogForwarder(cluster, sinks, "run-1")
+    forwarder.emit("info", "sat", None, "hello")
+    forwarder.flush()
+    assert forwarder.failures == 0
+    (request,) = http_recorder.requests
+    assert request.path == "/logs" and request.header("Idempotency-Key") is None
