@@ -39,6 +39,7 @@ _NESTED: dict[str, type[Located]] = {
     "failure": Failure,
     "logs": Logs,
 }
+_UNICODE_BREAKS = ("\x85", "\u2028", "\u2029")
 _DATA_TYPES = "a string, number, boolean, null, list or mapping"
 _AT_LINE = re.compile(r"\bline (\d+)\b")
 _WARNING_AT = re.compile(r"^(?P<file>.*?):(?P<line>\d+): ")
@@ -122,6 +123,8 @@ class _Dumper(yaml.SafeDumper):
 
 def _text(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
     style = "|" if "\n" in data else None  # PyYAML falls back to quotes where | cannot hold it
+    if any(char in data for char in _UNICODE_BREAKS):
+        style = '"'  # PyYAML writes them raw in '...' and plain scalars, where they fold
     return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
 
 
