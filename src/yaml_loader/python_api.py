@@ -99,12 +99,13 @@ class Cluster(Located):
 
     @classmethod
     def from_yaml(cls, source: str | Path) -> Cluster:
-        """A cluster from YAML text or a ``.yml``/``.yaml`` path; format errors as ConfigErrors.
+        """A cluster from YAML text or a path (a ``Path``, a one-line string naming a file or
+        ending in ``.yml``/``.yaml``); format errors as ConfigErrors, at the file's positions.
 
         Comments are not kept; key order and the spelling of every value are.
         """
         if isinstance(source, Path) or (
-            "\n" not in source and source.strip().endswith(YAML_SUFFIXES)
+            "\n" not in source and (source.strip().endswith(YAML_SUFFIXES) or _names_a_file(source))
         ):
             load(source)  # the loader's own checks and messages, with the file's positions
             data, where = read_yaml_file(source)
@@ -130,6 +131,13 @@ class Cluster(Located):
         except ConfigErrors as exc:
             raise ConfigErrors(relocate(exc.errors, self, _generated_source(text))) from None
         return relocate_plan(result, self, loaded.source)
+
+
+def _names_a_file(text: str) -> bool:
+    try:
+        return Path(text).is_file()
+    except (OSError, ValueError):  # a long one-line YAML text is no file name
+        return False
 
 
 def _generated_source(text: str) -> SourceMap | None:

@@ -25,6 +25,7 @@ from yaml_loader.python_model import (
     S3Trigger,
     Satellite,
     Trigger,
+    yaml_key,
 )
 from yaml_loader.python_sites import Site, locate
 from yaml_loader.source import SourceMap
@@ -49,8 +50,8 @@ _WARNING_AT = re.compile(r"^(?P<file>.*?):(?P<line>\d+): ")
 def to_document(cluster: Located) -> tuple[dict[str, Any], list[ConfigError]]:
     """The cluster file's data (``version``, ``cluster``), and the values it could not hold."""
     problems: list[ConfigError] = []
-    body = _mapping(cluster, ("cluster",), problems, skip=("version",))
-    doc = {"version": _value(cluster.version, ("version",), problems, 1), "cluster": body}  # type: ignore[attr-defined]
+    version = _value(getattr(cluster, "version", None), ("version",), problems, 1)
+    doc = {"version": version, "cluster": _mapping(cluster, ("cluster",), problems, ("version",))}
     order = getattr(cluster, "_doc_order", None) or ("version", "cluster")
     return {key: doc[key] for key in order}, problems
 
@@ -66,7 +67,7 @@ def _mapping(
         default = by_name[name].default_factory
         if name in skip or value is None or (default is not MISSING and value == default()):
             continue
-        key = name.rstrip("_").replace("_", "-")
+        key = yaml_key(name)
         out[key] = _value(value, (*path, key), problems, len(path))
     return out
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import json
 import re
 import subprocess
 import sys
@@ -375,6 +376,16 @@ def test_from_yaml_reports_format_errors_with_the_file_positions(tmp_path: Path)
     assert {(e.file, format_key_path(e.key_path)) for e in raised.value.errors} >= {
         (str(path), "cluster.sla")
     }
+
+
+def test_from_yaml_takes_text_a_path_or_a_file_name(tmp_path: Path) -> None:
+    text = FIXED.read_text()
+    named = tmp_path / "cluster.txt"
+    named.write_text(text)
+    one_line = json.dumps(read_yaml_file(FIXED)[0])  # JSON is YAML
+    assert "\n" not in one_line and len(one_line) > 4096  # longer than a file name may be
+    clusters = [Cluster.from_yaml(src) for src in (text, FIXED, str(FIXED), str(named), one_line)]
+    assert all(c == clusters[0] for c in clusters)
 
 
 _SCALARS = (
