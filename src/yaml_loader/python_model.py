@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 
 from yaml_loader.python_sites import UNKNOWN, Site, capture
 
+MAX_DEPTH = 64  # the loader's nesting limit
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*\Z")
 
 
@@ -72,19 +73,17 @@ def output(satellite: Satellite | str, *fields: str | int) -> Ref:
     return result
 
 
-def plain(value: Any) -> Any:
-    """Data as YAML will hold it: refs as text, tuples as lists; unknown types left for
-    ``to_yaml`` to report where they were written."""
-    if isinstance(value, Located):
+def plain(value: Any, depth: int = 0) -> Any:
+    """Data as YAML will hold it: refs as text, tuples as lists; unknown types (and data nested
+    past the loader's limit, a cycle included) left for ``to_yaml`` to report where written."""
+    if isinstance(value, Located) or depth > MAX_DEPTH:
         return value
-    if isinstance(value, Ref):
-        return str(value)
-    if isinstance(value, str):
+    if isinstance(value, Ref | str):
         return str(value)
     if isinstance(value, Mapping):
-        return {key: plain(item) for key, item in value.items()}
+        return {key: plain(item, depth + 1) for key, item in value.items()}
     if isinstance(value, list | tuple):
-        return [plain(item) for item in value]
+        return [plain(item, depth + 1) for item in value]
     return value
 
 

@@ -17,6 +17,7 @@ import yaml
 from yaml_loader.errors import ConfigError, KeyPath
 from yaml_loader.ir import ClusterPlan, SatelliteNode
 from yaml_loader.python_model import (
+    MAX_DEPTH,
     Failure,
     FolderTrigger,
     Located,
@@ -31,7 +32,6 @@ from yaml_loader.python_sites import Site, locate
 from yaml_loader.source import SourceMap
 
 GENERATED = "<generated from Python>"
-MAX_DEPTH = 64  # as the loader's own limit: deeper data is reported, not recursed into
 _NESTED: dict[str, type[Located]] = {
     "trigger": Trigger,
     "s3": S3Trigger,
