@@ -7,20 +7,51 @@ satellite_ops (the planner asks an abstract registry for satellites' config mode
 - ``plan`` checks the file as a whole (satellites, graph, references) and freezes it into a
   ``ClusterPlan`` (``ir``); ``templates`` compiles ``${{ }}`` expressions and describes what
   they may read (the template scope).
+- ``python_api`` builds the same file in Python (``Cluster``, ``Satellite``, ...): it writes
+  the YAML and plans it through the same loader; ``load_python_clusters`` imports a Python
+  file's clusters.
 """
 
 from yaml_loader.errors import ConfigError, ConfigErrors
 from yaml_loader.ir import ClusterPlan, SatelliteNode
 from yaml_loader.load import LoadedCluster, load, load_text
 from yaml_loader.plan import plan
+from yaml_loader.python_api import (
+    Cluster,
+    Failure,
+    FolderTrigger,
+    Logs,
+    Ref,
+    Resources,
+    S3Trigger,
+    Satellite,
+    Trigger,
+    load_python_clusters,
+    output,
+    ref,
+    secret,
+)
 
 __all__ = [
+    "Cluster",
     "ClusterPlan",
     "ConfigError",
     "ConfigErrors",
+    "Failure",
+    "FolderTrigger",
     "LoadedCluster",
+    "Logs",
+    "Ref",
+    "Resources",
+    "S3Trigger",
+    "Satellite",
     "SatelliteNode",
+    "Trigger",
     "load",
+    "load_python_clusters",
     "load_text",
+    "output",
     "plan",
+    "ref",
+    "secret",
 ]
