@@ -31,7 +31,7 @@ class _Dumper(yaml.SafeDumper):
 _Dumper.add_multi_representer(PurePath, lambda dumper, path: dumper.represent_str(str(path)))
 
 
-def satellite(
+def satellite_entry(
     uses: str, identifier: str | None = None, config: Mapping[str, Any] | None = None, **fields: Any
 ) -> dict[str, Any]:
     """One entry of a ``satellites:`` list; ``fields`` are its other keys (``parents``,
@@ -101,7 +101,7 @@ def cluster_yaml(identifier: str, satellites: Iterable[Mapping[str, Any]], **kw:
 
 
 def dump(data: Mapping[str, Any]) -> str:
-    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True)
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=1_000)
 
 
 def write_cluster(folder: Path, name: str, data: Mapping[str, Any] | str) -> Path:
@@ -119,19 +119,19 @@ def fan_out(
 ) -> dict[str, Any]:
     """``satellite/test/fan-out``: ``count`` objects per item, labelled ``<prefix><n>``."""
     config = {k: v for k, v in (("count", count), ("prefix", prefix)) if v is not None}
-    return satellite("satellite/test/fan-out", identifier, config or None)
+    return satellite_entry("satellite/test/fan-out", identifier, config or None)
 
 
 def record(identifier: str, label: str, log_dir: str | Path, **config: Any) -> dict[str, Any]:
     """``satellite/test/record``: logs ``label`` once its call succeeds; ``config`` holds the
     ways to fail on purpose (``fail_for``, ``fail_rate``, ``fail_while``, ``block_on``)."""
-    return satellite(
+    return satellite_entry(
         "satellite/test/record", identifier, {"label": label, "log_dir": log_dir, **config}
     )
 
 
 def note(identifier: str, log_dir: str | Path, message: str) -> dict[str, Any]:
     """``satellite/test/note-failure``: appends ``message`` to ``<log_dir>/failures.log``."""
-    return satellite(
+    return satellite_entry(
         "satellite/test/note-failure", identifier, {"log_dir": log_dir, "message": message}
     )

@@ -9,6 +9,7 @@ import os
 
 import pytest
 
+from clusters import cluster_from, write_cluster
 from exosphere_dagster.build.executor import run_workers
 from exosphere_dagster.entry.launch import run_cluster_file
 from exosphere_dagster.runtime.chunking import (
@@ -88,29 +89,18 @@ def test_workers_come_from_the_run_config_then_the_executors_default(
     assert workers == (expected if expected is not None else os.cpu_count())
 
 
-CLUSTER = """\
-version: 0.0.1b
-cluster:
-  identifier: test/chunks-{sla}
-  sla: {sla}
-  trigger: api-call
-  satellites:
-    - uses: satellite/test/fan-out
-      identifier: items
-      config: {{count: 40}}
-    - uses: satellite/test/note-failure
-      identifier: note
-      config: {{log_dir: {log_dir}, message: seen}}
-"""
-
-
 @pytest.mark.integration
 @pytest.mark.parametrize(("sla", "expected"), [("6h", 4), ("24h", 1)])
 def test_an_in_process_run_cuts_chunks_for_one_worker(tmp_path, sqlite_instance, sla, expected):
     """`exosphere run` executes in process: one worker, so 40 items are one 24h chunk and four
     6h chunks (the 6h tier's four chunks per worker)."""
-    path = tmp_path / f"{sla}.yml"
-    path.write_text(CLUSTER.format(sla=sla, log_dir=tmp_path))
+    forty = cluster_from(
+        "fan-out-and-note",
+        identifier=f"test/chunks-{sla}",
+        sla=sla,
+        config={"items": {"count": 40}, "note": {"log_dir": tmp_path}},
+    )
+    path = write_cluster(tmp_path, f"{sla}.yml", forty)
     result = run_cluster_file(path, instance=sqlite_instance)
     assert result.success
     steps = {e.step_key for e in result.all_events if e.step_key and e.step_key.startswith("note[")}

@@ -10,7 +10,7 @@ import pytest
 from dagster import execute_job
 from probe_satellites import read_where
 
-from clusters import cluster, satellite, write_cluster
+from clusters import cluster, satellite_entry, write_cluster
 from exosphere_dagster.build.catalog import registry_with_plugins
 from exosphere_dagster.build.executor import ensure_forkserver
 from exosphere_dagster.build.job import build_job
@@ -29,7 +29,7 @@ def where_cluster(tmp_path, name: str):
     """A cluster of one ``where`` probe writing to its own ``out`` folder: (path, out)."""
     out = tmp_path / f"out-{name}"
     out.mkdir()
-    where = satellite("satellite/test/where", "where", {"out": out})
+    where = satellite_entry("satellite/test/where", "where", {"out": out})
     return write_cluster(tmp_path, f"{name}.yml", cluster(f"test/where-{name}", [where])), out
 
 

@@ -13,6 +13,7 @@ from dagster import AssetKey, AssetSpec, Definitions
 from dagster_graphql.test.utils import define_out_of_process_context, execute_dagster_graphql
 from pydantic import Field
 
+from clusters import cluster, failure_branch, fan_out, note, satellite_entry, write_cluster
 from exosphere_dagster.build.catalog import registry_with_plugins
 from exosphere_dagster.build.lineage import cluster_asset_specs, run_materializations
 from exosphere_dagster.definitions import build_definitions
@@ -46,13 +47,16 @@ def acyclic_graph(specs: list[AssetSpec]):
     return graph
 
 
-def cluster_text(
-    identifier: str, satellites: str, extra: str = "", trigger: str = "api-call"
-) -> str:
-    return (
-        f"version: 0.0.1b\ncluster:\n  identifier: {identifier}\n  sla: 12h\n"
-        f"  trigger: {trigger}\n{extra}  satellites:\n{satellites}"
+def write_12h(path: Path, identifier: str, satellites: list[dict], **fields) -> Path:
+    """A 12h cluster of ``satellites`` written to ``path``."""
+    return write_cluster(
+        path.parent, path.name, cluster(identifier, satellites, sla="12h", **fields)
     )
+
+
+S3_LIST = "satellite/exospherehost/get-files-from-s3"
+S3_MOVE = "satellite/exospherehost/move-to-s3"
+WEBHOOK = "satellite/exospherehost/call-webhook"
 
 
 def test_reference_cluster_is_satellites_sources_and_sinks():
@@ -93,32 +97,31 @@ def test_reference_cluster_is_satellites_sources_and_sinks():
 
 
 def test_urls_keep_scheme_host_and_path_only_and_templates_stop_at_their_literal_part(tmp_path):
-    path = tmp_path / "hooks.yml"
-    path.write_text(
-        cluster_text(
-            "acme/hooks",
-            "    - uses: satellite/exospherehost/get-files-from-s3\n"
-            "      identifier: listing\n"
-            "      config: {bucket: '${{ cluster.identifier }}', prefix: in}\n"
-            "    - uses: satellite/exospherehost/call-webhook\n"
-            "      identifier: tokened\n"
-            "      config:\n"
-            "        url: https://bob:pa55word@hooks.example.com:8443/v1/in?token=qs-t0ken\n"
-            "    - uses: satellite/exospherehost/call-webhook\n"
-            "      identifier: per-item\n"
-            "      config:\n"
-            "        url: https://api.example.com/items/${{ satellites.listing.output.etag }}\n"
-            "    - uses: satellite/exospherehost/call-webhook\n"
-            "      identifier: templated-host\n"
-            "      config:\n"
-            "        url: https://${{ satellites.listing.output.bucket }}/x\n"
-            "    - uses: satellite/exospherehost/call-webhook\n"
-            "      identifier: literal-secret\n"
-            "      config:\n"
-            "        url: https://hooks.example.com/services/T0/B0/literal-s3cret-value\n",
-            "  secrets:\n    - HOOK: literal-s3cret-value\n",
-        )
-    )
+    hooks = [
+        satellite_entry(
+            S3_LIST, "listing", {"bucket": "${{ cluster.identifier }}", "prefix": "in"}
+        ),
+        satellite_entry(
+            WEBHOOK,
+            "tokened",
+            {"url": "https://bob:pa55word@hooks.example.com:8443/v1/in?token=qs-t0ken"},
+        ),
+        satellite_entry(
+            WEBHOOK,
+            "per-item",
+            {"url": "https://api.example.com/items/${{ satellites.listing.output.etag }}"},
+        ),
+        satellite_entry(
+            WEBHOOK, "templated-host", {"url": "https://${{ satellites.listing.output.bucket }}/x"}
+        ),
+        satellite_entry(
+            WEBHOOK,
+            "literal-secret",
+            {"url": "https://hooks.example.com/services/T0/B0/literal-s3cret-value"},
+        ),
+    ]
+    secrets = {"HOOK": "literal-s3cret-value"}
+    path = write_12h(tmp_path / "hooks.yml", "acme/hooks", hooks, secrets=secrets)
     registry = registry_with_plugins()
     specs = by_key(cluster_asset_specs(plan(load(path), registry), registry))
     external = {k for k in specs if k.startswith("external/")}
@@ -133,39 +136,25 @@ def test_urls_keep_scheme_host_and_path_only_and_templates_stop_at_their_literal
 
 def shared_bucket_clusters(folder: Path) -> None:
     folder.mkdir()
-    (folder / "a.yml").write_text(
-        cluster_text(
-            "acme/first",
-            "    - uses: satellite/exospherehost/get-files-from-s3\n"
-            "      identifier: list\n"
-            "      config: {bucket: shared-bucket, prefix: incoming/}\n"
-            "    - uses: satellite/exospherehost/move-to-s3\n"
-            "      identifier: file-away\n"
-            "      config:\n"
-            "        origin-bucket: shared-bucket\n"
-            "        origin-file-path: $${{ satellites.list.output.file-path }}\n"
-            "        destination-bucket: shared-bucket\n"
-            "        destination-file-path: done/$${{ satellites.list.output.file-name }}\n",
-        )
-    )
-    (folder / "b.yml").write_text(
-        cluster_text(
-            "acme/second",
-            "    - uses: satellite/exospherehost/get-files-from-s3\n"
-            "      identifier: list\n"
-            "      config: {bucket: shared-bucket, prefix: done}\n"
-            "    - uses: satellite/exospherehost/get-files-from-s3\n"
-            "      identifier: list-again\n"
-            "      config: {bucket: shared-bucket, prefix: incoming}\n",
-        )
-    )
-    (folder / "c.yml").write_text(
-        cluster_text(
-            "acme/third",
-            "    - uses: satellite/test/fan-out\n      identifier: on-new-file\n",
-            trigger="{s3: {bucket: shared-bucket, prefix: done/}}",
-        )
-    )
+    file_away = {
+        "origin-bucket": "shared-bucket",
+        "origin-file-path": "$${{ satellites.list.output.file-path }}",
+        "destination-bucket": "shared-bucket",
+        "destination-file-path": "done/$${{ satellites.list.output.file-name }}",
+    }
+    first = [
+        satellite_entry(S3_LIST, "list", {"bucket": "shared-bucket", "prefix": "incoming/"}),
+        satellite_entry(S3_MOVE, "file-away", file_away),
+    ]
+    write_12h(folder / "a.yml", "acme/first", first)
+    second = [
+        satellite_entry(S3_LIST, "list", {"bucket": "shared-bucket", "prefix": "done"}),
+        satellite_entry(S3_LIST, "list-again", {"bucket": "shared-bucket", "prefix": "incoming"}),
+    ]
+    write_12h(folder / "b.yml", "acme/second", second)
+    on_new_file = [satellite_entry("satellite/test/fan-out", "on-new-file")]
+    trigger = {"s3": {"bucket": "shared-bucket", "prefix": "done/"}}
+    write_12h(folder / "c.yml", "acme/third", on_new_file, trigger=trigger)
     (folder / "broken.yml").write_text("version: 0.0.1b\ncluster: [\n")
 
 
@@ -187,22 +176,17 @@ def test_clusters_naming_the_same_place_share_its_asset_and_chain_through_it(tmp
 
 
 def test_a_cluster_writing_where_it_reads_keeps_the_graph_acyclic(tmp_path, caplog):
-    path = tmp_path / "loop.yml"
-    path.write_text(
-        cluster_text(
-            "acme/loop",
-            "    - uses: satellite/exospherehost/get-files-from-s3\n"
-            "      identifier: list\n"
-            "      config: {bucket: loop-bucket, prefix: in/}\n"
-            "    - uses: satellite/exospherehost/move-to-s3\n"
-            "      identifier: back\n"
-            "      config:\n"
-            "        origin-bucket: loop-bucket\n"
-            "        origin-file-path: $${{ satellites.list.output.file-path }}\n"
-            "        destination-bucket: loop-bucket\n"
-            "        destination-file-path: in/$${{ satellites.list.output.file-name }}x\n",
-        )
-    )
+    back = {
+        "origin-bucket": "loop-bucket",
+        "origin-file-path": "$${{ satellites.list.output.file-path }}",
+        "destination-bucket": "loop-bucket",
+        "destination-file-path": "in/$${{ satellites.list.output.file-name }}x",
+    }
+    loop = [
+        satellite_entry(S3_LIST, "list", {"bucket": "loop-bucket", "prefix": "in/"}),
+        satellite_entry(S3_MOVE, "back", back),
+    ]
+    path = write_12h(tmp_path / "loop.yml", "acme/loop", loop)
     registry = registry_with_plugins()
     with caplog.at_level(logging.WARNING, logger="exosphere"):
         specs = by_key(cluster_asset_specs(plan(load(path), registry), registry))
@@ -236,14 +220,11 @@ def test_bring_your_own_satellite_declares_its_endpoints(tmp_path, caplog):
     def other(config, input):
         return [input]
 
-    path = tmp_path / "byo.yml"
-    path.write_text(
-        cluster_text(
-            "acme/byo",
-            "    - uses: satellite/acme/to-table\n      config: {table: public.reports}\n"
-            "    - uses: satellite/acme/broken-lineage\n      config: {table: x}\n",
-        )
-    )
+    byo = [
+        satellite_entry("satellite/acme/to-table", config={"table": "public.reports"}),
+        satellite_entry("satellite/acme/broken-lineage", config={"table": "x"}),
+    ]
+    path = write_12h(tmp_path / "byo.yml", "acme/byo", byo)
     with caplog.at_level(logging.WARNING, logger="exosphere"):
         specs = by_key(cluster_asset_specs(plan(load(path), registry), registry))
     assert deps(specs["external/postgres/warehouse/public/reports"]) == {"acme__byo/to_table"}
@@ -289,29 +270,6 @@ def test_run_counts_become_numeric_metadata_on_satellites_and_delivering_sinks()
     assert f"{JOB}/send_logs_to_new_relic" not in got  # log sinks have no item counts
 
 
-HOOKED = """\
-version: 0.0.1b
-cluster:
-  identifier: test/hooked
-  sla: 6h
-  trigger: api-call
-  retries: 0
-  satellites:
-    - uses: satellite/test/fan-out
-      identifier: items
-      config: {{count: 3}}
-    - uses: satellite/exospherehost/call-webhook
-      identifier: notify
-      config:
-        url: {url}/hook?key=abc
-        body: "${{{{ satellites.items.output }}}}"
-  failure:
-    from: notify
-    satellites:
-      - uses: satellite/test/note-failure
-        identifier: note
-        config: {{log_dir: {log_dir}, message: "${{{{ failure.error }}}}"}}
-"""
 ASSETS = """
 query($keys: [AssetKeyInput!]) {
   assetNodes(assetKeys: $keys) {
@@ -333,8 +291,19 @@ def test_runs_record_history_that_the_graphql_api_serves(
     folder = tmp_path / "clusters"
     folder.mkdir()
     (tmp_path / "notes").mkdir()
-    path = folder / "hooked.yml"
-    path.write_text(HOOKED.format(url=http_recorder.url, log_dir=tmp_path / "notes"))
+    webhook = satellite_entry(
+        WEBHOOK,
+        "notify",
+        {"url": f"{http_recorder.url}/hook?key=abc", "body": "${{ satellites.items.output }}"},
+    )
+    note_failure = note("note", tmp_path / "notes", "${{ failure.error }}")
+    hooked = cluster(
+        "test/hooked",
+        [fan_out("items", count=3), webhook],
+        retries=0,
+        failure=failure_branch("notify", [note_failure]),
+    )
+    path = write_cluster(folder, "hooked.yml", hooked)
     (folder / "broken.yml").write_text("version: 0.0.1b\ncluster: [\n")
     runs = []
     for _ in range(2):

@@ -12,41 +12,17 @@ from pathlib import Path
 import pytest
 from probe_satellites import read_built, read_where
 
+from clusters import cluster, cluster_from, failure_branch, note, satellite_entry, write_cluster
 from exosphere_dagster.definitions import build_definitions, cluster_jobs
 from exosphere_dagster.entry.location import ClusterRepositoryData, lazy_repository
-
-CLUSTER = """\
-version: 0.0.1b
-cluster:
-  identifier: {identifier}
-  sla: 24h
-  trigger: api-call
-  satellites:
-    - uses: satellite/test/fan-out
-      identifier: items
-      config: {{count: 2}}
-    - uses: satellite/test/note-failure
-      identifier: note
-      config: {{log_dir: /tmp, message: "{message}"}}
-"""
-
-WITH_FAILURE_BRANCH = (
-    CLUSTER
-    + """\
-  failure:
-    from: note
-    satellites:
-      - uses: satellite/test/note-failure
-        identifier: report
-        config: {{log_dir: /tmp, message: failed}}
-"""
-)
+from satellite_env import satellite_env
 
 
-def write(folder: Path, name: str, text: str) -> Path:
-    path = folder / name
-    path.write_text(text)
-    return path
+def noted(identifier: str, message: str = "seen", **fields) -> dict:
+    """The two-satellite fixture cluster under ``identifier``; ``message`` is ``note``'s."""
+    return cluster_from(
+        "fan-out-and-note", identifier=identifier, config={"note": {"message": message}}, **fields
+    )
 
 
 def lazy(folder: Path) -> tuple[ClusterRepositoryData, list[Path]]:
@@ -61,9 +37,9 @@ def lazy(folder: Path) -> tuple[ClusterRepositoryData, list[Path]]:
 
 
 def test_a_job_asked_by_name_is_built_alone_and_is_the_listed_one(tmp_path):
-    write(tmp_path, "nightly.yml", CLUSTER.format(identifier="acme/nightly-report", message="n"))
-    write(tmp_path, "weekly.yml", CLUSTER.format(identifier="acme/weekly-report", message="w"))
-    write(tmp_path, "broken.yaml", "version: 0.0.1b\ncluster:\n  sla: 7h\n")
+    write_cluster(tmp_path, "nightly.yml", noted("acme/nightly-report"))
+    write_cluster(tmp_path, "weekly.yml", noted("acme/weekly-report"))
+    write_cluster(tmp_path, "broken.yaml", "version: 0.0.1b\ncluster:\n  sla: 7h\n")
     data, builds = lazy(tmp_path)
 
     job = data.get_job("acme__nightly_report")
@@ -85,11 +61,12 @@ def test_a_job_asked_by_name_is_built_alone_and_is_the_listed_one(tmp_path):
 def test_the_first_file_that_loads_owns_an_identifier_as_in_the_folder(tmp_path):
     """A broken file and a file that only mentions the name come first in folder order; of two
     files with the identifier, the first one owns it, as the folder build decides."""
-    write(tmp_path, "a-broken.yml", "version: 0.0.1b\ncluster:\n  identifier: acme/report\n")
-    mention = CLUSTER.format(identifier="acme/other", message="see cluster/acme/report")
-    write(tmp_path, "b-mention.yml", mention)
-    owner = write(tmp_path, "c-owner.yml", CLUSTER.format(identifier="acme/report", message="c"))
-    write(tmp_path, "d-copy.yml", CLUSTER.format(identifier="cluster/acme/report", message="d"))
+    write_cluster(
+        tmp_path, "a-broken.yml", "version: 0.0.1b\ncluster:\n  identifier: acme/report\n"
+    )
+    write_cluster(tmp_path, "b-mention.yml", noted("acme/other", "see cluster/acme/report"))
+    owner = write_cluster(tmp_path, "c-owner.yml", noted("acme/report"))
+    write_cluster(tmp_path, "d-copy.yml", noted("cluster/acme/report"))
     data, builds = lazy(tmp_path)
 
     assert data.get_job("acme__report").metadata["cluster file"].text == str(owner)
@@ -100,8 +77,10 @@ def test_the_first_file_that_loads_owns_an_identifier_as_in_the_folder(tmp_path)
 
 
 def test_an_sla_breach_job_is_built_alone_too(tmp_path):
-    write(tmp_path, "plain.yml", CLUSTER.format(identifier="acme/plain", message="p"))
-    write(tmp_path, "alerts.yml", WITH_FAILURE_BRANCH.format(identifier="acme/alerts", message="a"))
+    write_cluster(tmp_path, "plain.yml", noted("acme/plain"))
+    report = note("report", "/tmp", "failed")
+    alerts = noted("acme/alerts", failure=failure_branch("note", [report]))
+    write_cluster(tmp_path, "alerts.yml", alerts)
     data, builds = lazy(tmp_path)
     assert data.get_job("acme__alerts__sla_breach").name == "acme__alerts__sla_breach"
     assert builds == []
@@ -111,38 +90,11 @@ def test_an_sla_breach_job_is_built_alone_too(tmp_path):
 
 
 def test_the_code_location_is_the_lazy_repository(tmp_path):
-    write(tmp_path, "nightly.yml", CLUSTER.format(identifier="acme/nightly-report", message="n"))
+    write_cluster(tmp_path, "nightly.yml", noted("acme/nightly-report"))
     repo = lazy_repository(tmp_path, build_definitions, cluster_jobs)
     assert repo.name == "__repository__"  # what Definitions names it: run origins stay valid
     assert repo.get_job("acme__nightly_report").name == "acme__nightly_report"
     assert "acme__nightly_report" in repo.job_names
-
-
-WHERE = """\
-version: 0.0.1b
-cluster:
-  identifier: test/asked
-  sla: 24h
-  trigger: api-call
-  satellites:
-    - uses: satellite/test/where
-      identifier: where
-      config: {{out: {out}}}
-    - uses: satellite/test/built
-      identifier: built
-      config: {{name: asked, out: {built}}}
-"""
-
-OTHER = """\
-version: 0.0.1b
-cluster:
-  identifier: test/other-{n}
-  sla: 24h
-  trigger: api-call
-  satellites:
-    - uses: satellite/test/built
-      config: {{name: other, out: {built}}}
-"""
 
 
 @pytest.mark.integration
@@ -154,17 +106,22 @@ def test_a_step_process_plans_only_its_own_cluster(tmp_path):
     folder, out, built = tmp_path / "clusters", tmp_path / "out", tmp_path / "built.log"
     folder.mkdir()
     out.mkdir()
-    write(folder, "asked.yml", WHERE.format(out=out, built=built))
+    asked = [
+        satellite_entry("satellite/test/where", "where", {"out": out}),
+        satellite_entry("satellite/test/built", "built", {"name": "asked", "out": built}),
+    ]
+    write_cluster(folder, "asked.yml", cluster("test/asked", asked, sla="24h"))
     for n in range(3):
-        write(folder, f"other-{n}.yml", OTHER.format(n=n, built=built))
+        other = [satellite_entry("satellite/test/built", config={"name": "other", "out": built})]
+        write_cluster(folder, f"other-{n}.yml", cluster(f"test/other-{n}", other, sla="24h"))
     home = tmp_path / "home"
     home.mkdir()
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     env = {
         **os.environ,
         "DAGSTER_HOME": str(home),
+        **satellite_env(Path(__file__).parent, "byo_satellites", "probe_satellites"),
         "EXOSPHERE_CLUSTERS_DIR": str(folder),
-        "EXOSPHERE_SATELLITE_MODULES": "byo_satellites,probe_satellites",
     }
     command = [sys.executable, "-m", "dagster", "job", "execute"]
     command += ["-m", "exosphere_dagster.definitions", "-j", "test__asked"]

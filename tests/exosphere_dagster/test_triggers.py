@@ -20,54 +20,20 @@ import pytest
 from dagster import build_schedule_context, build_sensor_context
 from dagster._utils.schedules import schedule_execution_time_iterator
 
+from clusters import cluster_from, write_cluster
 from exosphere_dagster.build.arrivals import Arrival, run_key, select_new
 from exosphere_dagster.build.tags import DEADLINE_TAG, TRIGGER_TIME_TAG
 from exosphere_dagster.definitions import build_definitions
 from exosphere_dagster.settings import reload_settings
 from yaml_loader.tiers import TIERS
 
-FOLDER_CLUSTER = """\
-version: 0.0.1b
-cluster:
-  identifier: acme/inbox
-  sla: 12h
-  trigger:
-    folder: {{path: {inbox}, pattern: "*.pdf", interval: 5}}
-  satellites:
-    - uses: satellite/test/fan-out
-      config: {{count: 1}}
-"""
 
-S3_CLUSTER = """\
-version: 0.0.1b
-cluster:
-  identifier: acme/s3-inbox
-  sla: 6h
-  trigger:
-    s3: {{bucket: {bucket}, prefix: in/, extension: pdf, endpoint-url: "{endpoint}"}}
-  satellites:
-    - uses: satellite/test/fan-out
-      config: {{count: 1}}
-"""
-
-CRON_CLUSTER = """\
-version: 0.0.1b
-cluster:
-  identifier: acme/nightly
-  sla: 24h
-  trigger:
-    cron: "{cron}"
-    timezone: {timezone}
-  satellites:
-    - uses: satellite/test/fan-out
-      config: {{count: 1}}
-"""
-
-
-def definitions(tmp_path: Path, text: str):
+def definitions(tmp_path: Path, identifier: str, sla: str, trigger: dict):
+    """The code location over one fixture cluster started by ``trigger``."""
     clusters = tmp_path / "clusters"
     clusters.mkdir(exist_ok=True)
-    (clusters / "cluster.yml").write_text(text)
+    triggered = cluster_from("fan-out", identifier=identifier, sla=sla, trigger=trigger)
+    write_cluster(clusters, "cluster.yml", triggered)
     return build_definitions(clusters).get_repository_def()
 
 
@@ -90,7 +56,8 @@ def names(inputs):
 def inbox_sensor(tmp_path):
     inbox = tmp_path / "inbox"
     inbox.mkdir()
-    repo = definitions(tmp_path, FOLDER_CLUSTER.format(inbox=inbox))
+    folder = {"path": inbox, "pattern": "*.pdf", "interval": 5}
+    repo = definitions(tmp_path, "acme/inbox", "12h", {"folder": folder})
     return inbox, repo.get_sensor_def("acme__inbox__files")
 
 
@@ -224,7 +191,13 @@ def test_s3_objects_start_once_per_content(tmp_path, sqlite_instance, moto_serve
     s3.create_bucket(Bucket="inbox-bucket")
     for key in ("in/q1.pdf", "in/q2.PDF", "in/readme.txt", "other/q3.pdf"):
         s3.put_object(Bucket="inbox-bucket", Key=key, Body=b"%PDF-1.4")
-    repo = definitions(tmp_path, S3_CLUSTER.format(bucket="inbox-bucket", endpoint=moto_server))
+    inbox = {
+        "bucket": "inbox-bucket",
+        "prefix": "in/",
+        "extension": "pdf",
+        "endpoint-url": moto_server,
+    }
+    repo = definitions(tmp_path, "acme/s3-inbox", "6h", {"s3": inbox})
     sensor = repo.get_sensor_def("acme__s3_inbox__s3")
     inputs, _, cursor = tick(sensor, sqlite_instance, None)  # an upload is atomic: no wait
     assert sorted(i["file-path"] for i in inputs) == ["in/q1.pdf", "in/q2.PDF"]
@@ -251,7 +224,9 @@ def test_cron_deadline_is_24_real_hours_across_daylight_saving(
     tmp_path, sqlite_instance, timezone, night, real_hours_between_ticks
 ):
     """The ticks are the ones Dagster's scheduler computes for a daily cron in that zone."""
-    repo = definitions(tmp_path, CRON_CLUSTER.format(cron="0 12 * * *", timezone=timezone))
+    repo = definitions(
+        tmp_path, "acme/nightly", "24h", {"cron": "0 12 * * *", "timezone": timezone}
+    )
     schedule = repo.get_schedule_def("acme__nightly__schedule")
     start = night.replace(tzinfo=ZoneInfo(timezone)).timestamp()
     ticks = schedule_execution_time_iterator(start, schedule.cron_schedule, timezone)
