@@ -19,6 +19,7 @@ from dagster._utils.interrupts import raise_interrupts_as
 from hostile_satellites import HostileConfig, hostile, hostile_async, misbehave
 from test_execute import node
 
+from clusters import cluster, failure_branch, fan_out, note, satellite_entry, write_cluster
 from exosphere_dagster.entry.launch import run_cluster_file
 from exosphere_dagster.runtime.checkpoint import CheckpointStore
 from exosphere_dagster.runtime.execute import ChunkJob, run_chunk
@@ -179,36 +180,6 @@ def test_a_real_interrupt_still_stops_the_step(tmp_path, kind):
 
 
 # -- through real runs ----------------------------------------------------------------------------
-CLUSTER = """\
-version: 0.0.1b
-cluster:
-  identifier: test/hostile-{name}
-  sla: 6h
-  trigger: api-call
-  retries: 1
-  delay: 0
-  secrets:
-    - TOKEN: "env:{var}"
-  satellites:
-    - uses: satellite/test/fan-out
-      identifier: items
-      config: {{count: {count}, prefix: item-}}
-    - uses: {uses}
-      identifier: hostile
-{timeout}      config:
-        label: "$${{{{ satellites.items.output.label }}}}"
-        token: "${{{{ secrets.TOKEN }}}}"
-        log_dir: {log_dir}
-        behaviours: {behaviours}
-  failure:
-    from: items
-    satellites:
-      - uses: satellite/test/note-failure
-        identifier: note
-        config:
-          log_dir: {log_dir}
-          message: "${{{{ failure.satellite }}}} ${{{{ failure.error_type }}}} ${{{{ failure.error }}}}"
-"""
 BEHAVIOURS = {
     "item-1": "system-exit",
     "item-2": "keyboard-interrupt",
@@ -218,27 +189,45 @@ BEHAVIOURS = {
 }
 
 
+@pytest.fixture
+def hostile_registered(satellite_modules):
+    satellite_modules("byo_satellites", "hostile_satellites")
+
+
+def hostile_cluster(uses, var, log_dir, behaviours, count, timeout=None) -> dict:
+    """``count`` items, of which ``hostile`` (``uses``) misbehaves as ``behaviours`` say; its
+    failures are routed to ``note``. The token comes from the environment variable ``var``."""
+    hostile = satellite_entry(
+        uses,
+        "hostile",
+        {
+            "label": "$${{ satellites.items.output.label }}",
+            "token": "${{ secrets.TOKEN }}",
+            "log_dir": log_dir,
+            "behaviours": behaviours,
+        },
+        **({"timeout": timeout} if timeout else {}),
+    )
+    message = "${{ failure.satellite }} ${{ failure.error_type }} ${{ failure.error }}"
+    return cluster(
+        f"test/hostile-{uses.rsplit('/', 1)[-1]}",
+        [fan_out("items", count=count, prefix="item-"), hostile],
+        retries=1,
+        delay=0,
+        secrets={"TOKEN": f"env:{var}"},
+        failure=failure_branch("items", [note("note", log_dir, message)]),
+    )
+
+
 def run_hostile(tmp_path, instance, monkeypatch, *, uses, behaviours, count=8, **kw):
     """Run a hostile cluster; return (result, run tags, failure notes, secret value)."""
-    monkeypatch.setenv("EXOSPHERE_SATELLITE_MODULES", "byo_satellites,hostile_satellites")
     token = f"s3cr3t-{random_secrets.token_hex(12)}"
     var = f"HOSTILE_TOKEN_{random_secrets.token_hex(4).upper()}"
     monkeypatch.setenv(var, token)
     log_dir = tmp_path / "calls"
     log_dir.mkdir()
-    timeout = kw.pop("timeout", None)
-    path = tmp_path / "hostile.yml"
-    path.write_text(
-        CLUSTER.format(
-            name=uses.rsplit("/", 1)[-1],
-            var=var,
-            count=count,
-            uses=uses,
-            timeout=f"      timeout: {timeout}\n" if timeout else "",
-            log_dir=log_dir,
-            behaviours=behaviours,
-        )
-    )
+    spec = hostile_cluster(uses, var, log_dir, behaviours, count, kw.pop("timeout", None))
+    path = write_cluster(tmp_path, "hostile.yml", spec)
     result = run_cluster_file(path, instance=instance, **kw)
     tags = dict(instance.get_run_by_id(result.run_id).tags)
     notes_file = log_dir / "failures.log"
@@ -253,8 +242,8 @@ def assert_nothing_lost_or_leaked(instance, result, tags, notes, token, routed):
     counts = [tags.get(f"exosphere/{k}") for k in ("items", "succeeded", "routed", "failed")]
     assert counts == ["8", str(8 - len(routed)), str(len(routed)), "0"]
     assert len(notes) == len(routed)
-    for note, (error_type, text) in zip(notes, sorted(routed.items()), strict=True):
-        assert note.startswith(f"hostile {error_type} {text}")
+    for noted, (error_type, text) in zip(notes, sorted(routed.items()), strict=True):
+        assert noted.startswith(f"hostile {error_type} {text}")
     records = instance.all_logs(result.run_id)
     assert any("attempt 1/2 failed: SystemExit" in (r.user_message or "") for r in records)
     for record in records:
@@ -274,6 +263,7 @@ ROUTED = {
 
 
 @pytest.mark.integration
+@pytest.mark.usefixtures("hostile_registered")
 @pytest.mark.parametrize("uses", ["satellite/test/hostile", "satellite/test/hostile-async"])
 def test_hostile_items_are_routed_through_a_real_run(tmp_path, instance, monkeypatch, uses):
     result, tags, notes, token = run_hostile(
@@ -284,6 +274,7 @@ def test_hostile_items_are_routed_through_a_real_run(tmp_path, instance, monkeyp
 
 @pytest.mark.integration
 @pytest.mark.slow
+@pytest.mark.usefixtures("hostile_registered")
 def test_hostile_and_stuck_items_in_separate_step_processes(tmp_path, sqlite_instance, monkeypatch):
     """Multiprocess executor: a stuck sync call (timeout 2 s) does not keep its step process
     alive, and BaseExceptions do not end it."""

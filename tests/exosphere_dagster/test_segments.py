@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from clusters import cluster, dump, fan_out, note, satellite_entry, write_cluster
 from exosphere_dagster.build.catalog import registry_with_plugins
 from exosphere_dagster.build.job import build_job
 from exosphere_dagster.build.segments import FAILURES, START, cut_segments
@@ -19,16 +20,19 @@ def registry():  # after the autouse fixture registered the test satellites
     return registry_with_plugins()
 
 
-def cluster(registry, satellites: str, extra: str = ""):
-    text = f"""\
-version: 0.0.1b
-cluster:
-  identifier: test/segments
-  sla: 6h
-  trigger: api-call
-  satellites:
-{satellites}{extra}"""
-    return plan(load_text(text), registry)
+def planned(registry, satellites: list[dict]):
+    """The plan of a cluster of ``satellites``."""
+    return plan(load_text(dump(cluster("test/segments", satellites))), registry)
+
+
+def quiet(identifier: str, *parents: str) -> dict:
+    """A note-failure satellite that no test reads; ``parents`` when not the one before."""
+    return satellite_entry(
+        "satellite/test/note-failure",
+        identifier,
+        {"log_dir": "/tmp", "message": "x"},
+        **({"parents": list(parents)} if parents else {}),
+    )
 
 
 def layout(segments) -> list[tuple[str, list[str]]]:
@@ -58,15 +62,7 @@ def test_reference_cluster_has_one_node_per_satellite_plus_four(registry):
 
 def test_fan_out_satellites_start_a_segment_and_plain_ones_chain(registry):
     segments = cut_segments(
-        cluster(
-            registry,
-            """\
-    - {uses: satellite/test/fan-out, identifier: files}
-    - {uses: satellite/test/fan-out, identifier: pages}
-    - {uses: satellite/test/note-failure, identifier: a, config: {log_dir: /tmp, message: x}}
-    - {uses: satellite/test/note-failure, identifier: b, config: {log_dir: /tmp, message: x}}
-""",
-        ),
+        planned(registry, [fan_out("files"), fan_out("pages"), quiet("a"), quiet("b")]),
         registry,
     )
     assert layout(segments) == [
@@ -78,31 +74,17 @@ def test_fan_out_satellites_start_a_segment_and_plain_ones_chain(registry):
 
 def test_branches_share_a_segment_and_a_cross_segment_join_gathers(registry):
     segments = cut_segments(
-        cluster(
+        planned(
             registry,
-            """\
-    - {uses: satellite/test/fan-out, identifier: files}
-    - {uses: satellite/test/note-failure, identifier: a, config: {log_dir: /tmp, message: x}}
-    - uses: satellite/test/note-failure
-      identifier: b
-      parents: [files]
-      config: {log_dir: /tmp, message: x}
-    - uses: satellite/test/note-failure
-      identifier: both
-      parents: [a, b]
-      config: {log_dir: /tmp, message: x}
-    - uses: satellite/test/fan-out
-      identifier: pages
-      parents: [files]
-    - uses: satellite/test/note-failure
-      identifier: page-note
-      parents: [pages]
-      config: {log_dir: /tmp, message: x}
-    - uses: satellite/test/note-failure
-      identifier: late
-      parents: [both, page-note]
-      config: {log_dir: /tmp, message: x}
-""",
+            [
+                fan_out("files"),
+                quiet("a"),
+                quiet("b", "files"),
+                quiet("both", "a", "b"),
+                satellite_entry("satellite/test/fan-out", "pages", parents=["files"]),
+                quiet("page-note", "pages"),
+                quiet("late", "both", "page-note"),
+            ],
         ),
         registry,
     )
@@ -122,27 +104,14 @@ def test_a_cross_segment_join_runs_the_union_of_its_parents_items(tmp_path, sqli
 
     notes = tmp_path / "notes"
     notes.mkdir()
-    path = tmp_path / "join.yml"
-    path.write_text(f"""\
-version: 0.0.1b
-cluster:
-  identifier: test/join
-  sla: 6h
-  trigger: api-call
-  satellites:
-    - {{uses: satellite/test/fan-out, identifier: files, config: {{count: 3}}}}
-    - uses: satellite/test/note-failure
-      identifier: a
-      config: {{log_dir: {tmp_path}, message: a}}
-    - uses: satellite/test/fan-out
-      identifier: pages
-      parents: [files]
-      config: {{count: 2}}
-    - uses: satellite/test/note-failure
-      identifier: late
-      parents: [a, pages]
-      config: {{log_dir: {notes}, message: "n${{{{ satellites.files.output.n }}}}"}}
-""")
+    late = {"log_dir": notes, "message": "n${{ satellites.files.output.n }}"}
+    join = [
+        fan_out("files", count=3),
+        note("a", tmp_path, "a"),
+        satellite_entry("satellite/test/fan-out", "pages", {"count": 2}, parents=["files"]),
+        satellite_entry("satellite/test/note-failure", "late", late, parents=["a", "pages"]),
+    ]
+    path = write_cluster(tmp_path, "join.yml", cluster("test/join", join))
     result = run_cluster_file(path, instance=sqlite_instance)
     assert result.success
     assert "late__join" in {n.name for n in result.job_def.graph.nodes}
