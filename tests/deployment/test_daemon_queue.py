@@ -14,7 +14,6 @@ database, loading the product's code location over tiny cluster files.
 from __future__ import annotations
 
 import json
-import os
 import random
 import time
 import uuid
@@ -32,6 +31,7 @@ from dagster._cli.job import _create_run
 from dagster._core.workspace.context import WorkspaceProcessContext
 from dagster._core.workspace.load_target import WorkspaceFileTarget
 
+from clusters import cluster, failure_branch, satellite_entry, write_cluster
 from exosphere_dagster.build.deadlines import URGENT_BASE
 from exosphere_dagster.build.tags import (
     BREACH_OF_TAG,
@@ -42,11 +42,11 @@ from exosphere_dagster.build.tags import (
 )
 from exosphere_dagster.runtime.checkpoint import checkpoint_store_for
 from exosphere_dagster.runtime.checkpoint_postgres import PostgresCheckpointStore
+from satellite_env import satellite_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(1800)]
 
 HERE = Path(__file__).resolve().parent
-PG = "postgresql+psycopg2://postgres@127.0.0.1:5432"
 LIMITS = {"6h": 3, "12h": 2, "24h": 1}  # 6 > MAX_RUNS: tiers compete for the slots
 MAX_RUNS = 4
 IN_PROCESS = {"execution": {"config": {"in_process": {}}}}
@@ -55,64 +55,51 @@ SLOW_JOB = "deploytest__slow"
 SLOW_SECONDS = 600  # the slow satellite's sleep: a run that ends sooner was stopped
 GATE = "gate"  # SLA tag of the runs that hold every slot first: no tier limit applies
 
-TIER_CLUSTER = """version: 0.0.1b
-cluster:
-  identifier: deploytest/{name}
-  sla: {sla}
-  trigger: api-call
-  satellites:
-    - uses: satellite/deploytest/wait-for-file
-      identifier: work
-      config:
-        path: "{gates}/${{{{ run.id }}}}"
-        timeout: 1800
-"""
-SLOW_CLUSTER = """version: 0.0.1b
-cluster:
-  identifier: deploytest/slow
-  sla: 6h
-  trigger: api-call
-  retries: 0
-  tags:
-    dagster/max_runtime: "4"
-  satellites:
-    - uses: satellite/deploytest/emit
-      identifier: fan
-      config: {{count: 3}}
-    - uses: satellite/deploytest/sleep
-      identifier: wait
-      config: {{seconds: {seconds}}}
-  failure:
-    from: wait
-    satellites:
-      - uses: satellite/deploytest/record
-        identifier: alert
-        config:
-          path: {alerts}
-          fields:
-            error: ${{{{ failure.error }}}}
-            satellite: ${{{{ failure.satellite }}}}
-            name: ${{{{ satellites.fan.output.name }}}}
-  logs:
-    satellites:
-      - uses: satellite/deploytest/record
-        identifier: log-sink
-        config: {{path: {logs}}}
-"""
+
+def tier_cluster(name: str, sla: str, gates: Path) -> dict:
+    """One satellite that holds its run until the gate file named after the run id appears."""
+    wait = {"path": gates / "${{ run.id }}", "timeout": 1800}
+    work = satellite_entry("satellite/deploytest/wait-for-file", "work", wait)
+    return cluster(f"deploytest/{name}", [work], sla=sla)
+
+
+def slow_cluster(alerts: Path, logs: Path) -> dict:
+    """Three items that each sleep SLOW_SECONDS, past the job's 4 s max runtime; the failure
+    branch records what run monitoring stopped, and every log record goes to ``logs``."""
+    alert = {
+        "path": alerts,
+        "fields": {
+            "error": "${{ failure.error }}",
+            "satellite": "${{ failure.satellite }}",
+            "name": "${{ satellites.fan.output.name }}",
+        },
+    }
+    return cluster(
+        "deploytest/slow",
+        [
+            satellite_entry("satellite/deploytest/emit", "fan", {"count": 3}),
+            satellite_entry("satellite/deploytest/sleep", "wait", {"seconds": SLOW_SECONDS}),
+        ],
+        retries=0,
+        tags={"dagster/max_runtime": "4"},
+        failure=failure_branch(
+            "wait", [satellite_entry("satellite/deploytest/record", "alert", alert)]
+        ),
+        logs=[satellite_entry("satellite/deploytest/record", "log-sink", {"path": logs})],
+    )
 
 
 @pytest.fixture(scope="module")
-def database() -> Iterator[str]:
-    psycopg2 = pytest.importorskip("psycopg2")
+def database(postgres_url) -> Iterator[str]:
+    """A fresh database on the test server, dropped afterwards."""
+    import psycopg2
+
     name = f"exo_daemon_{uuid.uuid4().hex[:10]}"
-    try:
-        admin = psycopg2.connect(f"{PG.replace('+psycopg2', '')}/test", connect_timeout=3)
-    except Exception as exc:  # noqa: BLE001
-        pytest.fail(f"PostgreSQL is not reachable at {PG}/test: {exc}")
+    admin = psycopg2.connect(postgres_url.replace("+psycopg2", ""), connect_timeout=3)
     admin.autocommit = True
     admin.cursor().execute(f"CREATE DATABASE {name}")
     try:
-        yield f"{PG}/{name}"
+        yield f"{postgres_url.rsplit('/', 1)[0]}/{name}"
     finally:
         admin.cursor().execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         admin.close()
@@ -135,18 +122,14 @@ def deployment(tmp_path_factory, database) -> Iterator[dict[str, Any]]:
     ]
     config["run_monitoring"]["poll_interval_seconds"] = 1
     for name, sla in (("six", "6h"), ("twelve", "12h"), ("day", "24h")):
-        text = TIER_CLUSTER.format(name=name, sla=sla, gates=gates)
-        (clusters / f"{name}.yml").write_text(text)
+        write_cluster(clusters, f"{name}.yml", tier_cluster(name, sla, gates))
     alerts, logs = base / "alerts.jsonl", base / "logs.jsonl"
-    (clusters / "slow.yml").write_text(
-        SLOW_CLUSTER.format(alerts=alerts, logs=logs, seconds=SLOW_SECONDS)
-    )
+    write_cluster(clusters, "slow.yml", slow_cluster(alerts, logs))
     env = {
+        **satellite_env(HERE, "deploy_satellites"),
         "EXOSPHERE_CLUSTERS_DIR": str(clusters),
-        "EXOSPHERE_SATELLITE_MODULES": "deploy_satellites",
         "EXOSPHERE_DEADLINE_INTERVAL": "1",
         "EXOSPHERE_SLA_SENSOR_INTERVAL": "1",
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")])),
     }
     with (
         running_daemon(base, config, env) as (home, log),

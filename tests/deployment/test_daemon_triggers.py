@@ -22,24 +22,21 @@ import pytest
 from daemon_harness import instance_config, running_daemon, sensor_ticks, wait_for
 from dagster import DagsterInstance, RunsFilter
 
+from clusters import cluster, satellite_entry, write_cluster
 from exosphere_dagster.build.tags import DEADLINE_TAG, TRIGGER_TIME_TAG
+from satellite_env import satellite_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(1200)]
 
 HERE = Path(__file__).resolve().parent
 BUCKET = "trigger-inbox"
-CLUSTER = """version: 0.0.1b
-cluster:
-  identifier: triggertest/{name}
-  sla: 12h
-  trigger:
-    {trigger}
-  satellites:
-    - uses: satellite/deploytest/noop
-      identifier: work
-      config: {{}}
-"""
 FOLDERS = ("moved", "growing", "reused")
+
+
+def triggered(name: str, trigger: dict) -> dict:
+    """A 12h cluster of one no-op satellite, started by ``trigger``."""
+    work = satellite_entry("satellite/deploytest/noop", "work", {})
+    return cluster(f"triggertest/{name}", [work], sla="12h", trigger=trigger)
 
 
 @pytest.fixture(scope="module")
@@ -52,8 +49,8 @@ def daemon(tmp_path_factory, moto_server) -> Iterator[dict[str, Any]]:
     folders = {name: base / name for name in FOLDERS}
     for name, folder in folders.items():
         folder.mkdir()
-        trigger = f'folder: {{path: "{folder}", pattern: "*.pdf", interval: 5}}'
-        (clusters / f"{name}.yml").write_text(CLUSTER.format(name=name, trigger=trigger))
+        trigger = {"folder": {"path": folder, "pattern": "*.pdf", "interval": 5}}
+        write_cluster(clusters, f"{name}.yml", triggered(name, trigger))
     # the first file or object of each scenario is there from the start: their runs are
     # created while the daemon starts and earlier tests run
     (folders["moved"] / "first.pdf").write_text("first")
@@ -62,15 +59,11 @@ def daemon(tmp_path_factory, moto_server) -> Iterator[dict[str, Any]]:
     s3.create_bucket(Bucket=BUCKET)
     s3.put_object(Bucket=BUCKET, Key="in/q1.pdf", Body=b"version 1")
     s3.put_object(Bucket=BUCKET, Key="in/q2.pdf", Body=b"unchanged")
-    trigger = f's3: {{bucket: {BUCKET}, prefix: in/, endpoint-url: "{moto_server}", interval: 5}}'
-    (clusters / "uploads.yml").write_text(CLUSTER.format(name="uploads", trigger=trigger))
+    uploads = {"bucket": BUCKET, "prefix": "in/", "endpoint-url": moto_server, "interval": 5}
+    write_cluster(clusters, "uploads.yml", triggered("uploads", {"s3": uploads}))
     config = instance_config()
     config["run_coordinator"]["config"]["max_concurrent_runs"] = 0  # keep created runs queued
-    env = {
-        "EXOSPHERE_CLUSTERS_DIR": str(clusters),
-        "EXOSPHERE_SATELLITE_MODULES": "deploy_satellites",
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")])),
-    }
+    env = {"EXOSPHERE_CLUSTERS_DIR": str(clusters), **satellite_env(HERE, "deploy_satellites")}
     with (
         running_daemon(base, config, env) as (home, log),
         DagsterInstance.from_config(str(home)) as instance,

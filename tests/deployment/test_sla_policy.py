@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from dagster import DagsterRunStatus, instance_for_test
+from dagster import DagsterRunStatus
 from dagster._core.remote_origin import (
     InProcessCodeLocationOrigin,
     RemoteJobOrigin,
@@ -115,29 +115,29 @@ def test_edf_boosts_only_runs_near_their_deadline_earliest_first():
     assert urgent_priority(NOW - timedelta(minutes=10), NOW) > urgent_priority(NOW, NOW)
 
 
-def test_deadline_policy_stamps_runs_launched_by_hand_and_boosts(tmp_path):
+def test_deadline_policy_stamps_runs_launched_by_hand_and_boosts(sqlite_instance):
+    instance = sqlite_instance
     job = build_job(_plan(), registry_with_plugins())
-    with instance_for_test(temp_dir=str(tmp_path)) as instance:
-        manual = create_run_for_test(instance, job_name=job.name, tags=dict(job.run_tags))
-        deadline = (NOW + timedelta(minutes=30)).isoformat()
-        urgent_tags = {**job.run_tags, SLA_TAG: "24h", PRIORITY_TAG: "10", DEADLINE_TAG: deadline}
-        location = InProcessCodeLocationOrigin(LoadableTargetOrigin(python_file=__file__))
-        origin = RemoteJobOrigin(RemoteRepositoryOrigin(location, "__repository__"), job.name)
-        urgent = create_run_for_test(
-            instance,
-            job_name=job.name,
-            tags=urgent_tags,
-            status=DagsterRunStatus.QUEUED,
-            remote_job_origin=origin,
-        )
-        stamped, boosted = apply_deadline_policy(instance, NOW)
-        assert (stamped, boosted) == (1, 1)
-        tags = instance.get_run_by_id(manual.run_id).tags
-        span = datetime.fromisoformat(tags[DEADLINE_TAG]) - datetime.fromisoformat(
-            tags[TRIGGER_TIME_TAG]
-        )
-        assert span == timedelta(hours=6)
-        assert int(instance.get_run_by_id(urgent.run_id).tags[PRIORITY_TAG]) > URGENT_BASE
+    manual = create_run_for_test(instance, job_name=job.name, tags=dict(job.run_tags))
+    deadline = (NOW + timedelta(minutes=30)).isoformat()
+    urgent_tags = {**job.run_tags, SLA_TAG: "24h", PRIORITY_TAG: "10", DEADLINE_TAG: deadline}
+    location = InProcessCodeLocationOrigin(LoadableTargetOrigin(python_file=__file__))
+    origin = RemoteJobOrigin(RemoteRepositoryOrigin(location, "__repository__"), job.name)
+    urgent = create_run_for_test(
+        instance,
+        job_name=job.name,
+        tags=urgent_tags,
+        status=DagsterRunStatus.QUEUED,
+        remote_job_origin=origin,
+    )
+    stamped, boosted = apply_deadline_policy(instance, NOW)
+    assert (stamped, boosted) == (1, 1)
+    tags = instance.get_run_by_id(manual.run_id).tags
+    span = datetime.fromisoformat(tags[DEADLINE_TAG]) - datetime.fromisoformat(
+        tags[TRIGGER_TIME_TAG]
+    )
+    assert span == timedelta(hours=6)
+    assert int(instance.get_run_by_id(urgent.run_id).tags[PRIORITY_TAG]) > URGENT_BASE
 
 
 def test_placement_policy_file_overrides_pools_and_gpu_image(tmp_path, monkeypatch):

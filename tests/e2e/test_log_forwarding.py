@@ -11,52 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from clusters import cluster, satellite_entry, write_cluster
 from exosphere_dagster.entry.launch import run_cluster_file
 from exosphere_dagster.runtime.items import child_id
 
 pytestmark = pytest.mark.integration
-
-CLUSTER = """\
-version: 0.0.1b
-cluster:
-  identifier: e2e/log-forwarding-{name}
-  sla: 6h
-  trigger: api-call
-  retries: 0
-  secrets:
-    - NR_KEY: "env:{key_var}"
-  satellites:
-    - uses: satellite/e2e/chatty
-      identifier: chatty
-      config: {{count: 3}}
-    - uses: satellite/e2e/chatty
-      identifier: chatty-more
-      config: {{count: 2}}
-  logs:
-    satellites:
-{sinks}"""
-
-NEW_RELIC = """\
-      - uses: satellite/exospherehost/send-logs-to-new-relic
-        identifier: new-relic
-        config:
-          account-id: "4242"
-          api-key: ${{{{ secrets.NR_KEY }}}}
-          endpoint: {url}/log/v1
-          log-level: info
-          batch-size: 4
-          max-attempts: 2
-          max-retry-wait-seconds: 0
-"""
-
-BYO_SINKS = """\
-      - uses: satellite/e2e/broken-sink
-        identifier: broken-sink
-        config: {{mode: raise}}
-      - uses: satellite/e2e/broken-sink
-        identifier: file-sink
-        config: {{mode: write, out_dir: {out_dir}}}
-"""
 
 
 @pytest.fixture
@@ -66,10 +25,43 @@ def api_key(monkeypatch) -> tuple[str, str]:
     return var, value
 
 
-def _cluster(tmp_path: Path, name: str, key_var: str, sinks: str) -> Path:
-    path = tmp_path / f"{name}.yml"
-    path.write_text(CLUSTER.format(name=name, key_var=key_var, sinks=sinks))
-    return path
+def _cluster(tmp_path: Path, name: str, key_var: str, sinks: list[dict]) -> Path:
+    """``chatty`` (3 objects per input) then ``chatty-more`` (2 per item), logging to ``sinks``;
+    the secret ``NR_KEY`` comes from ``key_var``."""
+    chatty = [
+        satellite_entry("satellite/e2e/chatty", "chatty", {"count": 3}),
+        satellite_entry("satellite/e2e/chatty", "chatty-more", {"count": 2}),
+    ]
+    forwarding = cluster(
+        f"e2e/log-forwarding-{name}",
+        chatty,
+        retries=0,
+        secrets={"NR_KEY": f"env:{key_var}"},
+        logs=sinks,
+    )
+    return write_cluster(tmp_path, f"{name}.yml", forwarding)
+
+
+def _new_relic(url: str) -> list[dict]:
+    config = {
+        "account-id": "4242",
+        "api-key": "${{ secrets.NR_KEY }}",
+        "endpoint": f"{url}/log/v1",
+        "log-level": "info",
+        "batch-size": 4,
+        "max-attempts": 2,
+        "max-retry-wait-seconds": 0,
+    }
+    return [satellite_entry("satellite/exospherehost/send-logs-to-new-relic", "new-relic", config)]
+
+
+def _byo_sinks(out_dir: Path) -> list[dict]:
+    return [
+        satellite_entry("satellite/e2e/broken-sink", "broken-sink", {"mode": "raise"}),
+        satellite_entry(
+            "satellite/e2e/broken-sink", "file-sink", {"mode": "write", "out_dir": out_dir}
+        ),
+    ]
 
 
 def _expected_item_ids() -> tuple[set[str], set[str]]:
@@ -80,7 +72,7 @@ def _expected_item_ids() -> tuple[set[str], set[str]]:
 
 def test_records_reach_new_relic_in_batches(tmp_path, http_recorder, sqlite_instance, api_key):
     var, key = api_key
-    path = _cluster(tmp_path, "nr", var, NEW_RELIC.format(url=http_recorder.url))
+    path = _cluster(tmp_path, "nr", var, _new_relic(http_recorder.url))
 
     result = run_cluster_file(path, [{"n": 0}, {"n": 1}], instance=sqlite_instance)
 
@@ -128,7 +120,7 @@ def test_new_relic_down_does_not_fail_the_run(
 ):
     var, key = api_key
     http_recorder.reset(default=(503, {}, "service unavailable"))
-    path = _cluster(tmp_path, "down", var, NEW_RELIC.format(url=http_recorder.url))
+    path = _cluster(tmp_path, "down", var, _new_relic(http_recorder.url))
     caplog.set_level(logging.WARNING, logger="exosphere.logs")
 
     result = run_cluster_file(path, [{"n": 0}, {"n": 1}], instance=sqlite_instance)
@@ -153,7 +145,7 @@ def test_raising_sink_does_not_stop_the_run_or_the_other_sinks(
     var, _ = api_key
     out_dir = tmp_path / "sink"
     out_dir.mkdir()
-    path = _cluster(tmp_path, "byo", var, BYO_SINKS.format(out_dir=out_dir))
+    path = _cluster(tmp_path, "byo", var, _byo_sinks(out_dir))
     caplog.set_level(logging.WARNING, logger="exosphere.logs")
 
     result = run_cluster_file(path, [{"n": 0}, {"n": 1}], instance=sqlite_instance)

@@ -21,48 +21,10 @@ from dagster import DagsterEventType
 from dagster._serdes import serialize_value
 from leaky_satellites import spilled
 
+from clusters import cluster, failure_branch, satellite_entry, write_cluster
 from exosphere_dagster.entry.launch import run_cluster_file
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-CLUSTER = """\
-version: 0.0.1b
-cluster:
-  identifier: e2e/secret-forms
-  sla: 6h
-  trigger: api-call
-  retries: 0
-  delay: 0
-  secrets:
-    - QUOTES: "env:{prefix}_QUOTES"
-    - APOSTROPHE: "env:{prefix}_APOSTROPHE"
-    - BASIC: "env:{prefix}_BASIC"
-    - NOT_SET: "env:{prefix}_NOT_SET"
-  satellites:
-    - uses: satellite/e2e/leak-source
-      identifier: leak-source
-      config:
-        tokens:
-          - ${{{{ secrets.QUOTES }}}}
-          - ${{{{ secrets.APOSTROPHE }}}}
-          - ${{{{ secrets.BASIC }}}}
-    - uses: satellite/e2e/leak-echo
-      identifier: leak-echo
-  failure:
-    from: leak-source
-    satellites:
-      - uses: satellite/e2e/leak-routed
-        identifier: routed
-        config:
-          error: "${{{{ failure.error }}}}"
-  logs:
-    satellites:
-      - uses: satellite/e2e/broken-sink
-        identifier: sink
-        config:
-          mode: write
-          out_dir: {sink_dir}
-"""
 
 
 def _secrets() -> dict[str, str]:
@@ -106,28 +68,54 @@ def _hits(path: Path, needles: set[bytes]) -> bool:
     return any(needle in data for needle in needles)
 
 
+def _forms_cluster(prefix: str, sink_dir: Path) -> dict:
+    """``leak-source`` returns three secrets (read from ``<prefix>_<NAME>``), ``leak-echo`` names
+    none and spills what it got; failures go to ``routed``, every log record to the sink."""
+    tokens = ["${{ secrets.QUOTES }}", "${{ secrets.APOSTROPHE }}", "${{ secrets.BASIC }}"]
+    routed = {"error": "${{ failure.error }}"}
+    sink = {"mode": "write", "out_dir": sink_dir}
+    return cluster(
+        "e2e/secret-forms",
+        [
+            satellite_entry("satellite/e2e/leak-source", "leak-source", {"tokens": tokens}),
+            satellite_entry("satellite/e2e/leak-echo", "leak-echo"),
+        ],
+        retries=0,
+        delay=0,
+        secrets={
+            name: f"env:{prefix}_{name}" for name in ("QUOTES", "APOSTROPHE", "BASIC", "NOT_SET")
+        },
+        failure=failure_branch(
+            "leak-source", [satellite_entry("satellite/e2e/leak-routed", "routed", routed)]
+        ),
+        logs=[satellite_entry("satellite/e2e/broken-sink", "sink", sink)],
+    )
+
+
+@pytest.fixture(autouse=True)
+def leaky_satellites(satellite_modules):
+    satellite_modules("e2e_satellites", "leaky_satellites")
+
+
 def _write_cluster(tmp_path: Path, monkeypatch, values: dict[str, str]) -> Path:
-    monkeypatch.setenv("EXOSPHERE_SATELLITE_MODULES", "e2e_satellites,leaky_satellites")
     prefix = f"E2E_FORMS_{random_secrets.token_hex(4).upper()}"
     for name, value in values.items():
         monkeypatch.setenv(f"{prefix}_{name}", value)
     monkeypatch.delenv(f"{prefix}_NOT_SET", raising=False)
-    path = tmp_path / "secret-forms.yml"
     (tmp_path / "sink").mkdir()
-    path.write_text(CLUSTER.format(prefix=prefix, sink_dir=tmp_path / "sink"))
-    return path
+    return write_cluster(tmp_path, "secret-forms.yml", _forms_cluster(prefix, tmp_path / "sink"))
 
 
 @pytest.fixture
-def cluster(tmp_path, monkeypatch) -> tuple[Path, dict[str, str]]:
+def forms_cluster(tmp_path, monkeypatch) -> tuple[Path, dict[str, str]]:
     values = _secrets()
     return _write_cluster(tmp_path, monkeypatch, values), values
 
 
 def test_every_form_of_every_secret_is_redacted_in_every_step(
-    cluster, capfd, dagster_home, sqlite_instance
+    forms_cluster, capfd, dagster_home, sqlite_instance
 ):
-    path, values = cluster
+    path, values = forms_cluster
     inputs = [{"name": "good"}, {"name": "bad"}, {"name": "echo-bad"}]
 
     result = run_cluster_file(path, inputs, instance=sqlite_instance, multiprocess=True)

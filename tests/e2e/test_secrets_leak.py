@@ -14,62 +14,40 @@ from pathlib import Path
 import pytest
 from dagster._serdes import serialize_value
 
+from clusters import cluster, failure_branch, satellite_entry, write_cluster
 from exosphere_dagster.entry.launch import run_cluster_file
 
 pytestmark = pytest.mark.integration
 
-CLUSTER = """\
-version: 0.0.1b
-cluster:
-  identifier: e2e/secret-leak-{name}
-  sla: 6h
-  trigger: api-call
-  retries: 1
-  delay: 0
-  secrets:
-    - LEAK_TOKEN: "env:{var}"
-    - NEVER_NAMED: "env:{missing_var}"
-  satellites:
-    - uses: satellite/e2e/secret-user
-      identifier: use-secret
-      config:
-        token: ${{{{ secrets.LEAK_TOKEN }}}}
-        out_dir: {out_dir}
-        fail: ${{{{ run.input.name == 'bad' }}}}
-    - uses: satellite/e2e/secret-free
-      identifier: after-secret
-      config:
-        out_dir: {out_dir}
-        label: $${{{{ satellites.use-secret.output.name }}}}
-{failure}"""
-
-FAILURE = """\
-  failure:
-    from: use-secret
-    satellites:
-      - uses: satellite/e2e/secret-free
-        identifier: on-failure
-        config:
-          out_dir: {out_dir}
-          label: "${{{{ failure.error }}}}"
-"""
-
 
 def _cluster(tmp_path: Path, name: str, var: str, *, handled: bool) -> Path:
+    """``use-secret`` reads ``LEAK_TOKEN`` (from ``var``) and fails for the input named ``bad``;
+    ``after-secret`` names no secret. ``handled`` routes the failure to ``on-failure``."""
     out_dir = tmp_path / "out"
     out_dir.mkdir(exist_ok=True)
-    failure = FAILURE.format(out_dir=out_dir) if handled else ""
-    path = tmp_path / f"{name}.yml"
-    path.write_text(
-        CLUSTER.format(
-            name=name,
-            var=var,
-            missing_var=var + "_NOT_SET",
-            out_dir=out_dir,
-            failure=failure,
-        )
+    use_secret = {
+        "token": "${{ secrets.LEAK_TOKEN }}",
+        "out_dir": out_dir,
+        "fail": "${{ run.input.name == 'bad' }}",
+    }
+    after_secret = {"out_dir": out_dir, "label": "$${{ satellites.use-secret.output.name }}"}
+    on_failure = satellite_entry(
+        "satellite/e2e/secret-free",
+        "on-failure",
+        {"out_dir": out_dir, "label": "${{ failure.error }}"},
     )
-    return path
+    leak = cluster(
+        f"e2e/secret-leak-{name}",
+        [
+            satellite_entry("satellite/e2e/secret-user", "use-secret", use_secret),
+            satellite_entry("satellite/e2e/secret-free", "after-secret", after_secret),
+        ],
+        retries=1,
+        delay=0,
+        secrets={"LEAK_TOKEN": f"env:{var}", "NEVER_NAMED": f"env:{var}_NOT_SET"},
+        failure=failure_branch("use-secret", [on_failure]) if handled else None,
+    )
+    return write_cluster(tmp_path, f"{name}.yml", leak)
 
 
 def _files_containing(root: Path, needle: bytes) -> list[str]:
