@@ -12,36 +12,26 @@ from pathlib import Path
 import pytest
 from dagster import build_schedule_context
 
+from clusters import cluster_from, write_cluster
 from exosphere_dagster.definitions import build_definitions
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 
-CRON = """\
-version: 0.0.1b
-cluster:
-  identifier: cluster/acme/nightly-report
-  sla: 24h
-  trigger:
-    cron: "30 2 * * 1-5"
-    timezone: Europe/Berlin
-  satellites:
-    - uses: satellite/test/fan-out
-      config: {count: 2}
-"""
 
-
-def write(folder: Path, name: str, text: str) -> Path:
-    path = folder / name
-    path.write_text(text)
-    return path
+def nightly(identifier: str = "cluster/acme/nightly-report") -> dict:
+    """A 24h cluster started at 02:30 on weekdays, Berlin time."""
+    cron = {"cron": "30 2 * * 1-5", "timezone": "Europe/Berlin"}
+    return cluster_from(
+        "fan-out", identifier=identifier, sla="24h", trigger=cron, config={"items": {"count": 2}}
+    )
 
 
 def test_folder_loads_good_files_and_shows_broken_ones(tmp_path):
-    write(tmp_path, "nightly.yml", CRON)
-    write(tmp_path, "weekly.yml", CRON.replace("nightly-report", "weekly-report"))  # same ops
-    write(tmp_path, "broken.yaml", "version: 0.0.1b\ncluster:\n  sla: 7h\n")
-    write(tmp_path, "zz-copy.yml", CRON)  # same identifier as nightly.yml
+    write_cluster(tmp_path, "nightly.yml", nightly())
+    write_cluster(tmp_path, "weekly.yml", nightly("cluster/acme/weekly-report"))  # same ops
+    write_cluster(tmp_path, "broken.yaml", "version: 0.0.1b\ncluster:\n  sla: 7h\n")
+    write_cluster(tmp_path, "zz-copy.yml", nightly())  # same identifier as nightly.yml
     defs = build_definitions(tmp_path)
     repo = defs.get_repository_def()
     names = {job.name for job in repo.get_all_jobs()}
