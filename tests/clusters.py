@@ -2,7 +2,7 @@
 
 ``cluster(...)`` builds the mapping a cluster file holds, ``cluster_from(name, ...)`` starts from
 a file in ``tests/fixtures/clusters/`` that several tests share, and ``write_cluster`` writes
-either with ``yaml.safe_dump``. Templates are plain strings (``"${{ run.id }}"``, no doubled
+either with PyYAML's safe dumper. Templates are plain strings (``"${{ run.id }}"``, no doubled
 braces) and paths may be ``Path`` objects. ``fan_out``, ``record`` and ``note`` name the test
 satellites of ``tests/exosphere_dagster/byo_satellites.py``.
 """
@@ -46,7 +46,8 @@ def satellite_entry(
 
 
 def failure_branch(source: str, satellites: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
-    """A ``failure:`` block: items that fail at or after ``source`` go through ``satellites``."""
+    """A ``failure:`` block: items that fail at ``source`` or downstream of it go through
+    ``satellites``."""
     return {"from": source, "satellites": list(satellites)}
 
 
@@ -95,12 +96,8 @@ def cluster_from(
     return data
 
 
-def cluster_yaml(identifier: str, satellites: Iterable[Mapping[str, Any]], **kw: Any) -> str:
-    """The text of ``cluster(identifier, satellites, **kw)``."""
-    return dump(cluster(identifier, satellites, **kw))
-
-
 def dump(data: Mapping[str, Any]) -> str:
+    """The YAML text of a cluster mapping."""
     return yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=1_000)
 
 

@@ -13,15 +13,15 @@ import time
 import httpx
 import pytest
 
-from clusters import cluster_from, dump
+from clusters import cluster_from, write_cluster
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 JOBS_QUERY = "{ repositoriesOrError { ... on RepositoryConnection { nodes { jobs { name } } } } }"
 
 
-def acme(name: str) -> str:
-    return dump(cluster_from("fan-out", identifier=f"acme/{name}"))
+def acme(name: str) -> dict:
+    return cluster_from("fan-out", identifier=f"acme/{name}")
 
 
 def free_port() -> int:
@@ -90,7 +90,7 @@ def launch_by_api(port: int, job: str, inputs: list[dict]) -> str:
 def test_watched_folder_updates_the_running_code_location(tmp_path):
     folder = tmp_path / "clusters"
     folder.mkdir()
-    (folder / "first.yml").write_text(acme("first"))
+    write_cluster(folder, "first.yml", acme("first"))
     port = free_port()
     env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "home")}
     proc = subprocess.Popen(
@@ -124,9 +124,9 @@ def test_watched_folder_updates_the_running_code_location(tmp_path):
         assert (
             tags["exosphere/items"] == "2" and tags["exosphere/sla"] == "6h"
         )  # one path per input
-        (folder / "second.yml").write_text(acme("second"))
+        write_cluster(folder, "second.yml", acme("second"))
         eventually(lambda: "acme__second" in job_names(port))
-        (folder / "first.yml").write_text(acme("renamed"))
+        write_cluster(folder, "first.yml", acme("renamed"))
         eventually(lambda: {"acme__renamed", "acme__second"} == job_names(port) - {"__ASSET_JOB"})
         (folder / "broken.yml").write_text("version: 0.0.1b\ncluster: [\n")
         eventually(lambda: "invalid__broken" in job_names(port))
