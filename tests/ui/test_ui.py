@@ -26,6 +26,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from satellite_env import satellite_env
+
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 HERE = Path(__file__).resolve().parent
@@ -165,8 +167,7 @@ def dev_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevServer]:
     env = {
         **os.environ,
         "DAGSTER_HOME": str(home),
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")])),
-        "EXOSPHERE_SATELLITE_MODULES": "ui_satellites",
+        **satellite_env(HERE, "ui_satellites"),
     }
     log = root / "exosphere-dev.log"
     with log.open("wb") as out:
