@@ -1,6 +1,9 @@
-"""The code location: ``exosphere_dagster.definitions:defs`` loads every cluster file under
-``EXOSPHERE_CLUSTERS_DIR`` (default ``./clusters``). Broken files show up as placeholder jobs
-whose description carries the errors, so they are visible in the UI; the rest load.
+"""The code location: ``exosphere_dagster.definitions:defs`` loads every cluster file of the
+clusters store ``EXOSPHERE_CLUSTERS_DIR`` (a folder, default ``./clusters``, or an
+``s3://bucket/prefix``: entry/cluster_store.py). Broken files show up as placeholder jobs
+whose description carries the errors, so they are visible in the UI; the rest load. The store's
+URL is published as the top-level resource ``exosphere_clusters_store``, which is how
+``exosphere clusters`` finds where to write behind a webserver URL.
 
 ``defs`` builds lazily (location.py): a run worker or step process that asks for its job builds
 that one cluster; listing the location builds the folder with ``build_definitions``."""
@@ -8,11 +11,11 @@ that one cluster; listing the location builds the folder with ``build_definition
 from __future__ import annotations
 
 import logging
-import os
 import re
 from pathlib import Path
 
 from dagster import (
+    ConfigurableResource,
     Definitions,
     Failure,
     GraphDefinition,
@@ -21,6 +24,7 @@ from dagster import (
     Output,
     ScheduleDefinition,
 )
+from pydantic import Field
 
 from exosphere_dagster.build.catalog import load_catalog, registry_with_plugins
 from exosphere_dagster.build.deadlines import deadline_sensor
@@ -28,27 +32,46 @@ from exosphere_dagster.build.job import build_job
 from exosphere_dagster.build.lineage import cluster_asset_specs, merge_asset_specs
 from exosphere_dagster.build.sla_breach import build_breach_job, sla_breach_sensor
 from exosphere_dagster.build.triggers import build_triggers
+from exosphere_dagster.entry.cluster_store import ClusterStore, open_store
 from exosphere_dagster.entry.location import lazy_repository
+from exosphere_dagster.settings import settings
 from satellite_ops.registry import SatelliteRegistry
 from yaml_loader import ClusterPlan, ConfigError
 
 CLUSTERS_DIR_ENV = "EXOSPHERE_CLUSTERS_DIR"
+STORE_RESOURCE = "exosphere_clusters_store"
 logger = logging.getLogger("exosphere")
 
 
-def clusters_dir() -> Path:
-    return Path(os.environ.get(CLUSTERS_DIR_ENV, "clusters"))
+class ClustersStore(ConfigurableResource):
+    """Where this code location reads its cluster files. Nothing uses it at run time: it is
+    published so that the UI (Resources) and ``exosphere clusters`` can see the store."""
+
+    url: str = Field(description="The clusters store: a folder or an s3://bucket/prefix.")
 
 
-def build_definitions(folder: str | Path | None = None) -> Definitions:
-    folder = Path(folder or clusters_dir())
-    if not folder.exists():
+def clusters_store() -> ClusterStore:
+    """The store ``EXOSPHERE_CLUSTERS_DIR`` names (settings.py)."""
+    return open_store(settings().clusters_dir)
+
+
+def build_definitions(folder: str | Path | ClusterStore | None = None) -> Definitions:
+    """Every cluster of a store (a folder path, an s3:// URL, a store; default the settings')."""
+    store = (
+        folder
+        if isinstance(folder, ClusterStore)
+        else open_store(folder or settings().clusters_dir)
+    )
+    local = store.local_folder()
+    if not local.exists():
         logger.warning(
             "cluster folder %s does not exist: no clusters loaded (set %s)",
-            folder,
+            local,
             CLUSTERS_DIR_ENV,
         )
-    catalog = load_catalog([folder] if folder.exists() else [])
+    catalog = load_catalog([local] if local.exists() else [], shown_as=store.shown_as)
+    if store.problem:  # an S3 store never mirrored and unreachable now
+        catalog.broken[store.url] = [ConfigError(store.url, 1, 1, (), store.problem)]
     registry = registry_with_plugins()
     jobs: list[JobDefinition] = []
     triggers = []
@@ -68,7 +91,11 @@ def build_definitions(folder: str | Path | None = None) -> Definitions:
     if alerts:
         sensors.append(sla_breach_sensor(alerts))
     return Definitions(
-        assets=merge_asset_specs(assets), jobs=jobs, schedules=schedules, sensors=sensors
+        assets=merge_asset_specs(assets),
+        jobs=jobs,
+        schedules=schedules,
+        sensors=sensors,
+        resources={STORE_RESOURCE: ClustersStore(url=store.url)},
     )
 
 
@@ -98,6 +125,7 @@ def _broken_file_job(file: str, errors: list[ConfigError]) -> JobDefinition:
     )
 
 
-defs = lazy_repository(clusters_dir(), build_definitions, cluster_jobs)
+_STORE = clusters_store()
+defs = lazy_repository(_STORE.local_folder, lambda _folder: build_definitions(_STORE), cluster_jobs)
 
 __all__ = ["defs", "build_definitions"]

@@ -1,8 +1,15 @@
-"""A folder of cluster files -> plans, with each broken file reported and skipped."""
+"""A folder of cluster files -> plans, with each broken file reported and skipped.
+
+Files named on a command line may also be Python files that build clusters
+(``yaml_loader.load_python_clusters``): each of their clusters is planned like a YAML file, and
+its YAML (``Cluster.to_yaml()``) kept, which is what ``exosphere clusters apply`` stores.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,12 +19,14 @@ from yaml_loader import ClusterPlan, ConfigError, ConfigErrors, load, plan
 from yaml_loader.load import find_cluster_files, missing_file_error
 
 logger = logging.getLogger("exosphere")
+PYTHON_SUFFIX = ".py"
 
 
 @dataclass
 class Catalog:
     plans: list[ClusterPlan] = field(default_factory=list)
     broken: dict[str, list[ConfigError]] = field(default_factory=dict)  # file -> its errors
+    generated: dict[str, str] = field(default_factory=dict)  # job name -> YAML of a .py cluster
 
     @property
     def errors(self) -> list[ConfigError]:
@@ -31,10 +40,50 @@ def registry_with_plugins() -> SatelliteRegistry:
     return registry
 
 
+def _python_plans(
+    path: Path, registry: SatelliteRegistry, generated: dict[str, str]
+) -> list[ClusterPlan]:
+    """Every cluster a Python file defines, planned; all their errors together."""
+    from yaml_loader import load_python_clusters
+
+    clusters = load_python_clusters(path)
+    if not clusters:
+        raise ConfigErrors(
+            [
+                ConfigError(
+                    str(path),
+                    1,
+                    1,
+                    (),
+                    "the file defines no cluster",
+                    hint="assign a Cluster(...) (or a list of them) to a module-level name",
+                )
+            ]
+        )
+    plans, errors = [], []
+    for cluster in clusters:
+        try:
+            planned = cluster.plan(registry)
+            generated[planned.job_name] = cluster.to_yaml()
+            plans.append(planned)
+        except ConfigErrors as exc:
+            errors.extend(exc.errors)
+    if errors:
+        raise ConfigErrors(errors)
+    return plans
+
+
 def load_catalog(
-    paths: list[str | Path], registry: SatelliteRegistry | None = None, *, log: bool = True
+    paths: list[str | Path],
+    registry: SatelliteRegistry | None = None,
+    *,
+    log: bool = True,
+    shown_as: Callable[[str], str] | None = None,
 ) -> Catalog:
-    """Load every cluster file under ``paths``; one bad file never stops the others."""
+    """Load every cluster file under ``paths``; one bad file never stops the others.
+
+    ``shown_as`` renames a loaded file in errors (a mirrored S3 object shows as its s3:// URL).
+    """
     catalog = Catalog()
     try:
         registry = registry or registry_with_plugins()
@@ -45,28 +94,40 @@ def load_catalog(
         registry = default_registry()
     owners: dict[str, str] = {}
     for path in find_cluster_files(list(paths)):
+        shown = shown_as(str(path)) if shown_as else str(path)
         if not path.exists():
-            catalog.broken[str(path)] = [missing_file_error(path)]
+            catalog.broken[shown] = [missing_file_error(path)]
             continue
         try:
-            cluster = plan(load(path), registry)
+            if path.suffix == PYTHON_SUFFIX:
+                planned = _python_plans(path, registry, catalog.generated)
+            else:
+                planned = [plan(load(path), registry)]
         except ConfigErrors as exc:
-            catalog.broken[str(path)] = exc.errors
+            catalog.broken[shown] = _renamed(exc.errors, str(path), shown)
             continue
-        if cluster.job_name in owners:
-            catalog.broken[str(path)] = [
+        taken = [c for c in planned if c.job_name in owners]
+        if taken:
+            catalog.broken[shown] = [
                 ConfigError(
-                    str(path),
+                    shown,
                     1,
                     1,
                     ("cluster", "identifier"),
-                    f"cluster '{cluster.identifier}' is already defined in {owners[cluster.job_name]}",
+                    f"cluster '{c.identifier}' is already defined in {owners[c.job_name]}",
                     hint="cluster identifiers must be unique across the folder",
                 )
+                for c in taken
             ]
             continue
-        owners[cluster.job_name] = str(path)
-        catalog.plans.append(cluster)
+        owners.update((c.job_name, shown) for c in planned)
+        catalog.plans.extend(planned)
     for file, errors in catalog.broken.items() if log else ():
         logger.error("skipping %s:\n%s", file, "\n".join(str(e) for e in errors))
     return catalog
+
+
+def _renamed(errors: list[ConfigError], file: str, shown: str) -> list[ConfigError]:
+    if file == shown:
+        return errors
+    return [dataclasses.replace(e, file=shown) if e.file == file else e for e in errors]

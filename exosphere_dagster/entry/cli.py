@@ -1,4 +1,5 @@
-"""The ``exosphere`` command: validate, plan, schema, run, dev."""
+"""The ``exosphere`` command: validate, plan, schema, run, dev, and ``clusters`` (the cluster
+API against a running webserver, clusters_cli.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 import click
 
 from exosphere_dagster.build.catalog import load_catalog, registry_with_plugins
+from exosphere_dagster.entry.clusters_cli import clusters
 from yaml_loader import ClusterPlan
 from yaml_loader.ir import RetrySettings
 
@@ -39,7 +41,8 @@ def main() -> None:
 @main.command()
 @click.argument("paths", nargs=-1, required=True)
 def validate(paths: tuple[str, ...]) -> None:
-    """Check cluster files (or folders of them); exit 1 on any error."""
+    """Check cluster files (.yml/.yaml, or .py files that build clusters) or folders of them;
+    exit 1 on any error."""
     catalog = load_catalog(list(paths), log=False)
     for cluster in catalog.plans:
         click.echo(f"ok: {cluster.file} ({cluster.identifier}, {len(cluster.nodes)} satellites)")
@@ -186,14 +189,19 @@ def rerun(run_id: str, from_failure: bool) -> None:
 
 
 @main.command()
-@click.argument("folder", default="clusters")
+@click.argument("folder", required=False)
 @click.option("--port", default=3000, show_default=True)
-def dev(folder: str, port: int) -> None:
-    """Start `dagster dev` on a watched folder of cluster files."""
+def dev(folder: str | None, port: int) -> None:
+    """Start `dagster dev` on a watched clusters store: a folder or an s3://bucket/prefix
+    (default: EXOSPHERE_CLUSTERS_DIR, else ./clusters)."""
     from exosphere_dagster.entry.devserver import serve
+    from exosphere_dagster.settings import settings
 
     _ensure_dagster_home()
-    sys.exit(serve(Path(folder), port))
+    sys.exit(serve(folder or settings().clusters_dir, port))
+
+
+main.add_command(clusters)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,5 +1,8 @@
-"""``exosphere dev``: ``dagster dev`` on a watched folder, reloading the code location itself
-whenever a cluster file is added, changed or removed."""
+"""``exosphere dev``: ``dagster dev`` on a watched clusters store (a folder or an S3 prefix),
+reloading the code location itself whenever a cluster file is added, changed or removed.
+
+The watch is a poll of the store's change token (a folder's file times and sizes, an S3
+listing's ETags); ``exosphere clusters watch`` runs the same loop beside any webserver."""
 
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ from pathlib import Path
 
 import httpx
 
-from yaml_loader.load import YAML_SUFFIXES
+from exosphere_dagster.entry.cluster_store import ClusterStore, FolderStore, StoreError, open_store
 
 logger = logging.getLogger("exosphere")
 LOCATION_NAME = "exosphere_dagster.definitions"
@@ -26,23 +29,14 @@ mutation Reload($name: String!) {
 """
 
 
-def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
-    """What the folder's cluster files look like now: path -> (mtime_ns, size)."""
-    state = {}
-    if folder.is_dir():
-        for path in folder.rglob("*"):
-            if path.suffix in YAML_SUFFIXES and path.is_file():
-                stat = path.stat()
-                state[str(path)] = (stat.st_mtime_ns, stat.st_size)
-    return state
-
-
-def reload_location(port: int, host: str = "127.0.0.1") -> bool:
+def reload_location(
+    port: int, host: str = "127.0.0.1", *, url: str | None = None, location: str = LOCATION_NAME
+) -> bool:
     try:
         response = httpx.post(
-            f"http://{host}:{port}/graphql",
-            json={"query": RELOAD_MUTATION, "variables": {"name": LOCATION_NAME}},
-            timeout=30,
+            f"{url or f'http://{host}:{port}'}/graphql",
+            json={"query": RELOAD_MUTATION, "variables": {"name": location}},
+            timeout=60,
         )
         return response.status_code == 200 and "errors" not in response.json()
     except httpx.HTTPError as exc:
@@ -50,18 +44,36 @@ def reload_location(port: int, host: str = "127.0.0.1") -> bool:
         return False
 
 
-def watch(folder: Path, port: int, stop: threading.Event, interval: float = 1.0) -> None:
-    """Poll the folder; on any change ask the webserver to reload the code location."""
-    last = snapshot(folder)
+def watch(
+    store: ClusterStore | Path,
+    port: int,
+    stop: threading.Event,
+    interval: float = 1.0,
+    *,
+    url: str | None = None,
+    location: str = LOCATION_NAME,
+) -> None:
+    """Poll the store; on any change ask the webserver to reload the code location. A store
+    that cannot be listed for a while is reported and polled again (nothing is reloaded)."""
+    store = FolderStore(store) if isinstance(store, Path) else store
+    last = _token(store)
     while not stop.wait(interval):
-        current = snapshot(folder)
-        if current != last:
+        current = _token(store)
+        if current is not None and current != last:
             last = current
-            ok = reload_location(port)
+            ok = reload_location(port, url=url, location=location)
             print(
-                f"exosphere: {folder} changed; code location reload {'done' if ok else 'failed'}",
+                f"exosphere: {store.url} changed; code location reload {'done' if ok else 'failed'}",
                 flush=True,
             )
+
+
+def _token(store: ClusterStore) -> object:
+    try:
+        return store.token()
+    except StoreError as exc:
+        logger.warning("cannot list the clusters store: %s", exc)
+        return None
 
 
 def _default_signals() -> None:
@@ -69,10 +81,12 @@ def _default_signals() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
-def serve(folder: Path, port: int) -> int:
-    folder = folder.resolve()
-    folder.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "EXOSPHERE_CLUSTERS_DIR": str(folder)}
+def serve(folder: str | Path, port: int) -> int:
+    """``folder``: a folder (created if missing) or an ``s3://bucket/prefix``."""
+    store = open_store(folder)
+    if isinstance(store, FolderStore):
+        store.folder.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "EXOSPHERE_CLUSTERS_DIR": store.url}
     command = [
         sys.executable,
         "-m",
@@ -85,12 +99,13 @@ def serve(folder: Path, port: int) -> int:
         "-p",
         str(port),
     ]
-    print(f"exosphere: watching {folder}; UI at http://127.0.0.1:{port}", flush=True)
+    print(f"exosphere: watching {store.url}; UI at http://127.0.0.1:{port}", flush=True)
     # dagster dev treats SIGTERM like SIGINT: make sure neither is inherited as ignored (as it is
     # when this command runs as a background job), or shutdown would hang.
     proc = subprocess.Popen(command, env=env, start_new_session=True, preexec_fn=_default_signals)
     stop = threading.Event()
-    watcher = threading.Thread(target=watch, args=(folder, port, stop), daemon=True)
+    interval = 1.0 if isinstance(store, FolderStore) else 2.0  # an S3 listing is a request
+    watcher = threading.Thread(target=watch, args=(store, port, stop, interval), daemon=True)
     watcher.start()
 
     def shutdown(signum: int, frame: object) -> None:

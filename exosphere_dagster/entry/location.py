@@ -10,6 +10,9 @@ the job a step builds is the one the UI listed. Anything the quick path cannot s
 file's placeholder job, a name no file carries) falls back to building the whole folder, where
 one broken file still never hides the others.
 
+The folder may be given as a callable (the clusters store's ``local_folder``): it is asked for
+on first need, so importing the code location reads nothing (an S3 store is mirrored then).
+
 The pattern is the one Dagster documents for ``RepositoryData`` subclasses (jobs built from
 YAML files on demand).
 """
@@ -76,19 +79,26 @@ def find_job(folder: Path, name: str, cluster_jobs: ClusterJobs) -> JobDefinitio
     return None
 
 
+Folder = Path | Callable[[], Path]
+
+
 class ClusterRepositoryData(RepositoryData):
     """Every cluster of ``folder``: ``build_all(folder)`` on first need, except for a job asked
     for by name before that, which ``find_job`` builds alone (module docstring)."""
 
     def __init__(
-        self, folder: Path, build_all: Callable[[Path], Definitions], cluster_jobs: ClusterJobs
+        self, folder: Folder, build_all: Callable[[Path], Definitions], cluster_jobs: ClusterJobs
     ) -> None:
-        self.folder = Path(folder)
+        self._folder = folder
         self._build_all = build_all
         self._cluster_jobs = cluster_jobs
         self._full: RepositoryData | None = None
         self._alone: dict[str, JobDefinition | None] = {}
         self._lock = threading.RLock()
+
+    @property
+    def folder(self) -> Path:
+        return Path(self._folder() if callable(self._folder) else self._folder)
 
     @property
     def full(self) -> RepositoryData:
@@ -169,7 +179,7 @@ class ClusterRepositoryData(RepositoryData):
 
 
 def lazy_repository(
-    folder: Path, build_all: Callable[[Path], Definitions], cluster_jobs: ClusterJobs
+    folder: Folder, build_all: Callable[[Path], Definitions], cluster_jobs: ClusterJobs
 ) -> RepositoryDefinition:
     """The code location's repository, under the name ``Definitions`` would give it (so run
     origins and UI addresses stay the same)."""
