@@ -121,6 +121,7 @@ class S3Store:
 
     bucket: str
     prefix: str = ""
+    endpoint_url: str | None = None  # None: boto3's own (AWS_ENDPOINT_URL, or AWS)
     _mirror: Path | None = field(default=None, repr=False)
     problem: str | None = field(default=None, repr=False)  # why the mirror could not be made
 
@@ -143,7 +144,7 @@ class S3Store:
         from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
         try:
-            yield boto3.client("s3")
+            yield boto3.client("s3", endpoint_url=self.endpoint_url)
         except EndpointConnectionError as exc:
             raise StoreUnreachable(
                 f"cannot reach the S3 endpoint while {doing} {self.url}: {exc} "
