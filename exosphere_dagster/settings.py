@@ -13,8 +13,10 @@ import functools
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from yaml_loader.tiers import TIER_NAMES
 
 
 class Settings(BaseSettings):
@@ -45,10 +47,38 @@ class Settings(BaseSettings):
     folder_settle_seconds: float = Field(
         0.0, ge=0, description="A folder trigger's file must be unchanged this long."
     )
+    # provider Batch APIs (LLM satellites, docs/sla.md "Batch mode")
+    batch_tiers: str = Field(
+        "24h", description="Comma-separated SLA tiers whose LLM calls may go through a Batch API."
+    )
+    batch_reserve_minutes: float = Field(
+        60.0, ge=0, description="Stop waiting for a batch this long before the run's deadline."
+    )
+    batch_poll_seconds: float = Field(5.0, gt=0, description="First wait between batch polls.")
+    batch_poll_max_seconds: float = Field(300.0, gt=0, description="Longest wait between polls.")
+
+    @field_validator("batch_tiers")
+    @classmethod
+    def _known_tiers(cls, value: str) -> str:
+        unknown = [t for t in _names(value) if t not in TIER_NAMES]
+        if unknown:
+            raise ValueError(
+                f"unknown SLA tier(s) {', '.join(unknown)}: expected a comma-separated list of "
+                f"{', '.join(TIER_NAMES)} (or empty: no tier uses batch mode)"
+            )
+        return value
+
+    @property
+    def batch_tier_names(self) -> frozenset[str]:
+        return frozenset(_names(self.batch_tiers))
 
     @property
     def runs_on_kubernetes(self) -> bool:
         return self.executor in ("k8s", "kubernetes")
+
+
+def _names(value: str) -> list[str]:
+    return [part.strip() for part in value.split(",") if part.strip()]
 
 
 class SettingsError(ValueError):

@@ -23,8 +23,11 @@ from exosphere_dagster.runtime.secrets import (
     redaction_values,
     resolve_secrets,
 )
+from exosphere_dagster.settings import settings
+from satellite_ops.context import BatchPolicy
 from satellite_ops.registry import SatelliteDefinition
 from yaml_loader.ir import ClusterPlan, SatelliteNode
+from yaml_loader.templates.scope import run_scope
 
 NodeConfig = Callable[[SatelliteNode], SatelliteNode]  # the node with this run's edited config
 
@@ -47,6 +50,8 @@ class StepRunner:
         self.root_run_id = run.root_run_id or run.run_id
         self.store = checkpoint_store_for(context.instance)
         self.shared = base_scope(plan, run, {})
+        self.deadline = datetime.fromisoformat(self.shared["run"]["deadline"])
+        self.batch = batch_policy()
         self.forwarder = LogForwarder(plan, log_sinks, run.run_id, base_scope=self.shared)
         self.redacted = redaction_values(plan.secrets)
 
@@ -71,6 +76,9 @@ class StepRunner:
             cluster=self.plan.identifier,
             checkpoint=self.store.log_for(self.root_run_id, node.op_name, chunk_key),
             secret_values=(*secrets.values(), *self.redacted),
+            deadline=self.deadline,
+            sla=self.plan.sla.name,
+            batch=self.batch,
         )
         children, report = run_chunk(job, items)
         report.chunk = chunk_key
@@ -103,23 +111,20 @@ class StepRunner:
 
 
 def base_scope(plan: ClusterPlan, run: Any, secrets: dict[str, str]) -> dict[str, Any]:
-    """Template values shared by every item of a run (``cluster.*``, ``run.*``, secrets)."""
+    """Template values shared by every item of a run (``cluster.*``, ``run.*``, secrets). The
+    SLA window is the run's trigger time tag (kept by re-executions), else now."""
     trigger_time = run.tags.get(TRIGGER_TIME_TAG)
     started = datetime.now(UTC)
     start = datetime.fromisoformat(trigger_time) if trigger_time else started
-    return {
-        "cluster": {
-            "identifier": plan.identifier,
-            "title": plan.title,
-            "description": plan.description,
-            "sla": plan.sla.name,
-            "trigger": plan.trigger_text,
-        },
-        "run": {
-            "id": run.run_id,
-            "started_at": started.isoformat(),
-            "trigger_time": start.isoformat(),
-            "deadline": plan.sla.deadline(start).isoformat(),
-        },
-        "secrets": secrets,
-    }
+    return run_scope(plan, run.run_id, started, start, secrets)
+
+
+def batch_policy() -> BatchPolicy:
+    """The deployment's Batch API settings (``EXOSPHERE_BATCH_*``) as satellites see them."""
+    config = settings()
+    return BatchPolicy(
+        tiers=config.batch_tier_names,
+        reserve_seconds=config.batch_reserve_minutes * 60,
+        poll_seconds=config.batch_poll_seconds,
+        poll_max_seconds=max(config.batch_poll_max_seconds, config.batch_poll_seconds),
+    )

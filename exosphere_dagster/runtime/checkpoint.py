@@ -11,6 +11,10 @@ deployment sees the same checkpoints:
 * an instance whose run storage is Postgres: a table in that database (``checkpoint_postgres``);
 * otherwise local files under the instance's storage folder (one machine: ``dagster dev``).
 
+A log also keeps the step's durable state (``CheckpointState``: a satellite's key/value
+store, e.g. the id of a provider batch it waits for) as frames under reserved ids; ``load``
+leaves them out, so they never count as finished items.
+
 The instance is duck-typed: this package does not import Dagster.
 """
 
@@ -27,6 +31,7 @@ from typing import IO, Any, Protocol
 S3_URL_ENV = "EXOSPHERE_CHECKPOINT_S3_URL"
 DIR_ENV = "EXOSPHERE_CHECKPOINT_DIR"
 SUFFIX = ".ckpt"
+STATE_PREFIX = "exosphere:state/"  # item ids never hold ':' or '/' (items.child_id)
 
 
 class CheckpointLog(Protocol):
@@ -38,6 +43,14 @@ class CheckpointLog(Protocol):
 
     def record(self, item_id: str, outputs: Any) -> None:
         """Keep one finished item (called once per item, as it finishes)."""
+        ...
+
+    def load_state(self) -> dict[str, Any]:
+        """The step's state: key -> the value last put (see :class:`CheckpointState`)."""
+        ...
+
+    def record_state(self, key: str, value: Any) -> None:
+        """Keep one state value; durable when this returns."""
         ...
 
     def close(self) -> None:
@@ -79,6 +92,38 @@ def read_frames_from(data: bytes) -> Iterator[tuple[str, Any]]:
     return read_frames(io.BytesIO(data))
 
 
+def finished_items(frames: dict[str, Any]) -> dict[str, Any]:
+    """The finished items among a log's frames (state frames left out)."""
+    return {k: v for k, v in frames.items() if not k.startswith(STATE_PREFIX)}
+
+
+def state_values(frames: dict[str, Any]) -> dict[str, Any]:
+    """The state among a log's frames, keys without their prefix."""
+    return {
+        k.removeprefix(STATE_PREFIX): v for k, v in frames.items() if k.startswith(STATE_PREFIX)
+    }
+
+
+class CheckpointState:
+    """A step's durable key/value state (``satellite_ops.context.StepState``), kept in its
+    chunk's checkpoint log: whatever runs the chunk next (a step retry, a re-execution, which
+    shares the root run's logs, a new pod) reads it back. Read once, on first use."""
+
+    def __init__(self, log: CheckpointLog) -> None:
+        self.log = log
+        self._values: dict[str, Any] | None = None
+
+    def get(self, key: str, default: Any = None) -> Any:
+        if self._values is None:
+            self._values = self.log.load_state()
+        return self._values.get(key, default)
+
+    def put(self, key: str, value: Any) -> None:
+        self.log.record_state(key, value)
+        if self._values is not None:
+            self._values[key] = value
+
+
 class FileCheckpointLog:
     """One append-only file per chunk; each item one pickle frame, flushed at once."""
 
@@ -86,11 +131,17 @@ class FileCheckpointLog:
         self.path = path
         self._fh: Any = None
 
-    def load(self) -> dict[str, Any]:
+    def _frames(self) -> dict[str, Any]:
         if not self.path.exists():
             return {}
         with self.path.open("rb") as fh:
             return dict(read_frames(fh))
+
+    def load(self) -> dict[str, Any]:
+        return finished_items(self._frames())
+
+    def load_state(self) -> dict[str, Any]:
+        return state_values(self._frames())
 
     def record(self, item_id: str, outputs: Any) -> None:
         if self._fh is None:
@@ -98,6 +149,9 @@ class FileCheckpointLog:
             self._fh = self.path.open("ab")
         self._fh.write(frame(item_id, outputs))
         self._fh.flush()
+
+    def record_state(self, key: str, value: Any) -> None:
+        self.record(STATE_PREFIX + key, value)
 
     def close(self) -> None:
         if self._fh is not None:

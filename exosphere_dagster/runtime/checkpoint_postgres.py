@@ -4,7 +4,8 @@ item it finished.
 
 The table (created if missing, under an advisory lock so that pods starting together do not
 race) is ``exosphere_checkpoints``, in the schema the connection's ``search_path`` names, like
-Dagster's own tables. ``payload`` is the pickled list of the item's outputs.
+Dagster's own tables. ``payload`` is the pickled list of the item's outputs (or a step state
+value, under an ``item_id`` starting with ``checkpoint.STATE_PREFIX``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+
+from exosphere_dagster.runtime.checkpoint import STATE_PREFIX, finished_items, state_values
 
 TABLE = "exosphere_checkpoints"
 _CREATE_LOCK_KEY = 0x65786F73  # "exos": the advisory lock held around CREATE TABLE
@@ -92,10 +95,19 @@ class PostgresCheckpointLog:
         self.url = url
         self.key = {"root": root_run_id, "op": op_name, "chunk": chunk_key}
 
-    def load(self) -> dict[str, Any]:
+    def _frames(self) -> dict[str, Any]:
         with engine_for(self.url).connect() as conn:
             rows = conn.execute(_SELECT, self.key).all()
         return {item_id: pickle.loads(payload) for item_id, payload in rows}
+
+    def load(self) -> dict[str, Any]:
+        return finished_items(self._frames())
+
+    def load_state(self) -> dict[str, Any]:
+        return state_values(self._frames())
+
+    def record_state(self, key: str, value: Any) -> None:
+        self.record(STATE_PREFIX + key, value)
 
     def record(self, item_id: str, outputs: Any) -> None:
         payload = pickle.dumps(outputs, protocol=pickle.HIGHEST_PROTOCOL)

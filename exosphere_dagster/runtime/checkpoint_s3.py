@@ -26,7 +26,15 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import urlparse
 
-from exosphere_dagster.runtime.checkpoint import SUFFIX, frame, read_frames_from, safe_chunk
+from exosphere_dagster.runtime.checkpoint import (
+    STATE_PREFIX,
+    SUFFIX,
+    finished_items,
+    frame,
+    read_frames_from,
+    safe_chunk,
+    state_values,
+)
 
 ENDPOINT_ENV = "EXOSPHERE_CHECKPOINT_S3_ENDPOINT_URL"
 MAX_ITEMS_PER_OBJECT = 500
@@ -60,6 +68,17 @@ class S3CheckpointLog:
         self._error: BaseException | None = None
 
     def load(self) -> dict[str, Any]:
+        return finished_items(self._frames())
+
+    def load_state(self) -> dict[str, Any]:
+        return state_values(self._frames())
+
+    def record_state(self, key: str, value: Any) -> None:
+        """State is written at once (not group-committed): a batch id must survive a kill."""
+        self.record(STATE_PREFIX + key, value)
+        self.flush()
+
+    def _frames(self) -> dict[str, Any]:
         done: dict[str, Any] = {}
         pages = self.client.get_paginator("list_objects_v2").paginate(
             Bucket=self.bucket, Prefix=self.prefix

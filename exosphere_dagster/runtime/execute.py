@@ -16,15 +16,16 @@ import signal
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
 
-from exosphere_dagster.runtime.checkpoint import CheckpointLog
+from exosphere_dagster.runtime.checkpoint import CheckpointLog, CheckpointState
 from exosphere_dagster.runtime.items import ChunkReport, FailedItem, Item, build_scope
 from exosphere_dagster.runtime.secrets import redact, redacted_output
 from exosphere_dagster.runtime.threads import Workers
-from satellite_ops.context import BatchItem, PayloadStore, SatelliteContext
+from satellite_ops.context import BatchItem, BatchPolicy, MemoryState, SatelliteContext, StepState
 from satellite_ops.errors import FatalError, RetryableError
 from satellite_ops.registry import SatelliteDefinition
 from yaml_loader.ir import SatelliteNode
@@ -53,14 +54,21 @@ class ChunkJob:
     run_id: str = ""
     cluster: str = ""
     checkpoint: CheckpointLog | None = None
-    store: PayloadStore | None = None
     sleep: Any = asyncio.sleep  # injectable for tests of the backoff schedule
     secret_values: tuple[str, ...] = field(default=(), repr=False)
     metrics: dict[str, float] = field(default_factory=dict)  # satellites add token counts etc.
+    deadline: datetime | None = None  # the run's: trigger time + SLA (aware, UTC)
+    sla: str = ""
+    batch: BatchPolicy = field(default_factory=BatchPolicy)
 
     @property
     def concurrency(self) -> int:
         return self.node.concurrency or self.definition.max_concurrency
+
+    @functools.cached_property
+    def state(self) -> StepState:
+        """The step's durable state: in its chunk's checkpoint log, so it outlives the step."""
+        return CheckpointState(self.checkpoint) if self.checkpoint else MemoryState()
 
 
 def run_chunk(job: ChunkJob, items: list[Item]) -> tuple[list[Item], ChunkReport]:
@@ -319,8 +327,11 @@ def _context(job: ChunkJob, item: Item, attempt: int) -> SatelliteContext:
         cluster=job.cluster,
         satellite=job.node.id,
         attempt=attempt,
-        store=job.store,
         metrics=job.metrics,
+        deadline=job.deadline,
+        sla=job.sla,
+        state=job.state,
+        batch=job.batch,
     )
 
 

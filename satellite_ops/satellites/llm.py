@@ -1,10 +1,12 @@
 """LLM satellites: one batch of prompts per chunk, structured JSON answers checked and retried.
 
 LLM satellites are batched (a whole chunk of items per call: vLLM offline batching, or many
-requests in flight to an OpenAI-compatible server, is where the cost per token drops). The
-engine constrains decoding to the output schema; the satellite then strips a reasoning model's
-``<think>`` block, parses and validates the answer, and fails only that item (retryable) when
-it does not fit, so the runtime retries it and finally routes it to the failure branch.
+requests in flight to an OpenAI-compatible server, is where the cost per token drops). When
+the SLA leaves time, an ``openai`` chunk goes through the provider's Batch API instead, at the
+batch price (``batch:``, ``helpers/llm_batch_mode.py``). The engine constrains decoding to the
+output schema; the satellite then strips a reasoning model's ``<think>`` block, parses and
+validates the answer, and fails only that item (retryable) when it does not fit, so the
+runtime retries it and finally routes it to the failure branch.
 """
 
 from __future__ import annotations
@@ -15,11 +17,12 @@ import re
 import time
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 
 from satellite_ops.config import SatelliteConfig, describe_validation_error, secret_or_none
-from satellite_ops.context import BatchItem
+from satellite_ops.context import BatchItem, SatelliteContext
 from satellite_ops.errors import FatalError, RetryableError
+from satellite_ops.helpers.llm_batch_mode import answer_through_batch, batch_wanted
 from satellite_ops.helpers.llm_engines import (
     EngineSettings,
     Generation,
@@ -72,6 +75,21 @@ class LlmConfig(SatelliteConfig):
         description="Extra engine arguments: vllm.LLM(...) keywords (tensor_parallel_size, "
         "max_model_len...) or extra fields of the OpenAI request body.",
     )
+    batch: Literal["auto", "always", "never"] = Field(
+        "auto",
+        description="'openai' engine: send a chunk through the Batch API (half price, answers "
+        "within hours) when the run's SLA tier allows it ('auto'), whatever the tier "
+        "('always'), or never. Near the run's deadline a chunk answers synchronously.",
+    )
+
+    @model_validator(mode="after")
+    def _batch_needs_openai(self) -> LlmConfig:
+        if self.batch == "always" and self.engine != "openai":
+            raise ValueError(
+                "batch: always needs engine: openai (a Batch API is an OpenAI-compatible "
+                "server's); vllm already batches a chunk on the step's GPU"
+            )
+        return self
 
     @field_validator("output_schema", mode="after")
     @classmethod
@@ -169,10 +187,11 @@ def _request(item: BatchItem, config: LlmConfig) -> GenerationRequest:
 
 
 def _record(
-    items: list[BatchItem], generations: list[Generation], seconds: float, batch: int
+    context: SatelliteContext | None, generations: list[Generation], seconds: float, batch: int
 ) -> dict[str, float]:
     """Token counts and throughput of one engine batch, logged once and handed to the runtime
-    through ``context.metrics`` where the runtime provides one."""
+    through ``context.metrics`` where the runtime provides one. The counts include what the
+    Batch API answered (``llm/batch_*``, counted by ``llm_batch_mode``)."""
     prompt = sum(g.prompt_tokens for g in generations)
     completion = sum(g.completion_tokens for g in generations)
     stats = {
@@ -182,7 +201,6 @@ def _record(
         "llm/seconds": round(seconds, 4),
         "llm/completion_tokens_per_s": round(completion / seconds, 2) if seconds > 0 else 0.0,
     }
-    context = next((i.context for i in items if i.context is not None), None)
     log = context.log if context is not None else logger
     log.info(
         "llm batch: %d prompt(s), %d answered, %d prompt + %d completion tokens in %.2fs "
@@ -205,24 +223,40 @@ def _record(
 async def answer_batch(
     items: list[BatchItem], config_model: type[LlmConfig]
 ) -> list[list[dict[str, Any]] | BaseException]:
-    """Answer a chunk: items with the same engine settings go to the engine as one batch."""
+    """Answer a chunk: items with the same engine settings go to the engine as one batch
+    (the Batch API's, or the engine's own; see ``batch``)."""
     results: list[list[dict[str, Any]] | BaseException | None] = [None] * len(items)
-    groups: dict[EngineSettings, list[tuple[int, GenerationRequest, LlmConfig]]] = {}
+    groups: dict[tuple[EngineSettings, str], list[tuple[int, GenerationRequest, LlmConfig]]] = {}
     for index, item in enumerate(items):
+        config = item.config
+        if not isinstance(config, config_model):
+            results[index] = FatalError(
+                f"config is a {type(config).__name__}, not the validated {config_model.__name__}"
+            )
+            continue
         try:
-            config = config_model.coerce(item.config)
-            groups.setdefault(_settings(config), []).append((index, _request(item, config), config))
-        except (FatalError, ValidationError) as exc:
+            member = (index, _request(item, config), config)
+        except FatalError as exc:
             results[index] = exc
-    for settings, members in groups.items():
+            continue
+        groups.setdefault((_settings(config), config.batch), []).append(member)
+    for (settings, mode), members in groups.items():
+        context = _context_of([items[i] for i, _, _ in members])
         started = time.perf_counter()
         try:
-            raw = await generate(settings, [request for _, request, _ in members])
+            requests = [request for _, request, _ in members]
+            if batch_wanted(mode, settings.engine, context):
+                ids = [
+                    items[i].context.item_id if items[i].context else str(i) for i, _, _ in members
+                ]
+                raw = await answer_through_batch(settings, requests, ids, context)
+            else:
+                raw = await generate(settings, requests)
         except Exception as exc:  # noqa: BLE001 - the engine failed: every member gets it
             raw = [exc] * len(members)
         seconds = time.perf_counter() - started
         answered = [g for g in raw if isinstance(g, Generation)]
-        _record([items[i] for i, _, _ in members], answered, seconds, len(members))
+        _record(context, answered, seconds, len(members))
         for (index, _, config), outcome in zip(members, raw, strict=True):
             if isinstance(outcome, BaseException):
                 results[index] = outcome
@@ -236,6 +270,15 @@ async def answer_batch(
             except FatalError as exc:
                 results[index] = exc
     return [r if r is not None else FatalError("no answer") for r in results]
+
+
+def _context_of(items: list[BatchItem]) -> SatelliteContext:
+    """What the items of one call share (run, deadline, state, metrics): the first item's
+    context; a bare one when the satellite is called outside a run."""
+    return next(
+        (i.context for i in items if i.context is not None),
+        SatelliteContext(log=logger, item_id=""),
+    )
 
 
 @satellite(

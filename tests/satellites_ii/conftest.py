@@ -1,5 +1,6 @@
-"""Fixtures for the docling and LLM satellites: a Dagster instance, generated PDFs, and a
-real llama.cpp server on 127.0.0.1 serving a tiny random model (see tiny_llama.py)."""
+"""Fixtures for the docling and LLM satellites: a Dagster instance, generated PDFs, a real
+llama.cpp server on 127.0.0.1 serving a tiny random model (see tiny_llama.py), and a real
+Batch API server in front of another one (llama-stack, see batch_server.py)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from batch_server import BatchServer, batch_server, find_llama_stack
 from dagster import instance_for_test
 from tiny_llama import find_llama_server, llama_server, write_tiny_model
 
 LLAMA_SERVER_MISSING = (
     "llama-server is not built on this machine: run `python tests/satellites_ii/tiny_llama.py "
     "build` once (CI's .ci/run does); it compiles llama.cpp from the llama-cpp-python sdist"
+)
+LLAMA_STACK_MISSING = (
+    "llama-stack (the Batch API server) is not installed on this machine: run `python "
+    "tests/satellites_ii/tiny_llama.py build` once (CI's .ci/run does); it installs llama-stack "
+    "into its own venv under ~/.cache/exosphere-dagster and needs a Python >= 3.12"
 )
 
 
@@ -39,3 +46,14 @@ def llama_url(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
     log = tmp_path_factory.mktemp("llama") / "llama-server.log"
     with llama_server(tiny_model, parallel=8, log=log) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def batch_api(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[BatchServer]:
+    """llama-stack's Batch API (``.url`` is its ``/v1``) in front of its own llama-server."""
+    if find_llama_server() is None:
+        pytest.skip(LLAMA_SERVER_MISSING)
+    if find_llama_stack() is None:
+        pytest.skip(LLAMA_STACK_MISSING)
+    with batch_server(tiny_model, tmp_path_factory.mktemp("batch-api")) as server:
+        yield server

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 import pytest
 
 from satellite_ops import BatchItem, FatalError
-from satellite_ops import llm_engines as engines
-from satellite_ops.satellites.llm import llm
+from satellite_ops.helpers import llm_engines as engines
+from satellite_ops.satellites.llm import LlmConfig, llm
 
 
 @dataclass
@@ -63,7 +63,8 @@ def vllm_module(request, monkeypatch):
 
 def items(prompts, **config):
     base = {"model": "org/model", "output-format": "json", "output-schema": '{"company": string}'}
-    return [BatchItem({**base, **config}, {"prompt": p}) for p in prompts]
+    validated = LlmConfig.model_validate({**base, **config})
+    return [BatchItem(validated, {"prompt": p}) for p in prompts]
 
 
 def test_one_llm_per_process_and_one_chat_call_per_batch(vllm_module):

@@ -5,6 +5,8 @@ Nothing is downloaded at test time. ``llama-server`` is compiled once per machin
 llama.cpp sources inside the ``llama-cpp-python`` sdist (``python tiny_llama.py build``, which
 CI runs before pytest; ~12 minutes on 2 busy cores) and cached under ``~/.cache/exosphere-dagster``.
 (The Python package's own server handles one request at a time, so it cannot show batching.)
+``build`` also installs llama-stack, the Batch API server of the batch-mode tests, into its own
+virtual environment (``batch_server.py``).
 The weights are random, but tokenizer, chat template, continuous batching and grammar-
 constrained JSON decoding are llama.cpp's own. The vocabulary holds every byte plus tokens that
 end a JSON string (``a"``), so a random model closes strings quickly and answers stay short.
@@ -27,7 +29,7 @@ import sys
 import tarfile
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 LLAMA_CPP_PYTHON = "0.3.36"  # the sdist whose vendored llama.cpp we build
@@ -194,8 +196,10 @@ def free_port() -> int:
 def llama_server(
     model: Path, *, parallel: int = 8, ctx_per_slot: int = 2048, threads: int = 1,
     log: Path | None = None, startup_timeout: float = 60.0,
+    started: Callable[[subprocess.Popen], object] | None = None,
 ) -> Iterator[str]:  # fmt: skip
-    """Run ``llama-server`` on 127.0.0.1 with ``parallel`` slots; yield its ``/v1`` base URL."""
+    """Run ``llama-server`` on 127.0.0.1 with ``parallel`` slots; yield its ``/v1`` base URL.
+    ``started`` gets the process (to pause it with SIGSTOP, say)."""
     import httpx
 
     binary = find_llama_server()
@@ -212,6 +216,8 @@ def llama_server(
     ]  # fmt: skip
     sink = log.open("ab") if log is not None else subprocess.DEVNULL
     process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
+    if started is not None:
+        started(process)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + startup_timeout
@@ -252,6 +258,9 @@ def server_metrics(base_url: str) -> dict[str, float]:
 if __name__ == "__main__":
     if sys.argv[1:] == ["build"]:
         print(build_llama_server())
+        from batch_server import build_llama_stack  # the Batch API in front of it (tests)
+
+        print(build_llama_stack())
     elif sys.argv[1:2] == ["model"] and len(sys.argv) == 3:
         print(write_tiny_model(Path(sys.argv[2])))
     else:
