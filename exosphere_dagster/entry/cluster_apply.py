@@ -98,7 +98,7 @@ def apply(
     clusters, errors = validate(paths)
     if errors:
         raise ConfigErrors(errors)
-    served = cluster_jobs(api.jobs(location, runs=0))
+    served = cluster_jobs(api.jobs(location))
     names = store.list()
     changes = []
     for identifier, job, data in clusters:
@@ -114,7 +114,7 @@ def delete(
 ) -> Change:
     job = job_name_for(identifier)
     names = store.list()
-    name = owner(store, names, cluster_jobs(api.jobs(location, runs=0)).get(job))
+    name = owner(store, names, cluster_jobs(api.jobs(location)).get(job))
     if name is None and store_name(job) in names:
         name = store_name(job)
     if name is None:
@@ -168,7 +168,7 @@ def settle(
     api.reload(location)
     start = last_reload = time.monotonic()
     while True:
-        jobs = api.jobs(location, runs=0)
+        jobs = api.jobs(location)
         served = {j.name for j in jobs}
         refused = invalid_files(jobs)
         problems = [

@@ -164,12 +164,12 @@ def list_command(url: str, location: str | None, as_json: bool) -> None:
     """Every cluster the server serves, with its trigger, SLA and last run."""
     with answers():
         api, loc = _connect(url, location)
-        jobs = api.jobs(loc, runs=1)
+        jobs = api.jobs(loc)
+        served = cluster_apply.cluster_jobs(jobs)
+        last_runs = api.last_runs(loc, list(served))
     found = []
-    for job in sorted(
-        cluster_apply.cluster_jobs(jobs).values(), key=lambda j: j.tags["exosphere/cluster"]
-    ):
-        last = run_summary(job.runs[0]) if job.runs else None
+    for job in sorted(served.values(), key=lambda j: j.tags["exosphere/cluster"]):
+        last = run_summary(last_runs[job.name]) if job.name in last_runs else None
         found.append(
             {
                 "identifier": job.tags["exosphere/cluster"],
@@ -214,7 +214,7 @@ def list_command(url: str, location: str | None, as_json: bool) -> None:
 
 
 def _cluster_job(api: DagsterApi, loc: Location, identifier: str) -> JobInfo:
-    job = cluster_apply.cluster_jobs(api.jobs(loc, runs=0)).get(job_name_for(identifier))
+    job = cluster_apply.cluster_jobs(api.jobs(loc)).get(job_name_for(identifier))
     if job is None:
         raise ApiError(f"no cluster {identifier!r} on {api.url} (see `exosphere clusters list`)")
     return job
@@ -229,7 +229,7 @@ def status(identifier: str, url: str, location: str | None, as_json: bool, limit
     with answers():
         api, loc = _connect(url, location)
         job = _cluster_job(api, loc, identifier)
-        runs = [run_summary(r) for r in api.runs(job.name, limit)]
+        runs = [run_summary(r) for r in api.runs(loc, job.name, limit)]
     head = (
         f"{job.tags['exosphere/cluster']}  (job {job.name}, sla {job.tags.get('exosphere/sla')}, "
         f"trigger {job.metadata.get('trigger')}, file {job.metadata.get('cluster file')})"

@@ -10,7 +10,7 @@ answer: exit 3) and ``ApiError`` (an answer that refuses: exit 1).
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -26,18 +26,22 @@ WORKSPACE = """{ workspaceOrError { __typename
       allTopLevelResourceDetails { name configuredValues { key value } } } }
     ... on PythonError { message } } } }
   ... on PythonError { message } } }"""
-JOBS = f"""query Jobs($selector: RepositorySelector!, $runs: Int) {{
-  repositoryOrError(repositorySelector: $selector) {{ __typename
-    ... on Repository {{ jobs {{ name description tags {{ key value }}
-      metadataEntries {{ label ... on TextMetadataEntry {{ text }} }}
-      runs(limit: $runs) {{ {RUN_FIELDS} }} }} }}
-    ... on RepositoryNotFoundError {{ message }}
-    ... on PythonError {{ message }} }} }}"""
-RUNS = f"""query Runs($job: String!, $limit: Int) {{
-  runsOrError(filter: {{pipelineName: $job}}, limit: $limit) {{ __typename
+JOBS = """query Jobs($selector: RepositorySelector!) {
+  repositoryOrError(repositorySelector: $selector) { __typename
+    ... on Repository { jobs { name description tags { key value }
+      metadataEntries { label ... on TextMetadataEntry { text } } } }
+    ... on RepositoryNotFoundError { message }
+    ... on PythonError { message } } }"""
+RUNS = f"""query Runs($filter: RunsFilter!, $limit: Int) {{
+  runsOrError(filter: $filter, limit: $limit) {{ __typename
     ... on Runs {{ results {{ {RUN_FIELDS} }} }}
     ... on InvalidPipelineRunsFilterError {{ message }}
     ... on PythonError {{ message }} }} }}"""
+REPOSITORY_TAG = ".dagster/repository"  # what Dagster filters a job's runs by: repo@location
+RECENT_RUNS = 500  # `list` reads the latest runs at once; older ones per job, only if needed
+LAST_RUNS = f"""query LastRuns($selector: RepositorySelector!) {{
+  repositoryOrError(repositorySelector: $selector) {{
+    ... on Repository {{ jobs {{ name runs(limit: 1) {{ {RUN_FIELDS} }} }} }} }} }}"""
 RUN = f"""query Run($id: ID!) {{ runOrError(runId: $id) {{ __typename
     ... on Run {{ {RUN_FIELDS} }}
     ... on RunNotFoundError {{ message }}
@@ -65,6 +69,14 @@ class Location:
     name: str
     repository: str
     store_url: str
+
+    @property
+    def selector(self) -> dict[str, str]:
+        return {"repositoryLocationName": self.name, "repositoryName": self.repository}
+
+    @property
+    def label(self) -> str:
+        return f"{self.repository}@{self.name}"
 
 
 @dataclass(frozen=True)
@@ -96,7 +108,6 @@ class JobInfo:
     description: str
     tags: dict[str, str]
     metadata: dict[str, str]
-    runs: list[RunInfo] = field(default_factory=list)
 
 
 def _endpoint(url: str) -> tuple[str, str | None, int | None, bool, str]:
@@ -194,9 +205,8 @@ class DagsterApi:
         if info.status.value != "SUCCESS":
             raise ApiError(f"reloading {location.name} failed: {info.message}")
 
-    def jobs(self, location: Location, runs: int = 1) -> list[JobInfo]:
-        selector = {"repositoryLocationName": location.name, "repositoryName": location.repository}
-        data = self.query(JOBS, {"selector": selector, "runs": runs})["repositoryOrError"]
+    def jobs(self, location: Location) -> list[JobInfo]:
+        data = self.query(JOBS, {"selector": location.selector})["repositoryOrError"]
         if data["__typename"] != "Repository":
             raise ApiError(data.get("message", data["__typename"]))
         return [
@@ -205,17 +215,37 @@ class DagsterApi:
                 job.get("description") or "",
                 {t["key"]: t["value"] for t in job["tags"]},
                 {m["label"]: m["text"] for m in job["metadataEntries"] if "text" in m},
-                [RunInfo.parse(r) for r in job["runs"]],
             )
             for job in data["jobs"]
         ]
 
     # -- runs -------------------------------------------------------------------------------
-    def runs(self, job: str, limit: int) -> list[RunInfo]:
-        data = self.query(RUNS, {"job": job, "limit": limit})["runsOrError"]
+    def runs(self, location: Location, job: str | None, limit: int) -> list[RunInfo]:
+        """The latest runs of ``job`` (of every job when None) of the location, newest first."""
+        run_filter: dict[str, Any] = {"tags": [{"key": REPOSITORY_TAG, "value": location.label}]}
+        if job:
+            run_filter["pipelineName"] = job
+        data = self.query(RUNS, {"filter": run_filter, "limit": limit})["runsOrError"]
         if data["__typename"] != "Runs":
             raise ApiError(data.get("message", data["__typename"]))
         return [RunInfo.parse(r) for r in data["results"]]
+
+    def last_runs(self, location: Location, jobs: list[str]) -> dict[str, RunInfo]:
+        """Each job's latest run: one query for the location's latest runs, which settles every
+        job when they are all the runs there are; otherwise each job's ``runs(limit: 1)``
+        (a database query per job: ~2.5 ms each on SQLite here, 0.8 s for 300 clusters)."""
+        recent = self.runs(location, None, RECENT_RUNS)
+        latest: dict[str, RunInfo] = {}
+        for run in recent:
+            latest.setdefault(run.job, run)
+        missing = {j for j in jobs if j not in latest}
+        if len(recent) < RECENT_RUNS:
+            return latest  # every run of the location was read: the others never ran
+        data = self.query(LAST_RUNS, {"selector": location.selector})["repositoryOrError"]
+        for job in data.get("jobs", []):
+            if job["name"] in missing and job["runs"]:
+                latest[job["name"]] = RunInfo.parse(job["runs"][0])
+        return latest
 
     def run(self, run_id: str) -> RunInfo:
         data = self.query(RUN, {"id": run_id})["runOrError"]

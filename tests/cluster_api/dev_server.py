@@ -86,7 +86,7 @@ class Server:
 
     def job_names(self) -> set[str]:
         location = self.api.location()
-        return {job.name for job in self.api.jobs(location, runs=0)}
+        return {job.name for job in self.api.jobs(location)}
 
 
 def free_port() -> int:

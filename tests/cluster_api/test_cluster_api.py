@@ -16,6 +16,7 @@ import pytest
 from dev_server import ROOT, Server, eventually
 
 from clusters import cluster, dump, failure_branch, satellite_entry
+from exosphere_dagster.entry import graphql_api
 from yaml_loader import load_python_clusters
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -125,6 +126,19 @@ def test_a_failing_item_is_routed_and_its_record_names_the_error(server: Server)
     assert routed["satellite"] == "refuse" and "ValueError: refused beta" in routed["error"]
     (latest, *_) = server.clusters_json("status", "tour/picky")["runs"]
     assert (latest["items"], latest["succeeded"], latest["routed"]) == (2, 1, 1)
+
+
+def test_list_finds_last_runs_older_than_its_window_of_recent_runs(
+    server: Server, monkeypatch
+) -> None:
+    """`list` reads the latest runs in one query; a job whose last run is older than that
+    window is looked up job by job, with the same answer."""
+    api, jobs = server.api, ["tour__hello", "tour__picky"]
+    location = api.location()
+    windowed = {job: run.run_id for job, run in api.last_runs(location, jobs).items()}
+    assert set(windowed) == set(jobs)
+    monkeypatch.setattr(graphql_api, "RECENT_RUNS", 1)  # the picky run fills the window
+    assert {job: run.run_id for job, run in api.last_runs(location, jobs).items()} == windowed
 
 
 def test_a_broken_file_is_refused_where_it_is_broken_and_changes_nothing(server: Server) -> None:
