@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import types
+import logging
 
 import jsonschema
 import pytest
@@ -15,7 +15,7 @@ from test_llm_output_schema import reference_llm_config
 from tiny_llama import server_metrics
 
 from exosphere_dagster.entry.launch import run_cluster_file
-from satellite_ops import BatchItem
+from satellite_ops import BatchItem, SatelliteContext
 from satellite_ops.satellites.llm import (
     DeepSeekR1DistillLlama70BConfig,
     deepseek_r1_distrill_llama_70b,
@@ -39,9 +39,7 @@ def test_every_answer_validates_against_the_reference_schema(llama_url):
     config = reference_config(llama_url)
     before = server_metrics(llama_url)
     metrics: dict[str, float] = {}
-    context = types.SimpleNamespace(
-        log=types.SimpleNamespace(info=lambda *a: None), metrics=metrics
-    )
+    context = SatelliteContext(log=logging.getLogger("test.llm"), item_id="", metrics=metrics)
     items = [
         BatchItem(
             config,
