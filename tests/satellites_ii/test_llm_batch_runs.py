@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import jsonschema
 import pytest
@@ -31,18 +32,20 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 FAST_POLLS = {"EXOSPHERE_BATCH_POLL_SECONDS": "0.2", "EXOSPHERE_BATCH_POLL_MAX_SECONDS": "1"}
 PROMPTS = [{"prompt": f"Quarterly report of Co {i}: revenue {i} million."} for i in range(3)]
 TOO_LONG = {"prompt": "x " * 3000}  # 6000 byte tokens: more than a slot's 2048-token context
+API_KEY = "sk-run-secret-42"
 
 
 @pytest.fixture(autouse=True)
 def fast_polls(monkeypatch):
-    for name, value in FAST_POLLS.items():
+    for name, value in {**FAST_POLLS, "BATCH_TEST_API_KEY": API_KEY}.items():
         monkeypatch.setenv(name, value)
 
 
 def llm_cluster(identifier: str, server, recorder) -> dict:
     """deepseek (batch: auto) -> a webhook per answer; failures -> a webhook per item."""
     config = {**reference_llm_config(), "engine": "openai", "base-url": server.url,
-              "model": server.model, "api-key": "sk-run-secret-42", "max-concurrency": 4}  # fmt: skip
+              "model": server.model, "api-key": "${{ secrets.OPENAI_KEY }}",
+              "max-concurrency": 4}  # fmt: skip
     failure_hook = {
         "url": f"{recorder.url}/failures",
         "method": "POST",
@@ -65,6 +68,7 @@ def llm_cluster(identifier: str, server, recorder) -> dict:
             ),  # fmt: skip
         ],
         sla="24h",
+        secrets={"OPENAI_KEY": "env:BATCH_TEST_API_KEY"},
         retries=1,
         delay=0,
         failure=failure_branch(
@@ -165,7 +169,9 @@ def test_a_killed_run_re_executed_re_attaches_to_its_batch(
     assert metrics["llm/batch_prompt_tokens"] == metrics["llm/prompt_tokens"] > 0
     logs = "\n".join(r.user_message for r in sqlite_instance.all_logs(again.run_id))
     assert f"re-attaching to batch {batch['id']} for 3 item(s)" in logs
-    assert "sk-run-secret-42" not in logs
+    stored = [f for f in Path(sqlite_instance.root_directory).rglob("*") if f.is_file()]
+    assert any("exosphere_checkpoints" in str(f) for f in stored)  # the state is in there
+    assert not [f for f in stored if API_KEY.encode() in f.read_bytes()]  # event logs too
 
 
 def test_a_row_the_server_fails_is_retried_in_a_smaller_batch_then_routed(
