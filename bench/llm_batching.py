@@ -31,7 +31,8 @@ sys.path.insert(0, str(HERE.parent / "tests" / "satellites_ii"))
 from tiny_llama import llama_server, server_metrics, write_tiny_model  # noqa: E402
 
 from satellite_ops import BatchItem  # noqa: E402
-from satellite_ops.satellites.llm import DeepSeekR1DistillLlama70BConfig, answer_batch  # noqa: E402
+from satellite_ops.satellites.deepseek_r1_distill_llama_70b import DeepSeekR1DistillLlama70BConfig  # noqa: E402
+from satellite_ops.satellites.llm import answer_batch  # noqa: E402
 
 SCHEMA = """{
     "company": string, "quarter": string, "year": string, "revenue": number,

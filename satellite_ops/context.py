@@ -14,19 +14,6 @@ _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 
 @runtime_checkable
-class PayloadStore(Protocol):
-    """Where large payloads go instead of the event log (filesystem locally, S3 deployed)."""
-
-    def put_bytes(self, key: str, data: bytes) -> str:
-        """Store ``data`` under ``key`` and return a URI that :meth:`get_bytes` understands."""
-        ...
-
-    def get_bytes(self, uri: str) -> bytes:
-        """Read back what :meth:`put_bytes` stored."""
-        ...
-
-
-@runtime_checkable
 class StepState(Protocol):
     """A small durable key/value store of one step (one satellite over one chunk).
 
@@ -92,7 +79,6 @@ class SatelliteContext:
     cluster: str = ""
     satellite: str = ""
     attempt: int = 1
-    store: PayloadStore | None = None
     metrics: dict[str, float] | None = field(default=None, repr=False, compare=False)
     """Shared by the items of one step; numbers added here become step metadata (tokens...)."""
     deadline: datetime | None = None

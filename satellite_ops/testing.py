@@ -26,7 +26,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from satellite_ops.config import describe_validation_error
-from satellite_ops.context import BatchItem, PayloadStore, SatelliteContext
+from satellite_ops.context import BatchItem, SatelliteContext
 from satellite_ops.registry import (
     DEFINITIONS_ATTR,
     SatelliteDefinition,
@@ -82,7 +82,6 @@ class _Facts:
     cluster: str
     node_id: str | None
     attempt: int
-    store: PayloadStore | None
     metrics: dict[str, float]
 
     def context(self, item_id: str) -> SatelliteContext:
@@ -96,7 +95,6 @@ class _Facts:
             cluster=self.cluster,
             satellite=self.node_id or _name(self.definition),
             attempt=self.attempt,
-            store=self.store,
             metrics=self.metrics,
         )
 
@@ -114,7 +112,6 @@ def call(
     cluster: str = "test/cluster",
     node_id: str | None = None,
     attempt: int = 1,
-    store: PayloadStore | None = None,
     metrics: dict[str, float] | None = None,
     registry: SatelliteRegistry | None = None,
     check_input: bool = True,
@@ -141,7 +138,6 @@ def call(
         cluster=cluster,
         node_id=node_id,
         attempt=attempt,
-        store=store,
         metrics=metrics if metrics is not None else {},  # shared by the items, as in a step
     )
     context = facts.context(item_id)
@@ -167,7 +163,6 @@ def call_batch(
     cluster: str = "test/cluster",
     node_id: str | None = None,
     attempt: int = 1,
-    store: PayloadStore | None = None,
     metrics: dict[str, float] | None = None,
     registry: SatelliteRegistry | None = None,
     check_input: bool = True,
@@ -194,7 +189,6 @@ def call_batch(
         cluster=cluster,
         node_id=node_id,
         attempt=attempt,
-        store=store,
         metrics=metrics if metrics is not None else {},  # shared by the items, as in a step
     )
     batch = [

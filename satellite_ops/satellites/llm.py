@@ -33,8 +33,6 @@ from satellite_ops.helpers.output_schema import OutputSchemaError, to_json_schem
 from satellite_ops.registry import Resources, satellite
 
 IDENTIFIER = "satellite/exospherehost/llm"
-DEEPSEEK_IDENTIFIER = "satellite/exospherehost/deepseek-r1-distrill-llama-70b"
-DEEPSEEK_MODEL = "deepseek-ai/DeepSeek-R1-Distill-Llama-70B"
 
 logger = logging.getLogger(__name__)
 _THINK_END = re.compile(r"</think\s*>", re.IGNORECASE)
@@ -100,12 +98,6 @@ class LlmConfig(SatelliteConfig):
             return to_json_schema(value)
         except OutputSchemaError as exc:
             raise ValueError(str(exc)) from None
-
-
-class DeepSeekR1DistillLlama70BConfig(LlmConfig):
-    """:class:`LlmConfig` with DeepSeek R1 Distill Llama 70B as the default model."""
-
-    model: str = Field(DEEPSEEK_MODEL, description="Model name; defaults to DeepSeek R1 70B.")
 
 
 class LlmInput(SatelliteConfig):
@@ -296,22 +288,3 @@ async def llm(items: list[BatchItem]) -> list[list[dict[str, Any]] | BaseExcepti
     against ``output-schema``; a bad answer fails only its item (retried, then routed).
     """
     return await answer_batch(items, LlmConfig)
-
-
-@satellite(
-    DEEPSEEK_IDENTIFIER,
-    config=DeepSeekR1DistillLlama70BConfig,
-    input_model=LlmInput,
-    batched=True,
-    max_concurrency=1,
-    resources=Resources(gpu=1),
-)
-async def deepseek_r1_distrill_llama_70b(
-    items: list[BatchItem],
-) -> list[list[dict[str, Any]] | BaseException]:
-    """Answer each item's prompt with DeepSeek R1 Distill Llama 70B, a whole chunk per batch.
-
-    The same satellite as ``satellite/exospherehost/llm`` with the model preset; its
-    ``<think>`` reasoning is dropped from the answer.
-    """
-    return await answer_batch(items, DeepSeekR1DistillLlama70BConfig)

@@ -17,7 +17,9 @@ from satellite_ops.config import (
     iter_secret_values,
     normalise_single_key_maps,
 )
-from satellite_ops.satellites.llm import DEEPSEEK_MODEL, DeepSeekR1DistillLlama70BConfig, LlmConfig
+from satellite_ops.satellites.deepseek_r1_distill_llama_70b import MODEL as DEEPSEEK_MODEL
+from satellite_ops.satellites.deepseek_r1_distill_llama_70b import DeepSeekR1DistillLlama70BConfig
+from satellite_ops.satellites.llm import LlmConfig
 from satellite_ops.satellites.new_relic import NewRelicLogsConfig
 from satellite_ops.satellites.parse_pdf import ParsePdfWithDoclingConfig
 from satellite_ops.satellites.s3_get_files import GetFilesFromS3Config

@@ -24,7 +24,7 @@ from exosphere_dagster.build.catalog import registry_with_plugins
 from exosphere_dagster.build.triggers import trigger_tags
 from exosphere_dagster.entry.launch import rerun, run_cluster_file, run_config
 from exosphere_dagster.entry.reconstruct import reconstructable_job
-from satellite_ops.satellites.llm import DeepSeekR1DistillLlama70BConfig
+from satellite_ops.satellites.deepseek_r1_distill_llama_70b import DeepSeekR1DistillLlama70BConfig
 from yaml_loader import load, plan
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

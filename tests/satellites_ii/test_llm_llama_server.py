@@ -16,7 +16,7 @@ from tiny_llama import server_metrics
 
 from exosphere_dagster.entry.launch import run_cluster_file
 from satellite_ops import BatchItem, SatelliteContext
-from satellite_ops.satellites.llm import (
+from satellite_ops.satellites.deepseek_r1_distill_llama_70b import (
     DeepSeekR1DistillLlama70BConfig,
     deepseek_r1_distrill_llama_70b,
 )

@@ -10,9 +10,9 @@ import pytest
 import yaml
 
 from satellite_ops.helpers.output_schema import OutputSchemaError, to_json_schema
+from satellite_ops.satellites.deepseek_r1_distill_llama_70b import MODEL as DEEPSEEK_MODEL
+from satellite_ops.satellites.deepseek_r1_distill_llama_70b import DeepSeekR1DistillLlama70BConfig
 from satellite_ops.satellites.llm import (
-    DEEPSEEK_MODEL,
-    DeepSeekR1DistillLlama70BConfig,
     InvalidAnswerError,
     LlmConfig,
     parse_answer,

@@ -11,13 +11,12 @@ from test_llm_output_schema import reference_llm_config
 
 from exosphere_dagster.entry.launch import run_cluster_file
 from satellite_ops import BatchItem, FatalError, RetryableError
-from satellite_ops.satellites.llm import (
-    DEEPSEEK_MODEL,
+from satellite_ops.satellites.deepseek_r1_distill_llama_70b import MODEL as DEEPSEEK_MODEL
+from satellite_ops.satellites.deepseek_r1_distill_llama_70b import (
     DeepSeekR1DistillLlama70BConfig,
-    LlmConfig,
     deepseek_r1_distrill_llama_70b,
-    llm,
 )
+from satellite_ops.satellites.llm import LlmConfig, llm
 
 pytestmark = pytest.mark.integration
 
