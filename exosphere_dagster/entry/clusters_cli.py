@@ -354,7 +354,6 @@ def watch(
     with answers():
         api, loc = _connect(url, location)
         store = open_store(store_url or loc.store_url)
-        click.echo(f"watching {store.url} for {loc.name} at {api.url}")
         watch_store(
             store,
             0,
@@ -362,4 +361,5 @@ def watch(
             interval,
             url=api.endpoint.removesuffix("/graphql"),
             location=loc.name,
+            announce=f"watching {store.url} for {loc.name} at {api.url}",
         )

@@ -52,11 +52,15 @@ def watch(
     *,
     url: str | None = None,
     location: str = LOCATION_NAME,
+    announce: str | None = None,
 ) -> None:
     """Poll the store; on any change ask the webserver to reload the code location. A store
-    that cannot be listed for a while is reported and polled again (nothing is reloaded)."""
+    that cannot be listed for a while is reported and polled again (nothing is reloaded).
+    ``announce`` is printed once the first listing is taken: changes from then on count."""
     store = FolderStore(store) if isinstance(store, Path) else store
     last = _token(store)
+    if announce:
+        print(announce, flush=True)
     while not stop.wait(interval):
         current = _token(store)
         if current is not None and current != last:

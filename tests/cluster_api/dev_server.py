@@ -57,11 +57,22 @@ class Server:
 
     @property
     def store(self) -> ClusterStore:
-        """The store, as the command sees it (its S3 endpoint included)."""
-        store = open_store(self.store_url)
+        """The server's store, as the command sees it (its S3 endpoint included)."""
+        return self.store_at(self.store_url)
+
+    def store_at(self, url: str) -> ClusterStore:
+        store = open_store(url)
         if isinstance(store, S3Store):
             store.endpoint_url = self.env["AWS_ENDPOINT_URL"]
         return store
+
+    def location_loaded_at(self) -> float:
+        """When the webserver last (re)loaded the code location."""
+        data = self.api.query(
+            "{ workspaceOrError { ... on Workspace { locationEntries { updatedTimestamp } } } }"
+        )
+        (entry,) = data["workspaceOrError"]["locationEntries"]
+        return entry["updatedTimestamp"]
 
     @property
     def api(self) -> DagsterApi:

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 
 import pytest
-from dev_server import ROOT, Server, eventually
+from dev_server import EXOSPHERE, ROOT, Server, eventually
 
 from clusters import cluster, dump, failure_branch, satellite_entry
 from exosphere_dagster.entry import graphql_api
@@ -197,6 +198,41 @@ def test_files_dropped_into_the_store_reach_the_running_server(server: Server) -
     eventually(lambda: not {"tour__dropped", "invalid__zz_broken"} & server.job_names())
 
 
+def test_watch_reloads_the_location_when_its_store_changes(server: Server) -> None:
+    """`exosphere clusters watch` (the sidecar for a webserver without `exosphere dev`), here on
+    a second store the dev server does not watch: a change there reloads the location."""
+    other = server.store_url.rstrip("/") + "-watched"
+    watcher = subprocess.Popen(
+        [
+            str(EXOSPHERE),
+            "clusters",
+            "watch",
+            "--store",
+            other,
+            "--interval",
+            "0.5",
+            "--url",
+            server.url,
+        ],
+        env=server.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert watcher.stdout is not None
+        assert watcher.stdout.readline().startswith(f"watching {other.rstrip('/')}")
+        loaded = server.location_loaded_at()
+        store = server.store_at(other)
+        store.write("any.yml", b"version: 0.0.1b\n")
+        assert "changed; code location reload done" in watcher.stdout.readline()
+        assert server.location_loaded_at() > loaded
+        store.delete("any.yml")
+    finally:
+        watcher.terminate()
+        watcher.wait(timeout=30)
+
+
 def test_the_python_reference_cluster_is_accepted(server: Server) -> None:
     reference = ROOT / "examples" / "reference_pipeline.py"
     done = server.clusters("apply", str(reference))
@@ -219,3 +255,4 @@ def test_delete_removes_the_job_from_the_running_server(server: Server) -> None:
     assert "tour__hello.yml" not in server.store.list()
     again = server.clusters("delete", "tour/hello")
     assert again.returncode == 1 and "no cluster 'tour/hello'" in again.stderr
+    assert server.clusters("status", "tour/hello").returncode == 1
