@@ -12,15 +12,16 @@ rolled back, and so is a job that never appears.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from exosphere_dagster.build.catalog import load_catalog
-from exosphere_dagster.entry.cluster_store import ClusterStore, store_name
+from exosphere_dagster.entry.cluster_store import ClusterStore, StoreError, store_name
 from exosphere_dagster.entry.graphql_api import ApiError, DagsterApi, JobInfo, Location
-from yaml_loader import ConfigError, ConfigErrors
+from yaml_loader import ConfigError
 from yaml_loader.ir import job_name_for
 
 CLUSTER_TAG = "exosphere/cluster"  # build/tags.py (no Dagster import in the CLI's hot path)
@@ -71,7 +72,10 @@ def owner(store: ClusterStore, names: Iterable[str], job: JobInfo | None) -> str
     return max(found, key=len) if found else None
 
 
-def validate(paths: list[str]) -> tuple[list[tuple[str, str, bytes]], list[ConfigError]]:
+Validated = tuple[str, str, bytes]  # identifier, job name, the YAML to store
+
+
+def validate(paths: list[str]) -> tuple[list[Validated], list[ConfigError]]:
     """(identifier, job name, YAML bytes) of every cluster in ``paths``, or the errors."""
     catalog = load_catalog(list(paths), log=False)
     if catalog.broken:
@@ -92,12 +96,13 @@ def validate(paths: list[str]) -> tuple[list[tuple[str, str, bytes]], list[Confi
 
 
 def apply(
-    api: DagsterApi, location: Location, store: ClusterStore, paths: list[str], timeout: float
+    api: DagsterApi,
+    location: Location,
+    store: ClusterStore,
+    clusters: list[Validated],
+    timeout: float,
 ) -> list[Change]:
-    """Validate, write, reload, check; ConfigErrors when a file is refused (nothing changed)."""
-    clusters, errors = validate(paths)
-    if errors:
-        raise ConfigErrors(errors)
+    """Write what ``validate`` accepted, reload, check; ApiError (store put back) if refused."""
     served = cluster_jobs(api.jobs(location))
     names = store.list()
     changes = []
@@ -127,13 +132,15 @@ def delete(
 def _commit(
     api: DagsterApi, location: Location, store: ClusterStore, changes: list[Change], timeout: float
 ) -> None:
+    """Write ``changes`` and wait for the server to show them; on any failure (a refused file,
+    a write or the server failing midway, Ctrl-C) put every file back as it was."""
     if not changes:
         return
-    for change in changes:
-        _put(store, change.name, change.after)
     present = {c.job: c.where for c in changes if c.after is not None}
     absent = {c.job for c in changes if c.after is None}
     try:
+        for change in changes:
+            _put(store, change.name, change.after)
         problems = settle(api, location, present, absent, timeout)
     except BaseException:
         _rollback(api, location, store, changes)
@@ -153,9 +160,12 @@ def _put(store: ClusterStore, name: str, data: bytes | None) -> None:
 def _rollback(
     api: DagsterApi, location: Location, store: ClusterStore, changes: list[Change]
 ) -> None:
+    """Best effort: the error that caused the rollback is the one reported."""
     for change in changes:
-        _put(store, change.name, change.before)
-    api.reload(location)
+        with contextlib.suppress(StoreError):
+            _put(store, change.name, change.before)
+    with contextlib.suppress(ApiError):
+        api.reload(location)
 
 
 def settle(

@@ -42,7 +42,6 @@ from exosphere_dagster.entry.graphql_api import (
     Unreachable,
 )
 from exosphere_dagster.entry.item_records import records
-from yaml_loader import ConfigErrors
 from yaml_loader.ir import job_name_for
 
 FINISHED = {"SUCCESS", "FAILURE", "CANCELED"}
@@ -112,7 +111,7 @@ def apply(
     timeout: float,
 ) -> None:
     """Validate cluster files (.yml, .yaml, .py), store them, and reload the server."""
-    clusters_found, errors = cluster_apply.validate(list(files))  # before any connection
+    found, errors = cluster_apply.validate(list(files))  # before any connection
     if errors:
         for error in errors:
             click.echo(str(error), err=True)
@@ -122,10 +121,7 @@ def apply(
     with answers():
         api, loc = _connect(url, location)
         store = open_store(store_url or loc.store_url)
-        try:
-            changes = cluster_apply.apply(api, loc, store, list(files), timeout)
-        except ConfigErrors as exc:  # the files changed since they were checked
-            raise Refused(str(exc)) from None
+        changes = cluster_apply.apply(api, loc, store, found, timeout)
     rows = [
         {"identifier": c.identifier, "job": c.job, "file": c.where, "action": c.action}
         for c in changes
