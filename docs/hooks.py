@@ -38,8 +38,11 @@ NAV = [
         "Guides",
         [
             ("Writing your own satellite", "writing-satellites.md"),
+            ("Clusters in Python", "python-api.md"),
+            ("The cluster API", "cluster-api.md"),
             ("Triggers and launching by API", "triggers.md"),
             ("SLA tiers and placement", "sla.md"),
+            ("What a run costs", "cost.md"),
             ("Deployment", "deployment.md"),
             ("Coming from Argo, Kestra or dag-factory", "coming-from.md"),
         ],
