@@ -23,7 +23,8 @@ class SlaTier:
     priority: int  # Dagster run priority: higher runs first
     chunk_bounds: tuple[int, int]  # (smallest, largest) items per step
     chunks_per_worker: int  # more chunks per worker even out uneven items (latency)
-    capacity: Capacity  # the node pool the tier's pods go to
+    capacity: Capacity  # the node pool the tier's pods go to (and its price row, cost.py)
+    batch_bounds: tuple[int, int]  # (smallest, largest) items per step of a batched satellite
 
     @property
     def seconds(self) -> int:
@@ -37,10 +38,14 @@ class SlaTier:
         return start.astimezone(UTC) + timedelta(hours=self.hours)
 
 
+# Batched satellites (an LLM: one step's chunk is one batch call) get their own bounds: a 6h
+# tier sends small batches early, so first answers come back while later batches run; a 24h
+# tier sends one large batch, as many prompts per decode step as the engine takes (vLLM offline
+# batching, or a Batch API file), the fewest steps and the lowest cost per token.
 TIERS: Mapping[str, SlaTier] = {
-    "6h": SlaTier("6h", 6, 30, (10, 500), 4, "on-demand"),
-    "12h": SlaTier("12h", 12, 20, (50, 1000), 2, "spot"),
-    "24h": SlaTier("24h", 24, 10, (200, 2000), 1, "spot"),
+    "6h": SlaTier("6h", 6, 30, (10, 500), 4, "on-demand", batch_bounds=(8, 256)),
+    "12h": SlaTier("12h", 12, 20, (50, 1000), 2, "spot", batch_bounds=(64, 1024)),
+    "24h": SlaTier("24h", 24, 10, (200, 2000), 1, "spot", batch_bounds=(256, 4096)),
 }
 TIER_NAMES = tuple(TIERS)
 

@@ -1,35 +1,39 @@
 """How many items one Dagster step gets: no more chunks than the run's parallelism buys, chunk
-sizes bounded per SLA tier (bigger batches for longer SLAs)."""
+sizes bounded per SLA tier (bigger batches for longer SLAs).
+
+The numbers are the tier's (``yaml_loader/tiers.py``, the one home of tiers): its chunk bounds
+and chunks per worker, and for batched satellites (an LLM: one chunk is one batch call) its
+batch bounds. The largest chunk bounds a step's memory and what a lost step redoes; it is the
+one reason a run gets more chunks than its executor runs at once. An unknown tier is an error.
+"""
 
 from __future__ import annotations
 
 import math
 
-# (smallest chunk, largest chunk) per SLA tier: a 6h cluster spreads wide for latency, a 24h
-# cluster packs items densely, since every step costs process start and event-log writes. The
-# largest chunk bounds a step's memory and what a lost step redoes; it is the one reason a run
-# gets more chunks than its executor runs at once.
-TIER_CHUNK_BOUNDS = {"6h": (10, 500), "12h": (50, 1000), "24h": (200, 2000)}
-# Chunks per worker: a 6h cluster splits each worker's share in four, so that uneven items even
-# out across workers and the first chunks reach the last satellite sooner; a 24h cluster gives
-# each worker one chunk, the fewest steps.
-TIER_CHUNKS_PER_WORKER = {"6h": 4, "12h": 2, "24h": 1}
-BATCHED_MIN_CHUNK = 256  # GPU satellites: one chunk is one batch call; bigger is cheaper
+from yaml_loader.tiers import tier
+
 MAX_CHUNKS = 64  # for callers that do not know the run's parallelism
 
 
+def bounds(sla: str, batched: bool = False) -> tuple[int, int]:
+    """(smallest, largest) items per step on tier ``sla``; a batched satellite's are the tier's
+    batch bounds (small batches early on a 6h tier, one large batch on a 24h tier)."""
+    found = tier(sla)
+    return found.batch_bounds if batched else found.chunk_bounds
+
+
 def max_chunks(sla: str, workers: int) -> int:
-    """Chunks per segment for a run whose executor runs ``workers`` steps at once."""
-    return max(1, workers) * TIER_CHUNKS_PER_WORKER.get(sla, 1)
+    """Chunks per segment for a run whose executor runs ``workers`` steps at once: a 6h tier
+    splits each worker's share (uneven items even out, first results arrive sooner), a 24h
+    tier gives each worker one chunk, the fewest steps."""
+    return max(1, workers) * tier(sla).chunks_per_worker
 
 
 def chunk_size(
     item_count: int, sla: str, batched: bool = False, max_chunks: int = MAX_CHUNKS
 ) -> int:
-    low, high = TIER_CHUNK_BOUNDS.get(sla, TIER_CHUNK_BOUNDS["24h"])
-    if batched:
-        low = max(low, BATCHED_MIN_CHUNK)
-        high = max(high, BATCHED_MIN_CHUNK)
+    low, high = bounds(sla, batched)
     wanted = math.ceil(item_count / max_chunks) if item_count else 1
     return max(low, min(high, wanted))
 
@@ -44,8 +48,7 @@ def run_chunk_size(item_count: int, sla: str, workers: int, batched: bool = Fals
     if chunks <= limit:
         return size
     waves = math.ceil(chunks / limit)
-    low = TIER_CHUNK_BOUNDS.get(sla, TIER_CHUNK_BOUNDS["24h"])[0]
-    return max(low, math.ceil(item_count / (waves * limit)))
+    return max(bounds(sla, batched)[0], math.ceil(item_count / (waves * limit)))
 
 
 def split(items: list, size: int) -> list[list]:

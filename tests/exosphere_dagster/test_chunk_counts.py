@@ -12,13 +12,9 @@ import pytest
 from clusters import cluster_from, write_cluster
 from exosphere_dagster.build.executor import run_workers
 from exosphere_dagster.entry.launch import run_cluster_file
-from exosphere_dagster.runtime.chunking import (
-    TIER_CHUNK_BOUNDS,
-    TIER_CHUNKS_PER_WORKER,
-    max_chunks,
-    run_chunk_size,
-)
+from exosphere_dagster.runtime.chunking import max_chunks, run_chunk_size
 from exosphere_dagster.settings import Settings
+from yaml_loader.tiers import tier
 
 DEFAULT = "exosphere_multi_or_in_process"
 
@@ -49,10 +45,10 @@ def test_chunk_count_follows_workers_and_tier(count, sla, workers, expected):
 @pytest.mark.parametrize("workers", [1, 2, 3, 8, 16, 64])
 @pytest.mark.parametrize("count", [0, 1, 9, 199, 1_000, 4_097, 123_457, 1_000_000])
 def test_no_more_chunks_than_parallelism_buys(sla, workers, count):
-    low, high = TIER_CHUNK_BOUNDS[sla]
+    low, high = tier(sla).chunk_bounds
     size = run_chunk_size(count, sla, workers)
     limit = max_chunks(sla, workers)
-    assert limit == workers * TIER_CHUNKS_PER_WORKER[sla]
+    assert limit == workers * tier(sla).chunks_per_worker
     assert low <= size <= high
     made = chunks(count, sla, workers)
     if made > limit:  # only the tier's largest chunk may ask for more, in whole waves
@@ -60,8 +56,10 @@ def test_no_more_chunks_than_parallelism_buys(sla, workers, count):
         assert made <= limit * math.ceil(math.ceil(count / high) / limit)
 
 
-def test_batched_satellites_keep_their_large_batches():
-    assert run_chunk_size(300, "6h", 8, batched=True) == 256
+def test_batched_satellites_get_small_batches_on_6h_and_one_large_batch_on_24h():
+    assert chunks(64, "6h", 2, batched=True) == 8  # batches of 8: first answers sooner
+    assert chunks(64, "24h", 2, batched=True) == 1  # one batch: the fewest steps
+    assert run_chunk_size(10_000, "24h", 2, batched=True) == 2_500  # 4,096 at most, 2 waves
 
 
 @pytest.mark.parametrize(

@@ -189,7 +189,8 @@ def test_checkpoint_resumes_finished_items_and_ignores_a_torn_frame(tmp_path):
         (100, "24h", False, 200),
         (10_000, "24h", False, 200),
         (1_000_000, "24h", False, 2000),
-        (100, "6h", True, 256),
+        (100, "6h", True, 8),
+        (100, "24h", True, 256),
     ],
 )
 def test_chunk_size_follows_tier_and_count(count, sla, batched, expected):
