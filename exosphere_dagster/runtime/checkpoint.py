@@ -28,8 +28,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any, Protocol
 
-S3_URL_ENV = "EXOSPHERE_CHECKPOINT_S3_URL"
-DIR_ENV = "EXOSPHERE_CHECKPOINT_DIR"
+from exosphere_dagster.settings import settings
+
 SUFFIX = ".ckpt"
 STATE_PREFIX = "exosphere:state/"  # item ids never hold ':' or '/' (items.child_id)
 
@@ -189,12 +189,15 @@ def checkpoint_store_for(instance: Any) -> CheckpointBackend:
     """The checkpoint store every step of ``instance`` uses (see the module docstring for the
     order). Every process of a run must see the same store: a step pod's local storage dies
     with the pod, so a deployment uses the instance's Postgres database or S3."""
-    if s3_url := os.environ.get(S3_URL_ENV):
+    config = settings()
+    if config.checkpoint_s3_url:
         from exosphere_dagster.runtime.checkpoint_s3 import S3CheckpointStore
 
-        return S3CheckpointStore.from_env(s3_url)
-    if folder := os.environ.get(DIR_ENV):
-        return CheckpointStore(folder)
+        return S3CheckpointStore.from_url(
+            config.checkpoint_s3_url, config.checkpoint_s3_endpoint_url
+        )
+    if config.checkpoint_dir:
+        return CheckpointStore(config.checkpoint_dir)
     if pg_url := postgres_url_of(instance):
         from exosphere_dagster.runtime.checkpoint_postgres import PostgresCheckpointStore
 

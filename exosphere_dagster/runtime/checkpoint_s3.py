@@ -36,7 +36,6 @@ from exosphere_dagster.runtime.checkpoint import (
     state_values,
 )
 
-ENDPOINT_ENV = "EXOSPHERE_CHECKPOINT_S3_ENDPOINT_URL"
 MAX_ITEMS_PER_OBJECT = 500
 
 
@@ -148,9 +147,10 @@ class S3CheckpointStore:
         self.client = client or _client(None, os.getpid())
 
     @classmethod
-    def from_env(cls, url: str) -> S3CheckpointStore:
+    def from_url(cls, url: str, endpoint_url: str | None = None) -> S3CheckpointStore:
+        """The store at ``s3://bucket/prefix``; the endpoint defaults to ``AWS_ENDPOINT_URL``."""
         bucket, prefix = parse_s3_url(url)
-        endpoint = os.environ.get(ENDPOINT_ENV) or os.environ.get("AWS_ENDPOINT_URL") or None
+        endpoint = endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None
         return cls(bucket, prefix, _client(endpoint, os.getpid()))
 
     def _op_prefix(self, root_run_id: str, op_name: str) -> str:

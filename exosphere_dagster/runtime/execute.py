@@ -25,6 +25,7 @@ from exosphere_dagster.runtime.checkpoint import CheckpointLog, CheckpointState
 from exosphere_dagster.runtime.items import ChunkReport, FailedItem, Item, build_scope
 from exosphere_dagster.runtime.secrets import redact, redacted_output
 from exosphere_dagster.runtime.threads import Workers
+from satellite_ops.config import describe_validation_error
 from satellite_ops.context import BatchItem, BatchPolicy, MemoryState, SatelliteContext, StepState
 from satellite_ops.errors import FatalError, RetryableError
 from satellite_ops.registry import SatelliteDefinition
@@ -365,7 +366,7 @@ def _retryable(exc: BaseException) -> bool:
 def _error_text(job: ChunkJob, exc: BaseException) -> str:
     """The item's error as the event log, the failure branch and the UI show it: redacted."""
     if isinstance(exc, ValidationError):
-        text = f"invalid config after templates were filled in: {_validation_summary(exc)}"
+        text = f"invalid config after templates were filled in: {describe_validation_error(exc)}"
     elif isinstance(exc, TimeoutError) and job.node.timeout and not _message(exc):
         text = f"timed out after {job.node.timeout}s"
     else:
@@ -386,11 +387,3 @@ def _message(exc: BaseException) -> str:
         if _interrupts_step(err):
             raise
         return "<unprintable>"
-
-
-def _validation_summary(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors(include_url=False, include_input=False):
-        loc = ".".join(str(p) for p in err["loc"])
-        parts.append(f"{loc}: {err['msg']}")
-    return "; ".join(parts)

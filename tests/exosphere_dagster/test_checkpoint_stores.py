@@ -30,6 +30,7 @@ from exosphere_dagster.runtime import checkpoint_postgres
 from exosphere_dagster.runtime.checkpoint import CheckpointStore, checkpoint_store_for
 from exosphere_dagster.runtime.checkpoint_postgres import PostgresCheckpointStore
 from exosphere_dagster.runtime.checkpoint_s3 import S3CheckpointStore
+from exosphere_dagster.settings import reload_settings
 
 pytestmark = pytest.mark.integration
 
@@ -225,6 +226,7 @@ def test_postgres_table_is_created_once_by_pods_starting_together(pg_schema_url)
 def test_the_store_follows_the_instance(sqlite_instance, postgres_instance, monkeypatch, tmp_path):
     monkeypatch.delenv("EXOSPHERE_CHECKPOINT_DIR", raising=False)
     monkeypatch.delenv("EXOSPHERE_CHECKPOINT_S3_URL", raising=False)
+    reload_settings()  # settings are read once per process: each change below reloads them
     local = checkpoint_store_for(sqlite_instance)
     assert isinstance(local, CheckpointStore)
     assert local.base_dir == Path(sqlite_instance.storage_directory()) / "exosphere_checkpoints"
@@ -234,14 +236,17 @@ def test_the_store_follows_the_instance(sqlite_instance, postgres_instance, monk
     assert shared.url == postgres_instance.run_storage.postgres_url
 
     monkeypatch.setenv("EXOSPHERE_CHECKPOINT_DIR", str(tmp_path / "volume"))
+    reload_settings()
     assert checkpoint_store_for(postgres_instance).base_dir == tmp_path / "volume"
 
     monkeypatch.setenv("EXOSPHERE_CHECKPOINT_S3_URL", "s3://ckpt-bucket/team/a/")
+    reload_settings()
     s3_store = checkpoint_store_for(postgres_instance)
     assert isinstance(s3_store, S3CheckpointStore)
     assert (s3_store.bucket, s3_store.prefix) == ("ckpt-bucket", "team/a/")
 
     monkeypatch.setenv("EXOSPHERE_CHECKPOINT_S3_URL", "ckpt-bucket/team")
+    reload_settings()
     with pytest.raises(
         ValueError, match=r"must look like s3://bucket/prefix, found 'ckpt-bucket/team'"
     ):
