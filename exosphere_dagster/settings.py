@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     step_pods: int = Field(16, ge=1, description="Step pods a Kubernetes run may have at once.")
     placement_file: Path | None = Field(None, description="Node pools per tier (YAML).")
     gpu_image: str | None = Field(None, description="Image for steps that ask for a GPU.")
+    prices_file: Path | None = Field(
+        None, description="Prices per node pool and model (YAML, docs/cost.md)."
+    )
     # where items and checkpoints live
     io_s3_bucket: str | None = Field(None, description="Items between steps go to this bucket.")
     io_s3_prefix: str = "exosphere-io"

@@ -5,6 +5,7 @@ Satellites know nothing of Dagster; this is the wrapper. See segments.py for whe
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -24,6 +25,13 @@ from dagster import (
     RetryPolicy,
 )
 
+from exosphere_dagster.build.cost import (
+    StepCost,
+    model_of,
+    price_or_problem,
+    reservation_of,
+    step_cost,
+)
 from exosphere_dagster.build.segments import START, Segment
 from exosphere_dagster.build.step_runner import StepRunner
 from exosphere_dagster.runtime.chunking import run_chunk_size, split
@@ -191,24 +199,30 @@ def satellite_op(
     chunk with an item that failed and has no failure branch ends red, naming the item, after
     its good items are checkpointed: re-executing from failure retries exactly that item."""
     handled = node.id in plan.routed_nodes()
+    where = reservation_of(op_tags)  # what the step's pod asks for, and its pool
 
     def compute(context, ins: dict[str, Any]) -> Iterator[Output]:
+        started = time.perf_counter()
         chunks: list[Chunk] = [ins[name] for name in sorted(ins)]
         key = chunks[0].key
         runner = make_runner(context)
         try:
             children, report = runner.run(node, key, [i for c in chunks for i in c.items])
             _log_failures(context, runner, node, report, handled)
+            model = model_of(
+                runner.node_config(node).config, runner.definitions[node.id].config_model
+            )
         finally:
             runner.close()
+        cost = _cost(context, report, where, time.perf_counter() - started, model)
         if report.failed and not handled:
             raise Failure(
                 description=_failure_text(node, report),
-                metadata=_report_metadata(report),
+                metadata=_report_metadata(report, cost),
                 allow_retries=False,  # items were retried inside the step already
             )
         yield Output(Chunk(key, children), "items", metadata=_items_metadata(children))
-        yield Output(report, "report", metadata=_report_metadata(report))
+        yield Output(report, "report", metadata=_report_metadata(report, cost))
 
     return OpDefinition(
         compute_fn=compute,
@@ -220,6 +234,22 @@ def satellite_op(
         tags=op_tags,
         retry_policy=STEP_RETRY,
     )
+
+
+def _cost(
+    context: Any, report: ChunkReport, where: Any, seconds: float, model: Any
+) -> StepCost | None:
+    """The step's cost (cost.py), added to its report's numbers for the summary to add up. A
+    prices file that cannot be used is logged, never fails the step: the items are the work."""
+    table, problem = price_or_problem()
+    if table is None:
+        context.log.error(f"no cost for this step: {problem}")
+        return None
+    cost = step_cost(table, where, seconds, report.metrics, model)
+    report.metrics.update(cost.metrics())
+    for problem in cost.problems:
+        context.log.warning(f"cost of this step is incomplete: {problem}")
+    return cost
 
 
 def _log_failures(
@@ -265,7 +295,7 @@ def _items_metadata(children: list[Item]) -> dict[str, Any]:
     }
 
 
-def _report_metadata(report: ChunkReport) -> dict[str, Any]:
+def _report_metadata(report: ChunkReport, cost: StepCost | None = None) -> dict[str, Any]:
     failures = "\n".join(
         f"| {f.item.id} | {f.attempts} | {f.error[:200].replace('|', '/').replace(chr(10), ' ')} |"
         for f in report.failed[:MAX_LISTED]
@@ -278,6 +308,12 @@ def _report_metadata(report: ChunkReport) -> dict[str, Any]:
         "attempts": report.attempts,
         **report.metrics,
         **_throughput(report.metrics),
+        **({"compute/pool": cost.pool} if cost else {}),
+        **(
+            {"cost/problems": MetadataValue.text("; ".join(cost.problems))}
+            if cost and cost.problems
+            else {}
+        ),
         "failures": MetadataValue.md("| item | attempts | error |\n|---|---|---|\n" + failures)
         if report.failed
         else MetadataValue.text("none"),

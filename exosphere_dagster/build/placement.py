@@ -2,30 +2,33 @@
 resources a satellite declares (overridable per satellite in the cluster YAML).
 
 ``k8s_job_executor`` reads op tags for step pods and ``K8sRunLauncher`` reads job tags for the run
-pod; job-level tags never reach step pods, so every op carries its own placement tag.
+pod; job-level tags never reach step pods, so every op carries its own placement tag. Each pool
+has a name (by default the tier's capacity, ``on-demand`` or ``spot``, from yaml_loader/tiers.py)
+that pods carry as the ``exosphere.host/pool`` label and the price table (cost.py) keys on.
 """
 
 from __future__ import annotations
 
 import json
-import os
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from exosphere_dagster.settings import settings
 from satellite_ops.registry import SatelliteDefinition
 from yaml_loader.ir import ClusterPlan, SatelliteNode
+from yaml_loader.tiers import TIERS, tier
 
 K8S_CONFIG_TAG = "dagster-k8s/config"
 GPU_RESOURCE = "nvidia.com/gpu"
-PLACEMENT_FILE_ENV = "EXOSPHERE_PLACEMENT_FILE"
-GPU_IMAGE_ENV = "EXOSPHERE_GPU_IMAGE"
-EXECUTOR_ENV = "EXOSPHERE_EXECUTOR"  # "k8s": every step in its own pod (k8s_job_executor)
 CAPACITY_LABEL = "exosphere.host/capacity"
 SLA_LABEL = "exosphere.host/sla"
+POOL_LABEL = "exosphere.host/pool"  # the pool's name: the price table's key (cost.py)
+_LABEL_VALUE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$")
 
 
 def _spot() -> dict[str, Any]:
@@ -34,17 +37,34 @@ def _spot() -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Pool:
-    """A node pool: the labels a pod selects and the taints it tolerates."""
+    """A node pool: the labels a pod selects, the taints it tolerates, and its name (a
+    Kubernetes label value; the price table's key)."""
 
     node_selector: Mapping[str, str] = field(default_factory=dict)
     tolerations: tuple[Mapping[str, Any], ...] = ()
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        if self.name and not _LABEL_VALUE.match(self.name):
+            raise ValueError(
+                f"pool name {self.name!r} must be a Kubernetes label value (letters, digits, "
+                "'-', '_' and '.', at most 63 characters), e.g. 'spot' or 'gpu-spot'"
+            )
 
     @classmethod
-    def parse(cls, raw: Mapping[str, Any]) -> Pool:
+    def parse(cls, raw: Mapping[str, Any], name: str = "") -> Pool:
         return cls(
             node_selector=dict(raw.get("node-selector", raw.get("node_selector", {})) or {}),
             tolerations=tuple(raw.get("tolerations", ()) or ()),
+            name=str(raw.get("name") or name),
         )
+
+
+def tier_pool(sla: str) -> Pool:
+    """The default pool of a tier: nodes labelled with its capacity; spot nodes are tainted."""
+    capacity = tier(sla).capacity
+    tolerations = (_spot(),) if capacity == "spot" else ()
+    return Pool({CAPACITY_LABEL: capacity}, tolerations, name=capacity)
 
 
 @dataclass(frozen=True)
@@ -52,11 +72,7 @@ class PlacementPolicy:
     """Tier pools (on-demand for 6h, spot for 12h/24h), the GPU pool, and default requests."""
 
     tiers: Mapping[str, Pool] = field(
-        default_factory=lambda: {
-            "6h": Pool({CAPACITY_LABEL: "on-demand"}),
-            "12h": Pool({CAPACITY_LABEL: "spot"}, (_spot(),)),
-            "24h": Pool({CAPACITY_LABEL: "spot"}, (_spot(),)),
-        }
+        default_factory=lambda: {name: tier_pool(name) for name in TIERS}
     )
     gpu: Pool = field(
         default_factory=lambda: Pool(
@@ -77,21 +93,35 @@ class PlacementPolicy:
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> PlacementPolicy:
-        """Defaults, overridden by the YAML file at ``path`` or ``$EXOSPHERE_PLACEMENT_FILE``
-        (keys ``tiers``, ``gpu``, ``gpu-image`` and ``step-``/``gpu-``/``light-requests``)."""
-        path = path or os.environ.get(PLACEMENT_FILE_ENV)
+        """Defaults, overridden by the YAML file at ``path`` or ``EXOSPHERE_PLACEMENT_FILE``
+        (keys ``tiers``, ``gpu``, ``gpu-image`` and ``step-``/``gpu-``/``light-requests``). A
+        tier's pool keeps the tier's capacity as its name unless it sets ``name:``."""
+        path = path or settings().placement_file
         raw: Mapping[str, Any] = (yaml.safe_load(Path(path).read_text()) or {}) if path else {}
         base = cls()
         tiers = dict(base.tiers)
-        tiers.update({name: Pool.parse(p) for name, p in (raw.get("tiers") or {}).items()})
+        for name, pool in (raw.get("tiers") or {}).items():
+            try:
+                default_name = tier(str(name)).capacity
+            except KeyError as exc:
+                raise ValueError(f"{path}: tiers.{name}: {exc.args[0]}") from None
+            tiers[str(name)] = Pool.parse(pool, default_name)
         return cls(
             tiers=tiers,
             gpu=Pool.parse(raw["gpu"]) if raw.get("gpu") else base.gpu,
-            gpu_image=raw.get("gpu-image") or os.environ.get(GPU_IMAGE_ENV) or None,
+            gpu_image=raw.get("gpu-image") or settings().gpu_image or None,
             step_requests=dict(raw.get("step-requests") or base.step_requests),
             gpu_requests=dict(raw.get("gpu-requests") or base.gpu_requests),
             light_requests=dict(raw.get("light-requests") or base.light_requests),
         )
+
+    def pool(self, sla: str) -> Pool:
+        """The pool of tier ``sla``'s pods (the tier's default when the policy has none); an
+        unnamed pool takes the tier's capacity as its name."""
+        found = self.tiers.get(sla)
+        if found is None:
+            return tier_pool(sla)
+        return found if found.name else replace(found, name=tier(sla).capacity)
 
 
 @dataclass(frozen=True)
@@ -132,7 +162,7 @@ def satellite_k8s_config(
     limits: dict[str, Any] = {}
     if "memory" in requests:
         limits["memory"] = requests["memory"]  # memory is not compressible: request = limit
-    pools = [policy.tiers.get(plan.sla.name, Pool())]
+    pools = [policy.pool(plan.sla.name)]
     if resources.gpu:
         limits[GPU_RESOURCE] = str(resources.gpu)  # extended resources go in limits
         pools.append(policy.gpu)
@@ -140,7 +170,11 @@ def satellite_k8s_config(
     image = resources.image or (policy.gpu_image if resources.gpu else None)
     if image:
         container["image"] = image
-    labels = {SLA_LABEL: plan.sla.name, "exosphere.host/gpu": str(resources.gpu)}
+    labels = {
+        SLA_LABEL: plan.sla.name,
+        POOL_LABEL: pools[0].name,
+        "exosphere.host/gpu": str(resources.gpu),
+    }
     return _config(container, pools, resources.node_selector, labels)
 
 
@@ -149,8 +183,9 @@ def light_k8s_config(plan: ClusterPlan, policy: PlacementPolicy) -> dict[str, An
     requests = dict(policy.light_requests)
     limits = {"memory": requests["memory"]} if "memory" in requests else {}
     container = {"resources": {"requests": requests, "limits": limits}}
-    pools = [policy.tiers.get(plan.sla.name, Pool())]
-    return _config(container, pools, {}, {SLA_LABEL: plan.sla.name})
+    pools = [policy.pool(plan.sla.name)]
+    labels = {SLA_LABEL: plan.sla.name, POOL_LABEL: pools[0].name}
+    return _config(container, pools, {}, labels)
 
 
 def _config(
@@ -191,7 +226,7 @@ def executor_from_env() -> Any:
 
 
 def on_kubernetes() -> bool:
-    return os.environ.get(EXECUTOR_ENV, "").strip().lower() in ("k8s", "kubernetes")
+    return settings().runs_on_kubernetes
 
 
 def k8s_tag(config: Mapping[str, Any]) -> dict[str, str]:

@@ -1,15 +1,28 @@
 """The summary step: every item path ends once, as succeeded, routed or failed. It adds up the
-satellites' chunk reports (running inline any chunk whose step never ran), stamps the counts on
-the run and records them on the cluster's assets, whose history Dagster plots."""
+satellites' chunk reports (running inline any chunk whose step never ran), stamps the counts and
+the run's cost on the run and records them on the cluster's assets, whose history Dagster plots.
+
+The run's cost (cost.py) is its satellite steps' (each priced its own) plus its light steps'
+(start, gathering, summary: their wall time from the event log x their small requests)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from dagster import Any as DagsterAny
 from dagster import AssetMaterialization, Failure, In, MetadataValue, OpDefinition, Out, Output
 
+from exosphere_dagster.build.cost import (
+    COST_TAG,
+    add_up,
+    model_of,
+    price_or_problem,
+    reservation_of,
+    step_cost,
+    token_cost,
+)
 from exosphere_dagster.build.ops import RunnerFactory, complete, definition_name
 from exosphere_dagster.build.segments import Segment
 from exosphere_dagster.runtime.items import ChunkReport
@@ -64,18 +77,32 @@ def summary_op(
                     segment.ids(),
                 )
                 reports.update({key: report for key, (_, report) in caught.items()})
+            models = {
+                n.id: model_of(runner.node_config(n).config, runner.definitions[n.id].config_model)
+                for s in segments
+                for n in s.nodes
+            }
         finally:
             runner.close()
         by_node: dict[str, list[ChunkReport]] = {}
         for (node_id, _), report in sorted(reports.items()):
             by_node.setdefault(node_id, []).append(report)
         totals = summarise(plan, by_node)
-        context.instance.add_run_tags(
-            context.run_id, {tag: str(totals[key]) for key, tag in COUNT_TAGS.items()}
+        light = {s.name for s in segments} | {SUMMARY_OP}
+        cost, per_cost, source = run_cost(context, list(reports.values()), models, light)
+        tags = {tag: str(totals[key]) for key, tag in COUNT_TAGS.items()}
+        if "cost_usd" in cost:
+            tags[COST_TAG] = f"{cost['cost_usd']:.6f}"
+        context.instance.add_run_tags(context.run_id, tags)
+        found = materialize(plan, totals) if materialize else []
+        yield from with_costs(plan, found, per_cost)
+        metadata: dict[str, Any] = {k: v for k, v in totals.items() if k != "per_satellite"}
+        metadata["per_satellite"] = MetadataValue.md(
+            _table(totals["per_satellite"], routed, per_cost)
         )
-        yield from materialize(plan, totals) if materialize else []
-        metadata = {k: v for k, v in totals.items() if k != "per_satellite"}
-        metadata["per_satellite"] = MetadataValue.md(_table(totals["per_satellite"], routed))
+        metadata.update(cost)
+        if source:
+            metadata["cost/prices"] = MetadataValue.text(source)
         if totals["failed_unhandled"]:
             raise Failure(
                 description=f"{totals['failed_unhandled']} item(s) failed with no failure "
@@ -127,11 +154,68 @@ def summarise(plan: ClusterPlan, reports: dict[str, list[ChunkReport]]) -> dict[
     }
 
 
-def _table(per: dict[str, dict[str, int]], routed: frozenset[str]) -> str:
-    rows = ["| satellite | in | succeeded | failed | resumed |", "|---|---|---|---|---|"]
+def run_cost(
+    context: Any,
+    reports: list[ChunkReport],
+    models: dict[str, tuple[str, str] | None],
+    light_steps: set[str],
+) -> tuple[dict[str, float], dict[str, float], str]:
+    """(the run's summed costs and usage, cost per satellite, the prices' source). A report
+    without a cost ran inline in a light step: its compute is that step's, its tokens are
+    priced here. Light steps: event-log wall time x the summary's own (light) requests."""
+    table, problem = price_or_problem()
+    if table is None:
+        context.log.error(f"no cost for this run: {problem}")
+        return {}, {}, ""
+    numbers: list[dict[str, float]] = []
+    per: dict[str, float] = {}
+    for report in reports:
+        metrics = dict(report.metrics)
+        if "cost_usd" not in metrics:
+            usd, _ = token_cost(table, models.get(report.satellite), metrics)
+            metrics.update({"cost/tokens_usd": usd, "cost_usd": usd})
+        per[report.satellite] = per.get(report.satellite, 0.0) + metrics["cost_usd"]
+        numbers.append(metrics)
+    where = reservation_of(context.op.tags)
+    now = time.time()
+    for stat in context.instance.get_run_step_stats(context.run_id, step_keys=list(light_steps)):
+        if stat.start_time:
+            seconds = max(0.0, (stat.end_time or now) - stat.start_time)
+            numbers.append(step_cost(table, where, seconds, {}).metrics())
+    return add_up(numbers), per, table.source
+
+
+def with_costs(
+    plan: ClusterPlan, found: list[AssetMaterialization], per_cost: dict[str, float]
+) -> Iterator[AssetMaterialization]:
+    """The satellites' materializations, each with its satellite's ``cost_usd`` (plotted)."""
+    from exosphere_dagster.build.lineage import satellite_key
+
+    nodes = {satellite_key(plan, n): n.id for n in (*plan.nodes, *plan.failure_nodes)}
+    for event in found:
+        node_id = nodes.get(event.asset_key)
+        if node_id is None or node_id not in per_cost:
+            yield event
+            continue
+        yield AssetMaterialization(
+            asset_key=event.asset_key,
+            description=event.description,
+            metadata={**event.metadata, "cost_usd": MetadataValue.float(per_cost[node_id])},
+            partition=event.partition,
+            tags=event.tags,
+        )
+
+
+def _table(per: dict[str, dict[str, int]], routed: frozenset[str], costs: dict[str, float]) -> str:
+    rows = [
+        "| satellite | in | succeeded | failed | resumed | cost (USD) |",
+        "|---|---|---|---|---|---|",
+    ]
     for node_id, r in per.items():
         mark = " (routed)" if node_id in routed and r["failed"] else ""
+        usd = f"{costs[node_id]:.6f}" if node_id in costs else "-"
         rows.append(
-            f"| {node_id} | {r['in']} | {r['succeeded']} | {r['failed']}{mark} | {r['resumed']} |"
+            f"| {node_id} | {r['in']} | {r['succeeded']} | {r['failed']}{mark} | "
+            f"{r['resumed']} | {usd} |"
         )
     return "\n".join(rows)
