@@ -3,11 +3,14 @@ costs (compute x pool prices, tokens x model prices, sync vs batch), and the pla
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from clusters import cluster, satellite_entry, write_cluster
 from exosphere_dagster.build.catalog import registry_with_plugins
 from exosphere_dagster.build.cost import (
+    EXAMPLE_PRICES,
     PriceTableError,
     Reservation,
     load_prices,
@@ -24,6 +27,7 @@ from exosphere_dagster.build.placement import (
     satellite_k8s_config,
     step_resources,
 )
+from exosphere_dagster.runtime.chunking import run_chunk_size
 from satellite_ops.satellites.llm import LlmConfig
 from yaml_loader import load, plan
 
@@ -55,6 +59,29 @@ def test_without_a_prices_file_the_example_table_applies_and_says_so(monkeypatch
     mini = example.model("openai", "gpt-4o-mini")
     assert mini.batch.input == mini.sync.input / 2 and mini.batch.output == mini.sync.output / 2
     assert example.model("vllm", "any/model").self_hosted
+
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "cost.md"
+
+
+def test_the_docs_show_the_built_in_example_prices():
+    assert f"```yaml\n{EXAMPLE_PRICES}```" in DOCS.read_text()
+
+
+def test_the_docs_show_the_error_a_bad_file_really_gets(tmp_path, monkeypatch):
+    text = DOCS.read_text()
+    bad = text.split("```yaml\nsource: my prices\n", 1)[1].split("```", 1)[0]
+    shown = text.split("gives:\n\n```text\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "prices.yaml").write_text("source: my prices\n" + bad)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(PriceTableError) as caught:
+        load_prices("prices.yaml")
+    assert str(caught.value) == shown.rstrip("\n")
+
+
+def test_chunking_refuses_an_unknown_tier():
+    with pytest.raises(KeyError, match="unknown SLA tier '48h': expected one of 6h, 12h, 24h"):
+        run_chunk_size(100, "48h", 2, batched=True)
 
 
 def test_the_prices_file_comes_from_the_deployment_setting(tmp_path, monkeypatch):
