@@ -67,8 +67,16 @@ def plan_command(path: str) -> None:
         for error in catalog.errors:
             click.echo(str(error), err=True)
         sys.exit(1)
+    from exosphere_dagster.build.cost import PriceTableError
+    from exosphere_dagster.build.cost_estimate import plan_cost_lines
+
     for cluster in catalog.plans:
         click.echo(render_plan(cluster))
+        try:
+            click.echo("\n".join(plan_cost_lines(cluster, registry_with_plugins())))
+        except PriceTableError as exc:
+            click.echo(f"  cost estimate: {exc}", err=True)
+            sys.exit(1)
 
 
 def render_plan(cluster: ClusterPlan) -> str:
