@@ -2,13 +2,13 @@
 
 Both runs go to the same OpenAI-compatible server: llama.cpp's ``llama-server`` on 127.0.0.1
 (CPU, ``--parallel`` slots, continuous batching) serving a tiny random Llama model written by
-``tests/satellites_ii/tiny_llama.py``; answers are constrained to the reference example's
+``tests/model_satellites/tiny_llama.py``; answers are constrained to the reference example's
 output-schema. "Sequential" calls the satellite once per prompt (max-concurrency 1); "batched"
 calls it once with all N items (a chunk), which sends them concurrently so the server decodes
 them together. Prints completion tokens/s of each and the ratio, and appends them to
 ``bench/results/llm_batching.txt``.
 
-    python tests/satellites_ii/tiny_llama.py build   # once per machine
+    python tests/model_satellites/tiny_llama.py build   # once per machine
     .venv/bin/python bench/llm_batching.py [--prompts 32] [--parallel 16]
 """
 
@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "tests" / "satellites_ii"))
+sys.path.insert(0, str(HERE.parent / "tests" / "model_satellites"))
 
 from tiny_llama import llama_server, server_metrics, write_tiny_model  # noqa: E402
 

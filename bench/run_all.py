@@ -43,7 +43,7 @@ QUICK_ARGS = {
 }
 # One-off set-up a benchmark needs, run first with --prepare (e.g. compiling llama-server).
 PREPARE = {
-    "llm_batching": ["tests/satellites_ii/tiny_llama.py", "build"],
+    "llm_batching": ["tests/model_satellites/tiny_llama.py", "build"],
 }
 RUN_LINE = re.compile(r"^Run: (?P<when>.+?) · (?P<status>\w+(?: \w+)?) · (?P<seconds>[\d.]+) s")
 

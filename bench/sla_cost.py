@@ -2,7 +2,7 @@
 
 Both clusters are one LLM satellite (the reference example's extraction prompt and output
 schema, ``engine: openai``) against the same self-hosted ``llama-server`` process (CPU, a random
-Llama written by tests/satellites_ii/tiny_llama.py, one slot per prompt), run through Dagster's
+Llama written by tests/model_satellites/tiny_llama.py, one slot per prompt), run through Dagster's
 multiprocess executor with the same number of steps at once (``--workers``). Only the tier
 differs, and with it what the tier decides (yaml_loader/tiers.py): the 6h tier sends small
 batches early (8 steps of 8 prompts), the 24h tier one batch of 64 (one step); the 6h tier's
@@ -17,7 +17,7 @@ tier's pool prices from the price table, printed). The provider path: the 24h cl
 built), its tokens priced at gpt-4o-mini's published prices beside the 6h run's tokens at the
 synchronous price. Writes ``bench/results/sla_cost.md``.
 
-    python tests/satellites_ii/tiny_llama.py build   # once per machine (llama-server, llama-stack)
+    python tests/model_satellites/tiny_llama.py build   # once per machine (llama-server, llama-stack)
     .venv/bin/python bench/sla_cost.py [--prompts 64] [--workers 4] [--no-batch-api]
 """
 
@@ -35,7 +35,7 @@ from pathlib import Path
 import yaml
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "tests" / "satellites_ii"))
+sys.path.insert(0, str(HERE.parent / "tests" / "model_satellites"))
 
 from batch_server import batch_server, find_llama_stack  # noqa: E402
 from tiny_llama import llama_server, server_metrics, write_tiny_model  # noqa: E402

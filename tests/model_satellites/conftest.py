@@ -13,12 +13,12 @@ from dagster import instance_for_test
 from tiny_llama import find_llama_server, llama_server, write_tiny_model
 
 LLAMA_SERVER_MISSING = (
-    "llama-server is not built on this machine: run `python tests/satellites_ii/tiny_llama.py "
+    "llama-server is not built on this machine: run `python tests/model_satellites/tiny_llama.py "
     "build` once (CI's .ci/run does); it compiles llama.cpp from the llama-cpp-python sdist"
 )
 LLAMA_STACK_MISSING = (
     "llama-stack (the Batch API server) is not installed on this machine: run `python "
-    "tests/satellites_ii/tiny_llama.py build` once (CI's .ci/run does); it installs llama-stack "
+    "tests/model_satellites/tiny_llama.py build` once (CI's .ci/run does); it installs llama-stack "
     "into its own venv under ~/.cache/exosphere-dagster and needs a Python >= 3.12"
 )
 

@@ -205,7 +205,7 @@ def llama_server(
     binary = find_llama_server()
     if binary is None:
         raise FileNotFoundError(
-            "llama-server is not built: run `python tests/satellites_ii/tiny_llama.py build`"
+            "llama-server is not built: run `python tests/model_satellites/tiny_llama.py build`"
         )
     port = free_port()
     command = [
@@ -260,7 +260,13 @@ if __name__ == "__main__":
         print(build_llama_server())
         from batch_server import build_llama_stack  # the Batch API in front of it (tests)
 
-        print(build_llama_stack())
+        try:
+            print(build_llama_stack())
+        except (SystemExit, Exception) as exc:  # noqa: BLE001 - optional: its tests skip
+            print(
+                f"warning: llama-stack not built, the batch-mode tests will skip: {exc}",
+                file=sys.stderr,
+            )
     elif sys.argv[1:2] == ["model"] and len(sys.argv) == 3:
         print(write_tiny_model(Path(sys.argv[2])))
     else:
