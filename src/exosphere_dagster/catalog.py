@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from satellite_ops.errors import RegistryError
@@ -32,10 +33,18 @@ def registry_with_plugins() -> SatelliteRegistry:
 
 
 def load_catalog(
-    paths: list[str | Path], registry: SatelliteRegistry | None = None, *, log: bool = True
+    paths: list[str | Path],
+    registry: SatelliteRegistry | None = None,
+    *,
+    log: bool = True,
+    display: Callable[[str], str] | None = None,
 ) -> Catalog:
-    """Load every cluster file under ``paths``; one bad file never stops the others."""
+    """Load every cluster file under ``paths``; one bad file never stops the others.
+
+    ``display`` names a file as its user knows it (``s3://bucket/prefix/x.yml`` for a file of a
+    mirrored S3 store, cluster_store.py): errors and the ``broken`` keys carry that name."""
     catalog = Catalog()
+    shown = display or str
     try:
         registry = registry or registry_with_plugins()
     except RegistryError as exc:
@@ -45,18 +54,21 @@ def load_catalog(
         registry = default_registry()
     owners: dict[str, str] = {}
     for path in find_cluster_files(list(paths)):
+        name = shown(str(path))
         if not path.exists():
-            catalog.broken[str(path)] = [missing_file_error(path)]
+            catalog.broken[name] = [missing_file_error(path)]
             continue
         try:
             cluster = plan(load(path), registry)
         except ConfigErrors as exc:
-            catalog.broken[str(path)] = exc.errors
+            catalog.broken[name] = [
+                replace(e, file=shown(e.file)) if display else e for e in exc.errors
+            ]
             continue
         if cluster.job_name in owners:
-            catalog.broken[str(path)] = [
+            catalog.broken[name] = [
                 ConfigError(
-                    str(path),
+                    name,
                     1,
                     1,
                     ("cluster", "identifier"),
@@ -65,7 +77,7 @@ def load_catalog(
                 )
             ]
             continue
-        owners[cluster.job_name] = str(path)
+        owners[cluster.job_name] = name
         catalog.plans.append(cluster)
     for file, errors in catalog.broken.items() if log else ():
         logger.error("skipping %s:\n%s", file, "\n".join(str(e) for e in errors))

@@ -1,4 +1,4 @@
-"""The ``exosphere`` command: validate, plan, schema, run, dev."""
+"""The ``exosphere`` command: validate, plan, schema, run, dev, and the cluster API (``clusters``)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from exosphere_dagster.catalog import load_catalog, registry_with_plugins
+from exosphere_dagster.clusters_cli import clusters as clusters_group
 from yaml_loader import ClusterPlan
 from yaml_loader.ir import RetrySettings
 
@@ -182,14 +183,19 @@ def rerun(run_id: str, from_failure: bool) -> None:
 
 
 @main.command()
-@click.argument("folder", default="clusters")
+@click.argument("store", required=False, metavar="[FOLDER | s3://BUCKET/PREFIX]")
 @click.option("--port", default=3000, show_default=True)
-def dev(folder: str, port: int) -> None:
-    """Start `dagster dev` on a watched folder of cluster files."""
+def dev(store: str | None, port: int) -> None:
+    """Start `dagster dev` on a watched clusters store (default $EXOSPHERE_CLUSTERS_DIR, else
+    ./clusters)."""
+    from exosphere_dagster.cluster_store import CLUSTERS_DIR_ENV, DEFAULT_FOLDER
     from exosphere_dagster.devserver import serve
 
     _ensure_dagster_home()
-    sys.exit(serve(Path(folder), port))
+    sys.exit(serve(store or os.environ.get(CLUSTERS_DIR_ENV) or DEFAULT_FOLDER, port))
+
+
+main.add_command(clusters_group)
 
 
 if __name__ == "__main__":  # pragma: no cover

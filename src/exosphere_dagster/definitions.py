@@ -1,6 +1,12 @@
-"""The code location: ``exosphere_dagster.definitions:defs`` loads every cluster file under
-``EXOSPHERE_CLUSTERS_DIR`` (default ``./clusters``). Broken files show up as placeholder jobs
-whose description carries the errors, so they are visible in the UI; the rest load.
+"""The code location: ``exosphere_dagster.definitions:defs`` loads every cluster file of the
+clusters store ``EXOSPHERE_CLUSTERS_DIR`` (default ``./clusters``; or ``s3://bucket/prefix``,
+loaded from a local mirror, cluster_store.py). Broken files show up as placeholder jobs whose
+description carries the errors, so they are visible in the UI; the rest load.
+
+The ``exosphere__clusters_store`` sensor publishes the store (URL, the token of the files
+loaded) in its metadata, which Dagster's GraphQL API serves: ``exosphere clusters`` needs only
+the webserver's URL to find where to write, and ``exosphere dev`` to tell whether a change in
+the store is already loaded.
 
 ``defs`` builds lazily (location.py): a run worker or step process that asks for its job builds
 that one cluster; listing the location builds the folder with ``build_definitions``."""
@@ -8,11 +14,11 @@ that one cluster; listing the location builds the folder with ``build_definition
 from __future__ import annotations
 
 import logging
-import os
 import re
 from pathlib import Path
 
 from dagster import (
+    DefaultSensorStatus,
     Definitions,
     Failure,
     GraphDefinition,
@@ -20,10 +26,24 @@ from dagster import (
     OpDefinition,
     Output,
     ScheduleDefinition,
+    SensorDefinition,
+    SkipReason,
+    sensor,
 )
 
 from exosphere_dagster.build import build_job
 from exosphere_dagster.catalog import load_catalog, registry_with_plugins
+from exosphere_dagster.cluster_store import (
+    CLUSTERS_DIR_ENV,
+    STORE_ROOT_KEY,
+    STORE_SENSOR,
+    STORE_TOKEN_KEY,
+    STORE_URL_KEY,
+    StoreError,
+    StoreView,
+    store_from_url,
+    view_of,
+)
 from exosphere_dagster.deadlines import deadline_sensor
 from exosphere_dagster.lineage import cluster_asset_specs, merge_asset_specs
 from exosphere_dagster.location import lazy_repository
@@ -32,23 +52,30 @@ from exosphere_dagster.triggers import build_triggers
 from satellite_ops.registry import SatelliteRegistry
 from yaml_loader import ClusterPlan, ConfigError
 
-CLUSTERS_DIR_ENV = "EXOSPHERE_CLUSTERS_DIR"
 logger = logging.getLogger("exosphere")
 
 
-def clusters_dir() -> Path:
-    return Path(os.environ.get(CLUSTERS_DIR_ENV, "clusters"))
+def store_folder() -> Path:
+    """The folder the location loads: the store's own folder, or its S3 prefix's mirror, synced
+    now (in every process that builds: the code server, run workers, step processes)."""
+    return store_from_url().local_folder()
 
 
 def build_definitions(folder: str | Path | None = None) -> Definitions:
-    folder = Path(folder or clusters_dir())
+    folder = Path(folder) if folder is not None else store_folder()
+    view = view_of(folder)
     if not folder.exists():
         logger.warning(
             "cluster folder %s does not exist: no clusters loaded (set %s)",
             folder,
             CLUSTERS_DIR_ENV,
         )
-    catalog = load_catalog([folder] if folder.exists() else [])
+    mirrored = view.url.startswith("s3://")
+    catalog = load_catalog(
+        [folder] if folder.exists() else [], display=view.display if mirrored else None
+    )
+    if view.error:  # the store could not be read: the last copy loaded, and this says why
+        catalog.broken[view.url] = [ConfigError(view.url, 1, 1, (), view.error)]
     registry = registry_with_plugins()
     jobs: list[JobDefinition] = []
     triggers = []
@@ -65,6 +92,7 @@ def build_definitions(folder: str | Path | None = None) -> Definitions:
     schedules = [t for t in triggers if isinstance(t, ScheduleDefinition)]
     sensors = [t for t in triggers if not isinstance(t, ScheduleDefinition)]
     sensors.append(deadline_sensor())
+    sensors.append(store_sensor(view))
     if alerts:
         sensors.append(sla_breach_sensor(alerts))
     return Definitions(
@@ -98,6 +126,36 @@ def _broken_file_job(file: str, errors: list[ConfigError]) -> JobDefinition:
     )
 
 
-defs = lazy_repository(clusters_dir(), build_definitions, cluster_jobs)
+def store_sensor(view: StoreView) -> SensorDefinition:
+    """Publishes the store in its metadata; each tick says whether the store still holds what
+    this location loaded (a change appears once the location is reloaded)."""
+
+    @sensor(
+        name=STORE_SENSOR,
+        minimum_interval_seconds=60,
+        default_status=DefaultSensorStatus.RUNNING,
+        description="The clusters store this code location loads, and whether it changed since.",
+        metadata={
+            STORE_URL_KEY: view.url,
+            STORE_TOKEN_KEY: view.token,
+            STORE_ROOT_KEY: str(view.root.resolve()),
+        },
+    )
+    def exosphere__clusters_store(context):
+        try:
+            now = store_from_url(view.url).change_token()
+        except StoreError as exc:
+            return SkipReason(f"cannot read the clusters store: {exc}")
+        if now == view.token:
+            return SkipReason(f"{view.url}: loaded and unchanged")
+        return SkipReason(
+            f"{view.url} changed since this code location loaded: reload the location "
+            "(exosphere dev and exosphere clusters apply/delete do it themselves)"
+        )
+
+    return exosphere__clusters_store
+
+
+defs = lazy_repository(store_folder, build_definitions, cluster_jobs)
 
 __all__ = ["defs", "build_definitions"]

@@ -1,5 +1,5 @@
-"""``exosphere dev``: ``dagster dev`` on a watched folder, reloading the code location itself
-whenever a cluster file is added, changed or removed."""
+"""``exosphere dev``: ``dagster dev`` on a watched clusters store (a folder or an S3 prefix),
+reloading the code location itself whenever a cluster file is added, changed or removed."""
 
 from __future__ import annotations
 
@@ -13,55 +13,65 @@ import threading
 import time
 from pathlib import Path
 
-import httpx
-
-from yaml_loader.load import YAML_SUFFIXES
+from exosphere_dagster.cluster_store import (
+    CLUSTERS_DIR_ENV,
+    STORE_TOKEN_KEY,
+    ClusterStore,
+    FolderStore,
+    StoreError,
+    store_from_url,
+)
+from exosphere_dagster.graphql_api import ApiError, DagsterApi, ServerUnreachable
 
 logger = logging.getLogger("exosphere")
 LOCATION_NAME = "exosphere_dagster.definitions"
-RELOAD_MUTATION = """
-mutation Reload($name: String!) {
-  reloadRepositoryLocation(repositoryLocationName: $name) { __typename }
-}
-"""
-
-
-def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
-    """What the folder's cluster files look like now: path -> (mtime_ns, size)."""
-    state = {}
-    if folder.is_dir():
-        for path in folder.rglob("*"):
-            if path.suffix in YAML_SUFFIXES and path.is_file():
-                stat = path.stat()
-                state[str(path)] = (stat.st_mtime_ns, stat.st_size)
-    return state
+POLL_ENV = "EXOSPHERE_STORE_POLL_SECONDS"  # how often the store is checked (folder 1 s, S3 5 s)
 
 
 def reload_location(port: int, host: str = "127.0.0.1") -> bool:
     try:
-        response = httpx.post(
-            f"http://{host}:{port}/graphql",
-            json={"query": RELOAD_MUTATION, "variables": {"name": LOCATION_NAME}},
-            timeout=30,
-        )
-        return response.status_code == 200 and "errors" not in response.json()
-    except httpx.HTTPError as exc:
+        DagsterApi(f"http://{host}:{port}", timeout=120).reload(LOCATION_NAME)
+        return True
+    except (ApiError, ServerUnreachable) as exc:
         logger.warning("could not reload the code location: %s", exc)
         return False
 
 
-def watch(folder: Path, port: int, stop: threading.Event, interval: float = 1.0) -> None:
-    """Poll the folder; on any change ask the webserver to reload the code location."""
-    last = snapshot(folder)
+def loaded_token(port: int, host: str = "127.0.0.1") -> str | None:
+    """The store token the running location published (None when it cannot tell)."""
+    try:
+        found = DagsterApi(f"http://{host}:{port}", timeout=30).locations()
+    except (ApiError, ServerUnreachable):
+        return None
+    return next(
+        (loc.store.get(STORE_TOKEN_KEY) for loc in found if loc.name == LOCATION_NAME), None
+    )
+
+
+def current_token(store: ClusterStore) -> str | None:
+    try:
+        return store.change_token()
+    except StoreError as exc:
+        logger.warning("cannot read the clusters store: %s", exc)
+        return None
+
+
+def watch(store: ClusterStore, port: int, stop: threading.Event, interval: float = 1.0) -> None:
+    """Poll the store; on a change the running location has not loaded yet (``exosphere
+    clusters apply`` reloads it itself), ask the webserver to reload the code location."""
+    last = current_token(store)
     while not stop.wait(interval):
-        current = snapshot(folder)
-        if current != last:
-            last = current
-            ok = reload_location(port)
-            print(
-                f"exosphere: {folder} changed; code location reload {'done' if ok else 'failed'}",
-                flush=True,
-            )
+        current = current_token(store)
+        if current is None or current == last:
+            continue
+        last = current
+        if loaded_token(port) == current:
+            continue
+        ok = reload_location(port)
+        print(
+            f"exosphere: {store.url} changed; code location reload {'done' if ok else 'failed'}",
+            flush=True,
+        )
 
 
 def _default_signals() -> None:
@@ -69,10 +79,13 @@ def _default_signals() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
-def serve(folder: Path, port: int) -> int:
-    folder = folder.resolve()
-    folder.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "EXOSPHERE_CLUSTERS_DIR": str(folder)}
+def serve(source: str | Path, port: int) -> int:
+    """``dagster dev`` on the store ``source`` (a folder, created if missing, or s3://...)."""
+    store = store_from_url(source)
+    if isinstance(store, FolderStore):
+        store = FolderStore(store.folder.resolve())
+        store.folder.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, CLUSTERS_DIR_ENV: store.url}
     command = [
         sys.executable,
         "-m",
@@ -85,12 +98,13 @@ def serve(folder: Path, port: int) -> int:
         "-p",
         str(port),
     ]
-    print(f"exosphere: watching {folder}; UI at http://127.0.0.1:{port}", flush=True)
+    print(f"exosphere: watching {store.url}; UI at http://127.0.0.1:{port}", flush=True)
     # dagster dev treats SIGTERM like SIGINT: make sure neither is inherited as ignored (as it is
     # when this command runs as a background job), or shutdown would hang.
     proc = subprocess.Popen(command, env=env, start_new_session=True, preexec_fn=_default_signals)
     stop = threading.Event()
-    watcher = threading.Thread(target=watch, args=(folder, port, stop), daemon=True)
+    interval = float(os.environ.get(POLL_ENV) or (1 if isinstance(store, FolderStore) else 5))
+    watcher = threading.Thread(target=watch, args=(store, port, stop, interval), daemon=True)
     watcher.start()
 
     def shutdown(signum: int, frame: object) -> None:

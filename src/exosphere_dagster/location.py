@@ -34,6 +34,7 @@ from yaml_loader.load import find_cluster_files
 
 BREACH_SUFFIX = breach_job_name("")  # "<job>__sla_breach"
 ClusterJobs = Callable[[ClusterPlan, SatelliteRegistry], list[JobDefinition]]
+Folder = Path | Callable[[], Path]
 logger = logging.getLogger("exosphere")
 
 
@@ -78,17 +79,29 @@ def find_job(folder: Path, name: str, cluster_jobs: ClusterJobs) -> JobDefinitio
 
 class ClusterRepositoryData(RepositoryData):
     """Every cluster of ``folder``: ``build_all(folder)`` on first need, except for a job asked
-    for by name before that, which ``find_job`` builds alone (module docstring)."""
+    for by name before that, which ``find_job`` builds alone (module docstring).
+
+    ``folder`` may be a function giving it (the clusters store's folder, or its S3 mirror synced
+    when called): it is called once, on first need, never at import."""
 
     def __init__(
-        self, folder: Path, build_all: Callable[[Path], Definitions], cluster_jobs: ClusterJobs
+        self, folder: Folder, build_all: Callable[[Path], Definitions], cluster_jobs: ClusterJobs
     ) -> None:
-        self.folder = Path(folder)
+        self._folder_source = folder
+        self._folder: Path | None = None
         self._build_all = build_all
         self._cluster_jobs = cluster_jobs
         self._full: RepositoryData | None = None
         self._alone: dict[str, JobDefinition | None] = {}
         self._lock = threading.RLock()
+
+    @property
+    def folder(self) -> Path:
+        with self._lock:
+            if self._folder is None:
+                source = self._folder_source
+                self._folder = Path(source() if callable(source) else source)
+            return self._folder
 
     @property
     def full(self) -> RepositoryData:
@@ -169,7 +182,7 @@ class ClusterRepositoryData(RepositoryData):
 
 
 def lazy_repository(
-    folder: Path, build_all: Callable[[Path], Definitions], cluster_jobs: ClusterJobs
+    folder: Folder, build_all: Callable[[Path], Definitions], cluster_jobs: ClusterJobs
 ) -> RepositoryDefinition:
     """The code location's repository, under the name ``Definitions`` would give it (so run
     origins and UI addresses stay the same)."""
