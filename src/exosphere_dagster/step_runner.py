@@ -47,6 +47,7 @@ class StepRunner:
         self.root_run_id = run.root_run_id or run.run_id
         self.store = checkpoint_store_for(context.instance)
         self.shared = base_scope(plan, run, {})
+        self.deadline = datetime.fromisoformat(self.shared["run"]["deadline"])
         self.forwarder = LogForwarder(plan, log_sinks, run.run_id, base_scope=self.shared)
         self.redacted = redaction_values(plan.secrets)
 
@@ -71,6 +72,8 @@ class StepRunner:
             cluster=self.plan.identifier,
             checkpoint=self.store.log_for(self.root_run_id, node.op_name, chunk_key),
             secret_values=(*secrets.values(), *self.redacted),
+            deadline=self.deadline,
+            sla=self.plan.sla.name,
         )
         children, report = run_chunk(job, items)
         report.chunk = chunk_key

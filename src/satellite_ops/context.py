@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from types import MappingProxyType
 from typing import Any, Protocol, runtime_checkable
 
@@ -22,6 +23,34 @@ class PayloadStore(Protocol):
     def get_bytes(self, uri: str) -> bytes:
         """Read back what :meth:`put_bytes` stored."""
         ...
+
+
+@runtime_checkable
+class StepState(Protocol):
+    """A small durable key/value store of one step (one satellite over one chunk).
+
+    What a satellite puts here survives a step retry, a re-execution of the run (its scope is
+    the root run) and a new pod: the runtime keeps it beside the chunk's checkpoints. Values are
+    small, picklable and never secret (an LLM batch's id, not its API key). ``put`` returns once
+    the value is durable.
+    """
+
+    def get(self, key: str, default: Any = None) -> Any: ...
+
+    def put(self, key: str, value: Any) -> None: ...
+
+
+class MemoryState:
+    """A :class:`StepState` that lives as long as the object (tests, calls outside a run)."""
+
+    def __init__(self, values: Mapping[str, Any] | None = None) -> None:
+        self.values: dict[str, Any] = dict(values or {})
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.values.get(key, default)
+
+    def put(self, key: str, value: Any) -> None:
+        self.values[key] = value
 
 
 @dataclass(frozen=True)
@@ -43,6 +72,12 @@ class SatelliteContext:
     store: PayloadStore | None = None
     metrics: dict[str, float] | None = field(default=None, repr=False, compare=False)
     """Shared by the items of one step; numbers added here become step metadata (tokens...)."""
+    deadline: datetime | None = None
+    """When the run must be done (trigger time + SLA, aware UTC), or None outside a run."""
+    sla: str = ""
+    """The cluster's SLA tier (``6h``, ``12h``, ``24h``); empty outside a run."""
+    state: StepState | None = field(default=None, repr=False, compare=False)
+    """Durable per-step key/value store, shared by the items of one step (see StepState)."""
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """LLM satellites: one batch of prompts per chunk, structured JSON answers checked and retried.
 
-LLM satellites are batched (a whole chunk of items per call: vLLM offline batching, or many
-requests in flight to an OpenAI-compatible server, is where the cost per token drops). The
+LLM satellites are batched (a whole chunk of items per call: vLLM offline batching, many
+requests in flight to an OpenAI-compatible server, or, on tiers that can wait, one job of the
+OpenAI Batch API at the batch price: ``llm_batch_mode``, is where the cost per token drops). The
 engine constrains decoding to the output schema; the satellite then strips a reasoning model's
 ``<think>`` block, parses and validates the answer, and fails only that item (retryable) when
 it does not fit, so the runtime retries it and finally routes it to the failure branch.
@@ -15,11 +16,13 @@ import re
 import time
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 
 from satellite_ops.config import SatelliteConfig, describe_validation_error, secret_or_none
 from satellite_ops.context import BatchItem
 from satellite_ops.errors import FatalError, RetryableError
+from satellite_ops.llm_batch import BatchPolicy
+from satellite_ops.llm_batch_mode import batch_run, wants_batch
 from satellite_ops.llm_engines import EngineSettings, Generation, GenerationRequest, generate
 from satellite_ops.output_schema import OutputSchemaError, to_json_schema, validate_answer
 from satellite_ops.registry import Resources, satellite
@@ -67,6 +70,30 @@ class LlmConfig(SatelliteConfig):
         description="Extra engine arguments: vllm.LLM(...) keywords (tensor_parallel_size, "
         "max_model_len...) or extra fields of the OpenAI request body.",
     )
+    batch: Literal["auto", "always", "never"] = Field(
+        "auto",
+        description="OpenAI Batch API (engine 'openai'): 'auto' on the SLA tiers in "
+        "EXOSPHERE_BATCH_TIERS (default 24h), 'always' on every tier, 'never'. A deadline too "
+        "near for a batch means synchronous calls.",
+    )
+    batch_poll_seconds: float = Field(
+        10.0, gt=0, description="First pause between two polls of a batch; grows by half."
+    )
+    batch_poll_max_seconds: float = Field(
+        300.0, gt=0, description="Longest pause between two polls of a batch."
+    )
+    batch_reserve_seconds: float = Field(
+        3600.0,
+        ge=0,
+        description="Time kept before the run's deadline: then the batch is cancelled and "
+        "what it has not answered is asked synchronously.",
+    )
+    batch_min_wait_seconds: float = Field(
+        1800.0,
+        ge=0,
+        description="A batch starts only if it can wait this long before the reserve; "
+        "otherwise the prompts are answered synchronously at once.",
+    )
 
     @field_validator("output_schema", mode="after")
     @classmethod
@@ -77,6 +104,15 @@ class LlmConfig(SatelliteConfig):
             return to_json_schema(value)
         except OutputSchemaError as exc:
             raise ValueError(str(exc)) from None
+
+    @model_validator(mode="after")
+    def _batch_needs_openai(self) -> LlmConfig:
+        if self.batch == "always" and self.engine != "openai":
+            raise ValueError(
+                "batch: always needs engine: openai (the OpenAI Batch API); engine vllm "
+                "already answers a chunk as one offline batch"
+            )
+        return self
 
 
 class DeepSeekR1DistillLlama70BConfig(LlmConfig):
@@ -150,6 +186,15 @@ def _settings(config: LlmConfig) -> EngineSettings:
     )
 
 
+def _policy(config: LlmConfig) -> BatchPolicy:
+    return BatchPolicy(
+        poll_seconds=config.batch_poll_seconds,
+        poll_max_seconds=config.batch_poll_max_seconds,
+        reserve_seconds=config.batch_reserve_seconds,
+        min_wait_seconds=config.batch_min_wait_seconds,
+    )
+
+
 def _request(item: BatchItem, config: LlmConfig) -> GenerationRequest:
     try:
         prompt = LlmInput.model_validate(dict(item.input or {})).prompt
@@ -197,22 +242,46 @@ def _record(
     return stats
 
 
+async def _answer(
+    settings: EngineSettings, mode: str, policy: BatchPolicy, members: list[BatchItem],
+    requests: list[GenerationRequest],
+) -> list[Generation | BaseException]:  # fmt: skip
+    """One group's answers: through the Batch API when the tier and the deadline allow it,
+    otherwise synchronously (``generate``)."""
+    context = next((m.context for m in members if m.context is not None), None)
+    if not wants_batch(mode, settings.engine, getattr(context, "sla", "")):
+        return await generate(settings, requests)
+    ids = [m.context.item_id if m.context else f"item-{i}" for i, m in enumerate(members)]
+    log = context.log if context is not None else logger
+    run = batch_run(settings, policy, context, log)
+    answers = await run.answer(list(zip(ids, requests, strict=True)))
+    return [answers[cid] for cid in ids]
+
+
 async def answer_batch(
     items: list[BatchItem], config_model: type[LlmConfig]
 ) -> list[list[dict[str, Any]] | BaseException]:
     """Answer a chunk: items with the same engine settings go to the engine as one batch."""
     results: list[list[dict[str, Any]] | BaseException | None] = [None] * len(items)
-    groups: dict[EngineSettings, list[tuple[int, GenerationRequest, LlmConfig]]] = {}
+    Key = tuple[EngineSettings, str, BatchPolicy]
+    groups: dict[Key, list[tuple[int, GenerationRequest, LlmConfig]]] = {}
     for index, item in enumerate(items):
         try:
             config = config_model.coerce(item.config)
-            groups.setdefault(_settings(config), []).append((index, _request(item, config), config))
+            key = (_settings(config), config.batch, _policy(config))
+            groups.setdefault(key, []).append((index, _request(item, config), config))
         except (FatalError, ValidationError) as exc:
             results[index] = exc
-    for settings, members in groups.items():
+    for (settings, mode, policy), members in groups.items():
         started = time.perf_counter()
         try:
-            raw = await generate(settings, [request for _, request, _ in members])
+            raw = await _answer(
+                settings,
+                mode,
+                policy,
+                [items[i] for i, _, _ in members],
+                [r for _, r, _ in members],
+            )
         except Exception as exc:  # noqa: BLE001 - the engine failed: every member gets it
             raw = [exc] * len(members)
         seconds = time.perf_counter() - started

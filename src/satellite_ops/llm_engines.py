@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from satellite_ops.errors import FatalError, RetryableError
+from satellite_ops.errors import FatalError, RetryableError, parse_retry_after
 
 MAX_BODY_IN_ERROR = 500
 
@@ -75,7 +75,7 @@ async def generate(
 
 
 # -- OpenAI-compatible HTTP servers -----------------------------------------------------------
-def _base_url(settings: EngineSettings) -> str:
+def base_url(settings: EngineSettings) -> str:
     url = settings.base_url or os.environ.get("OPENAI_BASE_URL")
     if not url:
         raise FatalError(
@@ -107,9 +107,8 @@ def openai_body(settings: EngineSettings, request: GenerationRequest) -> dict[st
 async def _openai_batch(
     settings: EngineSettings, requests: list[GenerationRequest]
 ) -> list[Generation | BaseException]:
-    url = _base_url(settings) + "/chat/completions"
-    api_key = settings.api_key or os.environ.get("OPENAI_API_KEY")
-    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    url = base_url(settings) + "/chat/completions"
+    headers = auth_headers(settings)
     limits = httpx.Limits(
         max_connections=settings.max_concurrency, max_keepalive_connections=settings.max_concurrency
     )
@@ -127,6 +126,28 @@ async def _openai_batch(
         return list(await asyncio.gather(*(one(r) for r in requests)))
 
 
+def auth_headers(settings: EngineSettings) -> dict[str, str]:
+    """The ``Authorization`` header (``api-key``, else ``OPENAI_API_KEY``); never logged."""
+    api_key = settings.api_key or os.environ.get("OPENAI_API_KEY")
+    return {"Authorization": f"Bearer {api_key}"} if api_key else {}
+
+
+def parse_chat_completion(data: Any) -> Generation:
+    """A ``/chat/completions`` answer as a :class:`Generation`; ValueError when it is not one."""
+    try:
+        choice = data["choices"][0]
+        text = choice["message"].get("content") or ""
+        usage = data.get("usage") or {}
+        return Generation(
+            text=text,
+            prompt_tokens=int(usage.get("prompt_tokens") or 0),
+            completion_tokens=int(usage.get("completion_tokens") or 0),
+            finish_reason=choice.get("finish_reason"),
+        )
+    except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
+        raise ValueError(f"not a chat completion ({type(exc).__name__})") from None
+
+
 async def _openai_call(client: httpx.AsyncClient, url: str, body: dict[str, Any]) -> Generation:
     try:
         response = await client.post(url, json=body)
@@ -135,10 +156,9 @@ async def _openai_call(client: httpx.AsyncClient, url: str, body: dict[str, Any]
     except httpx.TransportError as exc:
         raise RetryableError(f"LLM request to {url} failed: {type(exc).__name__}: {exc}") from None
     if response.status_code == 429 or response.status_code >= 500:
-        retry_after = _retry_after(response.headers.get("retry-after"))
         raise RetryableError(
             f"LLM server answered {response.status_code}: {response.text[:MAX_BODY_IN_ERROR]}",
-            retry_after=retry_after,
+            retry_after=parse_retry_after(response.headers.get("retry-after")),
         )
     if response.status_code >= 400:
         raise FatalError(
@@ -146,27 +166,11 @@ async def _openai_call(client: httpx.AsyncClient, url: str, body: dict[str, Any]
             f"{response.text[:MAX_BODY_IN_ERROR]}"
         )
     try:
-        data = response.json()
-        choice = data["choices"][0]
-        text = choice["message"].get("content") or ""
-    except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+        return parse_chat_completion(response.json())
+    except ValueError:
         raise RetryableError(
             f"LLM server sent an unexpected answer: {response.text[:MAX_BODY_IN_ERROR]}"
         ) from None
-    usage = data.get("usage") or {}
-    return Generation(
-        text=text,
-        prompt_tokens=int(usage.get("prompt_tokens") or 0),
-        completion_tokens=int(usage.get("completion_tokens") or 0),
-        finish_reason=choice.get("finish_reason"),
-    )
-
-
-def _retry_after(value: str | None) -> float | None:
-    try:
-        return float(value) if value else None
-    except ValueError:
-        return None
 
 
 # -- vLLM, in-process offline batching ----------------------------------------------------------

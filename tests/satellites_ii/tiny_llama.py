@@ -4,6 +4,8 @@ tiny, randomly initialised Llama model that this module writes with the ``gguf``
 Nothing is downloaded at test time. ``llama-server`` is compiled once per machine from the
 llama.cpp sources inside the ``llama-cpp-python`` sdist (``python tiny_llama.py build``, which
 CI runs before pytest; ~12 minutes on 2 busy cores) and cached under ``~/.cache/exosphere-dagster``.
+The same command then installs llama-stack, the Batch API server of the batch-mode tests, into
+its own venv there (batch_server.py).
 (The Python package's own server handles one request at a time, so it cannot show batching.)
 The weights are random, but tokenizer, chat template, continuous batching and grammar-
 constrained JSON decoding are llama.cpp's own. The vocabulary holds every byte plus tokens that
@@ -33,6 +35,7 @@ from pathlib import Path
 LLAMA_CPP_PYTHON = "0.3.36"  # the sdist whose vendored llama.cpp we build
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "exosphere-dagster"
 BINARY = CACHE / f"llama-server-{LLAMA_CPP_PYTHON}" / "llama-server"
+SERVER_PIDS: dict[str, int] = {}  # /v1 URL -> pid of the llama-server answering there
 CHATML = (
     "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
     "{{ message['content'] }}<|im_end|>\n{% endfor %}"
@@ -224,8 +227,10 @@ def llama_server(
             if time.monotonic() > deadline:
                 raise TimeoutError(f"llama-server did not answer on {url} in {startup_timeout}s")
             time.sleep(0.1)
+        SERVER_PIDS[url + "/v1"] = process.pid
         yield url + "/v1"
     finally:
+        SERVER_PIDS.pop(url + "/v1", None)
         process.terminate()
         try:
             process.wait(timeout=10)
@@ -252,6 +257,9 @@ def server_metrics(base_url: str) -> dict[str, float]:
 if __name__ == "__main__":
     if sys.argv[1:] == ["build"]:
         print(build_llama_server())
+        from batch_server import build_llama_stack  # the Batch API server of the batch tests
+
+        print(build_llama_stack())
     elif sys.argv[1:2] == ["model"] and len(sys.argv) == 3:
         print(write_tiny_model(Path(sys.argv[2])))
     else:

@@ -11,6 +11,11 @@ deployment sees the same checkpoints:
 * an instance whose run storage is Postgres: a table in that database (``checkpoint_postgres``);
 * otherwise local files under the instance's storage folder (one machine: ``dagster dev``).
 
+The same log keeps the step's durable state (``SatelliteContext.state``: an LLM batch's id, so
+that a retried or re-executed step re-attaches to its batch instead of paying again): frames
+whose key starts with ``STATE_PREFIX``, which no item id can (item ids start with a label).
+``split_state`` separates them from finished items; every backend stores them unchanged.
+
 The instance is duck-typed: this package does not import Dagster.
 """
 
@@ -27,6 +32,7 @@ from typing import IO, Any, Protocol
 S3_URL_ENV = "EXOSPHERE_CHECKPOINT_S3_URL"
 DIR_ENV = "EXOSPHERE_CHECKPOINT_DIR"
 SUFFIX = ".ckpt"
+STATE_PREFIX = "~state/"  # item ids are `<label>~<hash>` with a non-empty label: never this
 
 
 class CheckpointLog(Protocol):
@@ -53,6 +59,33 @@ class CheckpointBackend(Protocol):
     def logs(self, root_run_id: str, op_name: str) -> list[CheckpointLog]:
         """Every chunk's log that ``op_name`` wrote in the run (for the SLA-breach report)."""
         ...
+
+
+def split_state(frames: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(finished items, step state) of what a log's ``load`` returned."""
+    items = {k: v for k, v in frames.items() if not k.startswith(STATE_PREFIX)}
+    state = {k[len(STATE_PREFIX) :]: v for k, v in frames.items() if k.startswith(STATE_PREFIX)}
+    return items, state
+
+
+class CheckpointState:
+    """A step's durable key/value state (``satellite_ops.context.StepState``) kept in its
+    chunk's checkpoint log: ``put`` records a frame under ``STATE_PREFIX + key`` and waits until
+    the log has it (the S3 log writes in the background: ``put`` flushes it); the last value
+    recorded for a key wins when the log is read again."""
+
+    def __init__(self, log: CheckpointLog, values: dict[str, Any]) -> None:
+        self._log = log
+        self._values = dict(values)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._values.get(key, default)
+
+    def put(self, key: str, value: Any) -> None:
+        self._log.record(STATE_PREFIX + key, value)
+        if flush := getattr(self._log, "flush", None):
+            flush()
+        self._values[key] = value
 
 
 def safe_chunk(chunk_key: str) -> str:

@@ -16,15 +16,16 @@ import signal
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
 
-from exosphere_dagster.runtime.checkpoint import CheckpointLog
+from exosphere_dagster.runtime.checkpoint import CheckpointLog, CheckpointState, split_state
 from exosphere_dagster.runtime.items import ChunkReport, FailedItem, Item, build_scope
 from exosphere_dagster.runtime.secrets import redact, redacted_output
 from exosphere_dagster.runtime.threads import Workers
-from satellite_ops.context import BatchItem, PayloadStore, SatelliteContext
+from satellite_ops.context import BatchItem, MemoryState, PayloadStore, SatelliteContext, StepState
 from satellite_ops.errors import FatalError, RetryableError
 from satellite_ops.registry import SatelliteDefinition
 from yaml_loader.ir import SatelliteNode
@@ -57,6 +58,9 @@ class ChunkJob:
     sleep: Any = asyncio.sleep  # injectable for tests of the backoff schedule
     secret_values: tuple[str, ...] = field(default=(), repr=False)
     metrics: dict[str, float] = field(default_factory=dict)  # satellites add token counts etc.
+    deadline: datetime | None = None  # the run's deadline (trigger time + SLA), aware UTC
+    sla: str = ""  # the cluster's SLA tier
+    state: StepState | None = None  # the step's durable state; run_chunk sets it from checkpoint
 
     @property
     def concurrency(self) -> int:
@@ -71,7 +75,12 @@ def run_chunk(job: ChunkJob, items: list[Item]) -> tuple[list[Item], ChunkReport
 
 async def _run_chunk(job: ChunkJob, items: list[Item]) -> tuple[list[Item], ChunkReport]:
     report = ChunkReport(satellite=job.node.id, items_in=len(items))
-    done = job.checkpoint.load() if job.checkpoint else {}
+    done: dict[str, Any] = {}
+    if job.checkpoint:
+        done, state = split_state(job.checkpoint.load())
+        job.state = CheckpointState(job.checkpoint, state)
+    elif job.state is None:
+        job.state = MemoryState()
     results: dict[str, list[Any] | FailedItem] = {}
     pending = []
     for item in items:
@@ -321,6 +330,9 @@ def _context(job: ChunkJob, item: Item, attempt: int) -> SatelliteContext:
         attempt=attempt,
         store=job.store,
         metrics=job.metrics,
+        deadline=job.deadline,
+        sla=job.sla,
+        state=job.state,
     )
 
 
