@@ -256,8 +256,7 @@ def run_command(
     job = _find_cluster(session, identifier)
     tier = SLA_TIERS.get(tags_of(job).get(SLA_TAG, ""))
     tags = deadline_tags(tier, datetime.now(UTC)) if tier else {}  # deadline = now + SLA
-    config = {"ops": {START_OP: {"config": {"inputs": items}}}}
-    run_id = session.api.launch(session.location, job["name"], config, tags)
+    run_id = session.api.launch(session.location, job["name"], run_config(items), tags)
     if not wait:
         session.emit({"run_id": run_id, "job": job["name"]}, run_id)
         return
@@ -269,6 +268,11 @@ def run_command(
     session.emit(_run(run), _run_line(_run(run)))
     if run["status"] != "SUCCESS":
         sys.exit(EXIT_REFUSED)
+
+
+def run_config(inputs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The start op's inputs, as ``triggers.run_config_for`` (which imports Dagster) makes them."""
+    return {"ops": {START_OP: {"config": {"inputs": inputs}}}}
 
 
 # -- helpers ---------------------------------------------------------------------------------
