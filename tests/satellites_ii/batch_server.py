@@ -32,7 +32,8 @@ from tiny_llama import CACHE, free_port
 
 LLAMA_STACK = "0.7.3"
 VENV = CACHE / f"llama-stack-{LLAMA_STACK}"
-READY = VENV / ".exosphere-ready"  # written last: a half-built venv is never used
+REQUIREMENTS = (f"llama-stack=={LLAMA_STACK}", "mcp<2")  # 0.7.3 imports McpError (gone in 2.x)
+READY = VENV / ".exosphere-complete"  # written last: a half-built venv is never used
 MODEL = "tiny"
 
 MISSING = (
@@ -73,12 +74,12 @@ def build_llama_stack() -> Path:
         shutil.rmtree(VENV)
     subprocess.run([python, "-m", "venv", str(VENV)], check=True)
     subprocess.run(
-        [str(VENV / "bin" / "python"), "-m", "pip", "install", "-q", f"llama-stack=={LLAMA_STACK}"],
+        [str(VENV / "bin" / "python"), "-m", "pip", "install", "-q", *REQUIREMENTS],
         check=True, env=env,
     )  # fmt: skip
     probe = "import llama_stack.providers.inline.batches.reference, aiosqlite, openai"
     subprocess.run([str(VENV / "bin" / "python"), "-c", probe], check=True, env=env)
-    READY.write_text(f"llama-stack=={LLAMA_STACK}\n")
+    READY.write_text(LLAMA_STACK)
     return VENV / "bin" / "llama"
 
 
@@ -141,9 +142,7 @@ def batch_server(
     config.write_text(
         run_config(inference_url, folder, port, requests_per_batch=requests_per_batch)
     )
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "OTEL_", "PYTHON"))
-    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "OTEL_", "PYTHON"))}
     env["LLAMA_STACK_LOGGING"] = "all=warning"
     with (folder / "llama-stack.log").open("ab") as sink:
         process = subprocess.Popen(
