@@ -120,17 +120,19 @@ def _prepare_python(path: str, prepared: list[Prepared]) -> list[str]:
     return errors
 
 
+def stored_name(location: Location, job: dict[str, Any]) -> str | None:
+    """The store file a job was loaded from (a broken file's placeholder job too), from its
+    "cluster file" metadata and the store the location published."""
+    file = entries(job["metadataEntries"]).get("cluster file") or ""
+    for base in (location.store.get(k, "").rstrip("/") for k in (STORE_ROOT_KEY, STORE_URL_KEY)):
+        if base and file.startswith(base + "/"):
+            return str(PurePosixPath(file[len(base) + 1 :]))
+    return None
+
+
 def stored_names(location: Location, jobs: list[dict[str, Any]]) -> dict[str, str]:
-    """Job name -> the store file it was loaded from (placeholder jobs of broken files too)."""
-    bases = [location.store.get(STORE_ROOT_KEY, ""), location.store.get(STORE_URL_KEY, "")]
-    names = {}
-    for job in jobs:
-        file = entries(job["metadataEntries"]).get("cluster file")
-        for base in (b.rstrip("/") for b in bases if b):
-            if file and file.startswith(base + "/"):
-                names[job["name"]] = str(PurePosixPath(file[len(base) + 1 :]))
-                break
-    return names
+    """Job name -> the store file it was loaded from."""
+    return {j["name"]: name for j in jobs if (name := stored_name(location, j))}
 
 
 def apply(

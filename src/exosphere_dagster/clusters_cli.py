@@ -28,6 +28,7 @@ from exosphere_dagster.cluster_apply import (
     apply,
     delete,
     prepare,
+    stored_name,
 )
 from exosphere_dagster.cluster_store import STORE_URL_KEY, StoreError, store_from_url
 from exosphere_dagster.graphql_api import (
@@ -158,7 +159,7 @@ def list_command(session: Session) -> None:
             broken.append({"file": meta.get("cluster file"), "errors": meta.get("errors", "")})
         elif CLUSTER_TAG in tags and tags.get(ROLE_TAG) != "sla-breach":
             last = job["runs"][0] if job["runs"] else None
-            rows.append({**_cluster(job), "last_run": _run(last) if last else None})
+            rows.append({**_cluster(session, job), "last_run": _run(last) if last else None})
     table = [("IDENTIFIER", "TRIGGER", "SLA", "LAST RUN", "STATUS", "IN", "OK", "ROUTED", "FAILED")]
     for r in rows:
         run = r["last_run"] or {}
@@ -186,8 +187,11 @@ def status_command(session: Session, identifier: str, limit: int) -> None:
     """A cluster's recent runs: status, items in / succeeded / routed / failed, deadline, cost."""
     job = _find_cluster(session, identifier)
     runs = [_run(r) for r in session.api.runs(job["name"], limit)]
-    info = {**_cluster(job), "runs": runs}
-    head = f"cluster {info['identifier']} (job {info['job']}): trigger {info['trigger']}, sla {info['sla']}"
+    info = {**_cluster(session, job), "runs": runs}
+    head = (
+        f"cluster {info['identifier']} (job {info['job']}, file {info['file']}): "
+        f"trigger {info['trigger']}, sla {info['sla']}"
+    )
     table = [("RUN", "STATUS", "STARTED", "IN", "OK", "ROUTED", "FAILED", "DEADLINE", "COST")]
     for r in runs:
         price = "-" if r["cost_usd"] is None else f"${r['cost_usd']:.4f}"
@@ -289,14 +293,16 @@ def _find_cluster(session: Session, identifier: str) -> dict[str, Any]:
     )
 
 
-def _cluster(job: dict[str, Any]) -> dict[str, Any]:
+def _cluster(session: Session, job: dict[str, Any]) -> dict[str, Any]:
     tags, meta = tags_of(job), entries(job["metadataEntries"])
+    name = stored_name(session.location, job)
+    url = session.location.store.get(STORE_URL_KEY, "")
     return {
         "identifier": tags[CLUSTER_TAG],
         "job": job["name"],
         "trigger": meta.get("trigger", "-"),
         "sla": meta.get("sla") or tags.get(SLA_TAG, "-"),
-        "file": meta.get("cluster file"),
+        "file": f"{url.rstrip('/')}/{name}" if name and url else meta.get("cluster file"),
     }
 
 

@@ -138,7 +138,7 @@ def store_sensor(view: StoreView) -> SensorDefinition:
         metadata={
             STORE_URL_KEY: view.url,
             STORE_TOKEN_KEY: view.token,
-            STORE_ROOT_KEY: str(view.root.resolve()),
+            STORE_ROOT_KEY: str(view.root),  # the prefix of its jobs' "cluster file"
         },
     )
     def exosphere__clusters_store(context):

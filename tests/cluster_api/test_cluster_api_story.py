@@ -108,6 +108,9 @@ def test_status_shows_the_runs_counts_and_deadline(story: Story) -> None:
         "api-call",
         "24h",
     )
+    assert status["file"] == story.store.display(
+        "tour__hello.yml"
+    )  # s3://... for S3, not the mirror
     [run] = status["runs"]
     assert run["run_id"] == run_id and run["status"] == "SUCCESS"
     assert (run["items"], run["succeeded"], run["routed"], run["failed"]) == (3, 3, 0, 0)
