@@ -74,6 +74,7 @@ class StepRunner:
             secret_values=(*secrets.values(), *self.redacted),
             deadline=self.deadline,
             sla=self.plan.sla.name,
+            run_cancelled=self.run_cancelled,
         )
         children, report = run_chunk(job, items)
         report.chunk = chunk_key
@@ -100,6 +101,18 @@ class StepRunner:
             chunk = [i for p in inside for i in done[p][0]] if inside else items
             done[node.id] = self.run(node, chunk_key, chunk)
         return done
+
+    def run_cancelled(self) -> bool:
+        """Whether this run is being terminated: the run launcher marks it CANCELING before it
+        interrupts the run's processes. An interrupt without it is a lost pod or process, and
+        Dagster retries the step."""
+        from dagster import DagsterRunStatus
+
+        run = self.context.instance.get_run_by_id(self.run_id)
+        return run is not None and run.status in (
+            DagsterRunStatus.CANCELING,
+            DagsterRunStatus.CANCELED,
+        )
 
     def close(self) -> None:
         self.forwarder.flush()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
@@ -78,6 +78,10 @@ class SatelliteContext:
     """The cluster's SLA tier (``6h``, ``12h``, ``24h``); empty outside a run."""
     state: StepState | None = field(default=None, repr=False, compare=False)
     """Durable per-step key/value store, shared by the items of one step (see StepState)."""
+    run_cancelled: Callable[[], bool] | None = field(default=None, repr=False, compare=False)
+    """Whether the run is being terminated (not just this step interrupted, as when its pod is
+    preempted and Dagster retries it); None outside a run. For an interrupted satellite to
+    decide between cancelling paid work and leaving it for the step's retry."""
 
 
 @dataclass(frozen=True)

@@ -15,10 +15,12 @@ API, how it re-attaches after a retry, a kill or a re-execution, and what the de
   retried, re-executed or moved step re-attaches to the newest live batch that holds the same
   request for an item, and only downloads it when it has already completed. A request that
   failed in a batch is never re-attached to: its retry is a new, smaller batch (same rules).
-* **Interrupt.** When the step is interrupted (run terminated: Dagster's
-  ``DagsterExecutionInterruptedError``, ``KeyboardInterrupt``, cancellation), its live batches
-  are cancelled and marked so; a SIGKILL cannot cancel anything, and the re-execution
-  re-attaches instead.
+* **Interrupt.** When the step is interrupted (Dagster's ``DagsterExecutionInterruptedError``,
+  ``KeyboardInterrupt``, cancellation) because the run is terminated (Dagster marks it
+  CANCELING first: ``SatelliteContext.run_cancelled``), its live batches are cancelled and
+  marked so. An interrupt of a run that goes on (a preempted pod: SIGTERM; Dagster retries
+  the step) leaves the batch running for the retry to re-attach to; so does a SIGKILL, and
+  a re-execution re-attaches.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import logging
 import os
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -89,6 +92,7 @@ class BatchRun:
     metrics: dict[str, float]
     state: StepState
     deadline: datetime | None = None
+    run_cancelled: Callable[[], bool] | None = None  # None: no run goes on after an interrupt
     sleep: Sleep = asyncio.sleep
     where: str = ""  # the server, without credentials: records of another server never match
     _ended: set[str] = field(default_factory=set)  # batches seen in a final state
@@ -123,8 +127,8 @@ class BatchRun:
                     *(self._settle(api, records, rec, ids, until) for rec, ids in groups)
                 )
             except BaseException as exc:
-                if not isinstance(exc, Exception):  # interrupted: stop paying for the batches
-                    await self._cancel_all(api, records, [rec for rec, _ in groups])
+                if not isinstance(exc, Exception):  # interrupted
+                    await self._interrupted(api, records, [rec for rec, _ in groups])
                 raise
         answers: dict[str, Answer] = {}
         leftovers: list[str] = []
@@ -280,18 +284,32 @@ class BatchRun:
         until = datetime.now(UTC) + wait
         return await wait_for(api, rec["batch"], until, self.policy, log=self.log, sleep=self.sleep)
 
-    async def _cancel_all(
-        self, api: BatchApi, records: list[dict[str, Any]], live: list[dict[str, Any]]
+    async def _interrupted(
+        self, api: BatchApi, records: list[dict[str, Any]], groups: list[dict[str, Any]]
     ) -> None:
+        """Cancel the live batches if the run is being terminated; otherwise keep them for the
+        step's retry (a preempted pod) to re-attach to."""
+        live = [r for r in groups if r.get("batch") and not r.get("dead")]
+        live = [r for r in live if r["batch"] not in self._ended]
+        try:
+            ending = self.run_cancelled() if self.run_cancelled is not None else True
+        except Exception as exc:  # noqa: BLE001 - cannot tell: keep the batches (re-attachable)
+            self.log.warning(f"could not read the run's status ({exc}); keeping the batches")
+            ending = False
+        if not ending:
+            for rec in live:
+                self.log.warning(
+                    f"step interrupted while batch {rec['batch']} runs; the run goes on, so "
+                    "the batch is kept for the step's retry to re-attach to"
+                )
+            return
         for rec in live:
-            if rec.get("dead") or not rec.get("batch") or rec["batch"] in self._ended:
-                continue
             rec["dead"] = True
             try:
                 self._save(records)
                 async with asyncio.timeout(15):
                     await api.cancel(rec["batch"])
-                self.log.warning(f"cancelled batch {rec['batch']}: the step was interrupted")
+                self.log.warning(f"cancelled batch {rec['batch']}: the run is being terminated")
             except Exception as exc:  # noqa: BLE001 - best effort while the step stops
                 self.log.warning(f"could not cancel batch {rec['batch']}: {exc}")
 
@@ -328,6 +346,7 @@ def batch_run(
         metrics=metrics if metrics is not None else {},
         state=getattr(context, "state", None) or MemoryState(),
         deadline=getattr(context, "deadline", None),
+        run_cancelled=getattr(context, "run_cancelled", None),
     )
 
 

@@ -61,6 +61,7 @@ class ChunkJob:
     deadline: datetime | None = None  # the run's deadline (trigger time + SLA), aware UTC
     sla: str = ""  # the cluster's SLA tier
     state: StepState | None = None  # the step's durable state; run_chunk sets it from checkpoint
+    run_cancelled: Any = None  # () -> bool: is the run being terminated (not just this step)?
 
     @property
     def concurrency(self) -> int:
@@ -333,6 +334,7 @@ def _context(job: ChunkJob, item: Item, attempt: int) -> SatelliteContext:
         deadline=job.deadline,
         sla=job.sla,
         state=job.state,
+        run_cancelled=job.run_cancelled,
     )
 
 
