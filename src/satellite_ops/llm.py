@@ -22,7 +22,7 @@ from satellite_ops.config import SatelliteConfig, describe_validation_error, sec
 from satellite_ops.context import BatchItem
 from satellite_ops.errors import FatalError, RetryableError
 from satellite_ops.llm_batch import BatchPolicy
-from satellite_ops.llm_batch_mode import batch_run, wants_batch
+from satellite_ops.llm_batch_mode import BatchRun, batch_run, wants_batch
 from satellite_ops.llm_engines import EngineSettings, Generation, GenerationRequest, generate
 from satellite_ops.output_schema import OutputSchemaError, to_json_schema, validate_answer
 from satellite_ops.registry import Resources, satellite
@@ -242,20 +242,22 @@ def _record(
     return stats
 
 
+def _custom_id(item: BatchItem, index: int) -> str:
+    """The item's id: a batch row's ``custom_id`` (a position outside the runtime)."""
+    return item.context.item_id if item.context is not None else f"item-{index}"
+
+
 async def _answer(
-    settings: EngineSettings, mode: str, policy: BatchPolicy, members: list[BatchItem],
+    settings: EngineSettings, mode: str, policy: BatchPolicy, context: Any, ids: list[str],
     requests: list[GenerationRequest],
-) -> list[Generation | BaseException]:  # fmt: skip
-    """One group's answers: through the Batch API when the tier and the deadline allow it,
-    otherwise synchronously (``generate``)."""
-    context = next((m.context for m in members if m.context is not None), None)
+) -> tuple[list[Generation | BaseException], BatchRun | None]:  # fmt: skip
+    """One group's answers, through the Batch API when the tier and the deadline allow it
+    (then with the :class:`BatchRun`, told later which answers the checks refused)."""
     if not wants_batch(mode, settings.engine, getattr(context, "sla", "")):
-        return await generate(settings, requests)
-    ids = [m.context.item_id if m.context else f"item-{i}" for i, m in enumerate(members)]
-    log = context.log if context is not None else logger
-    run = batch_run(settings, policy, context, log)
+        return await generate(settings, requests), None
+    run = batch_run(settings, policy, context, context.log if context is not None else logger)
     answers = await run.answer(list(zip(ids, requests, strict=True)))
-    return [answers[cid] for cid in ids]
+    return [answers[cid] for cid in ids], run
 
 
 async def answer_batch(
@@ -274,13 +276,12 @@ async def answer_batch(
             results[index] = exc
     for (settings, mode, policy), members in groups.items():
         started = time.perf_counter()
+        run: BatchRun | None = None
         try:
-            raw = await _answer(
-                settings,
-                mode,
-                policy,
-                [items[i] for i, _, _ in members],
-                [r for _, r, _ in members],
+            context = next((items[i].context for i, _, _ in members if items[i].context), None)
+            ids = [_custom_id(items[i], i) for i, _, _ in members]
+            raw, run = await _answer(
+                settings, mode, policy, context, ids, [r for _, r, _ in members]
             )
         except Exception as exc:  # noqa: BLE001 - the engine failed: every member gets it
             raw = [exc] * len(members)
@@ -299,6 +300,9 @@ async def answer_batch(
                 results[index] = exc
             except FatalError as exc:
                 results[index] = exc
+        if run is not None:  # refused answers are asked again, not downloaded again
+            refused = [i for i, _, _ in members if isinstance(results[i], BaseException)]
+            run.reject([_custom_id(items[i], i) for i in refused])
     return [r if r is not None else FatalError("no answer") for r in results]
 
 

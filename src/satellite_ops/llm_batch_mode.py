@@ -96,6 +96,8 @@ class BatchRun:
     sleep: Sleep = asyncio.sleep
     where: str = ""  # the server, without credentials: records of another server never match
     _ended: set[str] = field(default_factory=set)  # batches seen in a final state
+    _records: list[dict[str, Any]] = field(default_factory=list)  # the state's batch records
+    _source: dict[str, dict[str, Any]] = field(default_factory=dict)  # item -> its answer's batch
 
     async def answer(self, requests: list[tuple[str, GenerationRequest]]) -> dict[str, Answer]:
         """Every request's answer or error by custom_id (the item id)."""
@@ -111,24 +113,24 @@ class BatchRun:
         digests = {cid: _digest(body) for cid, body in bodies.items()}
         self.where = safe_url(base_url(self.settings))
         until = self.policy.wait_until(self.deadline, now)
-        records: list[dict[str, Any]] = [dict(r) for r in self.state.get(STATE_KEY) or []]
+        self._records = [dict(r) for r in self.state.get(STATE_KEY) or []]
         timeout = self.settings.timeout_seconds
         async with BatchApi(base_url(self.settings), auth_headers(self.settings), timeout) as api:
-            groups = await self._attach(api, records, digests)
+            groups = await self._attach(api, digests)
             fresh = [cid for cid in digests if not any(cid in ids for _, ids in groups)]
             if fresh:
-                groups.append((await self._submit(api, records, fresh, bodies, digests), fresh))
+                groups.append((await self._submit(api, fresh, bodies, digests), fresh))
                 self.log.info(
                     f"waiting for the batch until {until:%Y-%m-%d %H:%M} UTC at most "
                     f"({until_text(until)}; then the rest is answered synchronously)"
                 )
             try:
                 settled = await asyncio.gather(
-                    *(self._settle(api, records, rec, ids, until) for rec, ids in groups)
+                    *(self._settle(api, rec, ids, until) for rec, ids in groups)
                 )
             except BaseException as exc:
                 if not isinstance(exc, Exception):  # interrupted
-                    await self._interrupted(api, records, [rec for rec, _ in groups])
+                    await self._interrupted(api, [rec for rec, _ in groups])
                 raise
         answers: dict[str, Answer] = {}
         leftovers: list[str] = []
@@ -145,12 +147,12 @@ class BatchRun:
 
     # -- re-attach or create -----------------------------------------------------------------
     async def _attach(
-        self, api: BatchApi, records: list[dict[str, Any]], digests: dict[str, str]
+        self, api: BatchApi, digests: dict[str, str]
     ) -> list[tuple[dict[str, Any], list[str]]]:
         """The live batches that already hold some of these requests, with their items."""
         found: dict[str, tuple[dict[str, Any], list[str]]] = {}
         for cid, digest in digests.items():
-            for rec in reversed(records):
+            for rec in reversed(self._records):
                 if (
                     rec["url"] == self.where
                     and not rec.get("dead")
@@ -161,7 +163,7 @@ class BatchRun:
                     break
         groups = []
         for rec, ids in found.values():
-            batch = await self._recover(api, records, rec)
+            batch = await self._recover(api, rec)
             if batch is not None:
                 self.log.info(
                     f"re-attached to batch {batch['id']} ({batch.get('status')}) for "
@@ -170,16 +172,14 @@ class BatchRun:
                 groups.append((rec, ids))
         return groups
 
-    async def _recover(
-        self, api: BatchApi, records: list[dict[str, Any]], rec: dict[str, Any]
-    ) -> dict[str, Any] | None:
+    async def _recover(self, api: BatchApi, rec: dict[str, Any]) -> dict[str, Any] | None:
         """The recorded batch, when it can still answer; otherwise mark the record dead."""
         try:
             if rec.get("batch") is None:  # killed between upload and the state update
                 batch = await api.find(rec["tag"], since=rec["created"] - 600)
                 if batch is not None:
                     rec["batch"] = batch["id"]
-                    self._save(records)
+                    self._save()
             else:
                 batch = await api.get(rec["batch"])
         except FatalError as exc:  # e.g. 404: the server no longer knows it
@@ -187,14 +187,13 @@ class BatchRun:
             batch = None
         if batch is None or batch.get("status") in ("cancelled", "expired", "failed"):
             rec["dead"] = True
-            self._save(records)
+            self._save()
             return None
         return batch
 
     async def _submit(
         self,
         api: BatchApi,
-        records: list[dict[str, Any]],
         ids: list[str],
         bodies: dict[str, dict[str, Any]],
         digests: dict[str, str],
@@ -210,11 +209,11 @@ class BatchRun:
             "file": file_id,
             "batch": None,
         }
-        records.append(rec)
-        self._save(records)  # before the batch exists: a kill right after create finds it
+        self._records.append(rec)
+        self._save()  # before the batch exists: a kill right after create finds it
         batch = await api.create(file_id, {TAG: tag})
         rec["batch"] = str(batch["id"])
-        self._save(records)
+        self._save()
         self._add("llm/batches", 1)
         self.log.info(f"created batch {rec['batch']} for {len(ids)} prompt(s) ({len(data)} bytes)")
         return rec
@@ -223,7 +222,6 @@ class BatchRun:
     async def _settle(
         self,
         api: BatchApi,
-        records: list[dict[str, Any]],
         rec: dict[str, Any],
         ids: list[str],
         until: datetime,
@@ -241,7 +239,7 @@ class BatchRun:
                     f"batch {batch_id} is still {(batch or {}).get('status', 'unknown')} at the "
                     "deadline reserve: cancelling it, its unfinished prompts go synchronous"
                 )
-                batch = await self._cancel(api, records, rec)
+                batch = await self._cancel(api, rec)
             status = (batch or {}).get("status")
             if status == "failed":
                 errors = failed_batch_errors(batch or {}, list(rec["rows"]))
@@ -256,26 +254,25 @@ class BatchRun:
             lost = f"batch {batch_id} ended {status} without an answer for this item"
             got.update({cid: RetryableError(lost) for cid in missing})
             missing = []
-        for answer in got.values():
+        for cid, answer in got.items():
             if isinstance(answer, Generation):
+                self._source[cid] = rec
                 self._add("llm/batch_prompt_tokens", answer.prompt_tokens)
                 self._add("llm/batch_completion_tokens", answer.completion_tokens)
         failed = {cid for cid, answer in got.items() if not isinstance(answer, Generation)}
         if failed:
             rec["failed"] = sorted(set(rec.get("failed", ())) | failed)
-            self._save(records)
+            self._save()
         self.log.info(
             f"batch {batch_id} {status}: {len(got) - len(failed)} answered, {len(failed)} "
             f"failed, {len(missing)} left for synchronous calls"
         )
         return got, missing
 
-    async def _cancel(
-        self, api: BatchApi, records: list[dict[str, Any]], rec: dict[str, Any]
-    ) -> dict[str, Any] | None:
+    async def _cancel(self, api: BatchApi, rec: dict[str, Any]) -> dict[str, Any] | None:
         """Cancel a batch and wait (briefly) for it to hand back what it finished."""
         rec["dead"] = True
-        self._save(records)
+        self._save()
         try:
             await api.cancel(rec["batch"])
         except FatalError as exc:  # e.g. 409: it ended meanwhile; read what it has
@@ -284,9 +281,7 @@ class BatchRun:
         until = datetime.now(UTC) + wait
         return await wait_for(api, rec["batch"], until, self.policy, log=self.log, sleep=self.sleep)
 
-    async def _interrupted(
-        self, api: BatchApi, records: list[dict[str, Any]], groups: list[dict[str, Any]]
-    ) -> None:
+    async def _interrupted(self, api: BatchApi, groups: list[dict[str, Any]]) -> None:
         """Cancel the live batches if the run is being terminated; otherwise keep them for the
         step's retry (a preempted pod) to re-attach to."""
         live = [r for r in groups if r.get("batch") and not r.get("dead")]
@@ -306,12 +301,23 @@ class BatchRun:
         for rec in live:
             rec["dead"] = True
             try:
-                self._save(records)
+                self._save()
                 async with asyncio.timeout(15):
                     await api.cancel(rec["batch"])
                 self.log.warning(f"cancelled batch {rec['batch']}: the run is being terminated")
             except Exception as exc:  # noqa: BLE001 - best effort while the step stops
                 self.log.warning(f"could not cancel batch {rec['batch']}: {exc}")
+
+    def reject(self, custom_ids: list[str]) -> None:
+        """Answers the satellite refused (not JSON, not the schema): never re-attach to them, so
+        that their retry asks the model again (a new batch) instead of downloading them."""
+        changed = False
+        for cid in custom_ids:
+            if (rec := self._source.pop(cid, None)) is not None:
+                rec["failed"] = sorted({*rec.get("failed", ()), cid})
+                changed = True
+        if changed:
+            self._save()
 
     async def _synchronously(
         self, requests: list[tuple[str, GenerationRequest]], reason: str
@@ -324,8 +330,8 @@ class BatchRun:
             raw = [exc] * len(requests)
         return {cid: answer for (cid, _), answer in zip(requests, raw, strict=True)}
 
-    def _save(self, records: list[dict[str, Any]]) -> None:
-        self.state.put(STATE_KEY, records)
+    def _save(self) -> None:
+        self.state.put(STATE_KEY, self._records)
 
     def _add(self, key: str, value: float) -> None:
         self.metrics[key] = self.metrics.get(key, 0.0) + float(value)

@@ -254,3 +254,20 @@ def test_a_batch_still_running_at_the_reserve_is_cancelled_and_the_rest_goes_syn
     assert_valid(outcome[0], chunk[0].config.output_schema)
     assert metrics["llm/batches"] == 1 and metrics["llm/sync_fallbacks"] == 3
     assert "llm/batch_prompt_tokens" not in metrics
+
+
+def test_an_answer_the_schema_refuses_is_asked_again_in_a_new_batch(batch_stack, caplog):
+    """Unconstrained text (``response_format`` overridden to text) from the random model is
+    not JSON: InvalidAnswerError. The retry round (the runtime calls the satellite again with
+    the same step state) creates a new batch rather than download the refused answer again."""
+    caplog.set_level(logging.INFO, LOG.name)
+    before = len(batch_stack.batches())
+    state, metrics = MemoryState(), {}
+    options = {"max-tokens": 8, "engine-options": {"response_format": {"type": "text"}}}
+    for _ in range(2):
+        chunk = items(batch_stack, 2, state=state, metrics=metrics, **options)
+        results_ = asyncio.run(deepseek_r1_distrill_llama_70b(chunk))
+        assert [type(r).__name__ for r in results_] == ["InvalidAnswerError"] * 2
+    assert len(batch_stack.batches()) == before + 2
+    assert metrics["llm/batches"] == 2
+    assert "re-attached" not in caplog.text
