@@ -5,6 +5,7 @@ Satellites know nothing of Dagster; this is the wrapper. See segments.py for whe
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -24,6 +25,7 @@ from dagster import (
     RetryPolicy,
 )
 
+from exosphere_dagster.cost import StepRecord, engine_and_model, record_step
 from exosphere_dagster.runtime.chunking import run_chunk_size, split
 from exosphere_dagster.runtime.items import Chunk, ChunkReport, FailedItem, Item, seed_items
 from exosphere_dagster.runtime.secrets import redact, redaction_values
@@ -44,11 +46,31 @@ def definition_name(plan: ClusterPlan, node_name: str) -> str:
     return f"{plan.job_name}__{node_name}"
 
 
-def chunk_outputs(items: list[Item], size: int) -> Iterator[DynamicOutput | Output]:
+def chunk_outputs(
+    items: list[Item], size: int, cost: dict[str, Any] | None = None
+) -> Iterator[DynamicOutput | Output]:
     chunks = {f"c{i:05d}": chunk for i, chunk in enumerate(split(items, size))}
     for key, chunk in chunks.items():
         yield DynamicOutput(Chunk(key, chunk), mapping_key=key, output_name="chunks")
-    yield Output(chunks, "manifest", metadata={"items": len(items), "chunks": len(chunks)})
+    metadata = {"items": len(items), "chunks": len(chunks), **(cost or {})}
+    yield Output(chunks, "manifest", metadata=metadata)
+
+
+def cost_metadata(record: StepRecord) -> dict[str, Any]:
+    """A step's compute seconds, pool and cost (cost.py) as Dagster metadata."""
+    metadata: dict[str, Any] = {
+        **record.metrics,
+        "pool": MetadataValue.text(record.pool or "(none)"),
+        "cost/prices": MetadataValue.text(record.prices),
+    }
+    if record.notes:
+        metadata["cost/notes"] = MetadataValue.text("\n".join(record.notes))
+    return metadata
+
+
+def light_step_cost(context: Any, started: float) -> dict[str, Any]:
+    """The cost metadata of a step that only moves items (start, gathering, summary)."""
+    return cost_metadata(record_step(context.op.tags, time.perf_counter() - started))
 
 
 def _segment_chunk_size(plan: ClusterPlan, count: int, batched: bool) -> int:
@@ -70,6 +92,7 @@ def start_op(
     satellite configs are checked here, before any item runs."""
 
     def compute(context, inputs: dict[str, Any]) -> Iterator[DynamicOutput | Output]:
+        started = time.perf_counter()
         problems = check_config(context.run_config)
         if problems:
             raise Failure(
@@ -80,7 +103,7 @@ def start_op(
         items = seed_items(list(context.op_config["inputs"]))
         size = _segment_chunk_size(plan, len(items), batched)
         context.log.info(f"run starts with {len(items)} input item(s), chunks of up to {size}")
-        yield from chunk_outputs(items, size)
+        yield from chunk_outputs(items, size, light_step_cost(context, started))
 
     return OpDefinition(
         compute_fn=compute,
@@ -133,6 +156,7 @@ def gather_op(
     segments = {s.name: s for s in upstream.values()}
 
     def compute(context, inputs: dict[str, Any]) -> Iterator[DynamicOutput | Output]:
+        started = time.perf_counter()
         results: Results = {}
         for source in segment.sources:
             for value in inputs[f"from_{plan.node(source).op_name}"]:
@@ -159,7 +183,7 @@ def gather_op(
                 items.extend(children)
         size = _segment_chunk_size(plan, len(items), batched)
         context.log.info(f"{len(items)} item(s) in chunks of up to {size}")
-        yield from chunk_outputs(items, size)
+        yield from chunk_outputs(items, size, light_step_cost(context, started))
         yield Output([r for _, r in caught.values()], "caught_up")
 
     sources = [f"from_{plan.node(s).op_name}" for s in segment.sources]
@@ -193,6 +217,7 @@ def satellite_op(
     handled = node.id in plan.routed_nodes()
 
     def compute(context, ins: dict[str, Any]) -> Iterator[Output]:
+        started = time.perf_counter()
         chunks: list[Chunk] = [ins[name] for name in sorted(ins)]
         key = chunks[0].key
         runner = make_runner(context)
@@ -201,14 +226,15 @@ def satellite_op(
             _log_failures(context, runner, node, report, handled)
         finally:
             runner.close()
+        cost = _satellite_cost(context, runner, node, report, time.perf_counter() - started)
         if report.failed and not handled:
             raise Failure(
                 description=_failure_text(node, report),
-                metadata=_report_metadata(report),
+                metadata={**_report_metadata(report), **cost},
                 allow_retries=False,  # items were retried inside the step already
             )
         yield Output(Chunk(key, children), "items", metadata=_items_metadata(children))
-        yield Output(report, "report", metadata=_report_metadata(report))
+        yield Output(report, "report", metadata={**_report_metadata(report), **cost})
 
     return OpDefinition(
         compute_fn=compute,
@@ -220,6 +246,20 @@ def satellite_op(
         tags=op_tags,
         retry_policy=STEP_RETRY,
     )
+
+
+def _satellite_cost(
+    context: Any, runner: StepRunner, node: SatelliteNode, report: ChunkReport, seconds: float
+) -> dict[str, Any]:
+    """The step's compute, pool and cost, added to its report's metrics so that the summary
+    adds them up (cost.py): wall seconds x requests on its pool, plus provider tokens."""
+    configured = runner.node_config(node)
+    engine, model = engine_and_model(configured.config, runner.definitions[node.id].config_model)
+    record = record_step(context.op.tags, seconds, report.metrics, engine, model)
+    report.metrics.update(record.metrics)
+    for note in record.notes:
+        context.log.warning(f"{node.id}: cost not complete: {note}")
+    return {k: v for k, v in cost_metadata(record).items() if k not in record.metrics}
 
 
 def _log_failures(

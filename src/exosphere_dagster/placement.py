@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,7 @@ GPU_IMAGE_ENV = "EXOSPHERE_GPU_IMAGE"
 EXECUTOR_ENV = "EXOSPHERE_EXECUTOR"  # "k8s": every step in its own pod (k8s_job_executor)
 CAPACITY_LABEL = "exosphere.host/capacity"
 SLA_LABEL = "exosphere.host/sla"
+POOL_LABEL = "exosphere.host/pool"  # the pool's name: what the price table (cost.py) keys on
 
 
 def _spot() -> dict[str, Any]:
@@ -34,16 +36,19 @@ def _spot() -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Pool:
-    """A node pool: the labels a pod selects and the taints it tolerates."""
+    """A node pool: its name (priced in the price table), the labels a pod selects and the
+    taints it tolerates."""
 
     node_selector: Mapping[str, str] = field(default_factory=dict)
     tolerations: tuple[Mapping[str, Any], ...] = ()
+    name: str = ""
 
     @classmethod
-    def parse(cls, raw: Mapping[str, Any]) -> Pool:
+    def parse(cls, raw: Mapping[str, Any], default_name: str = "") -> Pool:
         return cls(
             node_selector=dict(raw.get("node-selector", raw.get("node_selector", {})) or {}),
             tolerations=tuple(raw.get("tolerations", ()) or ()),
+            name=str(raw.get("name") or default_name),
         )
 
 
@@ -53,15 +58,16 @@ class PlacementPolicy:
 
     tiers: Mapping[str, Pool] = field(
         default_factory=lambda: {
-            "6h": Pool({CAPACITY_LABEL: "on-demand"}),
-            "12h": Pool({CAPACITY_LABEL: "spot"}, (_spot(),)),
-            "24h": Pool({CAPACITY_LABEL: "spot"}, (_spot(),)),
+            "6h": Pool({CAPACITY_LABEL: "on-demand"}, name="on-demand"),
+            "12h": Pool({CAPACITY_LABEL: "spot"}, (_spot(),), name="spot"),
+            "24h": Pool({CAPACITY_LABEL: "spot"}, (_spot(),), name="spot"),
         }
     )
-    gpu: Pool = field(
+    gpu: Pool = field(  # a GPU step's pool is "<gpu name>-<tier pool name>": gpu-spot
         default_factory=lambda: Pool(
             {"nvidia.com/gpu.present": "true"},
             ({"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"},),
+            name="gpu",
         )
     )
     gpu_image: str | None = None  # image for steps that ask for a GPU (e.g. one with vLLM)
@@ -78,15 +84,21 @@ class PlacementPolicy:
     @classmethod
     def load(cls, path: str | Path | None = None) -> PlacementPolicy:
         """Defaults, overridden by the YAML file at ``path`` or ``$EXOSPHERE_PLACEMENT_FILE``
-        (keys ``tiers``, ``gpu``, ``gpu-image`` and ``step-``/``gpu-``/``light-requests``)."""
+        (keys ``tiers``, ``gpu``, ``gpu-image`` and ``step-``/``gpu-``/``light-requests``; a
+        pool may set its ``name``, else it keeps the default's)."""
         path = path or os.environ.get(PLACEMENT_FILE_ENV)
         raw: Mapping[str, Any] = (yaml.safe_load(Path(path).read_text()) or {}) if path else {}
         base = cls()
         tiers = dict(base.tiers)
-        tiers.update({name: Pool.parse(p) for name, p in (raw.get("tiers") or {}).items()})
+        tiers.update(
+            {
+                tier: Pool.parse(p, base.tiers[tier].name if tier in base.tiers else tier)
+                for tier, p in (raw.get("tiers") or {}).items()
+            }
+        )
         return cls(
             tiers=tiers,
-            gpu=Pool.parse(raw["gpu"]) if raw.get("gpu") else base.gpu,
+            gpu=Pool.parse(raw["gpu"], base.gpu.name) if raw.get("gpu") else base.gpu,
             gpu_image=raw.get("gpu-image") or os.environ.get(GPU_IMAGE_ENV) or None,
             step_requests=dict(raw.get("step-requests") or base.step_requests),
             gpu_requests=dict(raw.get("gpu-requests") or base.gpu_requests),
@@ -103,6 +115,13 @@ class StepResources:
     gpu: int = 0
     image: str | None = None
     node_selector: Mapping[str, str] = field(default_factory=dict)
+
+
+def pool_name(sla: str, gpu: int, policy: PlacementPolicy) -> str:
+    """The name of the pool a step runs on: its tier's pool, or the GPU pool of that capacity
+    (``gpu-spot``) for a step that asks for a GPU. The price table (cost.py) keys on it."""
+    tier = policy.tiers.get(sla, Pool()).name or sla
+    return f"{policy.gpu.name or 'gpu'}-{tier}" if gpu else tier
 
 
 def step_resources(node: SatelliteNode, definition: SatelliteDefinition) -> StepResources:
@@ -140,7 +159,11 @@ def satellite_k8s_config(
     image = resources.image or (policy.gpu_image if resources.gpu else None)
     if image:
         container["image"] = image
-    labels = {SLA_LABEL: plan.sla.name, "exosphere.host/gpu": str(resources.gpu)}
+    labels = {
+        SLA_LABEL: plan.sla.name,
+        "exosphere.host/gpu": str(resources.gpu),
+        POOL_LABEL: pool_name(plan.sla.name, resources.gpu, policy),
+    }
     return _config(container, pools, resources.node_selector, labels)
 
 
@@ -150,7 +173,8 @@ def light_k8s_config(plan: ClusterPlan, policy: PlacementPolicy) -> dict[str, An
     limits = {"memory": requests["memory"]} if "memory" in requests else {}
     container = {"resources": {"requests": requests, "limits": limits}}
     pools = [policy.tiers.get(plan.sla.name, Pool())]
-    return _config(container, pools, {}, {SLA_LABEL: plan.sla.name})
+    labels = {SLA_LABEL: plan.sla.name, POOL_LABEL: pool_name(plan.sla.name, 0, policy)}
+    return _config(container, pools, {}, labels)
 
 
 def _config(
@@ -175,6 +199,49 @@ def _config(
         "pod_spec_config": pod_spec,
         "pod_template_spec_metadata": {"labels": dict(labels)},
     }
+
+
+# -- a step's placement read back from its tag (cost.py prices it) --------------------------
+_QUANTITY = re.compile(r"^\s*([0-9.]+(?:[eE][-+]?[0-9]+)?)\s*([a-zA-Z]*)\s*$")
+_FACTORS = {
+    "": 1, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18,
+    "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
+}  # fmt: skip
+
+
+def quantity(text: Any) -> float:
+    """A Kubernetes quantity (``500m``, ``2``, ``1Gi``, ``1e3``) as a number."""
+    match = _QUANTITY.match(str(text))
+    if not match or match.group(2) not in _FACTORS:
+        raise ValueError(f"not a Kubernetes quantity: {text!r} (expected e.g. 500m, 2, 1Gi)")
+    return float(match.group(1)) * _FACTORS[match.group(2)]
+
+
+@dataclass(frozen=True)
+class Placement:
+    """The pool a step runs on and what it requests there."""
+
+    pool: str = ""
+    cpu: float = 0.0
+    gpu: float = 0.0
+    memory_gib: float = 0.0
+
+
+def placement_of(tags: Mapping[str, Any]) -> Placement:
+    """From a step's ``dagster-k8s/config`` tag: requests, GPU limit and pool label."""
+    raw = tags.get(K8S_CONFIG_TAG)
+    if not raw:
+        return Placement()
+    config = json.loads(raw) if isinstance(raw, str) else raw
+    resources = (config.get("container_config") or {}).get("resources") or {}
+    requests, limits = resources.get("requests") or {}, resources.get("limits") or {}
+    labels = (config.get("pod_template_spec_metadata") or {}).get("labels") or {}
+    return Placement(
+        pool=str(labels.get(POOL_LABEL, "")),
+        cpu=quantity(requests.get("cpu", 0)),
+        gpu=quantity(limits.get(GPU_RESOURCE, requests.get(GPU_RESOURCE, 0))),
+        memory_gib=quantity(requests.get("memory", 0)) / 2**30,
+    )
 
 
 def executor_from_env() -> Any:

@@ -1,5 +1,5 @@
 """How many items one Dagster step gets: no more chunks than the run's parallelism buys, chunk
-sizes bounded per SLA tier (bigger batches for longer SLAs)."""
+sizes bounded per SLA tier (bigger batches for longer SLAs; docs/cost.md shows what that saves)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,10 @@ TIER_CHUNK_BOUNDS = {"6h": (10, 500), "12h": (50, 1000), "24h": (200, 2000)}
 # out across workers and the first chunks reach the last satellite sooner; a 24h cluster gives
 # each worker one chunk, the fewest steps.
 TIER_CHUNKS_PER_WORKER = {"6h": 4, "12h": 2, "24h": 1}
-BATCHED_MIN_CHUNK = 256  # GPU satellites: one chunk is one batch call; bigger is cheaper
+# Batched (LLM) satellites: one chunk is one batch call. A 6h cluster sends small batches early
+# (its first answers come after one small batch); a 24h cluster sends one large batch, which a
+# GPU answers for little more than a small one (bench/sla_cost.py measures it).
+TIER_BATCH_BOUNDS = {"6h": (8, 128), "12h": (64, 512), "24h": (256, 4096)}
 MAX_CHUNKS = 64  # for callers that do not know the run's parallelism
 
 
@@ -26,10 +29,7 @@ def max_chunks(sla: str, workers: int) -> int:
 def chunk_size(
     item_count: int, sla: str, batched: bool = False, max_chunks: int = MAX_CHUNKS
 ) -> int:
-    low, high = TIER_CHUNK_BOUNDS.get(sla, TIER_CHUNK_BOUNDS["24h"])
-    if batched:
-        low = max(low, BATCHED_MIN_CHUNK)
-        high = max(high, BATCHED_MIN_CHUNK)
+    low, high = _bounds(sla, batched)
     wanted = math.ceil(item_count / max_chunks) if item_count else 1
     return max(low, min(high, wanted))
 
@@ -44,8 +44,13 @@ def run_chunk_size(item_count: int, sla: str, workers: int, batched: bool = Fals
     if chunks <= limit:
         return size
     waves = math.ceil(chunks / limit)
-    low = TIER_CHUNK_BOUNDS.get(sla, TIER_CHUNK_BOUNDS["24h"])[0]
+    low = _bounds(sla, batched)[0]
     return max(low, math.ceil(item_count / (waves * limit)))
+
+
+def _bounds(sla: str, batched: bool) -> tuple[int, int]:
+    table = TIER_BATCH_BOUNDS if batched else TIER_CHUNK_BOUNDS
+    return table.get(sla, table["24h"])
 
 
 def split(items: list, size: int) -> list[list]:
