@@ -98,6 +98,7 @@ class BatchRun:
     _ended: set[str] = field(default_factory=set)  # batches seen in a final state
     _records: list[dict[str, Any]] = field(default_factory=list)  # the state's batch records
     _source: dict[str, dict[str, Any]] = field(default_factory=dict)  # item -> its answer's batch
+    _live: list[dict[str, Any]] = field(default_factory=list)  # batches this call waits for
 
     async def answer(self, requests: list[tuple[str, GenerationRequest]]) -> dict[str, Answer]:
         """Every request's answer or error by custom_id (the item id)."""
@@ -116,21 +117,21 @@ class BatchRun:
         self._records = [dict(r) for r in self.state.get(STATE_KEY) or []]
         timeout = self.settings.timeout_seconds
         async with BatchApi(base_url(self.settings), auth_headers(self.settings), timeout) as api:
-            groups = await self._attach(api, digests)
-            fresh = [cid for cid in digests if not any(cid in ids for _, ids in groups)]
-            if fresh:
-                groups.append((await self._submit(api, fresh, bodies, digests), fresh))
-                self.log.info(
-                    f"waiting for the batch until {until:%Y-%m-%d %H:%M} UTC at most "
-                    f"({until_text(until)}; then the rest is answered synchronously)"
-                )
             try:
+                groups = await self._attach(api, digests)
+                fresh = [cid for cid in digests if not any(cid in ids for _, ids in groups)]
+                if fresh:
+                    groups.append((await self._submit(api, fresh, bodies, digests), fresh))
+                    self.log.info(
+                        f"waiting for the batch until {until:%Y-%m-%d %H:%M} UTC at most "
+                        f"({until_text(until)}; then the rest is answered synchronously)"
+                    )
                 settled = await asyncio.gather(
                     *(self._settle(api, rec, ids, until) for rec, ids in groups)
                 )
             except BaseException as exc:
                 if not isinstance(exc, Exception):  # interrupted
-                    await self._interrupted(api, [rec for rec, _ in groups])
+                    await self._interrupted(api)
                 raise
         answers: dict[str, Answer] = {}
         leftovers: list[str] = []
@@ -170,6 +171,7 @@ class BatchRun:
                     f"{len(ids)} prompt(s): no new batch"
                 )
                 groups.append((rec, ids))
+                self._live.append(rec)
         return groups
 
     async def _recover(self, api: BatchApi, rec: dict[str, Any]) -> dict[str, Any] | None:
@@ -213,6 +215,7 @@ class BatchRun:
         self._save()  # before the batch exists: a kill right after create finds it
         batch = await api.create(file_id, {TAG: tag})
         rec["batch"] = str(batch["id"])
+        self._live.append(rec)
         self._save()
         self._add("llm/batches", 1)
         self.log.info(f"created batch {rec['batch']} for {len(ids)} prompt(s) ({len(data)} bytes)")
@@ -281,10 +284,10 @@ class BatchRun:
         until = datetime.now(UTC) + wait
         return await wait_for(api, rec["batch"], until, self.policy, log=self.log, sleep=self.sleep)
 
-    async def _interrupted(self, api: BatchApi, groups: list[dict[str, Any]]) -> None:
+    async def _interrupted(self, api: BatchApi) -> None:
         """Cancel the live batches if the run is being terminated; otherwise keep them for the
         step's retry (a preempted pod) to re-attach to."""
-        live = [r for r in groups if r.get("batch") and not r.get("dead")]
+        live = [r for r in self._live if r.get("batch") and not r.get("dead")]
         live = [r for r in live if r["batch"] not in self._ended]
         try:
             ending = self.run_cancelled() if self.run_cancelled is not None else True
