@@ -62,13 +62,16 @@ def _python312() -> str | None:
     return None
 
 
-def build_llama_stack() -> Path:
-    """Install llama-stack from the package registry into its own venv in the cache."""
+def build_llama_stack() -> Path | None:
+    """Install llama-stack from the package registry into its own venv in the cache. Without a
+    Python >= 3.12 on the machine it says so and returns None (the batch tests then skip with
+    that reason) rather than stop the test command line."""
     if (cli := find_llama_stack()) is not None:
         return cli
     python = _python312()
     if python is None:
-        sys.exit(MISSING)
+        print(f"warning: {MISSING}", file=sys.stderr)
+        return None
     env = {k: v for k, v in os.environ.items() if k not in ("PIP_CONSTRAINT", "VIRTUAL_ENV")}
     if VENV.exists():  # an interrupted build: start again from nothing
         shutil.rmtree(VENV)
