@@ -244,7 +244,7 @@ def _record(
 
 def _custom_id(item: BatchItem, index: int) -> str:
     """The item's id: a batch row's ``custom_id`` (a position outside the runtime)."""
-    return item.context.item_id if item.context is not None else f"item-{index}"
+    return getattr(item.context, "item_id", None) or f"item-{index}"
 
 
 async def _answer(

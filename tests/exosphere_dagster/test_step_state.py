@@ -35,11 +35,12 @@ def test_state_is_durable_when_put_returns_and_is_not_a_finished_item(spec):  # 
 
 def test_a_retried_step_sees_the_state_and_resumes_only_items(tmp_path):
     """What a satellite puts in ``context.state`` reaches the next run of the same chunk."""
-    seen: list[object] = []
+    seen: list[tuple[str, object]] = []
 
-    def remembers(config, input, context):
-        seen.append(context.state.get("calls"))
-        context.state.put("calls", (context.state.get("calls") or 0) + 1)
+    def remembers(config, input, context):  # items run concurrently: one key per item
+        key = f"tries/{input['value']}"
+        seen.append((input["value"], context.state.get(key)))
+        context.state.put(key, (context.state.get(key) or 0) + 1)
         if input["value"] == "b":
             raise RuntimeError("b fails this time")
         return [{"value": input["value"]}]
@@ -53,4 +54,4 @@ def test_a_retried_step_sees_the_state_and_resumes_only_items(tmp_path):
     job, _ = job_for(remembers, node(retries=0), checkpoint=store.log_for("run", "sat", "c0"))
     _, second = run_chunk(job, items)
     assert (second.succeeded, len(second.failed), second.resumed) == (1, 1, 1)
-    assert seen[2] == 2  # the retried step started from the two calls recorded before
+    assert seen[2:] == [("b", 1)]  # only b ran again, and saw the try recorded before

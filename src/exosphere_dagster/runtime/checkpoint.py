@@ -25,6 +25,7 @@ import io
 import os
 import pickle
 import re
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any, Protocol
@@ -77,15 +78,17 @@ class CheckpointState:
     def __init__(self, log: CheckpointLog, values: dict[str, Any]) -> None:
         self._log = log
         self._values = dict(values)
+        self._lock = threading.Lock()  # sync satellites put from their worker threads
 
     def get(self, key: str, default: Any = None) -> Any:
         return self._values.get(key, default)
 
     def put(self, key: str, value: Any) -> None:
-        self._log.record(STATE_PREFIX + key, value)
-        if flush := getattr(self._log, "flush", None):
-            flush()
-        self._values[key] = value
+        with self._lock:
+            self._log.record(STATE_PREFIX + key, value)
+            if flush := getattr(self._log, "flush", None):
+                flush()
+            self._values[key] = value
 
 
 def safe_chunk(chunk_key: str) -> str:
