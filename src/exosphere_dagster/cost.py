@@ -74,6 +74,9 @@ class PriceTable(StrictModel):
     currency: Literal["USD"] = "USD"
     pools: dict[str, PoolPrice]
     models: dict[str, ModelPrice] = Field(default_factory=dict)
+    self_hosted: list[str] = Field(  # served by a server you run (OpenAI-compatible): no tokens
+        default_factory=list, description="Models you serve yourself; their cost is compute."
+    )
     estimate: Assumptions = Field(default_factory=Assumptions)
     _source: str = PrivateAttr("")
 
@@ -186,13 +189,13 @@ class StepCost:
             "cpu_seconds": round(s * p.cpu, 4),
             "gpu_seconds": round(s * p.gpu, 4),
         }
-        if self.compute_usd is None:
+        if self.tokens_usd is not None:
+            out["cost/tokens_usd"] = round(self.tokens_usd, 10)
+        if self.compute_usd is None:  # no cost_usd: a part would pass for the whole
             out["cost/unpriced_steps"] = 1.0
         else:
-            out["cost_usd"] = round(self.cost_usd, 8)
-            out["cost/compute_usd"] = round(self.compute_usd, 8)
-            if self.tokens_usd is not None:
-                out["cost/tokens_usd"] = round(self.tokens_usd, 8)
+            out["cost_usd"] = round(self.cost_usd, 10)
+            out["cost/compute_usd"] = round(self.compute_usd, 10)
         return out
 
 
@@ -223,7 +226,7 @@ def tokens_usd(tokens: Tokens, model: ModelPrice) -> float:
 
 def model_price(engine: str | None, model: str | None, prices: PriceTable) -> ModelPrice | None:
     """The token price of a provider model; None for a self-hosted one."""
-    if not model or (engine or "") in SELF_HOSTED_ENGINES:
+    if not model or (engine or "") in SELF_HOSTED_ENGINES or model in prices.self_hosted:
         return None
     return prices.models.get(model)
 
@@ -244,7 +247,8 @@ def step_cost(
         notes.append(f"pool '{placement.pool or '(none)'}' has no price (priced: {listed})")
     price = model_price(engine, model, prices)
     spent = tokens.prompt or tokens.completion
-    if price is None and spent and model and (engine or "") not in SELF_HOSTED_ENGINES:
+    known = (engine or "") in SELF_HOSTED_ENGINES or model in prices.self_hosted
+    if price is None and spent and model and not known:
         notes.append(f"model '{model}' has no token price: counted as self-hosted")
     return StepCost(
         placement=placement,
@@ -291,6 +295,7 @@ def record_step(
 ) -> StepRecord:
     """The cost record of a step that ran ``seconds`` with these op tags and metrics. Never
     raises: a broken price table or placement tag leaves the step unpriced, with a note."""
+    seconds = round(seconds, 4)  # as shown, so that its cost can be checked from the metadata
     try:
         placement = placement_of(tags)
     except (ValueError, TypeError, AttributeError) as exc:

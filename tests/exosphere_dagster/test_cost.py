@@ -221,6 +221,10 @@ def test_self_hosted_models_cost_their_compute_only(tmp_path):
     own = step_cost(held, 10, prices, Tokens(1e6, 1e6), "openai", "my-llama")
     assert own.tokens_usd is None
     assert own.notes == ("model 'my-llama' has no token price: counted as self-hosted",)
+    prices = prices.model_copy(update={"self_hosted": ["my-llama", "m"]})
+    for model in ("my-llama", "m"):  # listed as self-hosted: compute only, and no note
+        listed = step_cost(held, 10, prices, Tokens(1e6, 1e6), "openai", model)
+        assert listed.tokens_usd is None and listed.notes == ()
 
 
 def test_an_unpriced_pool_leaves_the_step_unpriced_with_a_note(tmp_path):
