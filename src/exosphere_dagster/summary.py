@@ -144,7 +144,7 @@ def summarise(plan: ClusterPlan, reports: dict[str, list[ChunkReport]]) -> dict[
                 branch_failed += len(r.failed)
         for key in ("cost_usd", "compute_seconds"):
             if any(key in r.metrics for r in chunk_reports):
-                row[key] = round(sum(r.metrics.get(key, 0.0) for r in chunk_reports), 8)
+                row[key] = round(sum(r.metrics.get(key, 0.0) for r in chunk_reports), 10)
         per[node_id] = row
     return {
         "items": succeeded + routed + unhandled,
@@ -164,10 +164,10 @@ def run_cost(reports: dict[str, list[ChunkReport]], inputs: int) -> dict[str, An
             for key in SUMMED:
                 if key in report.metrics:
                     totals[key] = totals.get(key, 0.0) + report.metrics[key]
-    out: dict[str, Any] = {k: round(v, 8) for k, v in totals.items()}
+    out: dict[str, Any] = {k: round(v, 10) for k, v in totals.items()}
     thousand = per_thousand(totals["cost_usd"], inputs) if "cost_usd" in totals else None
     if thousand is not None:
-        out["cost_usd_per_1000_items"] = round(thousand, 8)
+        out["cost_usd_per_1000_items"] = round(thousand, 10)
     return out
 
 
