@@ -140,6 +140,7 @@ def step_prices() -> PriceTable | PriceTableError:
         key = (path, -1.0)
     with _LOCK:
         if key not in _CACHE:
+            _CACHE.clear()  # one table per process: the newest version of the file
             try:
                 _CACHE[key] = load_prices(path)
             except PriceTableError as exc:
@@ -272,10 +273,6 @@ def engine_and_model(config: Any, config_model: Any) -> tuple[str | None, str | 
     return values["engine"], values["model"]
 
 
-def per_thousand(cost: float, items: int) -> float | None:
-    return cost / items * 1000 if items else None
-
-
 @dataclass(frozen=True)
 class StepRecord:
     """What a step puts in its metadata about its cost (numbers summed by the summary)."""
@@ -392,18 +389,3 @@ def _node_estimate(
             f"item at {'batch' if batch else 'sync'} prices, {a.seconds_per_item:g} s/item held"
         )
     return step_cost(placement, seconds, prices, tokens, engine, model), basis
-
-
-__all__ = [
-    "PRICES_FILE_ENV",
-    "PriceTable",
-    "PriceTableError",
-    "Placement",
-    "StepCost",
-    "Tokens",
-    "load_prices",
-    "placement_of",
-    "plan_cost_lines",
-    "step_cost",
-    "step_prices",
-]

@@ -11,7 +11,6 @@ from typing import Any
 from dagster import Any as DagsterAny
 from dagster import AssetMaterialization, Failure, In, MetadataValue, OpDefinition, Out, Output
 
-from exosphere_dagster.cost import per_thousand
 from exosphere_dagster.ops import RunnerFactory, complete, definition_name, light_step_cost
 from exosphere_dagster.runtime.items import ChunkReport
 from exosphere_dagster.segments import Segment
@@ -165,9 +164,8 @@ def run_cost(reports: dict[str, list[ChunkReport]], inputs: int) -> dict[str, An
                 if key in report.metrics:
                     totals[key] = totals.get(key, 0.0) + report.metrics[key]
     out: dict[str, Any] = {k: round(v, 10) for k, v in totals.items()}
-    thousand = per_thousand(totals["cost_usd"], inputs) if "cost_usd" in totals else None
-    if thousand is not None:
-        out["cost_usd_per_1000_items"] = round(thousand, 10)
+    if "cost_usd" in totals and inputs:
+        out["cost_usd_per_1000_items"] = round(totals["cost_usd"] / inputs * 1000, 10)
     return out
 
 
