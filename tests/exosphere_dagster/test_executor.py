@@ -17,6 +17,7 @@ from exosphere_dagster.build.job import build_job
 from exosphere_dagster.build.triggers import run_config_for
 from exosphere_dagster.entry.launch import run_cluster_file
 from exosphere_dagster.entry.reconstruct import reconstructable_job
+from exosphere_dagster.settings import reload_settings
 from yaml_loader import load, plan
 
 
@@ -90,6 +91,7 @@ def test_kubernetes_keeps_its_own_executor(tmp_path, monkeypatch):
     cluster_plan = plan(load(path), registry)
     assert build_job(cluster_plan, registry).executor_def.name == "exosphere_multi_or_in_process"
     monkeypatch.setenv("EXOSPHERE_EXECUTOR", "k8s")
+    reload_settings()  # read once per process
     assert build_job(cluster_plan, registry).executor_def.name == "k8s"
 
 
