@@ -21,12 +21,11 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from tiny_llama import CACHE, free_port, llama_server
+from tiny_llama import CACHE, free_port, llama_server, wait_healthy
 
 LLAMA_STACK = "0.7.3"
 REQUIREMENTS = (f"llama-stack=={LLAMA_STACK}", "mcp<2")
@@ -154,7 +153,6 @@ def batch_server(
     model: Path, folder: Path, startup_timeout: float = 120.0
 ) -> Iterator[BatchServer]:
     """llama-server (4 slots) and llama-stack in front of it, both on 127.0.0.1."""
-    import httpx
 
     command = find_llama_stack()
     if command is None:
@@ -175,16 +173,7 @@ def batch_server(
             )  # fmt: skip
         url = f"http://127.0.0.1:{port}/v1"
         try:
-            deadline = time.monotonic() + startup_timeout
-            while True:
-                if stack.poll() is not None:
-                    raise RuntimeError(f"llama-stack exited with {stack.returncode}, see {folder}")
-                with contextlib.suppress(httpx.HTTPError):
-                    if httpx.get(url + "/health", timeout=2).status_code == 200:
-                        break
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"llama-stack did not answer on {url}")
-                time.sleep(0.2)
+            wait_healthy(stack, url, startup_timeout, f"llama-stack (log in {folder})")
             yield BatchServer(url=url, model=MODEL, llama=processes[0])
         finally:
             with contextlib.suppress(ProcessLookupError):

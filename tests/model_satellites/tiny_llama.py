@@ -192,6 +192,22 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def wait_healthy(process: subprocess.Popen, url: str, timeout: float, what: str) -> None:
+    """Wait until ``url/health`` answers 200; fail early when ``process`` exits first."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited with {process.returncode}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url + "/health", timeout=2).status_code == 200:
+                return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} did not answer on {url} in {timeout}s")
+        time.sleep(0.1)
+
+
 @contextlib.contextmanager
 def llama_server(
     model: Path, *, parallel: int = 8, ctx_per_slot: int = 2048, threads: int = 1,
@@ -200,7 +216,6 @@ def llama_server(
 ) -> Iterator[str]:  # fmt: skip
     """Run ``llama-server`` on 127.0.0.1 with ``parallel`` slots; yield its ``/v1`` base URL.
     ``started`` gets the process (to pause it with SIGSTOP, say)."""
-    import httpx
 
     binary = find_llama_server()
     if binary is None:
@@ -220,16 +235,7 @@ def llama_server(
         started(process)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + startup_timeout
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"llama-server exited with {process.returncode}: {command}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(url + "/health", timeout=2).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"llama-server did not answer on {url} in {startup_timeout}s")
-            time.sleep(0.1)
+        wait_healthy(process, url, startup_timeout, f"llama-server ({' '.join(command)})")
         yield url + "/v1"
     finally:
         process.terminate()
