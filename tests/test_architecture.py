@@ -32,6 +32,18 @@ def _lint_imports(root: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+def _lint_broken_copy(root: Path, module: str, line: str) -> subprocess.CompletedProcess[str]:
+    """The contracts run on a copy of the packages where ``module`` gains ``line``."""
+    for package in PACKAGES:
+        shutil.copytree(
+            ROOT / package, root / package, ignore=shutil.ignore_patterns("__pycache__")
+        )
+    shutil.copy(ROOT / "pyproject.toml", root / "pyproject.toml")
+    target = root / module
+    target.write_text(target.read_text() + f"\n{line}\n")
+    return _lint_imports(root)
+
+
 def test_stage_contracts_hold() -> None:
     result = _lint_imports(ROOT)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -41,15 +53,9 @@ def test_stage_contracts_hold() -> None:
 def test_contract_fails_when_the_run_stage_imports_dagster(tmp_path: Path) -> None:
     """The contract itself: a copy of the tree whose runtime imports Dagster is refused, and the
     report names the module and the import."""
-    for package in PACKAGES:
-        shutil.copytree(
-            ROOT / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__")
-        )
-    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
-    items = tmp_path / "exosphere_dagster" / "runtime" / "items.py"
-    items.write_text(items.read_text() + "\nimport dagster  # the layer violation under test\n")
-
-    result = _lint_imports(tmp_path)
+    result = _lint_broken_copy(
+        tmp_path, "exosphere_dagster/runtime/items.py", "import dagster  # the violation under test"
+    )
 
     assert result.returncode != 0
     assert "the run stage never imports Dagster BROKEN" in result.stdout
@@ -57,15 +63,11 @@ def test_contract_fails_when_the_run_stage_imports_dagster(tmp_path: Path) -> No
 
 
 def test_contract_fails_when_build_imports_an_entry_point(tmp_path: Path) -> None:
-    for package in PACKAGES:
-        shutil.copytree(
-            ROOT / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__")
-        )
-    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
-    ops = tmp_path / "exosphere_dagster" / "build" / "ops.py"
-    ops.write_text(ops.read_text() + "\nfrom exosphere_dagster.entry import cli  # noqa\n")
-
-    result = _lint_imports(tmp_path)
+    result = _lint_broken_copy(
+        tmp_path,
+        "exosphere_dagster/build/ops.py",
+        "from exosphere_dagster.entry import cli  # noqa",
+    )
 
     assert result.returncode != 0
     assert "stages: entry points over build over run BROKEN" in result.stdout
