@@ -92,16 +92,30 @@ def read_frames_from(data: bytes) -> Iterator[tuple[str, Any]]:
     return read_frames(io.BytesIO(data))
 
 
-def finished_items(frames: dict[str, Any]) -> dict[str, Any]:
-    """The finished items among a log's frames (state frames left out)."""
-    return {k: v for k, v in frames.items() if not k.startswith(STATE_PREFIX)}
+class FramedLog:
+    """What every backend shares: a log is a mapping of frames (item id or ``STATE_PREFIX`` +
+    key -> value); finished items and step state are the two views of it. A backend supplies
+    ``_frames()`` and ``record()``."""
 
+    def _frames(self) -> dict[str, Any]:
+        raise NotImplementedError
 
-def state_values(frames: dict[str, Any]) -> dict[str, Any]:
-    """The state among a log's frames, keys without their prefix."""
-    return {
-        k.removeprefix(STATE_PREFIX): v for k, v in frames.items() if k.startswith(STATE_PREFIX)
-    }
+    def record(self, item_id: str, outputs: Any) -> None:
+        raise NotImplementedError
+
+    def load(self) -> dict[str, Any]:
+        """The finished items (state frames left out)."""
+        return {k: v for k, v in self._frames().items() if not k.startswith(STATE_PREFIX)}
+
+    def load_state(self) -> dict[str, Any]:
+        """The step state, keys without their prefix."""
+        frames = self._frames()
+        return {
+            k.removeprefix(STATE_PREFIX): v for k, v in frames.items() if k.startswith(STATE_PREFIX)
+        }
+
+    def record_state(self, key: str, value: Any) -> None:
+        self.record(STATE_PREFIX + key, value)
 
 
 class CheckpointState:
@@ -124,7 +138,7 @@ class CheckpointState:
             self._values[key] = value
 
 
-class FileCheckpointLog:
+class FileCheckpointLog(FramedLog):
     """One append-only file per chunk; each item one pickle frame, flushed at once."""
 
     def __init__(self, path: Path) -> None:
@@ -137,21 +151,12 @@ class FileCheckpointLog:
         with self.path.open("rb") as fh:
             return dict(read_frames(fh))
 
-    def load(self) -> dict[str, Any]:
-        return finished_items(self._frames())
-
-    def load_state(self) -> dict[str, Any]:
-        return state_values(self._frames())
-
     def record(self, item_id: str, outputs: Any) -> None:
         if self._fh is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._fh = self.path.open("ab")
         self._fh.write(frame(item_id, outputs))
         self._fh.flush()
-
-    def record_state(self, key: str, value: Any) -> None:
-        self.record(STATE_PREFIX + key, value)
 
     def close(self) -> None:
         if self._fh is not None:

@@ -18,7 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from exosphere_dagster.runtime.checkpoint import STATE_PREFIX, finished_items, state_values
+from exosphere_dagster.runtime.checkpoint import FramedLog
 
 TABLE = "exosphere_checkpoints"
 _CREATE_LOCK_KEY = 0x65786F73  # "exos": the advisory lock held around CREATE TABLE
@@ -90,7 +90,7 @@ def close_engines() -> None:
         _ready.clear()
 
 
-class PostgresCheckpointLog:
+class PostgresCheckpointLog(FramedLog):
     def __init__(self, url: str, root_run_id: str, op_name: str, chunk_key: str) -> None:
         self.url = url
         self.key = {"root": root_run_id, "op": op_name, "chunk": chunk_key}
@@ -99,15 +99,6 @@ class PostgresCheckpointLog:
         with engine_for(self.url).connect() as conn:
             rows = conn.execute(_SELECT, self.key).all()
         return {item_id: pickle.loads(payload) for item_id, payload in rows}
-
-    def load(self) -> dict[str, Any]:
-        return finished_items(self._frames())
-
-    def load_state(self) -> dict[str, Any]:
-        return state_values(self._frames())
-
-    def record_state(self, key: str, value: Any) -> None:
-        self.record(STATE_PREFIX + key, value)
 
     def record(self, item_id: str, outputs: Any) -> None:
         payload = pickle.dumps(outputs, protocol=pickle.HIGHEST_PROTOCOL)

@@ -27,13 +27,11 @@ from typing import Any
 from urllib.parse import urlparse
 
 from exosphere_dagster.runtime.checkpoint import (
-    STATE_PREFIX,
     SUFFIX,
-    finished_items,
+    FramedLog,
     frame,
     read_frames_from,
     safe_chunk,
-    state_values,
 )
 
 MAX_ITEMS_PER_OBJECT = 500
@@ -58,7 +56,7 @@ def parse_s3_url(url: str) -> tuple[str, str]:
     return parsed.netloc, parsed.path.strip("/")
 
 
-class S3CheckpointLog:
+class S3CheckpointLog(FramedLog):
     def __init__(self, client: Any, bucket: str, prefix: str) -> None:
         self.client, self.bucket, self.prefix = client, bucket, prefix  # prefix ends with "/"
         self._pending: list[bytes] = []
@@ -66,15 +64,9 @@ class S3CheckpointLog:
         self._writing = False
         self._error: BaseException | None = None
 
-    def load(self) -> dict[str, Any]:
-        return finished_items(self._frames())
-
-    def load_state(self) -> dict[str, Any]:
-        return state_values(self._frames())
-
     def record_state(self, key: str, value: Any) -> None:
         """State is written at once (not group-committed): a batch id must survive a kill."""
-        self.record(STATE_PREFIX + key, value)
+        super().record_state(key, value)
         self.flush()
 
     def _frames(self) -> dict[str, Any]:
