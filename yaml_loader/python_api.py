@@ -150,6 +150,8 @@ def _generated_source(text: str) -> SourceMap | None:
 def load_python_clusters(path: str | Path) -> list[Cluster]:
     """Import a Python file (under a module name of its own) and return the clusters it defines
     at module level, in order: ``Cluster`` values, and those inside module-level lists/tuples.
+    The file is read for its clusters and nothing else: Dagster definitions beside them are
+    ignored (never iterated, never loaded as jobs).
 
     The file's folder is on ``sys.path`` while it runs (for its sibling modules). A failure while
     importing is a ConfigErrors at the file's line, not a traceback; two clusters with the same
@@ -191,11 +193,17 @@ def _module_name(file: Path) -> str:
 
 
 def _clusters_in(values: object) -> list[Cluster]:
+    """The ``Cluster`` values among ``values`` and inside plain lists/tuples among them.
+
+    Nothing else is touched: no attribute read, no iteration of other objects. A module may
+    also hold Dagster ``Definitions``, jobs, assets or other ``@record`` objects (named tuples
+    that refuse iteration), lazy proxies and so on; the type alone decides, so they are skipped.
+    """
     found: dict[int, Cluster] = {}
     for value in values:  # type: ignore[attr-defined]
-        items = value if isinstance(value, list | tuple) else (value,)
+        items = value if type(value) in (list, tuple) else (value,)
         for item in items:
-            if isinstance(item, Cluster):
+            if issubclass(type(item), Cluster):
                 found.setdefault(id(item), item)
     return list(found.values())
 

@@ -56,7 +56,8 @@ def _python_plans(
                     1,
                     (),
                     "the file defines no cluster",
-                    hint="assign a Cluster(...) (or a list of them) to a module-level name",
+                    hint="assign a Cluster(...) (or a list of them) to a module-level name; "
+                    "Dagster jobs and Definitions in the file are not read by exosphere",
                 )
             ]
         )
