@@ -11,6 +11,7 @@ from typing import Any
 
 from dagster import GraphDefinition, JobDefinition, graph
 
+from exosphere_dagster.build.content import CONTENT_HASH_KEY, file_hash
 from exosphere_dagster.build.op_config import (
     check_run_config,
     config_schema,
@@ -50,7 +51,12 @@ def build_job(
         resource_defs=io_resources(),
         description=_description(plan),
         tags=sla_run_tags(plan, policy),
-        metadata={"cluster file": plan.file, "trigger": plan.trigger_text, "sla": plan.sla.name},
+        metadata={
+            "cluster file": plan.file,
+            "trigger": plan.trigger_text,
+            "sla": plan.sla.name,
+            **({CONTENT_HASH_KEY: digest} if (digest := file_hash(plan.file)) else {}),
+        },
         **job_kwargs,
     )
 
