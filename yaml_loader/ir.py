@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from yaml_loader.errors import KeyPath
+from yaml_loader.identity import job_name_for as job_name_for  # the rule lives in identity.py
+from yaml_loader.identity import op_name_for as op_name_for
 from yaml_loader.models import Resources, TriggerSpec
 from yaml_loader.tiers import SlaTier
 
@@ -44,6 +46,8 @@ class SatelliteNode:
     secrets: frozenset[str]  # secret names its templates read: only these are resolved for it
     line: int
     column: int
+    key_path: KeyPath = ()  # where the satellite is in its file: cluster.satellites[2]
+    min_success_ratio: float | None = None  # the run fails only below this share of successes
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,8 @@ class ClusterPlan:
     failure_nodes: tuple[SatelliteNode, ...] = ()
     log_nodes: tuple[SatelliteNode, ...] = ()
     warnings: tuple[str, ...] = field(default=(), compare=False)
+    identifier_line: int = field(default=1, compare=False)  # where ``identifier`` is in the file
+    identifier_column: int = field(default=1, compare=False)
 
     def node(self, node_id: str) -> SatelliteNode:
         for node in (*self.nodes, *self.failure_nodes, *self.log_nodes):
@@ -100,12 +106,3 @@ class ClusterPlan:
         if t.folder:
             return f"new files in {t.folder.path} matching {t.folder.pattern}"
         return "api-call"
-
-
-def job_name_for(identifier: str) -> str:
-    """``cluster/aikin/strucutred-pdfs`` -> ``aikin__strucutred_pdfs`` (DESIGN.md naming rule)."""
-    return identifier.removeprefix("cluster/").replace("/", "__").replace("-", "_")
-
-
-def op_name_for(satellite_id: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_]", "_", satellite_id)

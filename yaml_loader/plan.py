@@ -14,6 +14,7 @@ from yaml_loader.branches import BranchGraph, RefSite
 from yaml_loader.config_check import validate_config, value_at
 from yaml_loader.errors import ConfigError, ConfigErrors, KeyPath, did_you_mean
 from yaml_loader.graph import ancestors
+from yaml_loader.identity import reserved_node_problem
 from yaml_loader.ir import (
     ClusterPlan,
     RetrySettings,
@@ -79,6 +80,7 @@ class _Planner(BranchGraph):
             )
         if self.errors:
             raise ConfigErrors(self.errors)
+        where = self.source.locate(("cluster", "identifier"))
         return ClusterPlan(
             identifier=spec.identifier,
             job_name=job_name_for(spec.identifier),
@@ -94,6 +96,8 @@ class _Planner(BranchGraph):
             failure_nodes=failure,
             log_nodes=logs,
             warnings=tuple(self.warnings),
+            identifier_line=where.line,
+            identifier_column=where.column,
         )
 
     # -- whole-file checks ---------------------------------------------------------------
@@ -115,6 +119,15 @@ class _Planner(BranchGraph):
                     )
                     continue
                 op = op_name_for(sat.id)
+                reserved = reserved_node_problem(op)
+                if reserved:
+                    self.errors.append(
+                        self.source.error(
+                            path,
+                            f"satellite identifier '{sat.id}' is reserved: {reserved}",
+                            hint="give the satellite another 'identifier'",
+                        )
+                    )
                 if op in ops:
                     self.errors.append(
                         self.source.error(
@@ -261,6 +274,7 @@ class _Planner(BranchGraph):
             secrets=frozenset(secrets),
             line=pos.line,
             column=pos.column,
+            key_path=path,
         )
 
     # -- positions -----------------------------------------------------------------------
