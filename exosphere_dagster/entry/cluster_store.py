@@ -2,9 +2,12 @@
 clusters apply`` writes them. A local folder (the default, ``./clusters``) or an S3 prefix
 (``s3://bucket/prefix``, any S3-compatible endpoint through ``AWS_ENDPOINT_URL``).
 
-Both answer the same five calls (list, read, write, delete, and a change token to watch). The
-code location loads a local folder either way: an S3 prefix is mirrored into a cache folder,
-downloading only objects whose ETag changed, and errors name the object (``shown_as``).
+Both answer the same calls (list, read, write, delete, a change token to watch) and a
+compare-and-swap, ``swap``, that writes only over the version it was made against (a folder: the
+content hash, checked under a lock file; S3: the ETag, with a conditional put or delete): what
+``exosphere clusters apply`` writes and puts back, so that it never overwrites a write it did not
+make. The code location loads a local folder either way: an S3 prefix is mirrored into a cache
+folder (store_mirror.py), and errors name the object (``shown_as``).
 """
 
 from __future__ import annotations
@@ -12,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
-import json
 import logging
 import os
 import tempfile
@@ -21,10 +23,11 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from exosphere_dagster.build.content import content_hash
 from yaml_loader.load import YAML_SUFFIXES
 
 logger = logging.getLogger("exosphere")
-MANIFEST = ".exosphere-etags.json"
+FOLDER_LOCK = ".exosphere-store.lock"  # held by a folder store's compare-and-swap
 
 
 class StoreError(Exception):
@@ -33,6 +36,15 @@ class StoreError(Exception):
 
 class StoreUnreachable(StoreError):
     """The store could not be reached at all (endpoint down, no network)."""
+
+
+class StoreConflict(StoreError):
+    """A compare-and-swap found another version of the file than the one it was made against:
+    someone else wrote (or deleted) it meanwhile, and their write was kept."""
+
+
+def _conflict(where: str) -> StoreConflict:
+    return StoreConflict(f"{where} was changed by another writer meanwhile; their version is kept")
 
 
 def check_name(name: str) -> str:
@@ -103,6 +115,30 @@ class FolderStore:
         except OSError as exc:
             raise StoreError(f"cannot delete {self.where(name)}: {exc.strerror}") from None
 
+    def read_version(self, name: str) -> tuple[bytes | None, str | None]:
+        """The file and its version (its content hash); (None, None) if there is none."""
+        data = self.read(name)
+        return data, None if data is None else content_hash(data)
+
+    def swap(self, name: str, data: bytes | None, expect: str | None) -> str | None:
+        """Write ``data`` (delete for None) only if the file's version is still ``expect``
+        (None: no file); returns the new version, or raises StoreConflict. Atomic against every
+        other ``swap`` on the folder (a lock file); a hand edit has no lock to take."""
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            lock = open(self.folder / FOLDER_LOCK, "a")  # noqa: SIM115 - closed below
+        except OSError as exc:
+            raise StoreError(f"cannot lock {self.folder}: {exc.strerror}") from None
+        with lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if self.read_version(name)[1] != expect:
+                raise _conflict(self.where(name))
+            if data is None:
+                self.delete(name)
+                return None
+            self.write(name, data)
+            return content_hash(data)
+
     def local_folder(self) -> Path:
         return self.folder
 
@@ -123,11 +159,26 @@ class S3Store:
     prefix: str = ""
     endpoint_url: str | None = None  # None: boto3's own (AWS_ENDPOINT_URL, or AWS)
     _mirror: Path | None = field(default=None, repr=False)
-    problem: str | None = field(default=None, repr=False)  # why the mirror could not be made
+    unreachable: str | None = field(default=None, repr=False, compare=False)  # never mirrored
+    # the keys the mirror skipped (their s3:// URL -> why): store_mirror.py
+    skipped: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def url(self) -> str:
         return f"s3://{self.bucket}/{self.prefix}" if self.prefix else f"s3://{self.bucket}"
+
+    @property
+    def problem(self) -> str | None:
+        """Why the location lacks some of the store: never mirrored and unreachable, or keys
+        that cannot be mirrored (the code location shows it as an ``invalid__`` job)."""
+        lines = [self.unreachable] if self.unreachable else []
+        if self.skipped:
+            lines.append(
+                f"{len(self.skipped)} object(s) of {self.url} cannot be files of a folder and "
+                "were skipped (rename them):"
+            )
+            lines += [f"  {where}: {why}" for where, why in self.skipped.items()]
+        return "\n".join(lines) or None
 
     def _key(self, name: str) -> str:
         name = check_name(name)
@@ -135,6 +186,14 @@ class S3Store:
 
     def where(self, name: str) -> str:
         return f"s3://{self.bucket}/{self._key(name)}"
+
+    def where_key(self, name: str) -> str:
+        """Any listed name's object, checked or not (to report a key that cannot be mirrored)."""
+        return (
+            f"s3://{self.bucket}/{self.prefix}/{name}"
+            if self.prefix
+            else f"s3://{self.bucket}/{name}"
+        )
 
     @contextlib.contextmanager
     def _client(self, doing: str) -> Iterator[Any]:
@@ -158,8 +217,9 @@ class S3Store:
         except BotoCoreError as exc:  # no credentials, bad region, ...
             raise StoreError(f"S3 error while {doing} {self.url}: {exc}") from None
 
-    def list(self) -> dict[str, str]:
-        """Name -> ETag of every cluster file under the prefix, in key order."""
+    def listing(self) -> dict[str, str]:
+        """Name (below the prefix, as the key has it) -> ETag of every object whose name ends
+        in .yml or .yaml, in key order, mirrorable or not (store_mirror.py)."""
         start = f"{self.prefix}/" if self.prefix else ""
         found: dict[str, str] = {}
         with self._client("listing") as s3:
@@ -168,19 +228,61 @@ class S3Store:
             ):
                 for obj in page.get("Contents", []):
                     name = obj["Key"][len(start) :]
-                    if PurePosixPath(name).suffix in YAML_SUFFIXES and ".." not in name.split("/"):
+                    if name.endswith(YAML_SUFFIXES):
                         found[name] = obj["ETag"]
         return found
 
+    def list(self) -> dict[str, str]:
+        """Name -> ETag of every cluster file the mirror holds (the others: ``skipped``)."""
+        from exosphere_dagster.entry.store_mirror import mirror_plan
+
+        return mirror_plan(self.listing())[0]
+
     def token(self) -> Any:
-        return tuple(self.list().items())
+        return tuple(self.listing().items())
 
     def read(self, name: str) -> bytes | None:
+        return self.read_version(name)[0]
+
+    def read_version(self, name: str) -> tuple[bytes | None, str | None]:
+        """The object and its version (its ETag); (None, None) if there is none."""
         with self._client("reading") as s3:
             try:
-                return s3.get_object(Bucket=self.bucket, Key=self._key(name))["Body"].read()
+                got = s3.get_object(Bucket=self.bucket, Key=self._key(name))
             except s3.exceptions.NoSuchKey:
+                return None, None
+            return got["Body"].read(), got["ETag"]
+
+    def swap(self, name: str, data: bytes | None, expect: str | None) -> str | None:
+        """Write ``data`` (delete for None) only if the object's ETag is still ``expect`` (None:
+        no object): S3's conditional put (``If-Match`` / ``If-None-Match: *``) and conditional
+        delete (``If-Match``). Returns the new ETag, or raises StoreConflict."""
+        from botocore.exceptions import ClientError
+
+        key = self._key(name)
+        with self._client("writing to") as s3:
+            try:
+                if data is not None:
+                    condition = {"IfMatch": expect} if expect else {"IfNoneMatch": "*"}
+                    put = s3.put_object(
+                        Bucket=self.bucket,
+                        Key=key,
+                        Body=data,
+                        ContentType="application/yaml",
+                        **condition,
+                    )
+                    return put["ETag"]
+                if expect:
+                    s3.delete_object(Bucket=self.bucket, Key=key, IfMatch=expect)
+                elif self.read_version(name)[1] is not None:
+                    raise _conflict(self.where(name))
                 return None
+            except ClientError as exc:
+                status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+                code = exc.response.get("Error", {}).get("Code")
+                if status in (404, 409, 412) or code in ("NoSuchKey", "PreconditionFailed"):
+                    raise _conflict(self.where(name)) from None
+                raise
 
     def write(self, name: str, data: bytes) -> None:
         with self._client("writing to") as s3:
@@ -200,11 +302,16 @@ class S3Store:
         """The prefix mirrored into the cache folder, once per store object (a process):
         later calls, and step processes forked after the first, reuse it. Never raises: when the
         store cannot be read and was never mirrored, ``problem`` says why."""
+        from exosphere_dagster.entry.store_mirror import mirror
+
         if self._mirror is None:
             try:
                 self._mirror = mirror(self, self.cache_folder())
             except StoreError as exc:  # never mirrored and unreachable: an empty location
-                self.problem = str(exc)
+                self.unreachable = str(exc)
+                self._mirror = self.cache_folder()
+            except OSError as exc:  # the cache folder itself (full disk, no permission)
+                self.unreachable = f"cannot mirror {self.url} into {self.cache_folder()}: {exc}"
                 self._mirror = self.cache_folder()
         return self._mirror
 
@@ -214,51 +321,6 @@ class S3Store:
         if file.startswith(cache + os.sep):
             return self.where(Path(file).relative_to(cache).as_posix())
         return file
-
-
-def mirror(store: S3Store, folder: Path) -> Path:
-    """Make ``folder`` hold exactly the store's cluster files: download the objects whose ETag
-    is new, remove files whose object is gone. One process at a time (a lock file); an object
-    that cannot be read is left out and logged, the rest still load. If the store cannot be
-    listed, the last mirror is kept (logged), so a blip of S3 never empties a location."""
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / ".lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        manifest_path = folder / MANIFEST
-        try:
-            known = json.loads(manifest_path.read_text())
-        except (OSError, ValueError):
-            known = {}
-        try:
-            listed = store.list()
-        except StoreError as exc:
-            if not known:
-                raise
-            logger.error("%s; loading the last copy of the store (%s)", exc, folder)
-            return folder
-        kept: dict[str, str] = {}
-        for name, etag in listed.items():
-            target = folder / name
-            if known.get(name) == etag and target.is_file():
-                kept[name] = etag
-                continue
-            try:
-                data = store.read(name)
-            except StoreError as exc:
-                logger.error("skipping %s: %s", store.where(name), exc)
-                continue
-            if data is None:
-                continue  # deleted since the listing
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-            tmp.write_bytes(data)
-            tmp.replace(target)
-            kept[name] = etag
-        for path in folder.rglob("*"):
-            if path.suffix in YAML_SUFFIXES and path.relative_to(folder).as_posix() not in kept:
-                path.unlink(missing_ok=True)
-        manifest_path.write_text(json.dumps(kept))
-    return folder
 
 
 ClusterStore = FolderStore | S3Store

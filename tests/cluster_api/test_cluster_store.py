@@ -13,10 +13,10 @@ from exosphere_dagster.entry.cluster_store import (
     S3Store,
     StoreError,
     StoreUnreachable,
-    mirror,
     open_store,
     store_name,
 )
+from exosphere_dagster.entry.store_mirror import mirror
 
 WEBHOOK = satellite_entry("satellite/exospherehost/call-webhook", config={"url": "https://e.com"})
 GOOD = dump(cluster("acme/good", [WEBHOOK])).encode()
