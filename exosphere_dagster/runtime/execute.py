@@ -160,10 +160,11 @@ async def _attempts(
 
 
 async def _call(job: ChunkJob, workers: Workers, *args: Any, **kwargs: Any) -> Any:
-    """Call the satellite once. ``timeout:`` bounds a per-item call from the moment it starts:
-    a sync call's clock starts when its worker thread picks it up, never while it waits."""
+    """Call the satellite once. ``timeout:`` bounds every call from the moment it starts (a
+    batched satellite's one call per chunk too): a sync call's clock starts when its worker
+    thread picks it up, never while it waits."""
     definition = job.definition
-    timeout = None if definition.batched else job.node.timeout
+    timeout = job.node.timeout
     if definition.is_async:
         async with asyncio.timeout(timeout):
             return await definition.fn(*args, **kwargs)
