@@ -18,12 +18,13 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from http_servers import serve_http
 from satellite_env import satellite_env
 
 POSTGRES_URL = os.environ.get(
@@ -250,17 +251,9 @@ def _handler(recorder: HttpRecorder) -> type[BaseHTTPRequestHandler]:
 @pytest.fixture(scope="session")
 def _http_recorder_server() -> Iterator[HttpRecorder]:
     recorder = HttpRecorder()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(recorder))
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    host, port = server.server_address[:2]
-    recorder.url = f"http://{host}:{port}"
-    try:
+    with serve_http(_handler(recorder)) as url:  # a backlog sized for the bursts tests send
+        recorder.url = url
         yield recorder
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -29,6 +29,7 @@ from exosphere_dagster.entry.launch import run_cluster_file
 from exosphere_dagster.runtime.execute import ChunkJob, run_chunk
 from exosphere_dagster.runtime.items import ChunkReport, seed_items
 from exosphere_dagster.runtime.logs import LogForwarder
+from http_servers import serve_http
 from satellite_ops.errors import RetryableError
 from satellite_ops.helpers.s3_client import TRANSFER_CONFIG, client_for, s3_errors, s3_uri
 from satellite_ops.registry import default_registry
@@ -232,17 +233,9 @@ def _proxy_handler(proxy: S3Proxy) -> type[BaseHTTPRequestHandler]:
 @pytest.fixture
 def s3_proxy(moto_server: str) -> Iterator[S3Proxy]:
     proxy = S3Proxy(upstream=moto_server)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _proxy_handler(proxy))
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    host, port = server.server_address[:2]
-    proxy.url = f"http://{host}:{port}"
-    try:
+    with serve_http(_proxy_handler(proxy)) as url:
+        proxy.url = url
         yield proxy
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_s3_makes_one_request_per_attempt(s3, s3_bucket, s3_proxy):
@@ -288,26 +281,28 @@ def test_a_broken_download_is_one_get_with_the_transfer_config(s3, s3_bucket, s3
 # -- New Relic: a log sink is not an item -------------------------------------------------------
 
 
-def test_a_failing_log_sink_makes_its_bounded_tries_and_never_fails_the_step(http_recorder):
+def test_a_failing_log_sink_is_retried_with_its_retries_and_never_fails_the_step(http_recorder):
+    """A log sink's batch is retried by the log forwarder with the sink's ``retries`` (here the
+    satellite's own 1, not the cluster's 3), one request per attempt, as an item would be."""
     http_recorder.reset(default=(503, {"Retry-After": "0"}, "down"))
-    text = cluster_text(WEBHOOK, {"url": "http://127.0.0.1:9/unused"}, retries=3) + (
+    text = cluster_text(WEBHOOK, {"url": "http://127.0.0.1:9/unused"}, retries=3, delay=0) + (
         "  logs:\n"
         "    satellites:\n"
         f"      - uses: {NEW_RELIC}\n"
+        "        retries: 1\n"
         "        config:\n"
         "          account-id: '42'\n"
         "          api-key: NRAK-TESTKEY-0123\n"
         f"          endpoint: {http_recorder.url}/log/v1\n"
-        "          max-attempts: 2\n"
     )
     registry = default_registry()
     cluster = plan(load_text(text), registry)
     sinks = [(node, registry.get(node.uses)) for node in cluster.log_nodes]
-    forwarder = LogForwarder(cluster, sinks, "run-1")
+    forwarder = LogForwarder(cluster, sinks, "run-1", drain_seconds=60)
     forwarder.emit("info", "sat", None, "hello")
-    forwarder.flush()  # raises nothing
-    assert forwarder.failures == 1
-    assert len(http_recorder.requests) == 2  # max-attempts, not the cluster's retries + 1
+    (stats,) = forwarder.flush()  # raises nothing
+    assert (stats.sent, stats.gave_up, stats.retries) == (0, 1, 1)
+    assert len(http_recorder.requests) == 2  # retries + 1
 
 
 # -- a whole run on a real Dagster instance ---------------------------------------------------------
@@ -344,7 +339,7 @@ def test_a_satellite_that_takes_a_context_gets_one_as_a_log_sink(http_recorder):
     registry = default_registry()
     cluster = plan(load_text(text), registry)
     sinks = [(node, registry.get(node.uses)) for node in cluster.log_nodes]
-    forwarder = LogForwarder(cluster, sinks, "run-1")
+    forwarder = LogForwarder(cluster, sinks, "run-1", drain_seconds=60)
     forwarder.emit("info", "sat", None, "hello")
     forwarder.flush()
     assert forwarder.failures == 0
