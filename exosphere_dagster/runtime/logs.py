@@ -1,8 +1,11 @@
 """Log forwarding: the cluster's structured log records go to its ``logs.satellites`` in batches.
 
 Every message a step logs (the runtime's own and the satellites') goes to Dagster's log as usual
-and, as a structured record, to a buffer that is flushed to each log sink when it fills up and
-when the step ends. A broken sink is reported as a warning and never fails the run.
+and, as a structured record, to each log sink's bounded queue (``runtime/log_delivery.py``): a
+sender thread per sink sends full batches while the step works, retried with the sink's
+``retries`` and ``delay``; at the end of the step what is left is sent, waiting at most
+``EXOSPHERE_LOG_SINK_DRAIN_SECONDS``. A slow or broken sink never fails or holds up the run:
+what it does not take is dropped, counted, and reported in the step's log.
 """
 
 from __future__ import annotations
@@ -11,11 +14,13 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from exosphere_dagster.runtime.log_delivery import SinkStats, SinkWorker
 from exosphere_dagster.runtime.secrets import redact, resolve_secrets
+from exosphere_dagster.settings import settings
 from satellite_ops.context import SatelliteContext
 from satellite_ops.registry import SatelliteDefinition
 from yaml_loader.ir import ClusterPlan, SatelliteNode
@@ -27,90 +32,117 @@ logger = logging.getLogger("exosphere.logs")
 
 @dataclass
 class LogForwarder:
-    """Buffers records for one step and sends them to the cluster's log satellites."""
+    """Queues one step's records for the cluster's log satellites, each with its own sender.
+
+    ``report`` (the step's Dagster log; the first :class:`StepLog` sets it) gets one warning
+    per sink that dropped records; queue size and drain time default to the deployment's
+    settings."""
 
     plan: ClusterPlan
     sinks: list[tuple[SatelliteNode, SatelliteDefinition]]
     run_id: str
     base_scope: Mapping[str, Any] = field(default_factory=dict)
     batch_size: int = 500
-    records: list[dict[str, Any]] = field(default_factory=list)
-    failures: int = 0
+    queue_size: int | None = None
+    drain_seconds: float | None = None
+    report: Any = None
+    workers: list[SinkWorker] = field(init=False)
+
+    def __post_init__(self) -> None:
+        config = settings()
+        self.queue_size = self.queue_size or config.log_sink_queue
+        if self.drain_seconds is None:
+            self.drain_seconds = config.log_sink_drain_seconds
+        self.workers = [
+            SinkWorker(
+                node.id,
+                _sender(node, definition, self.plan, self.base_scope, self.run_id),
+                node.retry,
+                batch_size=self.batch_size,
+                capacity=self.queue_size,
+            )
+            for node, definition in self.sinks
+        ]
+
+    @property
+    def stats(self) -> list[SinkStats]:
+        return [worker.stats for worker in self.workers]
+
+    @property
+    def failures(self) -> int:
+        """Sinks that dropped records."""
+        return sum(1 for s in self.stats if s.dropped)
 
     def emit(self, level: str, satellite: str | None, item_id: str | None, message: str) -> None:
-        if not self.sinks:
+        if not self.workers:
             return
-        self.records.append(
-            {
-                "timestamp": time.time(),
-                "level": level,
-                "cluster": self.plan.identifier,
-                "run_id": self.run_id,
-                "satellite": satellite,
-                "item_id": redact(item_id) if item_id else item_id,  # named after its object
-                "message": redact(message),
-            }
-        )
-        if len(self.records) >= self.batch_size:
-            self.flush()
+        record = {
+            "timestamp": time.time(),
+            "level": level,
+            "cluster": self.plan.identifier,
+            "run_id": self.run_id,
+            "satellite": satellite,
+            "item_id": redact(item_id) if item_id else item_id,  # named after its object
+            "message": redact(message),
+        }
+        for worker in self.workers:
+            worker.put(record)
 
-    def flush(self) -> None:
-        batch, self.records = self.records, []
-        if not batch:
-            return
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            self._deliver(batch)
-            return
-        # Called from an async satellite's event loop: sinks may block or run their own loop,
-        # so deliver from a worker thread (the loop waits, as it would for a blocking call).
-        worker = threading.Thread(target=self._deliver, args=(batch,), name="exosphere-log-sink")
-        worker.start()
-        worker.join()
+    def flush(self) -> list[SinkStats]:
+        """Send what is queued (every sink at once, within the drain time) and report drops."""
+        drain = float(self.drain_seconds or 0)
+        threads = [
+            threading.Thread(target=w.drain, args=(drain,), name=f"exosphere-drain-{w.name}")
+            for w in self.workers
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        for stats in self.stats:
+            if stats.dropped and self.report is not None:
+                self.report.warning(stats.summary())
+        return self.stats
 
-    def _deliver(self, batch: list[dict[str, Any]]) -> None:
-        for node, definition in self.sinks:
-            try:
-                _send(node, definition, self.plan, self.base_scope, batch, self.run_id)
-            except Exception as exc:  # noqa: BLE001 - a log sink never fails the run
-                self.failures += 1
-                logger.warning(
-                    "log sink %s failed (%d records dropped): %s",
-                    node.id,
-                    len(batch),
-                    redact(f"{type(exc).__name__}: {exc}"),
-                )
+    close = flush
 
 
-def _send(
+def _sender(
     node: SatelliteNode,
     definition: SatelliteDefinition,
     plan: ClusterPlan,
     base_scope: Mapping[str, Any],
-    records: list[dict[str, Any]],
     run_id: str,
-) -> None:
-    secrets = resolve_secrets(plan.secrets, node.secrets)
-    scope = log_scope(base_scope, secrets)
-    config = definition.config_model.model_validate(render_value(node.config, scope))
-    if definition.log_sink is not None:
-        definition.log_sink(config, records)
-        return
-    payload = {"records": records}  # a bring-your-own sink gets the batch as its input
-    kwargs: dict[str, Any] = {}
-    if definition.accepts_context:  # a batch of records is no item: no item id, no lineage
-        kwargs["context"] = SatelliteContext(
-            log=logger,
-            item_id="",
-            secrets=secrets,
-            run_id=run_id,
-            cluster=plan.identifier,
-            satellite=node.id,
-        )
-    result = definition.fn(config, payload, **kwargs)
-    if asyncio.iscoroutine(result):
-        asyncio.run(result)
+) -> Callable[[list[dict[str, Any]]], None]:
+    """Sends one batch to one sink: config rendered (secrets resolved) once, on first use."""
+    rendered: list[tuple[Any, dict[str, str]]] = []
+
+    def send(records: list[dict[str, Any]]) -> None:
+        if not rendered:
+            secrets = resolve_secrets(plan.secrets, node.secrets)
+            scope = log_scope(base_scope, secrets)
+            config = definition.config_model.model_validate(render_value(node.config, scope))
+            rendered.append((config, secrets))
+        config, secrets = rendered[0]
+        if definition.log_sink is not None:
+            definition.log_sink(config, records)
+            return
+        payload = {"records": records}  # a bring-your-own sink gets the batch as its input
+        kwargs: dict[str, Any] = {}
+        if definition.accepts_context:  # a batch of records is no item: no item id, no lineage
+            kwargs["context"] = SatelliteContext(
+                log=logger,
+                item_id="",
+                secrets=secrets,
+                run_id=run_id,
+                cluster=plan.identifier,
+                satellite=node.id,
+            )
+        result = definition.fn(config, payload, **kwargs)
+        if asyncio.iscoroutine(result):
+            asyncio.run(result)
+
+    return send
 
 
 class StepLog:
@@ -125,6 +157,8 @@ class StepLog:
     ) -> None:
         self._log = dagster_log
         self._forwarder = forwarder
+        if forwarder is not None and forwarder.report is None:
+            forwarder.report = dagster_log  # drops are reported in the step's own log
         self.satellite = satellite
         self.item_id = item_id
 

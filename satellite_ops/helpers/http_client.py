@@ -3,17 +3,15 @@
 The runtime owns retries (docs/runtime.md, "One retry policy"): a satellite's request makes one
 attempt per runtime attempt. A 408/425/429/5xx answer or a lost connection raises
 :class:`RetryableError` carrying the server's ``Retry-After`` (the runtime waits at least that
-long); any other unexpected status raises :class:`FatalError`. Only a log sink, which no
-runtime retries, repeats a request, through :func:`with_retries`. Error messages never carry
-request headers, and known secret values are scrubbed from response excerpts.
+long); any other unexpected status raises :class:`FatalError`. Log sinks too: the log
+forwarder retries their batches. Error messages never carry request headers, and known secret
+values are scrubbed from response excerpts.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import random
-import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -37,13 +35,6 @@ def is_retryable_status(status: int) -> bool:
 def is_2xx(status: int) -> bool:
     """The usual meaning of success."""
     return 200 <= status < 300
-
-
-def retry_delay(attempt: int, retry_after: float | None, cap: float) -> float:
-    """The server's wish when given, else exponential backoff with jitter; never above cap."""
-    if retry_after is not None:
-        return min(retry_after, cap)
-    return min(cap, 0.5 * 2 ** (attempt - 1) * (0.5 + random.random()))  # noqa: S311
 
 
 def safe_url(url: str | httpx.URL) -> str:
@@ -144,39 +135,6 @@ def send_sync(
     if not ok(response.status_code):
         raise status_error(what, response, secrets)
     return response
-
-
-def with_retries(
-    call: Callable[[], T],
-    *,
-    what: str,
-    attempts: int,
-    max_wait: float,
-    sleep: Callable[[float], Any] = time.sleep,
-) -> T:
-    """Call ``call`` up to ``attempts`` times while it raises :class:`RetryableError`, waiting
-    its Retry-After (else a jittered backoff), never more than ``max_wait`` between attempts.
-
-    Only for work no runtime retries (a log sink); a satellite makes one attempt and lets the
-    runtime retry its item, or the attempts multiply.
-    """
-    for attempt in range(1, attempts + 1):
-        try:
-            return call()
-        except RetryableError as exc:
-            if attempt >= attempts:
-                raise
-            delay = retry_delay(attempt, exc.retry_after, max_wait)
-            logger.info(
-                "%s: attempt %d/%d failed (%s), retrying in %.2fs",
-                what,
-                attempt,
-                attempts,
-                exc,
-                delay,
-            )
-            sleep(delay)
-    raise ValueError(f"attempts must be at least 1, got {attempts}")
 
 
 def header_values(headers: Mapping[str, str]) -> list[str]:

@@ -49,10 +49,9 @@ def _new_relic(url: str) -> list[dict]:
         "endpoint": f"{url}/log/v1",
         "log-level": "info",
         "batch-size": 4,
-        "max-attempts": 2,
-        "max-retry-wait-seconds": 0,
     }
-    return [satellite_entry("satellite/exospherehost/send-logs-to-new-relic", "new-relic", config)]
+    nr = "satellite/exospherehost/send-logs-to-new-relic"
+    return [satellite_entry(nr, "new-relic", config, retries=1, delay=0)]
 
 
 def _byo_sinks(out_dir: Path) -> list[dict]:
@@ -128,15 +127,28 @@ def test_new_relic_down_does_not_fail_the_run(
     assert result.success
     run = sqlite_instance.get_run_by_id(result.run_id)
     assert (run.tags["exosphere/items"], run.tags["exosphere/succeeded"]) == ("6", "6")
-    # both steps tried (2 attempts each for their first batch of 4, then gave up)
-    assert len(http_recorder.requests) == 4
+    # each step's batch (7 and 13 records, sent as payloads of 4) is tried retries + 1 = 2
+    # times: its first payload fails both times, and the batch is dropped
+    assert len(http_recorder.requests) == 2 * 2
     warnings = [r.getMessage() for r in caplog.records if r.name == "exosphere.logs"]
-    assert len(warnings) == 2
+    assert sorted(int(w.split("(")[1].split()[0]) for w in warnings) == [7, 13]
     for message in warnings:
         assert message.startswith("log sink new-relic failed (")
         assert "answered 503" in message
         assert key not in message
-    assert "(7 records dropped)" in warnings[0] or "(7 records dropped)" in warnings[1]
+    reports = [
+        e.message
+        for e in sqlite_instance.all_logs(result.run_id)
+        if e.message.startswith("log sink new-relic: ")
+    ]
+    assert sorted(reports) == [
+        "log sink new-relic: 0 record(s) sent, 13 dropped (13 failed after retries); last error: "
+        f"RetryableError: New Relic Log API POST {http_recorder.url}/log/v1 answered 503: "
+        "service unavailable",
+        "log sink new-relic: 0 record(s) sent, 7 dropped (7 failed after retries); last error: "
+        f"RetryableError: New Relic Log API POST {http_recorder.url}/log/v1 answered 503: "
+        "service unavailable",
+    ]
 
 
 def test_raising_sink_does_not_stop_the_run_or_the_other_sinks(
@@ -152,7 +164,7 @@ def test_raising_sink_does_not_stop_the_run_or_the_other_sinks(
 
     assert result.success
     warnings = [r.getMessage() for r in caplog.records if r.name == "exosphere.logs"]
-    assert sorted(warnings) == [
+    assert sorted(warnings) == [  # the cluster's retries: 0
         "log sink broken-sink failed (13 records dropped): ConnectionError: log backend is down",
         "log sink broken-sink failed (7 records dropped): ConnectionError: log backend is down",
     ]

@@ -12,10 +12,10 @@ import pytest
 from pydantic import ValidationError
 
 from satellite_ops import FatalError, RetryableError
-from satellite_ops.helpers.http_client import excerpt, parse_retry_after, retry_delay, safe_url
+from satellite_ops.helpers.http_client import excerpt, parse_retry_after, safe_url
+from satellite_ops.helpers.log_sinks import PartialDelivery
 from satellite_ops.satellites.new_relic import (
     NewRelicLogsConfig,
-    post_records,
     send_log_records,
     send_logs_to_new_relic,
 )
@@ -43,12 +43,6 @@ def test_parse_retry_after() -> None:
     assert parse_retry_after("-3") == 0.0  # never a negative wait
     for unreadable in ("soon", "nan", "inf", "", None):
         assert parse_retry_after(unreadable) is None
-
-
-def test_retry_delay_is_capped() -> None:
-    assert retry_delay(1, 120.0, cap=5.0) == 5.0
-    assert retry_delay(1, 2.0, cap=5.0) == 2.0
-    assert 0 < retry_delay(10, None, cap=3.0) <= 3.0
 
 
 def test_safe_url_and_excerpt() -> None:
@@ -183,7 +177,6 @@ def _nr_config(url: str, **extra: object) -> dict:
         "application-id": "app-9",
         "log-level": "info",
         "endpoint": url + "/log/v1",
-        "max-retry-wait-seconds": 5,
         **extra,
     }
 
@@ -242,32 +235,32 @@ def test_new_relic_batches_and_filters(http_recorder) -> None:
 
 
 @pytest.mark.integration
-def test_new_relic_sink_retries_then_fatal(http_recorder) -> None:
-    http_recorder.script([(503, {"Retry-After": "0"}, ""), (202, {}, {})])
-    _sink(_nr_config(http_recorder.url), [_record("info", "x")])
-    assert len(http_recorder.requests) == 2
+def test_new_relic_sink_makes_one_request_per_payload(http_recorder) -> None:
+    """The log forwarder retries a sink's batch (tests/exosphere_dagster/test_log_sinks.py):
+    the sink itself sends once, passing Retry-After on, and a 403 is fatal."""
+    http_recorder.script([(503, {"Retry-After": "7"}, "")])
+    with pytest.raises(RetryableError) as retryable:
+        _sink(_nr_config(http_recorder.url), [_record("info", "x")])
+    assert retryable.value.retry_after == 7 and len(http_recorder.requests) == 1
     http_recorder.script([(403, {}, "invalid key NRAK-SECRETKEY123")])
     with pytest.raises(FatalError) as caught:
         _sink(_nr_config(http_recorder.url), [_record("info", "x")])
     assert "403" in str(caught.value) and "NRAK-SECRETKEY123" not in str(caught.value)
-    assert len(http_recorder.requests) == 3  # a 403 is not tried again
+    assert len(http_recorder.requests) == 2
 
 
 @pytest.mark.integration
-def test_new_relic_sink_tries_are_bounded_and_honour_retry_after(http_recorder) -> None:
-    """The sink is the one place that repeats a request (no runtime retries a sink): at most
-    ``max-attempts`` requests per payload, waiting Retry-After up to the cap."""
-    http_recorder.reset(default=(503, {"Retry-After": "4"}, "down"))
-    config = NewRelicLogsConfig.model_validate(
-        _nr_config(http_recorder.url, **{"max-attempts": 4, "max-retry-wait-seconds": 3})
-    )
-    waits: list[float] = []
-    with pytest.raises(RetryableError):
-        post_records(
-            config, [_record("info", "x")], attempts=config.max_attempts, sleep=waits.append
-        )
-    assert len(http_recorder.requests) == 4
-    assert waits == [3.0, 3.0, 3.0]  # Retry-After 4, capped at max-retry-wait-seconds
+def test_new_relic_sink_reports_a_partial_delivery(http_recorder) -> None:
+    """Three payloads of 2 records; the second fails: the first two records (and the debug
+    record between them, below the level) count as delivered, so a retry starts after them."""
+    http_recorder.script([(202, {}, {}), (500, {}, "boom")])
+    records = [_record("info", "a"), _record("debug", "skip"), _record("info", "b")]
+    records += [_record("info", f"c{i}") for i in range(4)]
+    config = _nr_config(http_recorder.url, **{"batch-size": 2})
+    with pytest.raises(PartialDelivery) as caught:
+        _sink(config, records)
+    assert caught.value.delivered == 3 and isinstance(caught.value.cause, RetryableError)
+    assert [len(r.json[0]["logs"]) for r in http_recorder.requests] == [2, 2]
 
 
 @pytest.mark.integration
