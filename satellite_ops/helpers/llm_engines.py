@@ -152,6 +152,8 @@ def parse_chat_completion(data: Any) -> Generation:
     try:
         choice = data["choices"][0]
         text = choice["message"].get("content") or ""
+        if not isinstance(text, str):
+            raise TypeError("content is not text")
         usage = data.get("usage") or {}
         return Generation(
             text=text,

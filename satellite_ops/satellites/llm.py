@@ -259,7 +259,7 @@ async def answer_batch(
                 if outcome.finish_reason == "length":
                     exc = InvalidAnswerError(f"{exc} (cut at max-tokens={config.max_tokens})")
                 results[index] = exc
-            except FatalError as exc:
+            except Exception as exc:  # noqa: BLE001 - whatever the answer is, only its item fails
                 results[index] = exc
     return [r if r is not None else FatalError("no answer") for r in results]
 
