@@ -337,9 +337,3 @@ def open_store(url: str | Path) -> ClusterStore:
     if "://" in text:
         raise StoreError(f"unsupported clusters store {text!r}: use a folder or s3://bucket/prefix")
     return FolderStore(text)
-
-
-def store_name(job_name: str) -> str:
-    """The file a cluster is stored under: its job name (``tour/hello`` -> ``tour__hello.yml``),
-    so one identifier is one file and applying it again replaces it."""
-    return f"{job_name}.yml"

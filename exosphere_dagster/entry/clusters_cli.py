@@ -42,7 +42,8 @@ from exosphere_dagster.entry.graphql_api import (
     Unreachable,
 )
 from exosphere_dagster.entry.item_records import records
-from yaml_loader.ir import job_name_for
+from exosphere_dagster.entry.settle import CLUSTER_TAG
+from yaml_loader.identity import job_name_for
 
 FINISHED = {"SUCCESS", "FAILURE", "CANCELED"}
 
@@ -164,11 +165,11 @@ def list_command(url: str, location: str | None, as_json: bool) -> None:
         served = cluster_apply.cluster_jobs(jobs)
         last_runs = api.last_runs(loc, list(served))
     found = []
-    for job in sorted(served.values(), key=lambda j: j.tags["exosphere/cluster"]):
+    for job in sorted(served.values(), key=lambda j: j.tags[CLUSTER_TAG]):
         last = run_summary(last_runs[job.name]) if job.name in last_runs else None
         found.append(
             {
-                "identifier": job.tags["exosphere/cluster"],
+                "identifier": job.tags[CLUSTER_TAG],
                 "job": job.name,
                 "trigger": job.metadata.get("trigger"),
                 "sla": job.tags.get("exosphere/sla"),
@@ -210,9 +211,14 @@ def list_command(url: str, location: str | None, as_json: bool) -> None:
 
 
 def _cluster_job(api: DagsterApi, loc: Location, identifier: str) -> JobInfo:
+    """The job of the cluster whose identifier is ``identifier`` (not another one that has
+    the same job name)."""
     job = cluster_apply.cluster_jobs(api.jobs(loc)).get(job_name_for(identifier))
-    if job is None:
-        raise ApiError(f"no cluster {identifier!r} on {api.url} (see `exosphere clusters list`)")
+    if job is None or not cluster_apply.same_cluster(job.tags[CLUSTER_TAG], identifier):
+        held = f": job {job.name} is cluster '{job.tags[CLUSTER_TAG]}'" if job else ""
+        raise ApiError(
+            f"no cluster {identifier!r} on {api.url}{held} (see `exosphere clusters list`)"
+        )
     return job
 
 

@@ -14,7 +14,6 @@ from exosphere_dagster.entry.cluster_store import (
     StoreError,
     StoreUnreachable,
     open_store,
-    store_name,
 )
 from exosphere_dagster.entry.store_mirror import mirror
 
@@ -35,7 +34,6 @@ def test_open_store_reads_folders_and_s3_urls(tmp_path) -> None:
     for bad in ("s3:///prefix", "gs://bucket/x"):
         with pytest.raises(StoreError, match="s3://bucket/prefix"):
             open_store(bad)
-    assert store_name("tour__hello") == "tour__hello.yml"
 
 
 @pytest.mark.parametrize("name", ["../up.yml", "/abs.yml", "notes.txt", ""])
