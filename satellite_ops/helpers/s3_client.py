@@ -1,4 +1,4 @@
-"""Shared S3 plumbing for the S3 satellites: cached clients and error classification.
+"""Shared S3 plumbing for the S3 satellites: cached clients, transfer settings, error classes.
 
 Clients are cached per (endpoint, region, credentials) because building one costs tens of
 milliseconds and items of a step run concurrently; boto3 clients are thread-safe.
@@ -59,9 +59,14 @@ _CLIENT_CONFIG = Config(
     user_agent_extra="exosphere-dagster",
 )
 
-TRANSFER_CONFIG = TransferConfig(num_download_attempts=1)
-"""For managed transfers (``download_file``, ``copy``...): s3transfer re-reads a download whose
-stream breaks (5 times by default, beyond botocore's retries); here once, as any call."""
+TRANSFER_THREADS = 4
+TRANSFER_CONFIG = TransferConfig(num_download_attempts=1, max_concurrency=TRANSFER_THREADS)
+"""The S3 transfer settings every managed transfer of a client from :func:`s3_client` uses
+(``download_file``, ``upload_fileobj``, ``copy``...): s3transfer re-reads a download whose
+stream breaks (5 times by default, beyond botocore's retries), here once, as any call; and a
+transfer uses 4 threads, not 10, so that the items of a step moving files at once share the
+client's 32 pooled connections instead of queueing for them."""
+MANAGED_TRANSFERS = ("download_file", "download_fileobj", "upload_file", "upload_fileobj", "copy")
 
 
 @functools.lru_cache(maxsize=32)
@@ -78,7 +83,10 @@ def _cached_client(
         aws_session_token=session_token,
         region_name=region,
     )
-    return session.client("s3", endpoint_url=endpoint_url, config=_CLIENT_CONFIG)
+    client = session.client("s3", endpoint_url=endpoint_url, config=_CLIENT_CONFIG)
+    for name in MANAGED_TRANSFERS:  # TRANSFER_CONFIG unless a caller passes its own Config=
+        setattr(client, name, functools.partial(getattr(client, name), Config=TRANSFER_CONFIG))
+    return client
 
 
 def s3_client(
@@ -89,7 +97,10 @@ def s3_client(
     secret_key: str | None = None,
     session_token: str | None = None,
 ) -> Any:
-    """An S3 client; without keys, boto3's default chain (env, profile, role, AWS_ENDPOINT_URL)."""
+    """An S3 client; without keys, boto3's default chain (env, profile, role, AWS_ENDPOINT_URL).
+
+    The one factory of S3 clients for satellites: one request per call (botocore's retries off)
+    and :data:`TRANSFER_CONFIG` for its managed transfers, whoever calls them."""
     if (access_key is None) != (secret_key is None):
         raise FatalError("S3 credentials need both an access key and a secret key, or neither")
     return _cached_client(endpoint_url, region, access_key, secret_key, session_token)
