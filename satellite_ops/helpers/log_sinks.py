@@ -10,12 +10,15 @@ fails, the sink raises :class:`PartialDelivery` so that a retry sends only what 
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Literal, TypeVar
 
 from pydantic import Field
 
 from satellite_ops.config import SatelliteConfig
+from satellite_ops.context import SatelliteContext
 
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
 _LEVEL_ALIASES = {"warn": "warning", "fatal": "critical", "trace": "debug", "notice": "info"}
@@ -61,6 +64,23 @@ def level_rank(level: Any) -> int:
 def ids_of(record: Record) -> dict[str, str]:
     """The run, cluster, satellite and item ids a record carries (absent ones left out)."""
     return {key: str(record[key]) for key in ID_FIELDS if record.get(key) is not None}
+
+
+def record_from_item(input: Mapping[str, Any], context: SatelliteContext) -> dict[str, Any]:
+    """A sink used as an ordinary satellite sends its item as one record: ``message`` and
+    ``level`` (and ``timestamp``) from the input when present, the ids from the context."""
+    message = input.get("message")
+    if message is None:
+        message = json.dumps(dict(input), default=str, sort_keys=True)
+    return {
+        "timestamp": input.get("timestamp", time.time()),
+        "level": input.get("level", "info"),
+        "message": message,
+        "cluster": context.cluster,
+        "run_id": context.run_id,
+        "satellite": context.satellite,
+        "item_id": context.item_id,
+    }
 
 
 def bounded_chunks(

@@ -23,7 +23,14 @@ from satellite_ops.config import SingleKeyMapList
 from satellite_ops.context import SatelliteContext
 from satellite_ops.endpoints import Endpoint, StaticConfig, declares_endpoints, http_endpoint
 from satellite_ops.helpers.http_client import build_request, send_sync
-from satellite_ops.helpers.log_sinks import LogSinkConfig, Record, forward, ids_of, level_name
+from satellite_ops.helpers.log_sinks import (
+    LogSinkConfig,
+    Record,
+    forward,
+    ids_of,
+    level_name,
+    record_from_item,
+)
 from satellite_ops.registry import satellite
 
 IDENTIFIER = "satellite/exospherehost/send-logs-to-new-relic"
@@ -146,16 +153,5 @@ def send_logs_to_new_relic(
     ``message`` and ``level`` come from the input when present; the rest from the context.
     One request per runtime attempt.
     """
-    message = input.get("message")
-    if message is None:
-        message = json.dumps(dict(input), default=str, sort_keys=True)
-    record = {
-        "timestamp": input.get("timestamp", time.time()),
-        "level": input.get("level", "info"),
-        "message": message,
-        "cluster": context.cluster,
-        "run_id": context.run_id,
-        "satellite": context.satellite,
-        "item_id": context.item_id,
-    }
+    record = record_from_item(input, context)
     return [{"sent": post_records(config, [record])}]  # one request: the runtime retries the item
