@@ -23,8 +23,10 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from http_servers import serve_http
 
 PROMPT_TOKENS, COMPLETION_TOKENS = 10, 5
 MALFORMED = {  # kind -> a row of the output file that is not what the API documents
@@ -256,21 +258,10 @@ def _upload(content_type: str, body: bytes) -> str:
     raise ValueError("no file part in the upload")
 
 
-class _Server(ThreadingHTTPServer):
-    request_queue_size = 128  # the standard library's 5 refuses a burst of concurrent calls
-    daemon_threads = True
-
-
 @contextmanager
 def fake_batch_api() -> Iterator[FakeBatchApi]:
-    """A started server (threads; a listen backlog sized for bursts) and its state."""
+    """A started server (threads, a backlog for bursts: ``http_servers``) and its state."""
     api = FakeBatchApi()
-    server = _Server(("127.0.0.1", 0), type("Handler", (_Handler,), {"api": api}))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    api.url = f"http://127.0.0.1:{server.server_address[1]}/v1"
-    try:
+    with serve_http(type("Handler", (_Handler,), {"api": api})) as url:
+        api.url = f"{url}/v1"
         yield api
-    finally:
-        server.shutdown()
-        server.server_close()
