@@ -121,16 +121,17 @@ def _node_names(op_names: Iterable[str]) -> set[str]:
     return names
 
 
-def claims(plan: ClusterPlan) -> list[Claim]:
+def claims(plan: ClusterPlan, file: str | None = None) -> list[Claim]:
     """Every name the cluster's definitions may carry, by namespace. Gather nodes are claimed
     for every satellite (whether one is cut depends on the satellites), so the claim is a
-    superset of what the builder makes: never less."""
-    at = _where(plan)
+    superset of what the builder makes: never less. ``file`` is how errors name the plan's
+    file (default ``plan.file``)."""
+    at, shown = _where(plan), file or plan.file
     out: list[Claim] = []
 
     def claim(namespace: Namespace, name: str, key_path: KeyPath = ("cluster", "identifier")):
         line, column = at.get(key_path, (plan.identifier_line, plan.identifier_column))
-        out.append(Claim(namespace, name, plan.file, line, column, key_path, plan.identifier))
+        out.append(Claim(namespace, name, shown, line, column, key_path, plan.identifier))
 
     job = plan.job_name
     claim("job", job)
@@ -179,17 +180,17 @@ class FolderIdentity:
     invalid_names: dict[str, str] = field(default_factory=dict)
 
 
-def check_folder(plans: Sequence[ClusterPlan], broken: Iterable[str]) -> FolderIdentity:
-    """Keep each cluster whose names no earlier cluster took (folder order: first come, first
-    served, the same rule for every namespace); the others' files become broken, with an
-    error naming both files. Then name every broken file's stand-in job uniquely."""
+def check_folder(
+    files: Sequence[tuple[str, Sequence[ClusterPlan]]], broken: Iterable[str]
+) -> FolderIdentity:
+    """``files``: each file of a folder (as errors name it) with the clusters it plans, in
+    folder order. Keep each file whose names no earlier kept file took (first come, first
+    served, the same rule for every namespace); the others become broken, with an error naming
+    both files. Then name every broken file's stand-in job uniquely."""
     result = FolderIdentity()
     owners: dict[tuple[str, str], Claim] = {}
-    by_file: dict[str, list[ClusterPlan]] = {}
-    for plan in plans:
-        by_file.setdefault(plan.file, []).append(plan)
-    for file, planned in by_file.items():
-        errors, mine = _collisions(planned, owners)
+    for file, planned in files:
+        errors, mine = _collisions(file, planned, owners)
         if errors:
             result.errors[file] = errors
             continue
@@ -200,24 +201,27 @@ def check_folder(plans: Sequence[ClusterPlan], broken: Iterable[str]) -> FolderI
     return result
 
 
+def owners_of(plans: Iterable[ClusterPlan]) -> dict[tuple[str, str], Claim]:
+    """Every name ``plans`` (already free of collisions) claim, by (namespace, name)."""
+    return {(c.namespace, c.name): c for plan in plans for c in claims(plan)}
+
+
 def _collisions(
-    planned: list[ClusterPlan], owners: Mapping[tuple[str, str], Claim]
+    file: str, planned: Sequence[ClusterPlan], owners: Mapping[tuple[str, str], Claim]
 ) -> tuple[list[ConfigError], dict[tuple[str, str], Claim]]:
     """The file's collisions with earlier files' names (and between its own clusters)."""
     errors: list[ConfigError] = []
     mine: dict[tuple[str, str], Claim] = {}
     reported: set[tuple[str, str]] = set()
     for plan in planned:
-        for claim in claims(plan):
-            key = (claim.namespace, claim.name)
+        own = {(c.namespace, c.name): c for c in claims(plan, file)}
+        for key, claim in own.items():
             first = owners.get(key) or mine.get(key)
-            if first is None:
-                mine[key] = claim
-            elif first.identifier != claim.identifier or first.file != claim.file:
-                pair = (first.identifier, claim.identifier)
-                if pair not in reported:
-                    reported.add(pair)
-                    errors.append(_collision_error(first, claim))
+            pair = (first.identifier, claim.identifier) if first else None
+            if pair and pair not in reported:
+                reported.add(pair)
+                errors.append(_collision_error(first, claim))
+        mine.update((key, claim) for key, claim in own.items() if key not in mine)
     return errors, mine
 
 
@@ -226,6 +230,7 @@ def _collision_error(first: Claim, claim: Claim) -> ConfigError:
     same_id = first.identifier == claim.identifier
     message = (
         f"cluster '{claim.identifier}' is already defined in {first.file}"
+        f":{first.line}:{first.column} ({what} '{claim.name}')"
         if same_id
         else f"cluster '{claim.identifier}' and cluster '{first.identifier}' "
         f"({first.file}:{first.line}:{first.column}) both make Dagster {what} '{claim.name}'"

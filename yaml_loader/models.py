@@ -20,12 +20,14 @@ from pydantic import (
     ConfigDict,
     Field,
     GetJsonSchemaHandler,
+    ValidationInfo,
     WithJsonSchema,
     field_validator,
     model_validator,
 )
 from pydantic_core import CoreSchema
 
+from yaml_loader.quantities import MAX_GPUS, QUANTITY_PATTERN, gpu_count, normalised
 from yaml_loader.tiers import TIER_NAMES
 
 SUPPORTED_VERSIONS = ("0.0.1b",)
@@ -88,6 +90,9 @@ DURATION_SCHEMA = {
 }
 Duration = Annotated[float, Field(ge=0, strict=False), WithJsonSchema(DURATION_SCHEMA)]
 Retries = Annotated[int, Field(ge=0, le=100)]
+QUANTITY_SCHEMA = {
+    "anyOf": [{"type": "number", "minimum": 0}, {"type": "string", "pattern": QUANTITY_PATTERN}]
+}
 
 
 def _text_like(pattern: re.Pattern[str]) -> WithJsonSchema:
@@ -119,17 +124,35 @@ def _single_key_maps(value: Any, what: str) -> Any:
 
 
 class Resources(StrictModel):
-    """What a satellite's step asks of the machine it runs on (Kubernetes requests/limits)."""
+    """What a satellite's step asks of the machine it runs on (Kubernetes requests/limits).
+    Quantities are checked by ``yaml_loader.quantities``, the one parser placement and cost
+    read their numbers from; a number (``cpu: 2``) is kept as its text."""
 
-    cpu: str | None = Field(None, description="CPU request, e.g. '500m' or '2'.")
-    memory: str | None = Field(None, description="Memory request, e.g. '2Gi'.")
-    gpu: Annotated[int, Field(ge=0, le=16)] | None = Field(None, description="NVIDIA GPUs.")
+    cpu: Annotated[str, WithJsonSchema(QUANTITY_SCHEMA)] | None = Field(
+        None, description="CPU request, e.g. '500m' or '2'."
+    )
+    memory: Annotated[str, WithJsonSchema(QUANTITY_SCHEMA)] | None = Field(
+        None, description="Memory request, e.g. '2Gi', '512Mi', '1G'."
+    )
+    gpu: Annotated[int, Field(ge=0, le=MAX_GPUS)] | None = Field(
+        None, description="NVIDIA GPUs (a whole number)."
+    )
     image: str | None = Field(
         None, description="Container image for this step (e.g. a vLLM image)."
     )
     node_selector: dict[str, str] | None = Field(
         None, description="Extra Kubernetes node selector."
     )
+
+    @field_validator("cpu", "memory", mode="before")
+    @classmethod
+    def _quantity(cls, value: Any, info: ValidationInfo) -> Any:
+        return normalised(str(info.field_name), value)
+
+    @field_validator("gpu", mode="before")
+    @classmethod
+    def _gpus(cls, value: Any) -> Any:
+        return None if value is None else gpu_count(value)
 
 
 class SatelliteSpec(StrictModel):
@@ -155,6 +178,11 @@ class SatelliteSpec(StrictModel):
     parents: list[str] | None = None
     children: list[str] | None = None
     resources: Resources | None = None
+    launch_editable: list[str] | None = Field(
+        None,
+        description="Config keys naming what the satellite's credentials act on (bucket, "
+        "file-path...) that a launch may change; without it the cluster file fixes them.",
+    )
 
     @field_validator("uses")
     @classmethod

@@ -15,6 +15,7 @@ from yaml_loader.errors import (
     did_you_mean,
     format_key_path,
 )
+from yaml_loader.quantities import QuantityError
 from yaml_loader.source import SourceMap
 
 _TYPE_NAMES = {
@@ -158,6 +159,15 @@ def translate(
                     path,
                     f"'{_last_name(path)}' needs at least {minimum} entr{'y' if minimum == 1 else 'ies'}",
                     found=describe_value(found),
+                )
+            )
+        elif isinstance(cause := err.get("ctx", {}).get("error"), QuantityError):
+            out.append(
+                source.error(
+                    path,
+                    f"invalid {cause.key} quantity: {cause.problem}",
+                    expected=cause.expected,
+                    hint=cause.hint,
                 )
             )
         elif kind in ("value_error", "assertion_error"):

@@ -16,6 +16,7 @@ from pathlib import Path
 from satellite_ops.errors import RegistryError
 from satellite_ops.registry import SatelliteRegistry, default_registry
 from yaml_loader import ClusterPlan, ConfigError, ConfigErrors, load, plan
+from yaml_loader.identity import check_folder
 from yaml_loader.load import find_cluster_files, missing_file_error
 
 logger = logging.getLogger("exosphere")
@@ -93,7 +94,7 @@ def load_catalog(
             ConfigError("<satellite plugins>", 1, 1, (), str(exc))
         ]
         registry = default_registry()
-    owners: dict[str, str] = {}
+    files: list[tuple[str, list[ClusterPlan]]] = []
     for path in find_cluster_files(list(paths)):
         shown = shown_as(str(path)) if shown_as else str(path)
         if not path.exists():
@@ -107,22 +108,11 @@ def load_catalog(
         except ConfigErrors as exc:
             catalog.broken[shown] = _renamed(exc.errors, str(path), shown)
             continue
-        taken = [c for c in planned if c.job_name in owners]
-        if taken:
-            catalog.broken[shown] = [
-                ConfigError(
-                    shown,
-                    1,
-                    1,
-                    ("cluster", "identifier"),
-                    f"cluster '{c.identifier}' is already defined in {owners[c.job_name]}",
-                    hint="cluster identifiers must be unique across the folder",
-                )
-                for c in taken
-            ]
-            continue
-        owners.update((c.job_name, shown) for c in planned)
-        catalog.plans.extend(planned)
+        files.append((shown, planned))
+    identity = check_folder(files, catalog.broken)  # names Dagster would see twice: yaml_loader
+    catalog.plans = identity.plans
+    for file, errors in identity.errors.items():
+        catalog.broken.setdefault(file, []).extend(errors)
     for file, errors in catalog.broken.items() if log else ():
         logger.error("skipping %s:\n%s", file, "\n".join(str(e) for e in errors))
     return catalog

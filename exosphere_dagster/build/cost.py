@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import functools
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +33,7 @@ from exosphere_dagster.build.placement import GPU_RESOURCE, K8S_CONFIG_TAG, POOL
 from exosphere_dagster.settings import settings
 from yaml_loader.errors import ConfigErrors
 from yaml_loader.models import StrictModel
+from yaml_loader.quantities import QuantityError, compute_of, parse_quantity
 from yaml_loader.source import read_yaml_file, read_yaml_text
 from yaml_loader.validation import translate
 
@@ -165,17 +165,13 @@ def price_or_problem() -> tuple[PriceTable | None, str | None]:
 
 
 # -- what a step reserves ----------------------------------------------------------------------
-_QUANTITY = re.compile(r"^([0-9.]+)(m|k|M|G|T|Ki|Mi|Gi|Ti)?$")
-_FACTORS = {None: 1, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12,
-            "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}  # fmt: skip
-
-
 def quantity(value: Any) -> float:
-    """A Kubernetes quantity as a number (``"500m"`` -> 0.5, ``"1Gi"`` -> 1073741824)."""
-    found = _QUANTITY.match(str(value).strip()) if value is not None else None
-    if not found:
-        raise ValueError(f"not a Kubernetes quantity: {value!r}")
-    return float(found.group(1)) * _FACTORS[found.group(2)]
+    """A Kubernetes quantity as a number (``"500m"`` -> 0.5, ``"1Gi"`` -> 1073741824), by the
+    one parser the cluster file is checked with (yaml_loader/quantities.py)."""
+    try:
+        return float(parse_quantity(value))
+    except QuantityError:
+        raise ValueError(f"not a Kubernetes quantity: {value!r}") from None
 
 
 @dataclass(frozen=True)
@@ -198,11 +194,12 @@ def reservation(config: Mapping[str, Any] | str | None) -> Reservation:
     labels = (config.get("pod_template_spec_metadata") or {}).get("labels") or {}
     gpu = limits.get(GPU_RESOURCE) or requests.get(GPU_RESOURCE)
     memory = requests.get("memory") or limits.get("memory")
+    compute = compute_of(requests.get("cpu"), memory, gpu)
     return Reservation(
         pool=str(labels.get(POOL_LABEL) or ""),
-        cpu=quantity(requests["cpu"]) if requests.get("cpu") else 0.0,
-        gpu=quantity(gpu) if gpu else 0.0,
-        memory_gib=quantity(memory) / 2**30 if memory else 0.0,
+        cpu=compute.cpu,
+        gpu=float(compute.gpu),
+        memory_gib=compute.memory_gib,
     )
 
 

@@ -21,6 +21,7 @@ import yaml
 from exosphere_dagster.settings import settings
 from satellite_ops.registry import SatelliteDefinition
 from yaml_loader.ir import ClusterPlan, SatelliteNode
+from yaml_loader.quantities import Compute, QuantityError, compute_of, normalised
 from yaml_loader.tiers import TIERS, tier
 
 K8S_CONFIG_TAG = "dagster-k8s/config"
@@ -29,6 +30,29 @@ CAPACITY_LABEL = "exosphere.host/capacity"
 SLA_LABEL = "exosphere.host/sla"
 POOL_LABEL = "exosphere.host/pool"  # the pool's name: the price table's key (cost.py)
 _LABEL_VALUE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$")
+
+
+class PlacementError(ValueError):
+    """The placement file cannot be used: the text names the file, the key and the fix."""
+
+
+def _requests(raw: Mapping[str, Any], key: str, default: Mapping[str, str], path: Any) -> dict:
+    """``step-requests`` (and kin) of the placement file, each quantity checked by the one
+    parser (yaml_loader/quantities.py)."""
+    given = raw.get(key)
+    if not given:
+        return dict(default)
+    if not isinstance(given, Mapping):
+        raise PlacementError(f"{path}: {key}: expected a mapping like {{cpu: 500m, memory: 1Gi}}")
+    out: dict[str, str] = {}
+    for name, value in given.items():
+        if name not in ("cpu", "memory"):
+            raise PlacementError(f"{path}: {key}.{name}: unknown request (use cpu and memory)")
+        try:
+            out[name] = str(normalised(name, value))
+        except QuantityError as exc:
+            raise PlacementError(f"{path}: {key}.{exc}") from None
+    return out
 
 
 def _spot() -> dict[str, Any]:
@@ -104,15 +128,15 @@ class PlacementPolicy:
             try:
                 default_name = tier(str(name)).capacity
             except KeyError as exc:
-                raise ValueError(f"{path}: tiers.{name}: {exc.args[0]}") from None
+                raise PlacementError(f"{path}: tiers.{name}: {exc.args[0]}") from None
             tiers[str(name)] = Pool.parse(pool, default_name)
         return cls(
             tiers=tiers,
             gpu=Pool.parse(raw["gpu"]) if raw.get("gpu") else base.gpu,
             gpu_image=raw.get("gpu-image") or settings().gpu_image or None,
-            step_requests=dict(raw.get("step-requests") or base.step_requests),
-            gpu_requests=dict(raw.get("gpu-requests") or base.gpu_requests),
-            light_requests=dict(raw.get("light-requests") or base.light_requests),
+            step_requests=_requests(raw, "step-requests", base.step_requests, path),
+            gpu_requests=_requests(raw, "gpu-requests", base.gpu_requests, path),
+            light_requests=_requests(raw, "light-requests", base.light_requests, path),
         )
 
     def pool(self, sla: str) -> Pool:
@@ -146,6 +170,17 @@ def step_resources(node: SatelliteNode, definition: SatelliteDefinition) -> Step
         gpu=override.gpu if override.gpu is not None else declared.gpu,
         image=override.image,
         node_selector=dict(override.node_selector or {}),
+    )
+
+
+def step_compute(resources: StepResources, policy: PlacementPolicy) -> Compute:
+    """The numbers a satellite's steps ask for (the policy's defaults where the satellite and
+    the file say nothing): what ``satellite_k8s_config`` writes, read from the one parser."""
+    defaults = policy.gpu_requests if resources.gpu else policy.step_requests
+    return compute_of(
+        resources.cpu or defaults.get("cpu"),
+        resources.memory or defaults.get("memory"),
+        resources.gpu,
     )
 
 

@@ -18,10 +18,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from yaml_loader.identity import FAILURES_NODE as FAILURES
+from yaml_loader.identity import GATHER_SUFFIXES
+from yaml_loader.identity import START_NODE as START
 from yaml_loader.ir import ClusterPlan, SatelliteNode
 
-START = "exosphere__start"
-FAILURES = "exosphere__failures"
+REGATHER, JOIN = GATHER_SUFFIXES  # "<satellite>__rechunk", "<satellite>__join"
 
 
 @dataclass
@@ -73,9 +75,9 @@ def cut_segments(plan: ClusterPlan, registry: Any) -> list[Segment]:
         if not split and len(same) == 1:
             return home[parents[0].id]
         if len(parents) == 1:
-            key, name = ("after", parents[0].id), f"{parents[0].op_name}__rechunk"
+            key, name = ("after", parents[0].id), parents[0].op_name + REGATHER
         else:
-            key, name = ("join", node.id), f"{node.op_name}__join"
+            key, name = ("join", node.id), node.op_name + JOIN
         if key not in by_key:
             by_key[key] = Segment(name, tuple(node.parents))
             segments.append(by_key[key])

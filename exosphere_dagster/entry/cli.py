@@ -69,12 +69,13 @@ def plan_command(path: str) -> None:
         sys.exit(1)
     from exosphere_dagster.build.cost import PriceTableError
     from exosphere_dagster.build.cost_estimate import plan_cost_lines
+    from exosphere_dagster.build.placement import PlacementError
 
     for cluster in catalog.plans:
-        click.echo(render_plan(cluster))
         try:
+            click.echo(render_plan(cluster))
             click.echo("\n".join(plan_cost_lines(cluster, registry_with_plugins())))
-        except PriceTableError as exc:
+        except (PriceTableError, PlacementError) as exc:  # deployment files, not the cluster's
             click.echo(f"  cost estimate: {exc}", err=True)
             sys.exit(1)
 
