@@ -14,6 +14,9 @@ A cluster file goes through three stages, each a folder you can read on its own:
     The step body, which never imports Dagster: items, retries, timeouts, checkpoints,
     secrets and redaction, log forwarding.
 
+Dagster components (``exosphere_dagster.components``, for ``dg``): :class:`ClusterComponent`
+(one cluster) and :class:`ClusterFolderComponent` (a folder or S3 prefix of cluster files).
+
 Entry points live in ``exosphere_dagster.entry``: the ``exosphere`` CLI (``entry.cli``), the
 lazy code location (``entry.location``, published as ``exosphere_dagster.definitions:defs``),
 the dev server and the demo. Satellites themselves are in ``satellite_ops``.
@@ -36,6 +39,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # what editors and type checkers see; at run time __getattr__ imports lazily
     from exosphere_dagster.build.job import build_job as build_job
     from exosphere_dagster.build.python_ops import satellite_as_op as satellite_as_op
+    from exosphere_dagster.components import ClusterComponent as ClusterComponent
+    from exosphere_dagster.components import ClusterFolderComponent as ClusterFolderComponent
     from exosphere_dagster.definitions import build_definitions as build_definitions
     from yaml_loader.python_api import Cluster as Cluster
     from yaml_loader.python_api import Failure as Failure
@@ -55,6 +60,8 @@ _EXPORTS = {
     "satellite_as_op": "exosphere_dagster.build.python_ops",
     "build_job": "exosphere_dagster.build.job",
     "build_definitions": "exosphere_dagster.definitions",
+    "ClusterComponent": "exosphere_dagster.components",
+    "ClusterFolderComponent": "exosphere_dagster.components",
     "Cluster": "yaml_loader.python_api",
     "Failure": "yaml_loader.python_api",
     "FolderTrigger": "yaml_loader.python_api",

@@ -11,8 +11,8 @@ that one cluster; listing the location builds the folder with ``build_definition
 from __future__ import annotations
 
 import logging
-import re
 from pathlib import Path
+from typing import Any
 
 from dagster import (
     ConfigurableResource,
@@ -23,13 +23,15 @@ from dagster import (
     OpDefinition,
     Output,
     ScheduleDefinition,
+    SensorDefinition,
 )
 from pydantic import Field
 
 from exosphere_dagster.build.catalog import load_catalog, registry_with_plugins
 from exosphere_dagster.build.deadlines import deadline_sensor
 from exosphere_dagster.build.job import build_job
-from exosphere_dagster.build.lineage import cluster_asset_specs, merge_asset_specs
+from exosphere_dagster.build.lineage import EXTERNAL, cluster_asset_specs, merge_asset_specs
+from exosphere_dagster.build.sla_breach import SENSOR_NAME as BREACH_SENSOR
 from exosphere_dagster.build.sla_breach import build_breach_job, sla_breach_sensor
 from exosphere_dagster.build.triggers import build_triggers
 from exosphere_dagster.entry.cluster_store import ClusterStore, open_store
@@ -37,6 +39,7 @@ from exosphere_dagster.entry.location import lazy_repository
 from exosphere_dagster.settings import settings
 from satellite_ops.registry import SatelliteRegistry
 from yaml_loader import ClusterPlan, ConfigError
+from yaml_loader.identity import REPORT_NODE, definition_name, invalid_job_names, owners_of
 
 CLUSTERS_DIR_ENV = "EXOSPHERE_CLUSTERS_DIR"
 STORE_RESOURCE = "exosphere_clusters_store"
@@ -72,30 +75,54 @@ def build_definitions(folder: str | Path | ClusterStore | None = None) -> Defini
     catalog = load_catalog([local] if local.exists() else [], shown_as=store.shown_as)
     if store.problem:  # an S3 store never mirrored and unreachable now
         catalog.broken[store.url] = [ConfigError(store.url, 1, 1, (), store.problem)]
-    registry = registry_with_plugins()
+    return clusters_definitions(
+        catalog.plans,
+        catalog.broken,
+        registry_with_plugins(),
+        resources={STORE_RESOURCE: ClustersStore(url=store.url)},
+    )
+
+
+def clusters_definitions(
+    plans: list[ClusterPlan],
+    broken: dict[str, list[ConfigError]],
+    registry: SatelliteRegistry,
+    *,
+    resources: dict[str, Any] | None = None,
+    deadlines: SensorDefinition | None = None,
+    breach_sensor: str = BREACH_SENSOR,
+    places: bool = True,
+) -> Definitions:
+    """Planned clusters and broken files as ``Definitions``: what the code location serves, and
+    what a Dagster component builds (``exosphere_dagster.components``), which names its own
+    ``deadlines`` and ``breach_sensor`` sensors so that components merge, and may leave out the
+    specs of external places (``places=False``: two components naming one place would define
+    it twice; the satellites still depend on the places they read)."""
     jobs: list[JobDefinition] = []
     triggers = []
     alerts: list[JobDefinition] = []  # SLA-breach alert jobs (docs/sla.md)
     assets = []  # satellites and the places they name, for the catalog (lineage.py)
-    for cluster in catalog.plans:
+    for cluster in plans:
         job, *alert = cluster_jobs(cluster, registry)
         jobs.append(job)
         assets.extend(cluster_asset_specs(cluster, registry))
         triggers.extend(build_triggers(cluster, job))
         alerts.extend(alert)
     jobs.extend(alerts)
-    jobs.extend(_broken_file_job(file, errors) for file, errors in catalog.broken.items())
+    stand_ins = invalid_job_names(list(broken), owners_of(plans))  # unique, never a cluster's
+    jobs.extend(_broken_file_job(file, errs, stand_ins[file]) for file, errs in broken.items())
     schedules = [t for t in triggers if isinstance(t, ScheduleDefinition)]
     sensors = [t for t in triggers if not isinstance(t, ScheduleDefinition)]
-    sensors.append(deadline_sensor())
+    sensors.append(deadlines or deadline_sensor())
     if alerts:
-        sensors.append(sla_breach_sensor(alerts))
+        sensors.append(sla_breach_sensor(alerts, name=breach_sensor))
+    specs = merge_asset_specs(assets)
     return Definitions(
-        assets=merge_asset_specs(assets),
+        assets=specs if places else [s for s in specs if s.key.path[0] != EXTERNAL],
         jobs=jobs,
         schedules=schedules,
         sensors=sensors,
-        resources={STORE_RESOURCE: ClustersStore(url=store.url)},
+        resources=resources or {},
     )
 
 
@@ -106,17 +133,19 @@ def cluster_jobs(cluster: ClusterPlan, registry: SatelliteRegistry) -> list[JobD
     return [job, *([alert] if alert is not None else [])]
 
 
-def _broken_file_job(file: str, errors: list[ConfigError]) -> JobDefinition:
-    """A visible stand-in for a file that failed to load: its description lists the errors."""
+def _broken_file_job(file: str, errors: list[ConfigError], name: str) -> JobDefinition:
+    """A visible stand-in for a file that failed to load, named ``name`` (yaml_loader.identity
+    makes it unique): its description lists the errors."""
     text = "\n".join(str(e) for e in errors)
-    name = "invalid__" + re.sub(r"[^A-Za-z0-9_]", "_", Path(file).stem)
 
     def compute(context, inputs):
         raise Failure(description=f"{file} failed to load:\n{text}")
         yield Output(None)  # pragma: no cover - makes this a generator
 
     op = OpDefinition(
-        compute_fn=compute, name=f"{name}__report", description="Fails with the file's errors."
+        compute_fn=compute,
+        name=definition_name(name, REPORT_NODE),
+        description="Fails with the file's errors.",
     )
     return GraphDefinition(name=name, node_defs=[op]).to_job(
         description=f"This cluster file failed to load and was skipped:\n\n```\n{text}\n```",
@@ -128,4 +157,4 @@ def _broken_file_job(file: str, errors: list[ConfigError]) -> JobDefinition:
 _STORE = clusters_store()
 defs = lazy_repository(_STORE.local_folder, lambda _folder: build_definitions(_STORE), cluster_jobs)
 
-__all__ = ["defs", "build_definitions"]
+__all__ = ["defs", "build_definitions", "clusters_definitions"]

@@ -142,9 +142,9 @@ def apply_deadline_policy(instance, now: datetime | None = None) -> tuple[int, i
     return stamped, len(changes)
 
 
-def deadline_sensor() -> SensorDefinition:
+def deadline_sensor(name: str = SENSOR_NAME) -> SensorDefinition:
     @sensor_decorator(
-        name=SENSOR_NAME,
+        name=name,
         minimum_interval_seconds=settings().deadline_interval,
         default_status=DefaultSensorStatus.RUNNING,
         description="Stamps deadlines on runs launched by hand and raises the priority of "

@@ -168,11 +168,13 @@ def breach_message(run, record, failure_text: str = "") -> str | None:
     )
 
 
-def sla_breach_sensor(breach_jobs: list[JobDefinition]) -> SensorDefinition:
+def sla_breach_sensor(
+    breach_jobs: list[JobDefinition], name: str = SENSOR_NAME
+) -> SensorDefinition:
     names = {job.name for job in breach_jobs}
 
     @run_failure_sensor(
-        name=SENSOR_NAME,
+        name=name,
         minimum_interval_seconds=settings().sla_sensor_interval,
         request_jobs=breach_jobs,
         default_status=DefaultSensorStatus.RUNNING,

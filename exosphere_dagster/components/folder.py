@@ -1,0 +1,58 @@
+"""``exosphere_dagster.ClusterFolderComponent``: the watched folder as a Dagster component.
+
+Every cluster file of a folder (beside defs.yaml, anywhere on disk, or an ``s3://bucket/prefix``
+mirrored as the code location mirrors it) is its own cluster; a broken file is skipped and shown
+as an ``invalid__<file>`` job carrying its errors, as in the code location."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from dagster import Definitions
+from dagster.components import Component, ComponentLoadContext
+
+from exosphere_dagster.build.catalog import load_catalog, registry_with_plugins
+from exosphere_dagster.components.attributes import FolderAttributes
+from exosphere_dagster.components.cluster import ClusterLoadError, component_sensors
+from exosphere_dagster.definitions import clusters_definitions
+from exosphere_dagster.entry.cluster_store import open_store
+from yaml_loader import ConfigError
+
+
+@dataclass(frozen=True)
+class ClusterFolderComponent(Component):
+    """A folder or S3 prefix of exosphere cluster files, each its own job; broken files show as
+    invalid__<file> jobs. ``attributes``: ``path``."""
+
+    path: str
+
+    @classmethod
+    def get_model_cls(cls) -> type[FolderAttributes]:
+        return FolderAttributes
+
+    @classmethod
+    def load(cls, attributes: Any, context: ComponentLoadContext) -> ClusterFolderComponent:
+        if not isinstance(attributes, FolderAttributes):
+            raise ClusterLoadError(f"{context.path}: attributes: expected 'path' (a folder)")
+        where = attributes.path
+        if "://" not in where:
+            where = str((context.path / where).resolve())
+        return cls(path=where)
+
+    def build_defs(self, context: ComponentLoadContext) -> Definitions:
+        store = open_store(self.path)
+        local = store.local_folder()
+        catalog = load_catalog([local] if local.exists() else [], shown_as=store.shown_as)
+        if not local.exists():
+            catalog.broken[store.url] = [
+                ConfigError(store.url, 1, 1, (), "no such folder", hint="check 'path'")
+            ]
+        if store.problem:
+            catalog.broken[store.url] = [ConfigError(store.url, 1, 1, (), store.problem)]
+        return clusters_definitions(
+            catalog.plans,
+            catalog.broken,
+            registry_with_plugins(),
+            **component_sensors(str(context.path.relative_to(context.defs_module_path))),
+        )
