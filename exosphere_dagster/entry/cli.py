@@ -201,8 +201,8 @@ def rerun(run_id: str, from_failure: bool) -> None:
 @click.argument("folder", required=False)
 @click.option("--port", default=3000, show_default=True)
 def dev(folder: str | None, port: int) -> None:
-    """Start `dagster dev` on a watched clusters store: a folder or an s3://bucket/prefix
-    (default: EXOSPHERE_CLUSTERS_DIR, else ./clusters)."""
+    """Start `dg dev` (Dagster's dev server) on a watched clusters store: a folder or an
+    s3://bucket/prefix (default: EXOSPHERE_CLUSTERS_DIR, else ./clusters)."""
     from exosphere_dagster.entry.devserver import serve
     from exosphere_dagster.settings import settings
 

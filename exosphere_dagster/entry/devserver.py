@@ -1,5 +1,8 @@
-"""``exosphere dev``: ``dagster dev`` on a watched clusters store (a folder or an S3 prefix),
+"""``exosphere dev``: ``dg dev`` on a watched clusters store (a folder or an S3 prefix),
 reloading the code location itself whenever a cluster file is added, changed or removed.
+
+``dg dev -m <module>`` starts Dagster's own dev server directly (``dagster dev`` is superseded
+by it in Dagster 1.13 and says so on every start); no dg project is needed.
 
 The watch is a poll of the store's change token (a folder's file times and sizes, an S3
 listing's ETags); ``exosphere clusters watch`` runs the same loop beside any webserver."""
@@ -94,7 +97,7 @@ def serve(folder: str | Path, port: int) -> int:
     command = [
         sys.executable,
         "-m",
-        "dagster",
+        "dagster_dg_cli.cli",
         "dev",
         "-m",
         LOCATION_NAME,
