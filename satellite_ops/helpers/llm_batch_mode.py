@@ -23,8 +23,10 @@ step finds its batch again, and when it gives up waiting.
   Rows are dropped from the state once their answers were handed to the runtime, so an item
   the runtime retries (an invalid answer, a failed row) goes out again, in a new and smaller
   batch when there is still time, synchronously when not.
-* **Interruption.** A terminated run cancels the batch it waits for (``BatchClient.wait``);
-  a killed process cannot, and its re-execution re-attaches instead.
+* **Interruption.** A terminated run, or a call cut by the satellite's ``timeout:``, cancels
+  the batch it waits for (``BatchClient.wait``) and leaves its record in the state: the next
+  run of the chunk keeps the rows it answered. A killed process cannot cancel; its
+  re-execution re-attaches instead.
 """
 
 from __future__ import annotations
