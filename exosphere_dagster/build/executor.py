@@ -4,8 +4,10 @@ instance's storage, the product and the satellites (``exosphere_dagster.entry.pr
 Dagster's default (``spawn``) every step re-imports all of that (about 2 s here); a fork costs
 milliseconds (bench/job_execute.py).
 
-It is Dagster's ``multi_or_in_process_executor`` with one more default, so run config still
-chooses as usual: ``execution: config: in_process: {}``, ``multiprocess: max_concurrent: 4``,
+It is Dagster's ``multi_or_in_process_executor`` with two more defaults, so run config still
+chooses as usual. ``step_dependency_config: {require_upstream_step_success: false}``: a chunk
+step that fails for an item yields its good items first, and the steps after it start on them
+(docs/decisions.md, "Good items keep moving"). Choices: ``execution: config: in_process: {}``, ``multiprocess: max_concurrent: 4``,
 or ``multiprocess: start_method: spawn: {}`` for a fresh interpreter per step.
 ``EXOSPHERE_EXECUTOR=k8s`` replaces it with ``k8s_job_executor`` (placement.executor_from_env).
 """
@@ -42,13 +44,36 @@ DAGSTER_PRELOAD = "dagster._core.executor.multiprocess"  # Dagster puts it first
 logger = logging.getLogger("exosphere")
 
 
+PARTIAL_OUTPUTS = {"require_upstream_step_success": False}
+
+
+def partial_outputs(fields: Mapping[str, Field]) -> dict[str, Field]:
+    """An executor's config fields with ``step_dependency_config`` defaulting to "a step starts
+    once the outputs it reads exist", even when the step that yielded them then failed."""
+    found = dict(fields)
+    if "step_dependency_config" in found:
+        field = found["step_dependency_config"]
+        found["step_dependency_config"] = Field(
+            field.config_type,
+            is_required=False,
+            default_value=PARTIAL_OUTPUTS,
+            description="Default here: steps start on the outputs a failed step did yield "
+            "(the good items of a chunk whose step failed for another item).",
+        )
+    return found
+
+
 def _config_schema() -> Field:
     """Dagster's own ``multiprocess``/``in_process`` selector, with forkserver as the default
     start method (so ``multiprocess: {max_concurrent: 4}`` still forks from the preloaded
-    server) and ``multiprocess`` the default choice, as in Dagster."""
+    server), ``multiprocess`` the default choice, as in Dagster, and partial outputs moving on."""
     choices = dict(multi_or_in_process_executor.config_schema.config_type.fields)
+    in_process = choices["in_process"]
+    choices["in_process"] = Field(
+        partial_outputs(in_process.config_type.fields), description=in_process.description
+    )
     multiprocess = choices["multiprocess"]
-    fields = dict(multiprocess.config_type.fields)
+    fields = partial_outputs(multiprocess.config_type.fields)
     start = fields["start_method"]
     fields["start_method"] = Field(
         start.config_type,
@@ -74,13 +99,59 @@ def exosphere_executor(init_context: InitExecutorContext) -> Executor:
     inner = creation(init_context)
     start = (init_context.executor_config.get("multiprocess") or {}).get("start_method") or {}
     if "forkserver" not in start:
-        return inner
+        return PartialOutputsExecutor(inner)
     executor = ForkserverExecutor(inner, start["forkserver"].get("preload_modules"))
     executor.start(init_context.job)  # now: the server preloads while the run starts up
     return executor
 
 
-class ForkserverExecutor(Executor):
+SUMMARY_STEP = "exosphere__summary"  # build/summary.py's SUMMARY_OP (not imported: no cycle)
+
+
+class PartialOutputsExecutor(Executor):
+    """Dagster's executor, with one guard on ``require_upstream_step_success: false``.
+
+    Dagster's "from failure" does not re-create the mapped steps a killed run never started;
+    a step collecting their outputs would then wait for ever for outputs nothing will yield.
+    A re-execution of a run whose summary step never ended (killed, or stopped by a crash)
+    therefore runs with Dagster's default (a step waits for its upstream steps to succeed),
+    and the gathering and summary steps run the missing chunks inline (ops.complete)."""
+
+    def __init__(self, inner: Executor) -> None:
+        self._inner = inner
+
+    @property
+    def retries(self) -> Any:
+        return self._inner.retries
+
+    @property
+    def step_dependency_config(self) -> Any:
+        return self._inner.step_dependency_config
+
+    def execute(self, plan_context: Any, execution_plan: Any) -> Iterator[Any]:
+        config = self._inner.step_dependency_config
+        if not config.require_upstream_step_success and not _parent_summed_up(plan_context):
+            from dagster._core.execution.step_dependency_config import StepDependencyConfig
+
+            plan_context.log.info(
+                "the parent run never reached its summary step (killed?): steps wait for their "
+                "upstream steps to succeed in this re-execution"
+            )
+            self._inner._step_dependency_config = StepDependencyConfig.default()  # type: ignore[attr-defined]
+        yield from self._inner.execute(plan_context, execution_plan)
+
+
+def _parent_summed_up(plan_context: Any) -> bool:
+    """True for a first run, or a re-execution whose parent's summary step ended: then every
+    mapped step of the parent started, and every output a step here reads exists or will."""
+    parent = plan_context.dagster_run.parent_run_id
+    if not parent:
+        return True
+    stats = plan_context.instance.get_run_step_stats(parent, step_keys=[SUMMARY_STEP])
+    return any(s.end_time for s in stats)
+
+
+class ForkserverExecutor(PartialOutputsExecutor):
     """Dagster's multiprocess executor, with a forkserver that matches this process.
 
     Python keeps one forkserver per process, started with the environment, ``sys.path``, working
@@ -91,16 +162,8 @@ class ForkserverExecutor(Executor):
     differ from what it started with."""
 
     def __init__(self, inner: Executor, preload: Sequence[str] | None) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self._preload = list(preload) if preload is not None else None
-
-    @property
-    def retries(self) -> Any:
-        return self._inner.retries
-
-    @property
-    def step_dependency_config(self) -> Any:
-        return self._inner.step_dependency_config
 
     def start(self, job: Any) -> None:
         """Start (or keep) the forkserver for ``job``, a ``ReconstructableJob``."""
@@ -109,7 +172,7 @@ class ForkserverExecutor(Executor):
 
     def execute(self, plan_context: Any, execution_plan: Any) -> Iterator[Any]:
         self.start(plan_context.reconstructable_job)
-        yield from self._inner.execute(plan_context, execution_plan)
+        yield from super().execute(plan_context, execution_plan)
 
 
 @contextlib.contextmanager

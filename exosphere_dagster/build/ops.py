@@ -34,7 +34,7 @@ from exosphere_dagster.build.cost import (
 )
 from exosphere_dagster.build.segments import START, Segment
 from exosphere_dagster.build.step_runner import StepRunner
-from exosphere_dagster.runtime.chunking import run_chunk_size, split
+from exosphere_dagster.runtime.chunking import keyed_chunks, run_chunk_size
 from exosphere_dagster.runtime.items import Chunk, ChunkReport, FailedItem, Item, seed_items
 from exosphere_dagster.runtime.secrets import redact, redaction_values
 from yaml_loader.ir import ClusterPlan, SatelliteNode
@@ -53,10 +53,33 @@ def definition_name(plan: ClusterPlan, node_name: str) -> str:
 
 
 def chunk_outputs(items: list[Item], size: int) -> Iterator[DynamicOutput | Output]:
-    chunks = {f"c{i:05d}": chunk for i, chunk in enumerate(split(items, size))}
+    yield from keyed_outputs(keyed_chunks(items, size))
+
+
+def keyed_outputs(chunks: dict[str, list[Item]]) -> Iterator[DynamicOutput | Output]:
     for key, chunk in chunks.items():
         yield DynamicOutput(Chunk(key, chunk), mapping_key=key, output_name="chunks")
-    yield Output(chunks, "manifest", metadata={"items": len(items), "chunks": len(chunks)})
+    count = sum(len(c) for c in chunks.values())
+    yield Output(chunks, "manifest", metadata={"items": count, "chunks": len(chunks)})
+
+
+PLACED = "chunks"  # a gathering step's checkpoint log (chunk name) of where each item went
+
+
+def placed_chunks(runner: StepRunner, segment: Segment, items: list[Item], size: int) -> Any:
+    """``items`` in the segment's chunks, each item in the chunk an earlier run of this step
+    put it in (kept in the root run's checkpoints): re-executed, the step adds the retried
+    items' children as new chunks instead of shifting the others into other chunks."""
+    log = runner.store.log_for(runner.root_run_id, segment.name, PLACED)
+    try:
+        placed = log.load_state().get(PLACED) or {}
+        chunks = keyed_chunks(items, size, placed)
+        now = {item.id: key for key, part in chunks.items() for item in part}
+        if any(placed.get(i) != k for i, k in now.items()):
+            log.record_state(PLACED, {**placed, **now})
+    finally:
+        log.close()
+    return chunks
 
 
 def _segment_chunk_size(plan: ClusterPlan, count: int, batched: bool) -> int:
@@ -156,18 +179,19 @@ def gather_op(
                 caught.update(
                     complete(runner, seg, inputs[f"manifest_{name}"], set(results), targets)
                 )
+            results.update((k, v) for k, v in caught.items() if k[0] in segment.sources)
+            items: list[Item] = []
+            for _, (children, report) in sorted(results.items()):
+                if segment.from_failures:
+                    items.extend(f.to_failure_item() for f in report.failed)
+                else:
+                    items.extend(children)
+            size = _segment_chunk_size(plan, len(items), batched)
+            chunks = placed_chunks(runner, segment, items, size)
         finally:
             runner.close()
-        results.update((k, v) for k, v in caught.items() if k[0] in segment.sources)
-        items: list[Item] = []
-        for _, (children, report) in sorted(results.items()):
-            if segment.from_failures:
-                items.extend(f.to_failure_item() for f in report.failed)
-            else:
-                items.extend(children)
-        size = _segment_chunk_size(plan, len(items), batched)
-        context.log.info(f"{len(items)} item(s) in chunks of up to {size}")
-        yield from chunk_outputs(items, size)
+        context.log.info(f"{len(items)} item(s) in {len(chunks)} chunk(s) of up to {size}")
+        yield from keyed_outputs(chunks)
         yield Output([r for _, r in caught.values()], "caught_up")
 
     sources = [f"from_{plan.node(s).op_name}" for s in segment.sources]
@@ -195,10 +219,15 @@ def satellite_op(
     config_schema: Any,
     make_runner: RunnerFactory,
 ) -> OpDefinition:
-    """One satellite over one chunk: the op whose mapped copies (one per chunk) do the work. A
-    chunk with an item that failed and has no failure branch ends red, naming the item, after
-    its good items are checkpointed: re-executing from failure retries exactly that item."""
+    """One satellite over one chunk: the op whose mapped copies (one per chunk) do the work.
+
+    Its good items and its report are yielded first, always: the steps after it start on them
+    (the executor's ``require_upstream_step_success: false``) and the summary counts the chunk.
+    Then a chunk with an item that failed and has no failure branch (nor a
+    ``min-success-ratio``, which the summary checks over the whole run) ends red, naming the
+    item; its good items are checkpointed, so re-executing from failure retries exactly it."""
     handled = node.id in plan.routed_nodes()
+    tolerated = node.min_success_ratio is not None  # the summary decides over every chunk
     where = reservation_of(op_tags)  # what the step's pod asks for, and its pool
 
     def compute(context, ins: dict[str, Any]) -> Iterator[Output]:
@@ -208,21 +237,21 @@ def satellite_op(
         runner = make_runner(context)
         try:
             children, report = runner.run(node, key, [i for c in chunks for i in c.items])
-            _log_failures(context, runner, node, report, handled)
+            _log_failures(context, runner, node, report, handled, tolerated)
             model = model_of(
                 runner.node_config(node).config, runner.definitions[node.id].config_model
             )
         finally:
             runner.close()
         cost = _cost(context, report, where, time.perf_counter() - started, model)
-        if report.failed and not handled:
+        yield Output(Chunk(key, children), "items", metadata=_items_metadata(children))
+        yield Output(report, "report", metadata=_report_metadata(report, cost))
+        if report.failed and not handled and not tolerated:
             raise Failure(
                 description=_failure_text(node, report),
                 metadata=_report_metadata(report, cost),
                 allow_retries=False,  # items were retried inside the step already
             )
-        yield Output(Chunk(key, children), "items", metadata=_items_metadata(children))
-        yield Output(report, "report", metadata=_report_metadata(report, cost))
 
     return OpDefinition(
         compute_fn=compute,
@@ -247,16 +276,28 @@ def _cost(
         return None
     cost = step_cost(table, where, seconds, report.metrics, model)
     report.metrics.update(cost.metrics())
+    report.cost_problems = list(cost.problems)
     for problem in cost.problems:
         context.log.warning(f"cost of this step is incomplete: {problem}")
     return cost
 
 
 def _log_failures(
-    context: Any, runner: StepRunner, node: SatelliteNode, report: ChunkReport, handled: bool
+    context: Any,
+    runner: StepRunner,
+    node: SatelliteNode,
+    report: ChunkReport,
+    handled: bool,
+    tolerated: bool = False,
 ) -> None:
     """One error event per failed item (up to MAX_LISTED), naming it and its lineage."""
-    verdict = "routed to the failure branch" if handled else "with no failure branch to take it"
+    verdict = (
+        "routed to the failure branch"
+        if handled
+        else f"counted against min-success-ratio {node.min_success_ratio}"
+        if tolerated
+        else "with no failure branch to take it"
+    )
     for failed in report.failed[:MAX_LISTED]:
         context.log.error(
             f"{node.id}: item {failed.item.id} failed after {failed.attempts} attempt(s), "
@@ -277,7 +318,8 @@ def _lineage_text(failed: FailedItem, secrets: tuple[str, ...]) -> str:
 def _failure_text(node: SatelliteNode, report: ChunkReport) -> str:
     lines = [
         f"{len(report.failed)} item(s) of chunk {report.chunk} failed at '{node.id}' with no "
-        f"failure branch to take them ({report.succeeded} succeeded and are checkpointed):"
+        f"failure branch to take them ({report.succeeded} succeeded, are checkpointed and went "
+        "on to the next satellites in this run):"
     ]
     lines += [f"  {f.item.id}: {f.error}" for f in report.failed[:MAX_LISTED]]
     lines.append(

@@ -66,7 +66,9 @@ class StepRunner:
         except SecretResolutionError as exc:
             log.error(f"{node.id}: {exc}")
             failed = [FailedItem(i, node.id, str(exc), type(exc).__name__, 0) for i in items]
-            return [], ChunkReport(node.id, chunk=chunk_key, items_in=len(items), failed=failed)
+            return [], ChunkReport(
+                node.id, chunk=chunk_key, items_in=len(items), failed=failed, run_id=self.run_id
+            )
         job = ChunkJob(
             node=node,
             definition=self.definitions[node.id],
@@ -81,7 +83,7 @@ class StepRunner:
             batch=self.batch,
         )
         children, report = run_chunk(job, items)
-        report.chunk = chunk_key
+        report.chunk, report.run_id = chunk_key, self.run_id
         log.info(
             f"{node.id}: {report.items_in} in, {report.succeeded} succeeded, "
             f"{len(report.failed)} failed, {report.outputs} out"

@@ -1,9 +1,11 @@
 """The summary step: every item path ends once, as succeeded, routed or failed. It adds up the
 satellites' chunk reports (running inline any chunk whose step never ran), stamps the counts and
 the run's cost on the run and records them on the cluster's assets, whose history Dagster plots.
+It runs in failed runs too: a red chunk step yields its report before it fails.
 
-The run's cost (cost.py) is its satellite steps' (each priced its own) plus its light steps'
-(start, gathering, summary: their wall time from the event log x their small requests)."""
+The run's cost (cost.py) is what this run's own steps spent, red ones included (each priced its
+own), plus its light steps' (start, gathering, summary: their wall time from the event log x
+their small requests). A re-execution counts only its own steps, not its parent's."""
 
 from __future__ import annotations
 
@@ -35,6 +37,7 @@ COUNT_TAGS = {
     "routed_to_failure": "exosphere/routed",
     "failed_unhandled": "exosphere/failed",
 }
+COST_NOTE_TAG = "exosphere/cost_note"  # why the cost is missing or incomplete
 Materialize = Callable[[ClusterPlan, dict[str, Any]], list[AssetMaterialization]]
 
 
@@ -53,7 +56,8 @@ def summary_op(
     make_runner: RunnerFactory,
     materialize: Materialize | None = None,
 ) -> OpDefinition:
-    """Add up every satellite's reports; fail only if an item failed with no handler."""
+    """Add up every satellite's reports; fail if an item failed with no handler (or, at a
+    satellite with ``min-success-ratio``, if fewer than that share succeeded there)."""
     routed = plan.routed_nodes()
     input_names = summary_inputs(plan, segments)
 
@@ -89,10 +93,13 @@ def summary_op(
             by_node.setdefault(node_id, []).append(report)
         totals = summarise(plan, by_node)
         light = {s.name for s in segments} | {SUMMARY_OP}
-        cost, per_cost, source = run_cost(context, list(reports.values()), models, light)
+        own = [r for r in reports.values() if r.run_id in (context.run_id, "")]
+        cost, per_cost, source, problems = run_cost(context, own, models, light)
         tags = {tag: str(totals[key]) for key, tag in COUNT_TAGS.items()}
         if "cost_usd" in cost:
             tags[COST_TAG] = f"{cost['cost_usd']:.6f}"
+        if problems:
+            tags[COST_NOTE_TAG] = cost_note(problems, "cost_usd" in cost)
         context.instance.add_run_tags(context.run_id, tags)
         found = materialize(plan, totals) if materialize else []
         yield from with_costs(plan, found, per_cost)
@@ -103,13 +110,11 @@ def summary_op(
         metadata.update(cost)
         if source:
             metadata["cost/prices"] = MetadataValue.text(source)
-        if totals["failed_unhandled"]:
-            raise Failure(
-                description=f"{totals['failed_unhandled']} item(s) failed with no failure "
-                "branch to take them (see the failed satellites' 'failures' metadata)",
-                metadata=metadata,
-                allow_retries=False,
-            )
+        if problems:
+            metadata["cost/problems"] = MetadataValue.text("\n".join(problems))
+        verdicts = failing(plan, totals["per_satellite"])
+        if verdicts:
+            raise Failure(description="\n".join(verdicts), metadata=metadata, allow_retries=False)
         yield Output(None, "result", metadata=metadata)
 
     return OpDefinition(
@@ -117,7 +122,9 @@ def summary_op(
         name=definition_name(plan, SUMMARY_OP),
         ins={name: In(DagsterAny) for name in input_names},
         outs={"result": Out(DagsterAny)},
-        description="Counts items in, succeeded and routed to failure; fails on unhandled failures.",
+        description="Counts items in, succeeded, routed and failed, and the run's cost, in failed "
+        "runs too; fails the run on failed items with no failure branch (or below a satellite's "
+        "min-success-ratio).",
         tags={"exosphere/role": "summary"},
     )
 
@@ -154,26 +161,62 @@ def summarise(plan: ClusterPlan, reports: dict[str, list[ChunkReport]]) -> dict[
     }
 
 
+def failing(plan: ClusterPlan, per: dict[str, dict[str, int]]) -> list[str]:
+    """Why the run fails, one line per satellite: items failed with no handler there, or fewer
+    than its ``min-success-ratio`` succeeded. Empty: the run succeeds."""
+    routed, lines = plan.routed_nodes(), []
+    for node_id, row in per.items():
+        if not row["failed"] or node_id in routed:
+            continue
+        ratio = plan.node(node_id).min_success_ratio
+        if ratio is None:
+            lines.append(
+                f"{node_id}: {row['failed']} item(s) failed with no failure branch to take them "
+                "(see its steps' 'failures' metadata); re-execute from failure to retry them"
+            )
+        elif row["succeeded"] < ratio * row["in"]:
+            lines.append(
+                f"{node_id}: {row['succeeded']} of {row['in']} item(s) succeeded, below its "
+                f"min-success-ratio {ratio}; re-execute the run to retry the "
+                f"{row['failed']} failed item(s) (the others come from checkpoints)"
+            )
+    return lines
+
+
+def cost_note(problems: list[str], priced: bool) -> str:
+    """The ``exosphere/cost_note`` tag: the cost is missing, or incomplete, and why."""
+    text = ("incomplete: " if priced else "no cost: ") + problems[0]
+    more = (
+        f" (+{len(problems) - 1} more in the summary's cost/problems)" if len(problems) > 1 else ""
+    )
+    return text[: 240 - len(more)] + more
+
+
 def run_cost(
     context: Any,
     reports: list[ChunkReport],
     models: dict[str, tuple[str, str] | None],
     light_steps: set[str],
-) -> tuple[dict[str, float], dict[str, float], str]:
-    """(the run's summed costs and usage, cost per satellite, the prices' source). A report
-    without a cost ran inline in a light step: its compute is that step's, its tokens are
-    priced here. Light steps: event-log wall time x the summary's own (light) requests."""
+) -> tuple[dict[str, float], dict[str, float], str, list[str]]:
+    """(the run's summed costs and usage, cost per satellite, the prices' source, what could not
+    be priced). A report without a cost ran inline in a light step: its compute is that
+    step's, its tokens are priced here. Light steps: event-log wall time x the summary's own
+    (light) requests."""
     table, problem = price_or_problem()
     if table is None:
         context.log.error(f"no cost for this run: {problem}")
-        return {}, {}, ""
+        return {}, {}, "", [problem or "no prices"]
     numbers: list[dict[str, float]] = []
     per: dict[str, float] = {}
+    problems: list[str] = []
     for report in reports:
         metrics = dict(report.metrics)
+        problems.extend(p for p in report.cost_problems if p not in problems)
         if "cost_usd" not in metrics:
-            usd, _ = token_cost(table, models.get(report.satellite), metrics)
+            usd, note = token_cost(table, models.get(report.satellite), metrics)
             metrics.update({"cost/tokens_usd": usd, "cost_usd": usd})
+            if note and note not in problems:
+                problems.append(note)
         per[report.satellite] = per.get(report.satellite, 0.0) + metrics["cost_usd"]
         numbers.append(metrics)
     where = reservation_of(context.op.tags)
@@ -181,8 +224,10 @@ def run_cost(
     for stat in context.instance.get_run_step_stats(context.run_id, step_keys=list(light_steps)):
         if stat.start_time:
             seconds = max(0.0, (stat.end_time or now) - stat.start_time)
-            numbers.append(step_cost(table, where, seconds, {}).metrics())
-    return add_up(numbers), per, table.source
+            light = step_cost(table, where, seconds, {})
+            numbers.append(light.metrics())
+            problems.extend(p for p in light.problems if p not in problems)
+    return add_up(numbers), per, table.source, problems
 
 
 def with_costs(

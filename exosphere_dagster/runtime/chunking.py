@@ -10,6 +10,8 @@ one reason a run gets more chunks than its executor runs at once. An unknown tie
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from typing import Any
 
 from yaml_loader.tiers import tier
 
@@ -57,3 +59,31 @@ def split(items: list, size: int) -> list[list]:
     if not items:
         return [[]]
     return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def chunk_key(index: int) -> str:
+    """The mapping key of a segment's ``index``-th chunk (``c00000``, sorted as numbers)."""
+    return f"c{index:05d}"
+
+
+def keyed_chunks(
+    items: list[Any], size: int, placed: Mapping[str, str] | None = None
+) -> dict[str, list[Any]]:
+    """``items`` (anything with an ``id``) in chunks of ``size``, by mapping key. An item
+    ``placed`` in a chunk before (by an earlier run of the same gathering step) stays in it;
+    the others make new chunks after the last key. A re-execution thus finds every item in the
+    chunk whose checkpoints hold it: a good item already delivered is never delivered again."""
+    placed = placed or {}
+    chunks: dict[str, list[Any]] = {}
+    fresh = []
+    for item in items:
+        key = placed.get(item.id)
+        if key is None:
+            fresh.append(item)
+        else:
+            chunks.setdefault(key, []).append(item)
+    first = 1 + max((int(k[1:]) for k in placed.values()), default=-1)
+    if fresh or not chunks:
+        for index, part in enumerate(split(fresh, size)):
+            chunks[chunk_key(first + index)] = part
+    return dict(sorted(chunks.items()))

@@ -129,6 +129,8 @@ class ChunkReport:
     attempts: int = 0
     failed: list[FailedItem] = field(default_factory=list)
     metrics: dict[str, float] = field(default_factory=dict)
+    run_id: str = ""  # the run whose step spent ``metrics`` (a re-execution counts only its own)
+    cost_problems: list[str] = field(default_factory=list)  # what the step's cost could not price
 
 
 def build_scope(item: Item, base: Mapping[str, Any]) -> dict[str, Any]:

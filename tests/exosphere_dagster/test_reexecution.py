@@ -78,9 +78,10 @@ def test_sigkill_then_reexecute_from_failure_processes_each_item_once(tmp_path, 
 def test_reexecute_from_failure_retries_only_the_failed_item(
     tmp_path, sqlite_instance, multiprocess
 ):
-    """What the UI's "Re-execute > From failure" does (ReexecutionOptions.from_failure): the
-    red chunk step runs again, its good items come from the checkpoint, the failed one is
-    called once more, and what follows runs for all three."""
+    """What the UI's "Re-execute > From failure" does (ReexecutionOptions.from_failure): in the
+    first run the good items go on to ``after`` and the summary counts the run; re-executed,
+    the red chunk step runs again, its good items come from the checkpoint, the failed one is
+    called once more, and ``after`` runs for it alone (the others are in its checkpoint)."""
     from exosphere_dagster.entry.launch import run_cluster_file
 
     log_dir, cause = tmp_path / "calls", tmp_path / "cause"
@@ -96,10 +97,15 @@ def test_reexecute_from_failure_retries_only_the_failed_item(
     path = write_cluster(tmp_path, "flaky.yml", flaky)
     first = run_cluster_file(path, instance=sqlite_instance, multiprocess=multiprocess)
     assert not first.success
-    (failure,) = [e for e in first.all_events if e.event_type_value == "STEP_FAILURE"]
-    assert failure.step_key == "record[c00000]"
-    assert "item-1~" in failure.event_specific_data.error.message
-    assert Counter(read_calls(log_dir)) == Counter(["item-0", "item-2"])
+    failures = {e.step_key: e for e in first.all_events if e.event_type_value == "STEP_FAILURE"}
+    assert set(failures) == {"record[c00000]", "exosphere__summary"}
+    assert "item-1~" in failures["record[c00000]"].event_specific_data.error.message
+    assert Counter(read_calls(log_dir)) == Counter(
+        ["item-0", "item-2", "after-item-0", "after-item-2"]
+    )
+    tags = sqlite_instance.get_run_by_id(first.run_id).tags
+    counts = [tags[f"exosphere/{k}"] for k in ("items", "succeeded", "failed")]
+    assert counts == ["3", "2", "1"]
 
     cause.unlink()
     again = rerun(first.run_id, instance=sqlite_instance, from_failure=True)
