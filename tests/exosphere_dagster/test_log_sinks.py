@@ -9,13 +9,12 @@ bounds of the gaps the server saw, never as budgets.
 
 from __future__ import annotations
 
-import threading
 import time
-from http.server import BaseHTTPRequestHandler
 
 import pytest
 
 from exosphere_dagster.runtime.logs import LogForwarder, StepLog
+from held_peer import HeldPeer
 from http_servers import serve_http
 from satellite_ops.registry import default_registry
 from yaml_loader import load_text, plan
@@ -106,35 +105,6 @@ def test_a_partly_delivered_batch_is_not_sent_twice(http_recorder):
     assert sizes == [2, 2, 2, 1]  # m0 m1 | m2 m3 (500) | m2 m3 | m4
     assert _messages(http_recorder) == ["m0", "m1", "m2", "m3", "m2", "m3", "m4"]  # m2, m3
     # once accepted: the 500 took them not
-
-
-class HeldPeer:
-    """An OTLP/HTTP peer that holds every request until ``release`` is set."""
-
-    def __init__(self) -> None:
-        self.arrived = threading.Event()
-        self.release = threading.Event()
-        self.count = 0
-
-    def handler(self) -> type[BaseHTTPRequestHandler]:
-        peer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_POST(self) -> None:
-                self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                peer.count += 1
-                peer.arrived.set()
-                peer.release.wait()
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, format, *args):  # noqa: A002
-                pass
-
-        return Handler
 
 
 def test_a_slow_peer_never_blocks_the_step_and_the_loss_is_counted():
