@@ -96,7 +96,8 @@ def render_plan(cluster: ClusterPlan) -> str:
             parents = ", ".join(n.parents) or root
             lines.append(
                 f"{indent}{n.id}  [{n.uses}]  parents: {parents}  "
-                + (SINK_DELIVERY if sink else attempts_text(n.retry))
+                + attempts_text(n.retry)
+                + (SINK_DELIVERY if sink else "")
             )
 
     node_lines(cluster.nodes, "(run input)")
@@ -116,7 +117,7 @@ def render_plan(cluster: ClusterPlan) -> str:
     return "\n".join(lines)
 
 
-SINK_DELIVERY = "best effort: the sink's own tries per batch, never fails the run"
+SINK_DELIVERY = ", per batch of records; never fails or holds up the run"
 
 
 def attempts_text(retry: RetrySettings) -> str:
