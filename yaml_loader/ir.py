@@ -48,6 +48,7 @@ class SatelliteNode:
     column: int
     key_path: KeyPath = ()  # where the satellite is in its file: cluster.satellites[2]
     min_success_ratio: float | None = None  # the run fails only below this share of successes
+    launch_editable: frozenset[str] = frozenset()  # fixed config keys a launch may change
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from yaml_loader.ir import (
     job_name_for,
     op_name_for,
 )
+from yaml_loader.launch_editable import launch_editable_errors
 from yaml_loader.load import LoadedCluster
 from yaml_loader.models import SatelliteSpec
 from yaml_loader.references import reference_problem
@@ -243,6 +244,14 @@ class _Planner(BranchGraph):
                 definition.config_model, sat.config, templated, self.source, (*path, "config")
             )
         )
+        self.errors.extend(
+            launch_editable_errors(
+                definition.config_model,
+                sat.launch_editable,
+                self.source,
+                (*path, "launch-editable"),
+            )
+        )
 
     def _node(
         self,
@@ -275,6 +284,7 @@ class _Planner(BranchGraph):
             line=pos.line,
             column=pos.column,
             key_path=path,
+            launch_editable=frozenset(sat.launch_editable or ()),
         )
 
     # -- positions -----------------------------------------------------------------------

@@ -156,6 +156,7 @@ class Satellite(Located):
     parents: Sequence[str | Satellite] | None = None  # identifiers, or the satellites
     children: Sequence[str | Satellite] | None = None
     resources: Resources | None = None
+    launch_editable: Sequence[str] | None = None  # fixed config keys a launch may change
 
     @property
     def id(self) -> str:

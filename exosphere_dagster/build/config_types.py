@@ -2,7 +2,8 @@
 
 Dagster's config types are narrower than pydantic's: what has no Dagster equivalent (unions,
 tuples, ranges, validators) becomes ``Any`` or is left to the model, which still judges every
-value before a satellite runs. Fields holding a secret are never part of the schema.
+value before a satellite runs. Fields holding a secret are never part of the schema; what a
+launch may change in a model that holds one is decided by ``satellite_ops.launch``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import re
 import threading
 import types
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from dagster import Any as DagsterAny
@@ -32,53 +33,62 @@ from dagster import (
     Shape,
     String,
 )
-from pydantic import BaseModel, BeforeValidator, Secret, SecretBytes, SecretStr
+from pydantic import BaseModel, BeforeValidator
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
+from satellite_ops.launch import launch_fields
 from yaml_loader.templates import CompiledTemplate, iter_templates
 
 TEMPLATED = (
     "Templated in the cluster file (`${{ ... }}`): any value is accepted here and checked when "
     "the run starts."
 )
+FIXED_NOTE = (
+    "Fixed by the cluster file (what the satellite's credentials act on): a run that changes it "
+    "is refused, unless the satellite lists it under `launch-editable: [{key}]`."
+)
 FREE_FORM = (
     "Free-form here (the cluster file's value fits no typed field); checked when the run starts."
-)
-_SECRET_TYPES = (SecretStr, SecretBytes, Secret)
-DESTINATION = re.compile(
-    r"(^|_)(url|uri|endpoint|endpoint_url|base_url|host|hostname|region|verify_tls)$"
 )
 _ENUMS: dict[str, Enum] = {}  # one object per name: a code location holds one type per name
 _LOCK = threading.Lock()
 
 
-def editable_keys(model: type[BaseModel]) -> dict[str, str]:
+def editable_keys(model: type[BaseModel], opted_in: Collection[str] = ()) -> dict[str, str]:
     """Schema key (the field's alias, as cluster files spell it) -> field name, secrets left out.
     A model that holds a secret also keeps its destinations (URLs, endpoints, hosts) out: whoever
-    may launch a run must not be able to send the cluster's credentials somewhere else."""
-    fields = model.model_fields
-    guarded = any(_holds_secret(info.annotation) for info in fields.values())
-    return {
-        info.alias or name: name
-        for name, info in fields.items()
-        if not _holds_secret(info.annotation) and not (guarded and DESTINATION.search(name))
-    }
+    may launch a run must not be able to send the cluster's credentials somewhere else. Its
+    targets (``FIXED_AT_LAUNCH`` fields) are in the schema but not editable, unless opted in."""
+    return launch_fields(model, opted_in).editable
 
 
-def model_schema(model: type[BaseModel], given: Mapping[str, Any]) -> dict[str, Field]:
+def fixed_keys(model: type[BaseModel], opted_in: Collection[str] = ()) -> dict[str, str]:
+    """Schema key -> field name of the targets a launch may not change (see satellite_ops.launch)."""
+    return launch_fields(model, opted_in).fixed
+
+
+def model_schema(
+    model: type[BaseModel], given: Mapping[str, Any], opted_in: Collection[str] = ()
+) -> dict[str, Field]:
     """``model``'s non-secret fields as Dagster fields; defaults are the values in ``given`` (a
-    compiled config: templates become their source text), else the model's own."""
+    compiled config: templates become their source text), else the model's own. Fixed targets
+    are shown with the file's value and a description that says how to make them editable."""
     fields = {}
-    for key, name in editable_keys(model).items():
-        info = model.model_fields[name]
+    shown = launch_fields(model, opted_in)
+    for name, info in model.model_fields.items():
+        key = info.alias or name
+        if key not in shown.editable and key not in shown.fixed:
+            continue
         spelling = next((k for k in (key, name) if k in given), None)
         value = given[spelling] if spelling is not None else PydanticUndefined
-        fields[key] = _field(model, key, info, value)
+        fields[key] = _field(model, key, info, value, fixed=key in shown.fixed)
     return fields
 
 
-def _field(model: type[BaseModel], key: str, info: FieldInfo, value: Any) -> Field:
+def _field(
+    model: type[BaseModel], key: str, info: FieldInfo, value: Any, *, fixed: bool = False
+) -> Field:
     given = value is not PydanticUndefined
     nested = value if given and isinstance(value, Mapping) else {}
     config_type = _config_type(info.annotation, f"{model.__name__}_{key}", nested)
@@ -87,6 +97,8 @@ def _field(model: type[BaseModel], key: str, info: FieldInfo, value: Any) -> Fie
     else:
         default = _plain(info.get_default(call_default_factory=True, validated_data={}))
     description = info.description or ""
+    if fixed:
+        description = f"{description} {FIXED_NOTE.format(key=key)}".strip()
     required = not given and info.is_required()
     if (
         default is PydanticUndefined
@@ -142,20 +154,6 @@ def _enum(owner: str, values: Sequence[str]) -> Enum:
     name = f"{re.sub(r'[^A-Za-z0-9_]', '_', owner)}_{digest}"
     with _LOCK:
         return _ENUMS.setdefault(name, Enum(name, [EnumValue(v) for v in values]))
-
-
-def _holds_secret(annotation: Any, seen: frozenset[type] = frozenset()) -> bool:
-    origin = typing.get_origin(annotation) or annotation  # Secret[int] is an alias, not a class
-    if isinstance(origin, type) and issubclass(origin, _SECRET_TYPES):
-        return True
-    if (
-        isinstance(annotation, type)
-        and issubclass(annotation, BaseModel)
-        and annotation not in seen
-    ):
-        inner = seen | {annotation}
-        return any(_holds_secret(f.annotation, inner) for f in annotation.model_fields.values())
-    return any(_holds_secret(arg, seen) for arg in typing.get_args(annotation))
 
 
 def source_text(value: Any) -> Any:

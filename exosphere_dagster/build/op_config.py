@@ -5,7 +5,9 @@ spells it, with the file's values as defaults: the Launchpad shows them, a run m
 an empty run config is valid. An edited op config becomes the node's config again
 (:func:`configured_node`) once :func:`check_run_config` has judged it as the loader judges the
 file. Fields holding a secret (``SecretStr`` anywhere inside) never enter the schema, so no
-secret reaches run config or the UI: they keep the plan's values.
+secret reaches run config or the UI: they keep the plan's values. In a model that holds a secret,
+the fields naming what its credentials act on are fixed by the file (``satellite_ops.launch``):
+a run that changes one is refused, unless the satellite opts in with ``launch-editable``.
 """
 
 from __future__ import annotations
@@ -19,7 +21,13 @@ from typing import Any
 from dagster import Field, Shape
 from pydantic import BaseModel
 
-from exosphere_dagster.build.config_types import editable_keys, model_schema, source_text
+from exosphere_dagster.build.config_types import (
+    editable_keys,
+    fixed_keys,
+    model_schema,
+    source_text,
+)
+from satellite_ops.launch import fixed_field_problem
 from yaml_loader.config_check import validate_config
 from yaml_loader.errors import ConfigError, KeyPath, format_key_path
 from yaml_loader.ir import ClusterPlan, SatelliteNode
@@ -42,7 +50,7 @@ class OpConfigError(ValueError):
 def config_schema(node: SatelliteNode, definition: Any) -> dict[str, Field]:
     """The op's Dagster config schema: ``definition.config_model``'s non-secret fields, with the
     cluster file's values (templates as their ``${{ ... }}`` text) or the model's as defaults."""
-    return model_schema(definition.config_model, node.config or {})
+    return model_schema(definition.config_model, node.config or {}, node.launch_editable)
 
 
 def defaults(schema: Mapping[str, Field]) -> dict[str, Any]:
@@ -69,7 +77,11 @@ def configured_node(
         except TemplateSyntaxError as exc:
             path = ("ops", node.op_name, "config", *getattr(exc, "path", ()))
             raise OpConfigError(_describe(_syntax_error(path, exc))) from None
-        config = _composed(node, definition.config_model, schema, op_config, compiled)
+        model = definition.config_model
+        changed = _fixed_edits(node, model, schema, op_config)
+        if changed:  # check_run_config refuses the run first; a step never acts on one
+            raise OpConfigError("; ".join(_describe(e) for e in changed))
+        config = _composed(node, model, schema, op_config, compiled)
         result = dataclasses.replace(node, config=config)
     with _LOCK:
         _CACHE[key] = (node, result)
@@ -87,11 +99,11 @@ def _composed(
 ) -> dict[str, Any]:
     """The plan's config with the edited fields replaced. A field the file left out stays out
     while the run leaves it at the model's default, so the model still decides it."""
-    editable = editable_keys(model)
+    editable = editable_keys(model, node.launch_editable)
     spelled = {*editable, *editable.values()}
     kept = {k: v for k, v in (node.config or {}).items() if k not in spelled}  # secrets, extras
     every = {s for name, info in model.model_fields.items() for s in (name, info.alias) if s}
-    secret = every - spelled
+    secret = every - spelled  # and the fixed targets: the plan's values, never a run's
     in_file = {key for key, name in editable.items() if key in node.config or name in node.config}
     base = defaults(schema)
     edits = {
@@ -102,6 +114,19 @@ def _composed(
         and (key in in_file or key not in base or not _same(op_config[key], base[key]))
     }
     return {**kept, **edits}
+
+
+def _fixed_edits(
+    node: SatelliteNode, model: type[BaseModel], schema: Mapping[str, Field], given: Mapping
+) -> list[ConfigError]:
+    """A refusal for each fixed target (``satellite_ops.launch``) whose value the run changed."""
+    base = defaults(schema)
+    errors = []
+    for key in fixed_keys(model, node.launch_editable):
+        if key in given and key in base and not _same(given[key], base[key]):
+            message, fix = fixed_field_problem(key, f"'{node.id}' ({node.uses})")
+            errors.append(_error(("ops", node.op_name, "config", key), message, hint=fix))
+    return errors
 
 
 def _freeze(value: Any) -> Hashable:
@@ -169,6 +194,9 @@ def _node_errors(
     except TemplateSyntaxError as exc:
         return [_syntax_error((*base, *getattr(exc, "path", ())), exc)]
     model = definition.config_model
+    fixed = _fixed_edits(node, model, schema, effective)
+    if fixed:
+        return fixed
     config = _composed(node, model, schema, effective, compiled)
     readable = readable_satellites(plan, node)
     errors: list[ConfigError] = []

@@ -12,6 +12,7 @@ from satellite_ops.config import SatelliteConfig, normalise_single_key_maps
 from satellite_ops.context import SatelliteContext
 from satellite_ops.endpoints import declares_endpoints, s3_endpoint
 from satellite_ops.helpers.s3_client import AwsSecrets, client_for, is_not_found, s3_errors, s3_uri
+from satellite_ops.launch import FIXED_AT_LAUNCH
 from satellite_ops.registry import satellite
 
 IDENTIFIER = "satellite/exospherehost/delete-file-from-s3"
@@ -20,8 +21,12 @@ IDENTIFIER = "satellite/exospherehost/delete-file-from-s3"
 class DeleteFileFromS3Config(SatelliteConfig):
     """The object to delete and how to reach S3."""
 
-    bucket: str = Field(description="Bucket holding the object.", min_length=3)
-    file_path: str = Field(description="Key of the object to delete.", min_length=1)
+    bucket: Annotated[str, FIXED_AT_LAUNCH] = Field(
+        description="Bucket holding the object.", min_length=3
+    )
+    file_path: Annotated[str, FIXED_AT_LAUNCH] = Field(
+        description="Key of the object to delete.", min_length=1
+    )
     endpoint_url: str | None = Field(
         None, description="S3 endpoint (MinIO, moto...); default: AWS or AWS_ENDPOINT_URL."
     )

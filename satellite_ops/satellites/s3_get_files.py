@@ -11,6 +11,7 @@ from satellite_ops.config import SatelliteConfig, normalise_single_key_maps
 from satellite_ops.context import SatelliteContext
 from satellite_ops.endpoints import declares_endpoints, s3_endpoint
 from satellite_ops.helpers.s3_client import AwsSecrets, client_for, object_item, s3_errors, s3_uri
+from satellite_ops.launch import FIXED_AT_LAUNCH
 from satellite_ops.registry import satellite
 
 IDENTIFIER = "satellite/exospherehost/get-files-from-s3"
@@ -19,8 +20,8 @@ IDENTIFIER = "satellite/exospherehost/get-files-from-s3"
 class GetFilesFromS3Config(SatelliteConfig):
     """Which bucket and prefix to list, which files to keep, and how to reach S3."""
 
-    bucket: str = Field(description="Bucket to list.", min_length=3)
-    prefix: str = Field(
+    bucket: Annotated[str, FIXED_AT_LAUNCH] = Field(description="Bucket to list.", min_length=3)
+    prefix: Annotated[str, FIXED_AT_LAUNCH] = Field(
         "",
         description="Key prefix, matched literally as S3 does; end it with '/' to mean a folder.",
     )

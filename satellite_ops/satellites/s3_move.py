@@ -23,6 +23,7 @@ from satellite_ops.helpers.s3_client import (
     s3_errors,
     s3_uri,
 )
+from satellite_ops.launch import FIXED_AT_LAUNCH
 from satellite_ops.registry import satellite
 
 IDENTIFIER = "satellite/exospherehost/move-to-s3"
@@ -77,15 +78,23 @@ class MoveToS3Config(SatelliteConfig):
     """Where the object is, where it goes, and how to reach each side."""
 
     origin_source: Literal["s3"] = Field("s3", description="Storage of the origin (only 's3').")
-    origin_bucket: str = Field(description="Bucket holding the object now.", min_length=3)
-    origin_file_path: str = Field(description="Key of the object to move.", min_length=1)
+    origin_bucket: Annotated[str, FIXED_AT_LAUNCH] = Field(
+        description="Bucket holding the object now.", min_length=3
+    )
+    origin_file_path: Annotated[str, FIXED_AT_LAUNCH] = Field(
+        description="Key of the object to move.", min_length=1
+    )
     origin_endpoint_url: str | None = Field(None, description="S3 endpoint of the origin side.")
     origin_region: str | None = Field(None, description="AWS region of the origin bucket.")
     destination_source: Literal["s3"] = Field(
         "s3", description="Storage of the destination (only 's3')."
     )
-    destination_bucket: str = Field(description="Bucket to move the object to.", min_length=3)
-    destination_file_path: str = Field(description="Key the object gets there.", min_length=1)
+    destination_bucket: Annotated[str, FIXED_AT_LAUNCH] = Field(
+        description="Bucket to move the object to.", min_length=3
+    )
+    destination_file_path: Annotated[str, FIXED_AT_LAUNCH] = Field(
+        description="Key the object gets there.", min_length=1
+    )
     destination_endpoint_url: str | None = Field(
         None, description="S3 endpoint of the destination side."
     )

@@ -44,6 +44,7 @@ ROOT = Path(__file__).parents[2]
 REFERENCE = ROOT / "examples" / "structured-pdfs-fixed.yml"
 DOCLING, LLM, WEBHOOK = "parse_pdf_with_docling", "deepseek_r1_distrill_llama_70b", "call_webhook"
 DELETE, MOVE, LOGS = "delete_file_from_s3", "move_to_failure_bucket", "send_logs_to_new_relic"
+PAGER = "send_pagerduty_alert"
 SECRET_FIELDS = {"api-key", "headers", "secrets", "pagerduty-api-key"}
 # where a satellite holding a secret sends it: fixed by the cluster file, never edited per run
 GUARDED_FIELDS = {"url", "base-url", "endpoint", "endpoint-url", "region", "verify-tls"}
@@ -215,12 +216,24 @@ def test_a_start_op_fails_the_run_before_any_satellite_runs(cluster, registry, s
     assert good.success and ran[-1].config["temperature"] == 1.5
 
 
-def test_templated_values_stay_valid(cluster, registry):
-    delete = nodes(cluster)[DELETE]
-    schema = config_schema(delete, registry.get(delete.uses))
-    assert defaults(schema)["file-path"] == file_config(DELETE)["file-path"]  # `$${{ ... }}` text
+def test_templated_values_stay_valid(cluster, registry, tmp_path):
+    """delete-file-from-s3's file-path is fixed by the file; with `launch-editable` it may be
+    edited, and a templated edit is judged as the file's would be."""
     edited = "archive/${{ satellites.get-files-from-s3.output.file-name }}"
     config = run_config(DELETE, **{"file-path": edited})
+    [refusal] = check_run_config(cluster, registry, config)
+    assert "'file-path' is fixed by the cluster file" in refusal
+    assert "`launch-editable: [file-path]`" in refusal
+    text = REFERENCE.read_text().replace(
+        "          identifier: delete-file-from-s3\n",
+        "          identifier: delete-file-from-s3\n          launch-editable: [file-path]\n",
+    )
+    (tmp_path / "editable.yml").write_text(text)
+    cluster = plan(load(tmp_path / "editable.yml"), registry)
+    delete = nodes(cluster)[DELETE]
+    assert delete.launch_editable == {"file-path"}
+    schema = config_schema(delete, registry.get(delete.uses))
+    assert defaults(schema)["file-path"] == file_config(DELETE)["file-path"]  # `$${{ ... }}` text
     validate_run_config(satellite_job(cluster, registry, {}), config)
     assert check_run_config(cluster, registry, config) == []
     node = configured_node(
@@ -261,7 +274,7 @@ def test_a_templated_number_accepts_any_value_and_the_model_judges_it(registry, 
         (DOCLING, "language", "${{ satellites. }}", "template syntax error"),
         (DOCLING, "language", "${{ failure.error }}", "only in the failure branch"),
         (LOGS, "account-id", "${{ satellites.get-files-from-s3.output }}", "log satellites"),
-        (MOVE, "origin-bucket", "${{ satellites.parse-pdf-with-docling.output }}", "ancestor"),
+        (PAGER, "source", "${{ satellites.parse-pdf-with-docling.output }}", "ancestor"),
     ],
 )
 def test_references_are_checked_as_the_loader_checks_them(
@@ -275,7 +288,7 @@ def test_references_are_checked_as_the_loader_checks_them(
 def test_references_the_node_can_read_are_accepted(cluster, registry):
     ok = {
         DOCLING: {"language": "${{ cluster.identifier }}-${{ run.id }}"},
-        MOVE: {"origin-file-path": "${{ satellites.get-files-from-s3.output.key }}"},
+        PAGER: {"source": "${{ satellites.get-files-from-s3.output.key }}"},
         WEBHOOK: {"url": "https://x.test/${{ satellites.deepseek-r1-distrill-llama-70b.output }}"},
         LOGS: {"account-id": "${{ secrets.NEW_RELIC_ACCOUNT_ID }}x"},
     }
