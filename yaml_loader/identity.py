@@ -144,11 +144,13 @@ def claims(plan: ClusterPlan, file: str | None = None) -> list[Claim]:
         claim("node", alert)
         for name in sorted(_node_names(n.op_name for n in plan.failure_nodes)):
             claim("node", definition_name(alert, name), _node_path(plan, name))
+        # the alert op is named after the alert plan's own alert job (sla_breach.py)
+        claim("node", definition_name(breach_job_name(alert), BREACH_NODE))
     trigger = plan.trigger
     for on, suffix in ((trigger.cron, "schedule"), (trigger.s3, "s3"), (trigger.folder, "files")):
         if on:
             claim("trigger", f"{job}{SEPARATOR}{suffix}", ("cluster", "identifier"))
-    for node in plan.nodes:
+    for node in (*plan.nodes, *plan.failure_nodes):
         claim("asset", f"{job}/{node.op_name}", _node_path(plan, node.op_name))
     return out
 
