@@ -74,9 +74,7 @@ def _pb() -> Any:
         from opentelemetry.proto.logs.v1 import logs_pb2
         from opentelemetry.proto.resource.v1 import resource_pb2
     except ImportError as exc:  # pragma: no cover - a dependency of the package
-        raise FatalError(
-            f"{IDENTIFIER} needs opentelemetry-proto: pip install 'exosphere-dagster[otlp]' ({exc})"
-        ) from None
+        raise FatalError(f"{IDENTIFIER} needs opentelemetry-proto ({exc})") from None
     return logs_service_pb2, common_pb2, logs_pb2, resource_pb2
 
 
