@@ -44,6 +44,14 @@ class Settings(BaseSettings):
     checkpoint_s3_url: str | None = Field(None, description="s3://bucket/prefix of checkpoints.")
     checkpoint_s3_endpoint_url: str | None = None
     checkpoint_dir: Path | None = Field(None, description="A folder every pod mounts.")
+    checkpoint_retention_days: float = Field(
+        14.0,
+        ge=0,
+        description="Checkpoints of a run untouched this long are deleted (0: kept forever).",
+    )
+    checkpoint_prune_hours: float = Field(
+        1.0, gt=0, description="A process looks for expired checkpoints at most this often."
+    )
     # sensors and triggers
     deadline_interval: int = Field(30, ge=1, description="Seconds between deadline sensor ticks.")
     sla_sensor_interval: int = Field(30, ge=1, description="Seconds between SLA-breach ticks.")

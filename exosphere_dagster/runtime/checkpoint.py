@@ -15,21 +15,30 @@ A log also keeps the step's durable state (``CheckpointState``: a satellite's ke
 store, e.g. the id of a provider batch it waits for) as frames under reserved ids; ``load``
 leaves them out, so they never count as finished items.
 
+Checkpoints are kept for ``EXOSPHERE_CHECKPOINT_RETENTION_DAYS`` (14) after a run's newest
+write, then deleted by the project itself on every backend (``expire``): each step process that
+opens the store starts a background pass, at most once per ``EXOSPHERE_CHECKPOINT_PRUNE_HOURS``.
+
 The instance is duck-typed: this package does not import Dagster.
 """
 
 from __future__ import annotations
 
 import io
+import logging
 import os
 import pickle
 import re
+import shutil
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any, Protocol
 
 from exosphere_dagster.settings import settings
 
+logger = logging.getLogger("exosphere")
 SUFFIX = ".ckpt"
 STATE_PREFIX = "exosphere:state/"  # item ids never hold ':' or '/' (items.child_id)
 
@@ -65,6 +74,11 @@ class CheckpointBackend(Protocol):
 
     def logs(self, root_run_id: str, op_name: str) -> list[CheckpointLog]:
         """Every chunk's log that ``op_name`` wrote in the run (for the SLA-breach report)."""
+        ...
+
+    def prune(self, cutoff: float) -> list[str]:
+        """Delete every root run whose newest checkpoint was written before ``cutoff`` (epoch
+        seconds); return their ids."""
         ...
 
 
@@ -179,6 +193,15 @@ class CheckpointStore:
         folder = self.base_dir / root_run_id / op_name
         return [FileCheckpointLog(path) for path in sorted(folder.glob(f"*{SUFFIX}"))]
 
+    def prune(self, cutoff: float) -> list[str]:
+        removed = []
+        for run in sorted(self.base_dir.iterdir()) if self.base_dir.is_dir() else ():
+            times = [f.stat().st_mtime for f in run.rglob("*") if f.is_file()]
+            if run.is_dir() and max(times, default=0.0) < cutoff:
+                shutil.rmtree(run, ignore_errors=True)
+                removed.append(run.name)
+        return removed
+
     def __repr__(self) -> str:
         return f"local files under {self.base_dir}"
 
@@ -194,6 +217,12 @@ def checkpoint_store_for(instance: Any) -> CheckpointBackend:
     """The checkpoint store every step of ``instance`` uses (see the module docstring for the
     order). Every process of a run must see the same store: a step pod's local storage dies
     with the pod, so a deployment uses the instance's Postgres database or S3."""
+    store = _store_for(instance)
+    expire_in_background(store)
+    return store
+
+
+def _store_for(instance: Any) -> CheckpointBackend:
     config = settings()
     if config.checkpoint_s3_url:
         from exosphere_dagster.runtime.checkpoint_s3 import S3CheckpointStore
@@ -208,3 +237,44 @@ def checkpoint_store_for(instance: Any) -> CheckpointBackend:
 
         return PostgresCheckpointStore(pg_url)
     return CheckpointStore(os.path.join(instance.storage_directory(), "exosphere_checkpoints"))
+
+
+# -- retention -------------------------------------------------------------------------------
+_LAST_PRUNE: dict[str, tuple[float, threading.Thread]] = {}  # store -> (monotonic time, thread)
+_PRUNE_LOCK = threading.Lock()
+
+
+def expire(store: CheckpointBackend, now: float | None = None) -> list[str]:
+    """Delete the checkpoints of every root run untouched for ``checkpoint_retention_days``
+    (0 keeps them forever); the ids of the runs removed. A run re-executed within the window
+    keeps all its checkpoints: its newest write decides."""
+    days = settings().checkpoint_retention_days
+    if days <= 0:
+        return []
+    removed = store.prune((time.time() if now is None else now) - days * 86400)
+    if removed:
+        logger.info("deleted the checkpoints of %d expired run(s) from %r", len(removed), store)
+    return removed
+
+
+def expire_in_background(store: CheckpointBackend) -> threading.Thread | None:
+    """Start :func:`expire` in a daemon thread, at most once per ``checkpoint_prune_hours``
+    per store and process: every step process opens the store, so the project's own steps keep
+    it trimmed, and a step never waits for it. The thread started, or None."""
+    key = repr(store)
+    with _PRUNE_LOCK:
+        last = _LAST_PRUNE.get(key)
+        every = settings().checkpoint_prune_hours * 3600
+        if last is not None and time.monotonic() - last[0] < every:
+            return None
+        thread = threading.Thread(target=_expire_quietly, args=(store,), daemon=True)
+        _LAST_PRUNE[key] = (time.monotonic(), thread)
+    thread.start()
+    return thread
+
+
+def _expire_quietly(store: CheckpointBackend) -> None:
+    try:
+        expire(store)
+    except Exception:  # noqa: BLE001 - retention must never fail a step
+        logger.warning("could not delete expired checkpoints from %r", store, exc_info=True)

@@ -45,6 +45,11 @@ _SELECT = sa.text(
 _CHUNKS = sa.text(
     f"SELECT DISTINCT chunk FROM {TABLE} WHERE root_run_id = :root AND op = :op ORDER BY chunk"
 )
+_PRUNE = sa.text(  # whole root runs whose newest row is older than the cutoff
+    f"WITH gone AS (DELETE FROM {TABLE} WHERE root_run_id IN (SELECT root_run_id FROM {TABLE} "
+    "GROUP BY root_run_id HAVING max(recorded_at) < to_timestamp(:cutoff)) "
+    "RETURNING root_run_id) SELECT DISTINCT root_run_id FROM gone ORDER BY root_run_id"
+)
 
 _engines: dict[tuple[int, str], Engine] = {}
 _ready: set[tuple[int, str]] = set()
@@ -122,6 +127,10 @@ class PostgresCheckpointStore:
         with engine_for(self.url).connect() as conn:
             chunks = conn.execute(_CHUNKS, {"root": root_run_id, "op": op_name}).scalars().all()
         return [self.log_for(root_run_id, op_name, chunk) for chunk in chunks]
+
+    def prune(self, cutoff: float) -> list[str]:
+        with engine_for(self.url).begin() as conn:
+            return list(conn.execute(_PRUNE, {"cutoff": cutoff}).scalars().all())
 
     def __repr__(self) -> str:
         return f"Postgres table {TABLE} at {sa.make_url(self.url).render_as_string()}"

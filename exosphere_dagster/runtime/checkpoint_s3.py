@@ -159,5 +159,34 @@ class S3CheckpointStore:
         prefixes = sorted(p["Prefix"] for page in pages for p in page.get("CommonPrefixes", []))
         return [S3CheckpointLog(self.client, self.bucket, prefix) for prefix in prefixes]
 
+    def prune(self, cutoff: float) -> list[str]:
+        newest: dict[str, float] = {}
+        keys: dict[str, list[str]] = {}
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=self.prefix
+        )
+        for entry in (o for page in pages for o in page.get("Contents", [])):
+            root, _, rest = entry["Key"][len(self.prefix) :].partition("/")
+            if not rest:
+                continue  # not a checkpoint object: left alone
+            keys.setdefault(root, []).append(entry["Key"])
+            newest[root] = max(newest.get(root, 0.0), _written_at(entry))
+        removed = sorted(root for root, at in newest.items() if at < cutoff)
+        doomed = [key for root in removed for key in keys[root]]
+        for start in range(0, len(doomed), 1000):  # DeleteObjects takes 1000 keys at most
+            batch = [{"Key": key} for key in doomed[start : start + 1000]]
+            self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
+        return removed
+
     def __repr__(self) -> str:
         return f"S3 objects under s3://{self.bucket}/{self.prefix}"
+
+
+def _written_at(entry: dict[str, Any]) -> float:
+    """When a checkpoint object was written: the writer's clock in its name (nanoseconds, see
+    ``S3CheckpointLog._write``), else the store's ``LastModified``."""
+    name = entry["Key"].rsplit("/", 1)[-1]
+    stamp = name.split("-", 1)[0]
+    if len(stamp) == 20 and stamp.isdigit():
+        return int(stamp) / 1e9
+    return entry["LastModified"].timestamp()
