@@ -62,6 +62,7 @@ KINDS = (
             "unknown-uses",
             "duplicate-satellite-*",
             "identifier-*",
+            "reserved-*",
             "parents-*",
             "children-*",
             "cycle*",
@@ -82,6 +83,13 @@ KINDS = (
             "failure-root-*",
             "logs-read-*",
         ],
+    ),
+    (
+        "Resources",
+        "`cpu` and `memory` are Kubernetes quantities (`500m`, `2`, `0.5`; `512Mi`, `2Gi`, `1G`, "
+        "`1e9`), `gpu` a whole number of devices; one parser (`yaml_loader/quantities.py`) "
+        "checks them here and gives placement and cost their numbers.",
+        ["resources-*"],
     ),
     (
         "Secrets",
@@ -138,6 +146,27 @@ def _folder_level(registry) -> list[str]:
     with tempfile.TemporaryDirectory() as tmp:
         for name in ("a-reports.yml", "b-reports-copy.yml"):
             (Path(tmp) / name).write_text(cluster)
+        catalog = load_catalog([tmp], registry, log=False)
+        text = "\n".join(str(e).replace(tmp + "/", "") for e in catalog.errors)
+    out += ["```text", text, "```", ""]
+    out += [
+        "Two clusters whose names differ, but that would give Dagster one name twice once `/` is "
+        "`__` and `-` is `_` (here a satellite `c--d` of `mix/a-b` and a satellite `d` of "
+        "`mix/a_b__c` both make the op `mix__a_b__c__d`): the later file is refused, naming the "
+        "other.",
+        "",
+    ]
+    with tempfile.TemporaryDirectory() as tmp:
+        first = cluster.replace("acme/reports", "mix/a-b").replace(
+            "satellites:\n",
+            "satellites:\n    - uses: satellite/exospherehost/get-files-from-s3\n      identifier: c--d\n      config: {bucket: reports}\n",
+            1,
+        )
+        (Path(tmp) / "a.yml").write_text(first)
+        second = cluster.replace("acme/reports", "mix/a_b__c").replace(
+            "bucket: reports}", "bucket: reports}\n      identifier: d", 1
+        )
+        (Path(tmp) / "b.yml").write_text(second)
         catalog = load_catalog([tmp], registry, log=False)
         text = "\n".join(str(e).replace(tmp + "/", "") for e in catalog.errors)
     out += ["```text", text, "```", ""]

@@ -27,7 +27,7 @@ from pydantic import (
 )
 from pydantic_core import CoreSchema
 
-from yaml_loader.quantities import MAX_GPUS, QUANTITY_PATTERN, gpu_count, normalised
+from yaml_loader.quantities import MAX_GPUS, QUANTITY_SCHEMA, normalised
 from yaml_loader.tiers import TIER_NAMES
 
 SUPPORTED_VERSIONS = ("0.0.1b",)
@@ -90,9 +90,6 @@ DURATION_SCHEMA = {
 }
 Duration = Annotated[float, Field(ge=0, strict=False), WithJsonSchema(DURATION_SCHEMA)]
 Retries = Annotated[int, Field(ge=0, le=100)]
-QUANTITY_SCHEMA = {
-    "anyOf": [{"type": "number", "minimum": 0}, {"type": "string", "pattern": QUANTITY_PATTERN}]
-}
 
 
 def _text_like(pattern: re.Pattern[str]) -> WithJsonSchema:
@@ -124,9 +121,8 @@ def _single_key_maps(value: Any, what: str) -> Any:
 
 
 class Resources(StrictModel):
-    """What a satellite's step asks of the machine it runs on (Kubernetes requests/limits).
-    Quantities are checked by ``yaml_loader.quantities``, the one parser placement and cost
-    read their numbers from; a number (``cpu: 2``) is kept as its text."""
+    """What a satellite's step asks of its machine (Kubernetes requests/limits), checked by the
+    one quantity parser placement and cost read numbers from (yaml_loader/quantities.py)."""
 
     cpu: Annotated[str, WithJsonSchema(QUANTITY_SCHEMA)] | None = Field(
         None, description="CPU request, e.g. '500m' or '2'."
@@ -144,15 +140,10 @@ class Resources(StrictModel):
         None, description="Extra Kubernetes node selector."
     )
 
-    @field_validator("cpu", "memory", mode="before")
+    @field_validator("cpu", "memory", "gpu", mode="before")
     @classmethod
     def _quantity(cls, value: Any, info: ValidationInfo) -> Any:
         return normalised(str(info.field_name), value)
-
-    @field_validator("gpu", mode="before")
-    @classmethod
-    def _gpus(cls, value: Any) -> Any:
-        return None if value is None else gpu_count(value)
 
 
 class SatelliteSpec(StrictModel):

@@ -25,6 +25,9 @@ _NUMBER = r"\+?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)"
 _SUFFIX = r"Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E|[eE][+-]?[0-9]+"
 _QUANTITY = re.compile(rf"^(?P<number>{_NUMBER})(?P<suffix>{_SUFFIX})?\Z")
 QUANTITY_PATTERN = rf"^\s*{_NUMBER}({_SUFFIX})?\s*$"  # the same, as JSON Schema writes it
+QUANTITY_SCHEMA = {  # what ``exosphere schema`` says a cpu or memory value may be
+    "anyOf": [{"type": "number", "minimum": 0}, {"type": "string", "pattern": QUANTITY_PATTERN}]
+}
 _FACTORS: dict[str, Decimal] = {
     "": Decimal(1),
     "n": Decimal("1e-9"),
@@ -118,10 +121,13 @@ def gpu_count(value: Any) -> int:
     return int(number)
 
 
-def normalised(key: str, value: Any) -> str | None:
-    """The text a ``resources:`` value keeps once checked (numbers as written: ``2`` -> '2')."""
+def normalised(key: str, value: Any) -> str | int | None:
+    """A ``resources:`` value once checked: cpu and memory as text (``2`` -> '2'), gpu as an
+    integer (``"2"`` -> 2)."""
     if value is None:
         return None
+    if key == "gpu":
+        return gpu_count(value)
     {"cpu": cpu_cores, "memory": memory_bytes}[key](value)
     return str(value).strip()
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from satellite_ops.errors import RegistryError
-from satellite_ops.registry import SatelliteRegistry, default_registry
+from satellite_ops.registry import SatelliteRegistry, builtin_modules, default_registry
 from yaml_loader import ClusterPlan, ConfigError, ConfigErrors, load, plan
 from yaml_loader.identity import check_folder
 from yaml_loader.load import find_cluster_files, missing_file_error
@@ -32,6 +32,13 @@ class Catalog:
     @property
     def errors(self) -> list[ConfigError]:
         return [e for errs in self.broken.values() for e in errs]
+
+
+def builtin_registry() -> SatelliteRegistry:
+    """Only the built-in satellites: what files are checked against when a plugin is broken."""
+    registry = SatelliteRegistry()
+    registry.load_modules(builtin_modules(), source="built-in satellites")
+    return registry
 
 
 def registry_with_plugins() -> SatelliteRegistry:
@@ -93,7 +100,7 @@ def load_catalog(
         catalog.broken["<satellite plugins>"] = [
             ConfigError("<satellite plugins>", 1, 1, (), str(exc))
         ]
-        registry = default_registry()
+        registry = builtin_registry()  # default_registry() would raise the same error again
     files: list[tuple[str, list[ClusterPlan]]] = []
     for path in find_cluster_files(list(paths)):
         shown = shown_as(str(path)) if shown_as else str(path)

@@ -71,6 +71,11 @@ CASES: dict[str, tuple[int, int | None, str, str]] = {
     "unknown-uses": (12, 13, "cluster.satellites[1].uses", "unknown satellite 'satellite/exospherehost/call-webhok'"),
     "duplicate-satellite-identifier": (12, 13, "cluster.satellites[1].uses", "duplicate satellite identifier 'get-files-from-s3'"),
     "identifier-op-name-clash": (14, 19, "cluster.satellites[1].identifier", "clashes with 'list-files' as Dagster op 'list_files'"),
+    "reserved-satellite-identifier": (9, 19, "cluster.satellites[0].identifier", "node name the project adds"),
+    # resources: Kubernetes quantities (yaml_loader/quantities.py)
+    "resources-cpu-not-quantity": (13, 14, "cluster.satellites[0].resources.cpu", "'lots' is not a Kubernetes quantity"),
+    "resources-memory-bad-unit": (13, 17, "cluster.satellites[0].resources.memory", "'12XB' is not a Kubernetes quantity"),
+    "resources-gpu-fraction": (13, 14, "cluster.satellites[0].resources.gpu", "1.5 is not a whole number"),
     "config-unknown-key": (12, 9, "cluster.satellites[0].config.recursve", "unknown key 'recursve'"),
     "config-wrong-type": (12, 20, "cluster.satellites[0].config.recursive", "valid boolean"),
     # templates: positions point at the expression (or the reference) inside the value
