@@ -166,6 +166,12 @@ class SatelliteSpec(StrictModel):
     concurrency: Annotated[int, Field(ge=1, le=1024)] | None = Field(
         None, description="Items processed at once inside a step (I/O-bound satellites)."
     )
+    min_success_ratio: Annotated[float, Field(ge=0, le=1)] | None = Field(
+        None,
+        description="Share of its items (0 to 1) that must succeed here; fewer fails the run. "
+        "Its failed items are still counted, named and retryable. Default: any failed item "
+        "without a failure branch fails the run.",
+    )
     parents: list[str] | None = None
     children: list[str] | None = None
     resources: Resources | None = None

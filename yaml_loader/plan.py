@@ -279,6 +279,7 @@ class _Planner(BranchGraph):
             ),
             timeout=sat.timeout,
             concurrency=sat.concurrency,
+            min_success_ratio=sat.min_success_ratio,
             resources=sat.resources,
             secrets=frozenset(secrets),
             line=pos.line,

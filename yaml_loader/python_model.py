@@ -153,6 +153,7 @@ class Satellite(Located):
     delay: float | str | None = None  # seconds, or "10s", "5m"
     timeout: float | str | None = None
     concurrency: int | None = None
+    min_success_ratio: float | None = None  # 0..1: the run fails only below this share
     parents: Sequence[str | Satellite] | None = None  # identifiers, or the satellites
     children: Sequence[str | Satellite] | None = None
     resources: Resources | None = None
