@@ -21,7 +21,7 @@ import yaml
 from exosphere_dagster.settings import settings
 from satellite_ops.registry import SatelliteDefinition
 from yaml_loader.ir import ClusterPlan, SatelliteNode
-from yaml_loader.quantities import Compute, QuantityError, compute_of, normalised
+from yaml_loader.quantities import QuantityError, normalised
 from yaml_loader.tiers import TIERS, tier
 
 K8S_CONFIG_TAG = "dagster-k8s/config"
@@ -170,17 +170,6 @@ def step_resources(node: SatelliteNode, definition: SatelliteDefinition) -> Step
         gpu=override.gpu if override.gpu is not None else declared.gpu,
         image=override.image,
         node_selector=dict(override.node_selector or {}),
-    )
-
-
-def step_compute(resources: StepResources, policy: PlacementPolicy) -> Compute:
-    """The numbers a satellite's steps ask for (the policy's defaults where the satellite and
-    the file say nothing): what ``satellite_k8s_config`` writes, read from the one parser."""
-    defaults = policy.gpu_requests if resources.gpu else policy.step_requests
-    return compute_of(
-        resources.cpu or defaults.get("cpu"),
-        resources.memory or defaults.get("memory"),
-        resources.gpu,
     )
 
 
