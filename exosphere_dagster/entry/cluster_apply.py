@@ -133,14 +133,15 @@ def held_jobs(jobs: Iterable[JobInfo]) -> dict[str, tuple[str, str]]:
         name: (job.tags[CLUSTER_TAG], job.metadata.get("cluster file", "?"))
         for name, job in cluster_jobs(jobs).items()
     }
+    suffix = breach_job_name("")
     for job in jobs:
-        of = next((n for n in held if breach_job_name(n) == job.name), None)
-        if job.tags.get(ROLE_TAG) == "sla-breach" and of is not None:
-            held[job.name] = held[of]
+        of = held.get(job.name.removesuffix(suffix))
+        if job.tags.get(ROLE_TAG) == "sla-breach" and job.name.endswith(suffix) and of:
+            held[job.name] = of
     return held
 
 
-def _clashes(cluster: Validated, change: Change, held: dict[str, tuple[str, str]]) -> list[str]:
+def clashes(cluster: Validated, change: Change, held: dict[str, tuple[str, str]]) -> list[str]:
     """Why storing ``cluster`` as ``change`` would replace or hide another cluster."""
     new = f"cluster '{cluster.identifier}' ({cluster.plan.file})"
     found = []
@@ -168,19 +169,19 @@ def apply(
     jobs = api.jobs(location)
     served, held = cluster_jobs(jobs), held_jobs(jobs)
     names = store.list()
-    changes, clashes = [], []
+    changes, refused = [], []
     for cluster in clusters:
         name = owner(store, names, served.get(cluster.job)) or file_name_for(cluster.identifier)
         before, version = store.read_version(name)
         change = Change(
             cluster.identifier, cluster.job, name, store.where(name), before, cluster.data, version
         )
-        clashes += _clashes(cluster, change, held)
+        refused += clashes(cluster, change, held)
         changes.append(change)
-    if clashes:
+    if refused:
         raise ApiError(
             "refused; nothing was changed:\n"
-            + "\n".join(clashes)
+            + "\n".join(refused)
             + "\nhint: identifiers that differ only in '-' vs '_' or in where '/' and '__' fall "
             "make the same job and file: rename the new cluster, or delete the other first"
         )
