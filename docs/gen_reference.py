@@ -283,6 +283,7 @@ def satellite_sections(definition) -> str:
         "in, per item.",
         "",
         *model_tables(definition.config_model, "config"),
+        *_launch_section(definition.config_model),
     ]
     if definition.input_model is not None:
         out += [
@@ -307,6 +308,26 @@ def satellite_sections(definition) -> str:
     else:
         out += ["## Example", "", "```yaml", _minimal_example(definition).rstrip(), "```", ""]
     return "\n".join(out)
+
+
+def _launch_section(model) -> list[str]:
+    """What a launch may not change (satellite_ops.launch), when the model fixes anything."""
+    from satellite_ops.launch import launch_fields
+
+    fixed = list(launch_fields(model).fixed)
+    if not fixed:
+        return []
+    keys = ", ".join(f"`{key}`" for key in fixed)
+    return [
+        "### Fixed at launch",
+        "",
+        f"{keys} name what this satellite's credentials act on. The Launchpad shows the cluster "
+        "file's values, and a run launched with other ones (Launchpad, GraphQL `launchRun`, "
+        "`exosphere clusters run`) is refused before any satellite runs. To let launches change "
+        f"them, list them in the satellite's entry: `launch-editable: [{fixed[0]}]`. Where "
+        "its credentials are sent (endpoint, region) is never editable at launch.",
+        "",
+    ]
 
 
 def satellite_page(definition) -> str:
