@@ -44,6 +44,7 @@ NAV = [
             ("SLA tiers and placement", "sla.md"),
             ("What a run costs", "cost.md"),
             ("Deployment", "deployment.md"),
+            ("Using with dg", "using-with-dg.md"),
             ("Coming from Argo, Kestra or dag-factory", "coming-from.md"),
         ],
     ),
