@@ -261,6 +261,8 @@ def expire_in_background(store: CheckpointBackend) -> threading.Thread | None:
     """Start :func:`expire` in a daemon thread, at most once per ``checkpoint_prune_hours``
     per store and process: every step process opens the store, so the project's own steps keep
     it trimmed, and a step never waits for it. The thread started, or None."""
+    if settings().checkpoint_retention_days <= 0:
+        return None
     key = repr(store)
     with _PRUNE_LOCK:
         last = _LAST_PRUNE.get(key)

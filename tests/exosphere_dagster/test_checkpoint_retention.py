@@ -79,6 +79,7 @@ def test_a_retention_of_zero_keeps_everything(spec, retention):
     write_run(store, "forever")
     assert expire(store, now=time.time() + 3650 * DAY) == []
     assert items(store, "forever") == 4
+    assert checkpoint.expire_in_background(store) is None  # not even a thread
 
 
 def test_opening_the_store_in_a_step_process_deletes_expired_runs(

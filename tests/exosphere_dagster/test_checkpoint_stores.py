@@ -240,6 +240,7 @@ def test_the_store_follows_the_instance(sqlite_instance, postgres_instance, monk
     assert checkpoint_store_for(postgres_instance).base_dir == tmp_path / "volume"
 
     monkeypatch.setenv("EXOSPHERE_CHECKPOINT_S3_URL", "s3://ckpt-bucket/team/a/")
+    monkeypatch.setenv("EXOSPHERE_CHECKPOINT_RETENTION_DAYS", "0")  # no pass: no AWS reached
     reload_settings()
     s3_store = checkpoint_store_for(postgres_instance)
     assert isinstance(s3_store, S3CheckpointStore)
