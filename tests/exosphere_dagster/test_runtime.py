@@ -101,11 +101,14 @@ def test_failure_without_handler_fails_the_run_after_finishing_the_rest(tmp_path
     result = run_cluster_file(path, instance=sqlite_instance)
     assert not result.success
     assert len(read_calls(tmp_path / "calls")) == 99  # nothing else was lost
-    (failure,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
-    assert failure.step_key.startswith("record[")  # the chunk step is red, not the summary
+    failure, summary = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert failure.step_key.startswith("record[")  # the chunk step is red, naming the item
     text = failure.event_specific_data.error.message
     assert "chunk-3~" in text and "cannot process file-0/page-3/chunk-3" in text
-    assert "succeeded and are checkpointed" in text  # its chunk's good items
+    assert "succeeded, are checkpointed and went on" in text  # its chunk's good items
+    assert summary.step_key == "exosphere__summary"  # it ran, counted the run, and failed it
+    tags = run_tags(sqlite_instance, result)
+    assert (tags["exosphere/items"], tags["exosphere/failed"]) == ("100", "1")
 
 
 def test_items_travel_through_s3_when_configured(
