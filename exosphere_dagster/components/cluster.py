@@ -55,8 +55,9 @@ def load_error(errors: list[ConfigError], what: str) -> ClusterLoadError:
 @scaffold_with(ClusterScaffolder)
 @dataclass(frozen=True)
 class ClusterComponent(Component):
-    """One exosphere cluster: its job, schedule or sensor, SLA and deadline sensors, and lineage
-    assets. ``attributes``: ``file`` (a cluster file beside defs.yaml) or the cluster inline
+    """One exosphere cluster: its job, triggers, SLA sensors and satellite assets.
+
+    ``attributes``: ``file`` (a cluster file beside defs.yaml) or the cluster inline
     (``version`` and ``cluster``)."""
 
     file: Path | None = None

@@ -22,8 +22,9 @@ from yaml_loader import ConfigError
 
 @dataclass(frozen=True)
 class ClusterFolderComponent(Component):
-    """A folder or S3 prefix of exosphere cluster files, each its own job; broken files show as
-    invalid__<file> jobs. ``attributes``: ``path``."""
+    """A folder or S3 prefix of exosphere cluster files, each its own job.
+
+    ``attributes``: ``path``. A broken file shows as an invalid__<file> job with its errors."""
 
     path: str
 
