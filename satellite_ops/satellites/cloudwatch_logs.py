@@ -37,6 +37,7 @@ from satellite_ops.helpers.log_sinks import (
     record_from_item,
 )
 from satellite_ops.helpers.s3_client import AwsSecrets, error_code, s3_errors
+from satellite_ops.launch import FIXED_AT_LAUNCH
 from satellite_ops.registry import satellite
 
 IDENTIFIER = "satellite/exospherehost/send-logs-to-cloudwatch"
@@ -52,8 +53,10 @@ logger = logging.getLogger(__name__)
 class CloudWatchLogsConfig(LogSinkConfig):
     """The log group and stream that receive the records, and how to reach CloudWatch Logs."""
 
-    log_group: str = Field(min_length=1, max_length=512, description="Log group name.")
-    log_stream: str | None = Field(
+    log_group: Annotated[str, FIXED_AT_LAUNCH] = Field(
+        min_length=1, max_length=512, description="Log group name."
+    )
+    log_stream: Annotated[str | None, FIXED_AT_LAUNCH] = Field(
         None, max_length=512, description="Log stream name; default: the run id (one per run)."
     )
     create_missing: bool = Field(True, description="Create the group and stream when missing.")

@@ -18,7 +18,7 @@ import json
 import logging
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, model_validator
 
@@ -34,6 +34,7 @@ from satellite_ops.helpers.log_sinks import (
     level_name,
     record_from_item,
 )
+from satellite_ops.launch import FIXED_AT_LAUNCH
 from satellite_ops.registry import satellite
 
 IDENTIFIER = "satellite/exospherehost/send-logs-to-kusto"
@@ -51,8 +52,8 @@ class KustoLogsConfig(LogSinkConfig):
         description="Streaming: the cluster (https://<name>.<region>.kusto.windows.net); "
         "queued: its ingestion endpoint (https://ingest-<name>...)."
     )
-    database: str = Field(min_length=1, description="Database name.")
-    table: str = Field(min_length=1, description="Table name.")
+    database: Annotated[str, FIXED_AT_LAUNCH] = Field(min_length=1, description="Database name.")
+    table: Annotated[str, FIXED_AT_LAUNCH] = Field(min_length=1, description="Table name.")
     mapping: str | None = Field(
         None, description="Name of a JSON ingestion mapping on the table; default: by column."
     )

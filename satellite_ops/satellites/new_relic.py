@@ -14,7 +14,7 @@ import json
 import logging
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import httpx
 from pydantic import Field, SecretStr
@@ -31,6 +31,7 @@ from satellite_ops.helpers.log_sinks import (
     level_name,
     record_from_item,
 )
+from satellite_ops.launch import FIXED_AT_LAUNCH
 from satellite_ops.registry import satellite
 
 IDENTIFIER = "satellite/exospherehost/send-logs-to-new-relic"
@@ -47,7 +48,9 @@ logger = logging.getLogger(__name__)
 class NewRelicLogsConfig(LogSinkConfig):
     """Which New Relic account receives the logs, and what to forward."""
 
-    account_id: str = Field(description="New Relic account id (sent as the account.id attribute).")
+    account_id: Annotated[str, FIXED_AT_LAUNCH] = Field(
+        description="New Relic account id (sent as the account.id attribute)."
+    )
     api_key: SecretStr = Field(description="License or ingest key, sent as the Api-Key header.")
     application_id: str | None = Field(
         None, description="Application id (sent as the application.id attribute)."

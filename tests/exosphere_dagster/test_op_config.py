@@ -273,7 +273,7 @@ def test_a_templated_number_accepts_any_value_and_the_model_judges_it(registry, 
         (DOCLING, "language", "${{ run.nope }}", "'run.nope' is not available"),
         (DOCLING, "language", "${{ satellites. }}", "template syntax error"),
         (DOCLING, "language", "${{ failure.error }}", "only in the failure branch"),
-        (LOGS, "account-id", "${{ satellites.get-files-from-s3.output }}", "log satellites"),
+        (LOGS, "application-id", "${{ satellites.get-files-from-s3.output }}", "log satellites"),
         (PAGER, "source", "${{ satellites.parse-pdf-with-docling.output }}", "ancestor"),
     ],
 )
@@ -290,7 +290,7 @@ def test_references_the_node_can_read_are_accepted(cluster, registry):
         DOCLING: {"language": "${{ cluster.identifier }}-${{ run.id }}"},
         PAGER: {"source": "${{ satellites.get-files-from-s3.output.key }}"},
         WEBHOOK: {"url": "https://x.test/${{ satellites.deepseek-r1-distrill-llama-70b.output }}"},
-        LOGS: {"account-id": "${{ secrets.NEW_RELIC_ACCOUNT_ID }}x"},
+        LOGS: {"application-id": "${{ secrets.NEW_RELIC_ACCOUNT_ID }}x"},
     }
     config = {"ops": {name: {"config": values} for name, values in ok.items()}}
     assert check_run_config(cluster, registry, config) == []
