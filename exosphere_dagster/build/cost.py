@@ -4,9 +4,10 @@ of each step from what it measured.
 Two bills, priced two ways (docs/cost.md):
 
 * compute: Kubernetes bills the capacity a pod reserves, used or not. A step costs its wall
-  seconds x its requests (CPU, GPU, memory, from its ``dagster-k8s/config`` tag) x the hourly
-  prices of its node pool (the ``exosphere.host/pool`` label: the tier's capacity, ``on-demand``
-  or ``spot``, unless the placement file names it). That is the allocation Kubecost and
+  seconds x its requests (CPU, GPU, memory: its :class:`~exosphere_dagster.build.placement.
+  Placement`, what its ``dagster-k8s/config`` tag is written from) x the hourly prices of its
+  node pool (the ``exosphere.host/pool`` label: the tier's capacity, ``on-demand`` or ``spot``,
+  unless the placement file names it). That is the allocation Kubecost and
   OpenCost report per pod. The same requests price a local run, as if it ran on the cluster.
 * tokens: a provider model (``engine``/``model`` of the satellite's config) has prices per
   million input and output tokens, synchronous and through its Batch API (``llm/batch_*``
@@ -21,7 +22,6 @@ examples of list prices, not the prices of any deployment.
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +29,7 @@ from typing import Any
 
 from pydantic import Field, ValidationError, model_validator
 
-from exosphere_dagster.build.placement import GPU_RESOURCE, K8S_CONFIG_TAG, POOL_LABEL
+from exosphere_dagster.build.placement import Placement
 from exosphere_dagster.settings import settings
 from yaml_loader.errors import ConfigErrors
 from yaml_loader.models import StrictModel
@@ -184,27 +184,17 @@ class Reservation:
     memory_gib: float = 0.0
 
 
-def reservation(config: Mapping[str, Any] | str | None) -> Reservation:
-    """A step's reservation from its ``dagster-k8s/config`` (the tag's JSON text or value)."""
-    if isinstance(config, str):
-        config = json.loads(config)
-    config = config or {}
-    resources = (config.get("container_config") or {}).get("resources") or {}
-    requests, limits = resources.get("requests") or {}, resources.get("limits") or {}
-    labels = (config.get("pod_template_spec_metadata") or {}).get("labels") or {}
-    gpu = limits.get(GPU_RESOURCE) or requests.get(GPU_RESOURCE)
-    memory = requests.get("memory") or limits.get("memory")
-    compute = compute_of(requests.get("cpu"), memory, gpu)
+def reservation(placement: Placement) -> Reservation:
+    """What a step's pod reserves, from its placement (numbers by the one quantity parser),
+    whether or not a ``dagster-k8s/config`` tag is written for it."""
+    requests = placement.requests
+    compute = compute_of(requests.get("cpu"), requests.get("memory"), placement.gpu or None)
     return Reservation(
-        pool=str(labels.get(POOL_LABEL) or ""),
+        pool=placement.pool,
         cpu=compute.cpu,
         gpu=float(compute.gpu),
         memory_gib=compute.memory_gib,
     )
-
-
-def reservation_of(tags: Mapping[str, Any]) -> Reservation:
-    return reservation(tags.get(K8S_CONFIG_TAG))
 
 
 # -- what a step costs -------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from exosphere_dagster.build.cost import (
     reservation,
     token_cost,
 )
-from exosphere_dagster.build.placement import PlacementPolicy, satellite_k8s_config, step_resources
+from exosphere_dagster.build.placement import PlacementPolicy, satellite_placement, step_resources
 from exosphere_dagster.build.segments import cut_segments
 from exosphere_dagster.runtime.chunking import run_chunk_size
 from exosphere_dagster.settings import settings
@@ -61,7 +61,7 @@ def plan_cost_lines(
     problems: list[str] = []
     for node in plan.nodes:
         definition = definitions[node.id]
-        where = reservation(satellite_k8s_config(plan, step_resources(node, definition), policy))
+        where = reservation(satellite_placement(plan, step_resources(node, definition), policy))
         in_batches = batched.get(node.id, False)
         size = run_chunk_size(items, plan.sla.name, guess.workers, batched=in_batches)
         steps = math.ceil(items / size)

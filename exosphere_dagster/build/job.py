@@ -12,6 +12,7 @@ from typing import Any
 from dagster import GraphDefinition, JobDefinition, graph
 
 from exosphere_dagster.build.content import CONTENT_HASH_KEY, file_hash
+from exosphere_dagster.build.cost import reservation
 from exosphere_dagster.build.op_config import (
     check_run_config,
     config_schema,
@@ -22,9 +23,8 @@ from exosphere_dagster.build.ops import gather_op, satellite_op, start_op
 from exosphere_dagster.build.placement import (
     PlacementPolicy,
     executor_from_env,
-    k8s_tag,
-    light_k8s_config,
-    satellite_k8s_config,
+    light_placement,
+    satellite_placement,
     step_resources,
 )
 from exosphere_dagster.build.resources import io_resources
@@ -45,7 +45,7 @@ def build_job(
     """One job per cluster: start -> chained satellites per segment -> summary."""
     if "executor_def" not in job_kwargs and (executor := executor_from_env()) is not None:
         job_kwargs["executor_def"] = executor
-    policy = policy or PlacementPolicy.load()
+    policy = (policy or PlacementPolicy.load()).for_executor(job_kwargs.get("executor_def"))
     return build_graph(plan, registry, policy).to_job(
         name=plan.job_name,
         resource_defs=io_resources(),
@@ -71,7 +71,8 @@ class Wiring:
         self.plan = plan
         self.registry = registry
         self.policy = policy or PlacementPolicy.load()
-        self.light_tags = k8s_tag(light_k8s_config(plan, self.policy))
+        self.light = light_placement(plan, self.policy)  # start, gathering, summary pods
+        self.light_tags = self.policy.step_tags(self.light)
         nodes = (*plan.nodes, *plan.failure_nodes)
         self.definitions = {n.id: registry.get(n.uses) for n in nodes}
         self.log_sinks = [(n, registry.get(n.uses)) for n in plan.log_nodes]
@@ -164,23 +165,26 @@ class Wiring:
 
     def _satellite(self, node: SatelliteNode, members: set[str]) -> Any:
         definition = self.definitions[node.id]
-        placement = satellite_k8s_config(self.plan, step_resources(node, definition), self.policy)
+        placement = satellite_placement(self.plan, step_resources(node, definition), self.policy)
         tags = {
             SATELLITE_TAG: node.uses,
             PRIORITY_TAG: str(self.depth[node.id]),  # deeper first: chunks flow through
-            **k8s_tag(placement),
+            **self.policy.step_tags(placement),
         }
         inside = [p for p in node.parents if p in members]
         inputs = [f"from_{self.plan.node(p).op_name}" for p in inside] if inside else ["chunk"]
         schema = config_schema(node, definition)
-        op = satellite_op(self.plan, node, inputs, tags, schema, self.make_runner)
+        where = reservation(placement)
+        op = satellite_op(self.plan, node, inputs, tags, where, schema, self.make_runner)
         return op.alias(node.op_name)
 
     def summary(self, segments: list[Segment]) -> None:
         inputs = {f"report_{n.op_name}": self.reports[n.id] for s in segments for n in s.nodes}
         inputs.update({f"manifest_{s.name}": self.manifests[s.name] for s in segments})
         inputs.update({f"caught_{s.name}": self.caught[s.name] for s in segments if s.sources})
-        op = summary_op(self.plan, segments, self.make_runner, self.materializations)
+        op = summary_op(
+            self.plan, segments, self.make_runner, reservation(self.light), self.materializations
+        )
         op.alias(SUMMARY_OP).tag(self.light_tags)(**inputs)
 
 

@@ -26,10 +26,10 @@ from dagster import (
 )
 
 from exosphere_dagster.build.cost import (
+    Reservation,
     StepCost,
     model_of,
     price_or_problem,
-    reservation_of,
     step_cost,
 )
 from exosphere_dagster.build.segments import START, Segment
@@ -216,6 +216,7 @@ def satellite_op(
     node: SatelliteNode,
     inputs: list[str],
     op_tags: dict[str, Any],
+    where: Reservation,
     config_schema: Any,
     make_runner: RunnerFactory,
 ) -> OpDefinition:
@@ -228,7 +229,6 @@ def satellite_op(
     item; its good items are checkpointed, so re-executing from failure retries exactly it."""
     handled = node.id in plan.routed_nodes()
     tolerated = node.min_success_ratio is not None  # the summary decides over every chunk
-    where = reservation_of(op_tags)  # what the step's pod asks for, and its pool
 
     def compute(context, ins: dict[str, Any]) -> Iterator[Output]:
         started = time.perf_counter()

@@ -5,11 +5,18 @@ resources a satellite declares (overridable per satellite in the cluster YAML).
 pod; job-level tags never reach step pods, so every op carries its own placement tag. Each pool
 has a name (by default the tier's capacity, ``on-demand`` or ``spot``, from yaml_loader/tiers.py)
 that pods carry as the ``exosphere.host/pool`` label and the price table (cost.py) keys on.
+
+A pod's placement is a :class:`Placement` (structured: requests, GPUs, pools); the tag is its
+JSON form, written only where a pod reads it (:class:`Pods`): op tags when steps run in pods
+(``k8s_job_executor``), the job tag when runs do (that executor, or an instance whose run
+launcher is a ``K8sRunLauncher``). A local run carries none; cost accounting reads the
+:class:`Placement`, never the tag.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -25,6 +32,8 @@ from yaml_loader.quantities import QuantityError, normalised
 from yaml_loader.tiers import TIERS, tier
 
 K8S_CONFIG_TAG = "dagster-k8s/config"
+K8S_EXECUTOR = "k8s"  # k8s_job_executor's name
+K8S_LAUNCHER_MODULES = ("dagster_k8s", "dagster_celery_k8s")
 GPU_RESOURCE = "nvidia.com/gpu"
 CAPACITY_LABEL = "exosphere.host/capacity"
 SLA_LABEL = "exosphere.host/sla"
@@ -92,8 +101,17 @@ def tier_pool(sla: str) -> Pool:
 
 
 @dataclass(frozen=True)
+class Pods:
+    """Which processes of a run are Kubernetes pods that read a ``dagster-k8s/config`` tag."""
+
+    run: bool = False  # the run worker (K8sRunLauncher): the job's tag
+    steps: bool = False  # each step (k8s_job_executor): each op's tag
+
+
+@dataclass(frozen=True)
 class PlacementPolicy:
-    """Tier pools (on-demand for 6h, spot for 12h/24h), the GPU pool, and default requests."""
+    """Tier pools (on-demand for 6h, spot for 12h/24h), the GPU pool, default requests, and
+    which pods read placement tags (none by default: a local run)."""
 
     tiers: Mapping[str, Pool] = field(
         default_factory=lambda: {name: tier_pool(name) for name in TIERS}
@@ -114,6 +132,7 @@ class PlacementPolicy:
     light_requests: Mapping[str, str] = field(  # start, chunking, summary and the run pod
         default_factory=lambda: {"cpu": "250m", "memory": "512Mi"}
     )
+    pods: Pods = field(default_factory=Pods)  # which placement tags pods read
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> PlacementPolicy:
@@ -137,6 +156,7 @@ class PlacementPolicy:
             step_requests=_requests(raw, "step-requests", base.step_requests, path),
             gpu_requests=_requests(raw, "gpu-requests", base.gpu_requests, path),
             light_requests=_requests(raw, "light-requests", base.light_requests, path),
+            pods=deployment_pods(),
         )
 
     def pool(self, sla: str) -> Pool:
@@ -146,6 +166,46 @@ class PlacementPolicy:
         if found is None:
             return tier_pool(sla)
         return found if found.name else replace(found, name=tier(sla).capacity)
+
+    def for_executor(self, executor_def: Any) -> PlacementPolicy:
+        """This policy for a job run by ``executor_def``: its steps are pods exactly when it is
+        ``k8s_job_executor``; a run pod stays a pod when the policy's deployment says so."""
+        if executor_def is None:
+            return self
+        steps = getattr(executor_def, "name", None) == K8S_EXECUTOR
+        return replace(self, pods=Pods(run=self.pods.run or steps, steps=steps))
+
+    def step_tags(self, placement: Placement) -> dict[str, str]:
+        """An op's ``dagster-k8s/config`` tag, when its steps run in pods; else none."""
+        return k8s_tag(placement.k8s_config()) if self.pods.steps else {}
+
+    def run_tags(self, placement: Placement) -> dict[str, str]:
+        """The job's ``dagster-k8s/config`` tag, when its runs run in pods; else none."""
+        return k8s_tag(placement.k8s_config()) if self.pods.run else {}
+
+
+def deployment_pods() -> Pods:
+    """What this deployment runs in pods: steps with ``EXOSPHERE_EXECUTOR=k8s`` (the run pod
+    too), the run pod alone when the instance's run launcher is a Kubernetes one."""
+    steps = on_kubernetes()
+    return Pods(run=steps or instance_launches_pods(), steps=steps)
+
+
+def instance_launches_pods(home: str | Path | None = None) -> bool:
+    """Whether the instance in ``home`` (``$DAGSTER_HOME``) launches runs as Kubernetes Jobs:
+    its ``dagster.yaml`` names a run launcher of ``dagster_k8s`` or ``dagster_celery_k8s``.
+    Read as YAML, without starting the instance; an unreadable file counts as no."""
+    home = home or os.environ.get("DAGSTER_HOME")
+    if not home:
+        return False
+    try:
+        raw = yaml.safe_load((Path(home) / "dagster.yaml").read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return False
+    launcher = raw.get("run_launcher") if isinstance(raw, Mapping) else None
+    if not isinstance(launcher, Mapping):
+        return False
+    return str(launcher.get("module", "")).split(".")[0] in K8S_LAUNCHER_MODULES
 
 
 @dataclass(frozen=True)
@@ -173,67 +233,86 @@ def step_resources(node: SatelliteNode, definition: SatelliteDefinition) -> Step
     )
 
 
-def satellite_k8s_config(
+@dataclass(frozen=True)
+class Placement:
+    """One pod's placement: what it reserves (requests; GPUs as a limit), the pools it may run
+    in (the first names it), extra node labels, its image and its own labels."""
+
+    requests: Mapping[str, str]
+    pools: tuple[Pool, ...]
+    gpu: int = 0
+    node_selector: Mapping[str, str] = field(default_factory=dict)
+    image: str | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def pool(self) -> str:
+        return self.pools[0].name
+
+    def k8s_config(self) -> dict[str, Any]:
+        """The ``dagster-k8s/config`` value: requests, limits (memory = request; GPUs, an
+        extended resource, only as limits), node selector, tolerations, labels, image."""
+        limits: dict[str, Any] = {}
+        if "memory" in self.requests:
+            limits["memory"] = self.requests["memory"]  # not compressible: request = limit
+        if self.gpu:
+            limits[GPU_RESOURCE] = str(self.gpu)
+        container: dict[str, Any] = {
+            "resources": {"requests": dict(self.requests), "limits": limits}
+        }
+        if self.image:
+            container["image"] = self.image
+        selector: dict[str, str] = {}
+        tolerations: list[dict[str, Any]] = []
+        for pool in self.pools:
+            selector.update(pool.node_selector)
+            tolerations.extend(dict(t) for t in pool.tolerations if dict(t) not in tolerations)
+        selector.update(self.node_selector)
+        pod_spec: dict[str, Any] = {}
+        if selector:
+            pod_spec["node_selector"] = selector
+        if tolerations:
+            pod_spec["tolerations"] = tolerations
+        return {
+            "container_config": container,
+            "pod_spec_config": pod_spec,
+            "pod_template_spec_metadata": {"labels": dict(self.labels)},
+        }
+
+
+def satellite_placement(
     plan: ClusterPlan, resources: StepResources, policy: PlacementPolicy
-) -> dict[str, Any]:
-    """The ``dagster-k8s/config`` of a satellite's steps: requests/limits, pool, image."""
+) -> Placement:
+    """Where a satellite's steps run: its requests (the policy's defaults for what it leaves
+    out), the tier's pool (and the GPU pool for a GPU step), its image."""
     defaults = policy.gpu_requests if resources.gpu else policy.step_requests
     requests = {
         "cpu": resources.cpu or defaults.get("cpu"),
         "memory": resources.memory or defaults.get("memory"),
     }
-    requests = {k: v for k, v in requests.items() if v}
-    limits: dict[str, Any] = {}
-    if "memory" in requests:
-        limits["memory"] = requests["memory"]  # memory is not compressible: request = limit
-    pools = [policy.pool(plan.sla.name)]
-    if resources.gpu:
-        limits[GPU_RESOURCE] = str(resources.gpu)  # extended resources go in limits
-        pools.append(policy.gpu)
-    container: dict[str, Any] = {"resources": {"requests": requests, "limits": limits}}
-    image = resources.image or (policy.gpu_image if resources.gpu else None)
-    if image:
-        container["image"] = image
-    labels = {
-        SLA_LABEL: plan.sla.name,
-        POOL_LABEL: pools[0].name,
-        "exosphere.host/gpu": str(resources.gpu),
-    }
-    return _config(container, pools, resources.node_selector, labels)
+    pools = (policy.pool(plan.sla.name), *((policy.gpu,) if resources.gpu else ()))
+    return Placement(
+        requests={k: v for k, v in requests.items() if v},
+        pools=pools,
+        gpu=resources.gpu,
+        node_selector=dict(resources.node_selector),
+        image=resources.image or (policy.gpu_image if resources.gpu else None),
+        labels={
+            SLA_LABEL: plan.sla.name,
+            POOL_LABEL: pools[0].name,
+            "exosphere.host/gpu": str(resources.gpu),
+        },
+    )
 
 
-def light_k8s_config(plan: ClusterPlan, policy: PlacementPolicy) -> dict[str, Any]:
+def light_placement(plan: ClusterPlan, policy: PlacementPolicy) -> Placement:
     """Steps that only move items (start, chunking, summary) and the run pod: tier pool, small."""
-    requests = dict(policy.light_requests)
-    limits = {"memory": requests["memory"]} if "memory" in requests else {}
-    container = {"resources": {"requests": requests, "limits": limits}}
-    pools = [policy.pool(plan.sla.name)]
-    labels = {SLA_LABEL: plan.sla.name, POOL_LABEL: pools[0].name}
-    return _config(container, pools, {}, labels)
-
-
-def _config(
-    container: dict[str, Any],
-    pools: list[Pool],
-    extra_selector: Mapping[str, str],
-    labels: Mapping[str, str],
-) -> dict[str, Any]:
-    selector: dict[str, str] = {}
-    tolerations: list[dict[str, Any]] = []
-    for pool in pools:
-        selector.update(pool.node_selector)
-        tolerations.extend(dict(t) for t in pool.tolerations if dict(t) not in tolerations)
-    selector.update(extra_selector)
-    pod_spec: dict[str, Any] = {}
-    if selector:
-        pod_spec["node_selector"] = selector
-    if tolerations:
-        pod_spec["tolerations"] = tolerations
-    return {
-        "container_config": container,
-        "pod_spec_config": pod_spec,
-        "pod_template_spec_metadata": {"labels": dict(labels)},
-    }
+    pool = policy.pool(plan.sla.name)
+    return Placement(
+        requests=dict(policy.light_requests),
+        pools=(pool,),
+        labels={SLA_LABEL: plan.sla.name, POOL_LABEL: pool.name},
+    )
 
 
 def executor_from_env() -> Any:

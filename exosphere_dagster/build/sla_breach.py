@@ -30,7 +30,11 @@ from dagster import (
 
 from exosphere_dagster.build.job import Wiring, wire_segments
 from exosphere_dagster.build.ops import START_OP, chunk_outputs
-from exosphere_dagster.build.placement import PlacementPolicy, executor_from_env
+from exosphere_dagster.build.placement import (
+    PlacementPolicy,
+    executor_from_env,
+    light_placement,
+)
 from exosphere_dagster.build.resources import io_resources
 from exosphere_dagster.build.segments import Segment, cut_segments
 from exosphere_dagster.build.tags import (
@@ -119,6 +123,8 @@ def build_breach_job(
     if not plan.failure_nodes and not plan.log_nodes:
         return None
     alert_plan = dataclasses.replace(plan, job_name=breach_job_name(plan))  # unique op names
+    executor = executor_from_env()
+    policy = (policy or PlacementPolicy.load()).for_executor(executor)
 
     segments = [s for s in cut_segments(alert_plan, registry) if s.from_failures or _failure(s)]
 
@@ -133,7 +139,6 @@ def build_breach_job(
         chunks, wiring.manifests[first.name] = op()
         wire_segments(wiring, [first, *segments[1:]], first_chunks=chunks)
 
-    executor = executor_from_env()
     return breach_graph.to_job(
         resource_defs=io_resources(),
         **({"executor_def": executor} if executor is not None else {}),
@@ -143,6 +148,7 @@ def build_breach_job(
             ROLE_TAG: "sla-breach",
             PRIORITY_TAG: ALERT_PRIORITY,
             MAX_RUNTIME_TAG: ALERT_MAX_RUNTIME,
+            **policy.run_tags(light_placement(plan, policy)),  # where runs are pods
         },
     )
 

@@ -18,10 +18,10 @@ from dagster import AssetMaterialization, Failure, In, MetadataValue, OpDefiniti
 
 from exosphere_dagster.build.cost import (
     COST_TAG,
+    Reservation,
     add_up,
     model_of,
     price_or_problem,
-    reservation_of,
     step_cost,
     token_cost,
 )
@@ -54,6 +54,7 @@ def summary_op(
     plan: ClusterPlan,
     segments: list[Segment],
     make_runner: RunnerFactory,
+    light: Reservation,
     materialize: Materialize | None = None,
 ) -> OpDefinition:
     """Add up every satellite's reports; fail if an item failed with no handler (or, at a
@@ -92,9 +93,9 @@ def summary_op(
         for (node_id, _), report in sorted(reports.items()):
             by_node.setdefault(node_id, []).append(report)
         totals = summarise(plan, by_node)
-        light = {s.name for s in segments} | {SUMMARY_OP}
+        light_steps = {s.name for s in segments} | {SUMMARY_OP}
         own = [r for r in reports.values() if r.run_id in (context.run_id, "")]
-        cost, per_cost, source, problems = run_cost(context, own, models, light)
+        cost, per_cost, source, problems = run_cost(context, own, models, light_steps, light)
         tags = {tag: str(totals[key]) for key, tag in COUNT_TAGS.items()}
         if "cost_usd" in cost:
             tags[COST_TAG] = f"{cost['cost_usd']:.6f}"
@@ -197,6 +198,7 @@ def run_cost(
     reports: list[ChunkReport],
     models: dict[str, tuple[str, str] | None],
     light_steps: set[str],
+    where: Reservation,
 ) -> tuple[dict[str, float], dict[str, float], str, list[str]]:
     """(the run's summed costs and usage, cost per satellite, the prices' source, what could not
     be priced). A report without a cost ran inline in a light step: its compute is that
@@ -219,7 +221,6 @@ def run_cost(
                 problems.append(note)
         per[report.satellite] = per.get(report.satellite, 0.0) + metrics["cost_usd"]
         numbers.append(metrics)
-    where = reservation_of(context.op.tags)
     now = time.time()
     for stat in context.instance.get_run_step_stats(context.run_id, step_keys=list(light_steps)):
         if stat.start_time:

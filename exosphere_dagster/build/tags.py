@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
-from exosphere_dagster.build.placement import PlacementPolicy, k8s_tag, light_k8s_config
+from exosphere_dagster.build.placement import PlacementPolicy, light_placement
 from yaml_loader.ir import ClusterPlan
 from yaml_loader.tiers import TIERS, SlaTier
 
@@ -26,9 +26,9 @@ BREACH_OF_TAG = "exosphere/sla_breach_of"  # on an alert run: the run that misse
 
 def sla_run_tags(plan: ClusterPlan, policy: PlacementPolicy) -> dict[str, str]:
     """Tags every run of a cluster carries, however it was launched (scheduled, sensed, API or
-    by hand): priority and concurrency tier, the SLA as Dagster's max runtime, and the run pod's
-    placement under ``policy``. A cluster's own ``tags:`` may tighten ``dagster/max_runtime``,
-    never loosen it."""
+    by hand): priority and concurrency tier, the SLA as Dagster's max runtime, and, where runs
+    are pods (``policy.pods``), the run pod's placement. A cluster's own ``tags:`` may tighten
+    ``dagster/max_runtime``, never loosen it."""
     max_runtime = plan.sla.seconds
     asked = plan.tags.get(MAX_RUNTIME_TAG)
     if asked and asked.replace(".", "", 1).isdigit():
@@ -40,7 +40,7 @@ def sla_run_tags(plan: ClusterPlan, policy: PlacementPolicy) -> dict[str, str]:
         SLA_TAG: plan.sla.name,
         CLUSTER_TAG: plan.identifier,
         CLUSTER_FILE_TAG: str(Path(plan.file).resolve()),
-        **k8s_tag(light_k8s_config(plan, policy)),
+        **policy.run_tags(light_placement(plan, policy)),
     }
 
 

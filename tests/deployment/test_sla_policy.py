@@ -16,6 +16,7 @@ from dagster._core.remote_origin import (
 )
 from dagster._core.test_utils import create_run_for_test
 from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
+from dagster_k8s import k8s_job_executor
 
 from exosphere_dagster.build.catalog import registry_with_plugins
 from exosphere_dagster.build.deadlines import (
@@ -26,7 +27,7 @@ from exosphere_dagster.build.deadlines import (
     urgent_priority,
 )
 from exosphere_dagster.build.job import build_job
-from exosphere_dagster.build.placement import K8S_CONFIG_TAG, PlacementPolicy, Pool
+from exosphere_dagster.build.placement import K8S_CONFIG_TAG, PlacementPolicy, Pods, Pool
 from exosphere_dagster.build.sla_breach import breach_message, build_breach_job, in_flight_items
 from exosphere_dagster.build.tags import (
     BASE_PRIORITY_TAG,
@@ -44,6 +45,7 @@ from yaml_loader import load, plan
 ROOT = Path(__file__).resolve().parents[2]
 REFERENCE = ROOT / "examples" / "structured-pdfs-fixed.yml"
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+IN_PODS = PlacementPolicy(pods=Pods(run=True, steps=True))  # a Kubernetes deployment's
 
 
 def _plan(text: str | None = None, tmp_path: Path | None = None):
@@ -63,9 +65,12 @@ def _run(run_id: str, sla: str, deadline: datetime | None, priority: str) -> Que
 
 
 def test_sla_tags_on_every_run_and_a_cluster_may_only_tighten_max_runtime(tmp_path):
-    tags = sla_run_tags(_plan(), PlacementPolicy())
+    tags = sla_run_tags(_plan(), IN_PODS)
     assert tags[PRIORITY_TAG] == "30" and tags[MAX_RUNTIME_TAG] == str(6 * 3600)
     assert tags[SLA_TAG] == "6h"
+    assert sla_run_tags(_plan(), PlacementPolicy()) == {
+        k: v for k, v in tags.items() if k != K8S_CONFIG_TAG
+    }  # a local run: the same tags, no pod placement
     run_pod = json.loads(tags[K8S_CONFIG_TAG])
     assert run_pod["pod_spec_config"]["node_selector"] == {"exosphere.host/capacity": "on-demand"}
     text = REFERENCE.read_text().replace(
@@ -82,7 +87,7 @@ def test_the_run_pod_follows_the_policy_build_job_is_given():
     """The run pod's placement (a job tag) comes from the policy passed to build_job, like the
     step pods' (op tags), not from a policy file read on the side."""
     policy = PlacementPolicy(tiers={"6h": Pool({"pool": "latency"})})
-    job = build_job(_plan(), registry_with_plugins(), policy)
+    job = build_job(_plan(), registry_with_plugins(), policy, executor_def=k8s_job_executor)
     run_pod = json.loads(job.tags[K8S_CONFIG_TAG])
     assert run_pod["pod_spec_config"]["node_selector"] == {"pool": "latency"}
     for node in job.graph.nodes:
@@ -146,11 +151,11 @@ def test_placement_policy_file_overrides_pools_and_gpu_image(tmp_path, monkeypat
         "tiers:\n  24h:\n    node-selector: {karpenter.sh/capacity-type: spot}\n"
         "gpu-image: vllm:latest\n"
     )
+    monkeypatch.setenv("EXOSPHERE_PLACEMENT_FILE", str(policy_file))  # before settings are read
     policy = PlacementPolicy.load(policy_file)
     assert policy.tiers["24h"].node_selector == {"karpenter.sh/capacity-type": "spot"}
     assert policy.tiers["6h"].node_selector == {"exosphere.host/capacity": "on-demand"}
     assert policy.gpu_image == "vllm:latest"
-    monkeypatch.setenv("EXOSPHERE_PLACEMENT_FILE", str(policy_file))
     assert PlacementPolicy.load().gpu_image == "vllm:latest"
 
 
@@ -203,7 +208,7 @@ def test_breach_job_and_breach_detection():
 @pytest.mark.parametrize("sla", ["12h", "24h"])
 def test_longer_tiers_run_on_spot_capacity(sla, tmp_path):
     text = REFERENCE.read_text().replace("sla: 6h", f"sla: {sla}")
-    tags = sla_run_tags(_plan(text, tmp_path), PlacementPolicy())
+    tags = sla_run_tags(_plan(text, tmp_path), IN_PODS)
     tolerations = json.loads(tags[K8S_CONFIG_TAG])["pod_spec_config"]["tolerations"]
     assert tolerations == [
         {

@@ -24,7 +24,7 @@ from exosphere_dagster.build.cost_estimate import plan_cost_lines
 from exosphere_dagster.build.placement import (
     PlacementPolicy,
     Pool,
-    satellite_k8s_config,
+    satellite_placement,
     step_resources,
 )
 from exosphere_dagster.runtime.chunking import run_chunk_size
@@ -156,18 +156,15 @@ def test_a_step_reserves_its_requests_in_its_tiers_pool(tmp_path, sla, pool):
     cluster_plan = _plan(tmp_path, sla)
     node = cluster_plan.nodes[0]
     definition = registry_with_plugins().get(node.uses)
-    config = satellite_k8s_config(cluster_plan, step_resources(node, definition), PlacementPolicy())
-    assert reservation(config) == Reservation(pool, cpu=4.0, gpu=1.0, memory_gib=32.0)
+    resources = step_resources(node, definition)
+    placed = satellite_placement(cluster_plan, resources, PlacementPolicy())
+    assert reservation(placed) == Reservation(pool, cpu=4.0, gpu=1.0, memory_gib=32.0)
+    labels = placed.k8s_config()["pod_template_spec_metadata"]["labels"]
+    assert labels["exosphere.host/pool"] == pool  # the tag, where written, says the same
     named = PlacementPolicy(tiers={sla: Pool({"pool": "a100"}, name="a100-reserved")})
-    config = satellite_k8s_config(cluster_plan, step_resources(node, definition), named)
-    assert reservation(config).pool == "a100-reserved"
+    assert reservation(satellite_placement(cluster_plan, resources, named)).pool == "a100-reserved"
     unnamed = PlacementPolicy(tiers={sla: Pool({"pool": "latency"})})  # the tier's capacity
-    assert (
-        reservation(
-            satellite_k8s_config(cluster_plan, step_resources(node, definition), unnamed)
-        ).pool
-        == pool
-    )
+    assert reservation(satellite_placement(cluster_plan, resources, unnamed)).pool == pool
 
 
 def test_the_placement_file_names_pools_and_refuses_unknown_tiers(tmp_path, monkeypatch):

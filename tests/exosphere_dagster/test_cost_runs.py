@@ -10,6 +10,7 @@ from dagster import AssetKey
 
 from clusters import cluster, satellite_entry, write_cluster
 from exosphere_dagster.build.cost import COST_TAG
+from exosphere_dagster.build.placement import K8S_CONFIG_TAG
 from exosphere_dagster.entry.launch import run_cluster_file
 
 pytestmark = pytest.mark.integration
@@ -113,6 +114,7 @@ def test_a_run_records_what_each_step_and_the_run_cost(
     tags = sqlite_instance.get_run_by_id(result.run_id).tags
     assert float(tags[COST_TAG]) == pytest.approx(summary["cost_usd"], abs=1e-6)
     assert "cost (USD)" in summary["per_satellite"]
+    assert K8S_CONFIG_TAG not in tags  # a local run: priced from placements, with no pod tags
 
     key = AssetKey([f"test__cost_{sla}", "extract"])
     (record,) = sqlite_instance.fetch_materializations(key, limit=10).records
