@@ -1,7 +1,8 @@
 """Clusters in Dagster's asset catalog: each satellite is an external asset (key
 ``[job_name, op_name]``, one group per cluster) wired to its parents and to the places outside
-the cluster it reads or writes (``["external", "s3", bucket, *prefix]``, webhook URLs...). A
-run reports its item counts as materializations of those assets, whose history Dagster plots.
+the cluster it reads or writes, titled by service and place (``["external", "s3",
+"s3://bucket/prefix"]``, ``["external", "pagerduty", "PagerDuty"]``: places.py). A run reports
+its item counts as materializations of those assets, whose history Dagster plots.
 
 The assets are external (no op computes them): the cluster's job stays the unit that runs, and
 its summary step reports what happened through :func:`run_materializations`.
@@ -18,6 +19,7 @@ from typing import Any
 
 from dagster import AssetKey, AssetMaterialization, AssetSpec, MetadataValue
 
+from exosphere_dagster.build.places import place_folder, place_title
 from satellite_ops.endpoints import Endpoint, StaticConfig, Templated, endpoints_of, file_endpoint
 from satellite_ops.endpoints import s3_endpoint as s3_place
 from yaml_loader.ir import ClusterPlan, SatelliteNode
@@ -37,7 +39,8 @@ def satellite_key(plan: ClusterPlan, node: SatelliteNode) -> AssetKey:
 
 
 def endpoint_key(endpoint: Endpoint) -> AssetKey:
-    return AssetKey([EXTERNAL, endpoint.system, *endpoint.path])
+    """``["external", service, title]``: the graph shows the title (places.py)."""
+    return AssetKey([EXTERNAL, place_folder(endpoint), place_title(endpoint)])
 
 
 def static_config(raw: Any) -> Any:
@@ -181,7 +184,8 @@ def _place_spec(endpoint: Endpoint, writers: list[AssetKey]) -> AssetSpec:
     return AssetSpec(
         key=endpoint_key(endpoint),
         deps=writers,
-        description=f"`{uri}`: a place outside the clusters, read or written by satellites.",
+        description=f"{place_title(endpoint)} (`{uri}`): a place outside the clusters, read or "
+        "written by the satellites drawn beside it.",
         group_name=EXTERNAL,
         kinds={endpoint.kind},
         metadata={"uri": MetadataValue.url(uri) if uri.startswith("http") else uri},

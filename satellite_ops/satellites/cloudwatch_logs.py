@@ -194,9 +194,11 @@ def send_log_records(config: CloudWatchLogsConfig, records: list[dict[str, Any]]
 
 
 def _endpoints(cfg: StaticConfig) -> Iterator[Endpoint | None]:
-    group = literal(cfg.get("log_group"))
+    """The group, and its stream when the file names one (else a stream per run)."""
+    group, stream = literal(cfg.get("log_group")), literal(cfg.get("log_stream"))
     if group:
-        yield Endpoint("sink", "cloudwatch-logs", (group,), "cloudwatch", delivers=False)
+        where = (group, stream) if stream else (group,)
+        yield Endpoint("sink", "cloudwatch-logs", where, "cloudwatch", delivers=False)
 
 
 @declares_endpoints(_endpoints)
