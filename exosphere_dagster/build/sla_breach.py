@@ -112,7 +112,7 @@ def breach_op(plan: ClusterPlan, registry: SatelliteRegistry) -> OpDefinition:
         name=f"{breach_job_name(plan)}__{BREACH_OP}",
         outs={"chunks": DynamicOut(DagsterAny), "manifest": Out(DagsterAny)},
         config_schema={"run_id": str, "error": str},
-        description="Finds the failed run's in-flight items and reports the SLA breach to logs.",
+        description=breach_op_description(plan),
     )
 
 
@@ -142,14 +142,41 @@ def build_breach_job(
     return breach_graph.to_job(
         resource_defs=io_resources(),
         **({"executor_def": executor} if executor is not None else {}),
-        description=f"Alerts through {plan.identifier}'s failure and log satellites when one "
-        "of its runs misses its SLA.",
+        description=breach_job_description(plan),
         tags={
             ROLE_TAG: "sla-breach",
             PRIORITY_TAG: ALERT_PRIORITY,
             MAX_RUNTIME_TAG: ALERT_MAX_RUNTIME,
             **policy.run_tags(light_placement(plan, policy)),  # where runs are pods
         },
+    )
+
+
+def breach_job_description(plan: ClusterPlan) -> str:
+    """What the jobs list says of ``<job>__sla_breach``: what it is, when it runs, what it does."""
+    job = plan.job_name.removesuffix("__sla_breach")
+    does = []
+    if plan.failure_nodes:
+        names = ", ".join(f"`{n.id}`" for n in plan.failure_nodes)
+        does.append(
+            f"sends the items that run still had in flight through the failure branch ({names})"
+        )
+    if plan.log_nodes:
+        names = ", ".join(f"`{n.id}`" for n in plan.log_nodes)
+        does.append(f"reports the breach to the log satellites ({names})")
+    return (
+        f"SLA-breach alert of cluster {plan.identifier}. Started by the `{SENSOR_NAME}` sensor "
+        f"when a run of `{job}` is failed for running past its {plan.sla.name} SLA (Dagster's "
+        f"run monitoring, `dagster/max_runtime`); it {' and '.join(does)}. Not launched by "
+        "hand: its run config names the failed run."
+    )
+
+
+def breach_op_description(plan: ClusterPlan) -> str:
+    return (
+        f"Reads the inputs and per-item checkpoints of the {plan.identifier} run that missed its "
+        f"{plan.sla.name} SLA, logs the breach, and hands each item still in flight to the "
+        "failure branch with `failure.error` naming the breach."
     )
 
 

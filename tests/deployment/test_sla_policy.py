@@ -218,3 +218,17 @@ def test_longer_tiers_run_on_spot_capacity(sla, tmp_path):
             "effect": "NoSchedule",
         }
     ]
+
+
+def test_the_breach_job_says_what_it_is_and_when_it_runs():
+    """The jobs list shows ``<job>__sla_breach`` beside the cluster's job: its description says
+    it is an alert, what starts it, and which satellites it goes through."""
+    job = build_breach_job(_plan(), registry_with_plugins())
+    assert job is not None and job.name == "aikin__strucutred_pdfs__sla_breach"
+    text = job.description or ""
+    assert text.startswith("SLA-breach alert of cluster aikin/strucutred-pdfs.")
+    assert "`exosphere__sla_breach` sensor" in text and "past its 6h SLA" in text
+    assert "`move-to-failure-bucket`, `send-pagerduty-alert`" in text
+    assert "log satellites (`send-logs-to-new-relic`)" in text
+    op = job.graph.node_named("exosphere__sla_breach").definition
+    assert "in flight" in (op.description or "") and "failure.error" in (op.description or "")
