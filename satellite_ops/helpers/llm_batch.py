@@ -57,9 +57,10 @@ Outcome = Generation | BaseException
 
 
 class RowNotRun(RetryableError):
-    """A row that carries only an ``error``, no HTTP status: in a batch that expired or was
+    """A row that carries only an ``error``, no HTTP status. In a batch that expired or was
     cancelled it says the request was not run (OpenAI's ``batch_expired``), so its item goes
-    into the next batch instead of failing."""
+    into the next batch instead of failing; in a completed batch it is the item's failed
+    attempt (retryable: the runtime asks it again, in a smaller batch)."""
 
 
 class BatchUnreachable(RetryableError):

@@ -189,7 +189,7 @@ def test_a_row_the_server_fails_is_retried_in_a_smaller_batch_then_routed(
     ]
     (alert,) = [r.json for r in http_recorder.requests if r.path == "/failures"]
     assert alert["attempts"] == 2 and "exceeds the available context size" in alert["error"]
-    assert alert["error"].startswith("RetryableError: batch row failed")
+    assert alert["error"].startswith("RowNotRun: batch row failed")  # retryable, not fatal
     reports_fit_the_schema(http_recorder, 2)
     metrics = step_metrics(sqlite_instance, result.run_id)
     assert metrics["llm/batches"] == 2 and metrics["llm/sync_fallbacks"] == 0
