@@ -3,6 +3,8 @@
 * the reference cluster's job graph renders with its satellites as op nodes;
 * a run of a small bring-your-own cluster, launched from the UI's launchpad, succeeds;
 * a broken YAML dropped into the watched folder shows its error, and once fixed its job appears.
+* 3 items, 1 failing, no failure branch: 2 deliveries to a local webhook in the first run, a
+  red step naming the item, the counts in the Catalog; "From failure" delivers the third.
 
 Screenshots go to ``test-artifacts/ui/`` (git-ignored). Chromium is Debian's ``/usr/bin/chromium``
 (or ``EXOSPHERE_CHROMIUM``); without it the tests skip locally and fail in CI (``CI`` set).
@@ -22,6 +24,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -469,3 +472,195 @@ def test_the_cluster_shows_in_the_lineage_view(page, dev_server):
     expect(page.get_by_text("get_files_from_s3").first).to_be_visible()
     page.wait_for_timeout(500)  # let the layout settle before the picture
     shot(page, "12-lineage-reference-cluster")
+
+
+RUN_QUERY = "query($id: ID!) { runOrError(runId: $id) { ... on Run { status tags { key } } } }"
+# what a local run of a cluster starts with (docs/sla.md): the queue's and run monitoring's
+# tags, and the cluster to filter by; the summary adds its counts and cost at the end
+STARTING_TAGS = {
+    "dagster/priority",
+    "dagster/max_runtime",
+    "exosphere/sla",
+    "exosphere/cluster",
+    "exosphere/cluster_file",
+}
+
+
+def launch(server: DevServer, job: str, run_config: dict) -> str:
+    params = {
+        "selector": {
+            "repositoryLocationName": LOCATION,
+            "repositoryName": "__repository__",
+            "jobName": job,
+        },
+        "runConfigData": run_config,
+    }
+    response = httpx.post(
+        f"{server.url}/graphql", json={"query": LAUNCH, "variables": {"p": params}}, timeout=30
+    ).json()["data"]["launchRun"]
+    assert response["__typename"] == "LaunchRunSuccess", response
+    return response["run"]["runId"]
+
+
+def finished_run(server: DevServer, run_id: str) -> dict:
+    def done() -> dict | None:
+        run = httpx.post(
+            f"{server.url}/graphql",
+            json={"query": RUN_QUERY, "variables": {"id": run_id}},
+            timeout=20,
+        ).json()["data"]["runOrError"]
+        return run if run["status"] in ("SUCCESS", "FAILURE", "CANCELED") else None
+
+    return wait_for(done, timeout=150, what=f"run {run_id} finishing")
+
+
+def test_a_local_run_shows_few_tags_and_no_kubernetes_config(page, dev_server):
+    from playwright.sync_api import expect
+
+    inputs = {"ops": {"exosphere__start": {"config": {"inputs": [{"who": "tags"}]}}}}
+    run_id = launch(dev_server, "uitest__hello", inputs)
+    run = finished_run(dev_server, run_id)
+    keys = {t["key"] for t in run["tags"]}
+    assert "dagster-k8s/config" not in keys
+    assert keys >= STARTING_TAGS and len(keys) <= 13, sorted(keys)
+    page.goto(f"{dev_server.url}/runs")
+    expect(page.get_by_text(run_id[:8], exact=True).first).to_be_visible()
+    expect(page.get_by_text("exosphere/cluster: uitest/hello").first).to_be_visible()
+    expect(page.get_by_text("exosphere/sla: 6h").first).to_be_visible()
+    expect(page.get_by_text("dagster-k8s")).to_have_count(0)
+    shot(page, "13-runs-list-local-run-tags")
+
+    page.goto(job_url(dev_server, "uitest__hello", "/playground"))
+    expect(page.get_by_role("button", name="Launch Run")).to_be_enabled(timeout=60_000)
+    expect(page.get_by_text("dagster-k8s")).to_have_count(0)  # the launchpad's job tags
+    shot(page, "14-launchpad-without-kubernetes-tag")
+
+
+def test_external_assets_are_titled_by_service_and_place(page, dev_server):
+    from playwright.sync_api import expect
+
+    group = f"{dev_server.url}/locations/{LOCATION}/asset-groups/{REFERENCE_JOB}/lineage"
+    goto_until(page, group, lambda: page.get_by_text("call_webhook").first, timeout=60)
+    for title in ("PagerDuty", "New Relic"):  # short titles fit whole in the graph
+        expect(page.get_by_text(title, exact=True).first).to_be_visible()
+    expect(page.get_by_text("enqueue", exact=True)).to_have_count(0)  # not the URL's last part
+    page.wait_for_timeout(500)  # let the layout settle before the picture
+    shot(page, "15-lineage-external-titles")
+
+    page.goto(
+        f"{dev_server.url}/assets/external/s3/{quote('s3://aikin-financial-reports/sec', safe='')}"
+    )
+    expect(page.get_by_text("s3://aikin-financial-reports/sec").first).to_be_visible()
+    expect(page.get_by_text("External Asset").first).to_be_visible()
+    shot(page, "16-asset-page-s3-prefix")
+
+
+def test_the_sla_breach_job_says_what_it_is(page, dev_server):
+    from playwright.sync_api import expect
+
+    breach = f"{REFERENCE_JOB}__sla_breach"
+    page.goto(f"{dev_server.url}/jobs")
+    link = page.get_by_role("link", name=f"job {breach} info", exact=True)
+    info = link.get_by_role("img", name="info")  # the (i) beside the name: hover shows the text
+    info.hover()
+    tooltip = page.get_by_role("tooltip")
+    expect(
+        tooltip.get_by_text(re.compile("^SLA-breach alert of cluster aikin/strucutred-pdfs"))
+    ).to_be_visible()
+    shot(page, "17-jobs-list-sla-breach-description")
+    page.goto(job_url(dev_server, breach))
+    expect(
+        page.get_by_text(re.compile(r"Started by the exosphere__sla_breach sensor")).first
+    ).to_be_visible()
+    expect(
+        page.get_by_text(re.compile(r"Reads the inputs and per-item checkpoints")).first
+    ).to_be_visible()
+    shot(page, "18-sla-breach-job-description")
+
+
+DELIVERIES_CLUSTER = """\
+version: 0.0.1b
+cluster:
+  identifier: uitest/deliveries
+  sla: 6h
+  trigger: api-call
+  retries: 0
+  satellites:
+    - uses: satellite/uitest/split
+      identifier: split
+      config: {{count: 3}}
+    - uses: satellite/uitest/flaky
+      identifier: flaky
+      config: {{refuse: 1, while_file: "{cause}"}}
+    - uses: satellite/exospherehost/call-webhook
+      identifier: deliver
+      config:
+        url: {url}/hook
+        body: {{n: "${{{{ satellites.split.output.n }}}}"}}
+"""
+
+
+def test_good_items_are_delivered_and_from_failure_delivers_the_rest(
+    page, dev_server, http_recorder, tmp_path
+):
+    """Issue 22 in the UI: 3 items, 1 failing, no failure branch. The first run delivers 2 to
+    a local webhook and ends red naming the item, with its counts on the run and the Catalog;
+    the run page's "Re-execute From failure" delivers exactly the third."""
+    from playwright.sync_api import expect
+
+    cause = tmp_path / "cause"
+    cause.write_text("broken")
+    text = DELIVERIES_CLUSTER.format(cause=cause, url=http_recorder.url)
+    (dev_server.folder / "browser-deliveries.yml").write_text(text)
+    wait_for(lambda: "uitest__deliveries" in dev_server.job_names(), 120, "the new cluster")
+
+    def delivered() -> list[int]:
+        return sorted(r.json["n"] for r in http_recorder.requests if r.path == "/hook")
+
+    params = {
+        "selector": {
+            "repositoryLocationName": LOCATION,
+            "repositoryName": "__repository__",
+            "jobName": "uitest__deliveries",
+        },
+        "runConfigData": {},
+    }
+    response = httpx.post(
+        f"{dev_server.url}/graphql", json={"query": LAUNCH, "variables": {"p": params}}, timeout=30
+    ).json()["data"]["launchRun"]
+    assert response["__typename"] == "LaunchRunSuccess", response
+    run_id = response["run"]["runId"]
+    page.goto(f"{dev_server.url}/runs/{run_id}")
+
+    def finished() -> str | None:
+        for word in ("Success", "Failure"):
+            if page.get_by_text(word, exact=True).first.is_visible():
+                return word
+        return None
+
+    assert wait_for(finished, timeout=150, what=f"run {run_id} finishing") == "Failure"
+    assert delivered() == [0, 2]  # the good items moved on in the first run
+    expect(page.get_by_text("flaky[c00000]").first).to_be_visible()
+    expect(page.get_by_text("failed_unhandled").first).to_be_visible()  # the summary ran
+    page.get_by_placeholder("Filter").first.fill("not acceptable")
+    expect(page.get_by_text(re.compile(r"item input\.0\.1~[0-9a-f]{12}")).first).to_be_visible()
+    shot(page, "11-good-items-delivered-red-step-names-the-item")
+
+    goto_until(
+        page,
+        f"{dev_server.url}/assets/uitest__deliveries/flaky",
+        lambda: page.get_by_text("unhandled").first,
+        timeout=60,
+    )
+    shot(page, "12-catalog-counts-the-failure")
+
+    cause.unlink()
+    page.goto(f"{dev_server.url}/runs/{run_id}")
+    page.get_by_role("button", name="Re-execute all (*)").wait_for()
+    page.get_by_role("button", name="arrow_drop_down", exact=True).first.click()
+    page.get_by_text("From failure", exact=True).first.click()
+    page.wait_for_url(lambda url: run_id not in url and "/runs/" in url, timeout=60_000)
+    again = page.url.rstrip("/").rsplit("/", 1)[-1]
+    assert wait_for(finished, timeout=150, what=f"re-execution {again} finishing") == "Success"
+    shot(page, "13-from-failure-succeeded")
+    assert delivered() == [0, 1, 2]  # exactly one more, none twice

@@ -4,6 +4,8 @@ process through ``EXOSPHERE_SATELLITE_MODULES=ui_satellites``."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import BaseModel, Field
 
 from satellite_ops import satellite
@@ -40,4 +42,17 @@ def picky(config: PickyConfig, input: dict) -> list[dict]:
     """Fail the item whose ``n`` is ``refuse`` (a red chunk step in the UI)."""
     if input.get("n") == config.refuse:
         raise ValueError(f"item {config.refuse} is not acceptable")
+    return [input]
+
+
+class FlakyConfig(BaseModel):
+    refuse: int = Field(1, description="The `n` this satellite refuses while `while_file` exists.")
+    while_file: str = Field(description="Refuse only while this file exists (a test mends it).")
+
+
+@satellite("satellite/uitest/flaky", config=FlakyConfig)
+def flaky(config: FlakyConfig, input: dict) -> list[dict]:
+    """Fail the item whose ``n`` is ``refuse`` until the file ``while_file`` is removed."""
+    if input.get("n") == config.refuse and Path(config.while_file).exists():
+        raise ValueError(f"item {config.refuse} is not acceptable yet")
     return [input]
