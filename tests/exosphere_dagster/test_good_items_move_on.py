@@ -198,3 +198,49 @@ def test_a_thousand_items_with_thirty_failures_deliver_970_then_1000_none_twice(
     assert again.success
     calls = delivered(http_recorder)
     assert len(calls) == 1000 and set(calls.values()) == {1}  # 0 duplicates
+
+
+def test_every_billed_token_lands_in_a_run(tmp_path, sqlite_instance, http_recorder):
+    """Issue 19, section 4: a sync LLM chunk step goes red after 3 answers. The failed run
+    records the 3 answers' tokens (its summary ran), the re-execution only the re-asked item's:
+    together, every token the server billed."""
+    usage = {"prompt_tokens": 7, "completion_tokens": 5, "total_tokens": 12}
+    answer = {
+        "object": "chat.completion",
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": "{}"}, "finish_reason": "stop"}
+        ],
+        "usage": usage,
+    }
+    http_recorder.reset(default=(200, {}, answer))
+    http_recorder.script([(400, {}, {"error": {"message": "bad prompt"}})])  # one request fails
+    config = {
+        "model": "gpt-4o-mini",
+        "engine": "openai",
+        "base-url": f"{http_recorder.url}/v1",
+        "output-format": "json",
+        "batch": "never",
+    }
+    entry = satellite_entry("satellite/exospherehost/llm", "extract", config, retries=0)
+    path = write_cluster(tmp_path, "llm.yml", cluster("test/llm-tokens", [entry]))
+    prompts = [{"prompt": f"report {i}"} for i in range(4)]
+    first = run_cluster_file(path, prompts, instance=sqlite_instance)
+    assert not first.success
+    again = rerun(first.run_id, instance=sqlite_instance, from_failure=True)
+    assert again.success
+    answered = sum(1 for r in http_recorder.requests if r.method == "POST") - 1
+    assert answered == 4
+    recorded = []
+    for result in (first, again):
+        tags = sqlite_instance.get_run_by_id(result.run_id).tags
+        assert float(tags[COST_TAG]) > 0
+        (meta,) = [
+            e.event_specific_data.user_failure_data.metadata
+            if e.event_type_value == "STEP_FAILURE"
+            else e.event_specific_data.metadata
+            for e in result.all_events
+            if e.step_key == "exosphere__summary"
+            and e.event_type_value in ("STEP_OUTPUT", "STEP_FAILURE")
+        ]
+        recorded.append(meta["llm/prompt_tokens"].value)
+    assert recorded == [21, 7]  # 3 answers in the red run, 1 in its re-execution: 28 billed
