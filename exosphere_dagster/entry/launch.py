@@ -112,8 +112,9 @@ def rerun(
 ) -> JobExecutionResult:
     """Re-execute a run. By default every step runs again: checkpoints (keyed by the root run)
     hand back the items that already succeeded, so only unfinished items reach a satellite.
-    ``from_failure`` uses Dagster's own selection, which misses mapped steps that never started
-    in a killed run (the summary step then fails loudly rather than lose items).
+    ``from_failure`` uses Dagster's own selection (the UI's "From failure"): the red chunk steps
+    and what lies downstream of them; mapped steps a killed run never started are run inline by
+    the gathering and summary steps (build/ops.py ``complete``), so no item is lost.
 
     The re-run keeps the parent's run config (its inputs and edited satellite config) and its
     SLA window: the parent's trigger time and deadline, not a fresh one from now."""
