@@ -60,6 +60,19 @@ def step_failures(result) -> dict:
     }
 
 
+def summary_metadata(result) -> dict:
+    """The summary step's metadata: on its output, or on its failure in a failed run."""
+    (meta,) = [
+        e.event_specific_data.user_failure_data.metadata
+        if e.event_type_value == "STEP_FAILURE"
+        else e.event_specific_data.metadata
+        for e in result.all_events
+        if e.step_key == "exosphere__summary"
+        and e.event_type_value in ("STEP_OUTPUT", "STEP_FAILURE")
+    ]
+    return meta
+
+
 @pytest.mark.parametrize("multiprocess", [False, True], ids=["in-process", "multiprocess"])
 def test_good_items_are_delivered_in_the_first_run_and_the_failed_one_after_from_failure(
     tmp_path, sqlite_instance, http_recorder, multiprocess
@@ -146,14 +159,7 @@ def test_a_failed_run_and_its_re_execution_each_record_their_own_spend(
         ]
         own[result.run_id] = sum(m["compute/seconds"].value for m in steps)
     for result in (first, again):
-        (meta,) = [
-            e.event_specific_data.user_failure_data.metadata
-            if e.event_type_value == "STEP_FAILURE"
-            else e.event_specific_data.metadata
-            for e in result.all_events
-            if e.step_key == "exosphere__summary"
-            and e.event_type_value in ("STEP_OUTPUT", "STEP_FAILURE")
-        ]
+        meta = summary_metadata(result)
         light = sum(
             (s.end_time or 0) - (s.start_time or 0)
             for s in sqlite_instance.get_run_step_stats(result.run_id)
@@ -234,13 +240,6 @@ def test_every_billed_token_lands_in_a_run(tmp_path, sqlite_instance, http_recor
     for result in (first, again):
         tags = sqlite_instance.get_run_by_id(result.run_id).tags
         assert float(tags[COST_TAG]) > 0
-        (meta,) = [
-            e.event_specific_data.user_failure_data.metadata
-            if e.event_type_value == "STEP_FAILURE"
-            else e.event_specific_data.metadata
-            for e in result.all_events
-            if e.step_key == "exosphere__summary"
-            and e.event_type_value in ("STEP_OUTPUT", "STEP_FAILURE")
-        ]
+        meta = summary_metadata(result)
         recorded.append(meta["llm/prompt_tokens"].value)
     assert recorded == [21, 7]  # 3 answers in the red run, 1 in its re-execution: 28 billed

@@ -617,19 +617,7 @@ def test_good_items_are_delivered_and_from_failure_delivers_the_rest(
     def delivered() -> list[int]:
         return sorted(r.json["n"] for r in http_recorder.requests if r.path == "/hook")
 
-    params = {
-        "selector": {
-            "repositoryLocationName": LOCATION,
-            "repositoryName": "__repository__",
-            "jobName": "uitest__deliveries",
-        },
-        "runConfigData": {},
-    }
-    response = httpx.post(
-        f"{dev_server.url}/graphql", json={"query": LAUNCH, "variables": {"p": params}}, timeout=30
-    ).json()["data"]["launchRun"]
-    assert response["__typename"] == "LaunchRunSuccess", response
-    run_id = response["run"]["runId"]
+    run_id = launch(dev_server, "uitest__deliveries", {})
     page.goto(f"{dev_server.url}/runs/{run_id}")
 
     def finished() -> str | None:
