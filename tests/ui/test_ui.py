@@ -425,30 +425,13 @@ def test_launchpad_shows_a_satellites_typed_config(page, dev_server):
 def test_a_failed_item_turns_its_chunk_step_red(page, dev_server):
     from playwright.sync_api import expect
 
-    params = {
-        "selector": {
-            "repositoryLocationName": LOCATION,
-            "repositoryName": "__repository__",
-            "jobName": "uitest__picky",
-        },
-        "runConfigData": {},
-    }
-    response = httpx.post(
-        f"{dev_server.url}/graphql",
-        json={"query": LAUNCH, "variables": {"p": params}},
-        timeout=30,
-    ).json()["data"]["launchRun"]
-    assert response["__typename"] == "LaunchRunSuccess", response
-    run_id = response["run"]["runId"]
+    run_id = launch(dev_server, "uitest__picky", {})
     page.goto(f"{dev_server.url}/runs/{run_id}")
 
-    def finished() -> str | None:
-        for word in ("Success", "Failure"):
-            if page.get_by_text(word, exact=True).first.is_visible():
-                return word
-        return None
-
-    assert wait_for(finished, timeout=150, what=f"run {run_id} finishing") == "Failure"
+    assert (
+        wait_for(lambda: run_page_status(page), timeout=150, what=f"run {run_id} finishing")
+        == "Failure"
+    )
     expect(page.get_by_text("picky[c00000]").first).to_be_visible()
     page.get_by_placeholder("Filter").first.fill("not acceptable")
     expect(page.get_by_text(re.compile(r"item input\.0\.1~[0-9a-f]{12}")).first).to_be_visible()
@@ -500,6 +483,14 @@ def launch(server: DevServer, job: str, run_config: dict) -> str:
     ).json()["data"]["launchRun"]
     assert response["__typename"] == "LaunchRunSuccess", response
     return response["run"]["runId"]
+
+
+def run_page_status(page) -> str | None:
+    """The final status a run's page shows, or None while it runs."""
+    for word in ("Success", "Failure"):
+        if page.get_by_text(word, exact=True).first.is_visible():
+            return word
+    return None
 
 
 def finished_run(server: DevServer, run_id: str) -> dict:
@@ -620,13 +611,10 @@ def test_good_items_are_delivered_and_from_failure_delivers_the_rest(
     run_id = launch(dev_server, "uitest__deliveries", {})
     page.goto(f"{dev_server.url}/runs/{run_id}")
 
-    def finished() -> str | None:
-        for word in ("Success", "Failure"):
-            if page.get_by_text(word, exact=True).first.is_visible():
-                return word
-        return None
-
-    assert wait_for(finished, timeout=150, what=f"run {run_id} finishing") == "Failure"
+    assert (
+        wait_for(lambda: run_page_status(page), timeout=150, what=f"run {run_id} finishing")
+        == "Failure"
+    )
     assert delivered() == [0, 2]  # the good items moved on in the first run
     expect(page.get_by_text("flaky[c00000]").first).to_be_visible()
     expect(page.get_by_text("failed_unhandled").first).to_be_visible()  # the summary ran
@@ -649,6 +637,9 @@ def test_good_items_are_delivered_and_from_failure_delivers_the_rest(
     page.get_by_text("From failure", exact=True).first.click()
     page.wait_for_url(lambda url: run_id not in url and "/runs/" in url, timeout=60_000)
     again = page.url.rstrip("/").rsplit("/", 1)[-1]
-    assert wait_for(finished, timeout=150, what=f"re-execution {again} finishing") == "Success"
+    assert (
+        wait_for(lambda: run_page_status(page), timeout=150, what=f"re-execution {again} finishing")
+        == "Success"
+    )
     shot(page, "13-from-failure-succeeded")
     assert delivered() == [0, 1, 2]  # exactly one more, none twice
