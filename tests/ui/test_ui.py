@@ -519,12 +519,12 @@ def test_a_local_run_shows_few_tags_and_no_kubernetes_config(page, dev_server):
     expect(page.get_by_text("exosphere/cluster: uitest/hello").first).to_be_visible()
     expect(page.get_by_text("exosphere/sla: 6h").first).to_be_visible()
     expect(page.get_by_text("dagster-k8s")).to_have_count(0)
-    shot(page, "13-runs-list-local-run-tags")
+    shot(page, "21-runs-list-local-run-tags")
 
     page.goto(job_url(dev_server, "uitest__hello", "/playground"))
     expect(page.get_by_role("button", name="Launch Run")).to_be_enabled(timeout=60_000)
     expect(page.get_by_text("dagster-k8s")).to_have_count(0)  # the launchpad's job tags
-    shot(page, "14-launchpad-without-kubernetes-tag")
+    shot(page, "22-launchpad-without-kubernetes-tag")
 
 
 def test_external_assets_are_titled_by_service_and_place(page, dev_server):
@@ -536,14 +536,14 @@ def test_external_assets_are_titled_by_service_and_place(page, dev_server):
         expect(page.get_by_text(title, exact=True).first).to_be_visible()
     expect(page.get_by_text("enqueue", exact=True)).to_have_count(0)  # not the URL's last part
     page.wait_for_timeout(500)  # let the layout settle before the picture
-    shot(page, "15-lineage-external-titles")
+    shot(page, "23-lineage-external-titles")
 
     page.goto(
         f"{dev_server.url}/assets/external/s3/{quote('s3://aikin-financial-reports/sec', safe='')}"
     )
     expect(page.get_by_text("s3://aikin-financial-reports/sec").first).to_be_visible()
     expect(page.get_by_text("External Asset").first).to_be_visible()
-    shot(page, "16-asset-page-s3-prefix")
+    shot(page, "24-asset-page-s3-prefix")
 
 
 def test_the_sla_breach_job_says_what_it_is(page, dev_server):
@@ -558,7 +558,7 @@ def test_the_sla_breach_job_says_what_it_is(page, dev_server):
     expect(
         tooltip.get_by_text(re.compile("^SLA-breach alert of cluster aikin/strucutred-pdfs"))
     ).to_be_visible()
-    shot(page, "17-jobs-list-sla-breach-description")
+    shot(page, "25-jobs-list-sla-breach-description")
     page.goto(job_url(dev_server, breach))
     expect(
         page.get_by_text(re.compile(r"Started by the exosphere__sla_breach sensor")).first
@@ -566,7 +566,7 @@ def test_the_sla_breach_job_says_what_it_is(page, dev_server):
     expect(
         page.get_by_text(re.compile(r"Reads the inputs and per-item checkpoints")).first
     ).to_be_visible()
-    shot(page, "18-sla-breach-job-description")
+    shot(page, "26-sla-breach-job-description")
 
 
 DELIVERIES_CLUSTER = """\
