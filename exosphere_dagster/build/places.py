@@ -1,8 +1,11 @@
 """How the asset catalog names a place outside the clusters: by its service and where it is
-(``s3://bucket/prefix``, ``webhook api.example.com/v1/hook``, ``PagerDuty``, ``New Relic``,
-``CloudWatch Logs group/stream``), since Dagster's lineage graph titles an asset by the last
+(``s3 bucket › prefix``, ``webhook api.example.com › v1 › hook``, ``PagerDuty``, ``New Relic``,
+``CloudWatch Logs group › stream``), since Dagster's lineage graph titles an asset by the last
 part of its key. The key is ``["external", <service>, <title>]``: one asset per place, shared
 by every cluster that names it.
+
+A title holds no ``/``: the UI splits asset keys on it (an asset page then loses its upstream
+and downstream assets), so the parts of a path are joined with `` › ``.
 
 For a hosted service the host says which account or region, the path is the service's own API:
 the default host is the service's name alone, another host follows it (``New Relic
@@ -21,6 +24,12 @@ SERVICES: dict[str, tuple[str, tuple[str, ...]]] = {
     "otlp": ("OpenTelemetry", ()),
 }
 HTTP = ("http", "https")
+STEP = " › "
+
+
+def _joined(parts: tuple[str, ...]) -> str:
+    """``("bucket", "a/b")`` -> ``bucket › a › b``: every ``/`` becomes a step."""
+    return STEP.join(p for part in parts for p in part.split("/") if p)
 
 
 def place_folder(endpoint: Endpoint) -> str:
@@ -34,11 +43,11 @@ def place_folder(endpoint: Endpoint) -> str:
 
 def place_title(endpoint: Endpoint) -> str:
     """What the catalog and the lineage graph call the place."""
-    where = "/".join(endpoint.path)
+    where = _joined(endpoint.path)
     if endpoint.system == "s3":
-        return endpoint.uri
+        return f"s3 {where}"
     if endpoint.system == "file":
-        return f"folder /{where}"
+        return f"folder {where}"
     if endpoint.system == "cloudwatch-logs":
         return f"CloudWatch Logs {where}"
     if endpoint.system in HTTP and endpoint.kind in SERVICES:
