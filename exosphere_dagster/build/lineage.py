@@ -1,7 +1,7 @@
 """Clusters in Dagster's asset catalog: each satellite is an external asset (key
 ``[job_name, op_name]``, one group per cluster) wired to its parents and to the places outside
 the cluster it reads or writes, titled by service and place (``["external", "s3",
-"s3://bucket/prefix"]``, ``["external", "pagerduty", "PagerDuty"]``: places.py). A run reports
+"s3 bucket › prefix"]``, ``["external", "pagerduty", "PagerDuty"]``: places.py). A run reports
 its item counts as materializations of those assets, whose history Dagster plots.
 
 The assets are external (no op computes them): the cluster's job stays the unit that runs, and
