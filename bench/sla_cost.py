@@ -154,7 +154,7 @@ def run_tier(instance, path: Path, prompts: list[dict], pid: int, url: str | Non
 def priced(table, tier: dict) -> float:
     """The run's cost (steps, from its summary) plus its server's CPU seconds at the pool's
     CPU price: the server runs in the tier's pool, like the tier's pods."""
-    from exosphere_dagster.build.cost import Reservation, compute_cost
+    from exosphere_dagster.resolve.cost.prices import Reservation, compute_cost
 
     server, _ = compute_cost(table, Reservation(tier["pool"], cpu=1.0), tier["server_cpu"])
     return tier["run_usd"] + server
@@ -162,7 +162,7 @@ def priced(table, tier: dict) -> float:
 
 def provider_cost(table, tier: dict, batch: bool) -> float:
     """The run's tokens at gpt-4o-mini's prices: sync, or (``batch``) as its Batch API rows."""
-    from exosphere_dagster.build.cost import token_cost
+    from exosphere_dagster.resolve.cost.prices import token_cost
 
     used = {"llm/prompt_tokens": tier["prompt"], "llm/completion_tokens": tier["completion"]}
     if batch:
@@ -198,7 +198,7 @@ def main() -> None:  # noqa: PLR0915 - one measurement, read top to bottom
         })  # fmt: skip
         from dagster import DagsterInstance
 
-        from exosphere_dagster.build.cost import price_table
+        from exosphere_dagster.resolve.cost.prices import price_table
 
         table = price_table()
         model = write_tiny_model(

@@ -111,7 +111,7 @@ def _excerpt(path: Path, line: int) -> str:
 
 
 def fixture_entry(path: Path, registry) -> list[str]:
-    from exosphere_dagster.build.catalog import load_catalog
+    from exosphere_dagster.resolve.catalog import load_catalog
 
     catalog = load_catalog([path], registry, log=False)
     errors = catalog.errors
@@ -128,7 +128,7 @@ def fixture_entry(path: Path, registry) -> list[str]:
 
 def _folder_level(registry) -> list[str]:
     """Errors that need more than one file or a plugin: built on the fly."""
-    from exosphere_dagster.build.catalog import load_catalog
+    from exosphere_dagster.resolve.catalog import load_catalog
     from satellite_ops.errors import RegistryError
     from satellite_ops.registry import SatelliteRegistry
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sys
 
-from yaml_loader.python_api import Cluster, Failure, Logs, Satellite, Trigger, secret
+from yaml_loader.python.api import Cluster, Failure, Logs, Satellite, Trigger, secret
 
 FILE_PATH = "$${{satellites.get-files-from-s3.output.file-path}}"
 AWS_KEYS = [

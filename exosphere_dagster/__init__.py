@@ -5,7 +5,7 @@ A cluster file goes through three stages, each a folder you can read on its own:
 ``yaml_loader`` (load and plan)
     The file becomes a frozen :class:`yaml_loader.ClusterPlan`: every value located, satellites
     resolved, templates compiled, the graph checked. No Dagster.
-``exosphere_dagster.build``
+``exosphere_dagster.translate``
     The plan becomes Dagster definitions: ``job`` wires the steps that ``segments`` cuts,
     ``ops`` and ``summary`` are those steps, ``op_config`` their typed config, ``tags`` and
     ``placement`` the SLA tier's run priority and pods, ``triggers``/``deadlines``/``sla_breach``
@@ -27,7 +27,7 @@ stays importable without Dagster):
 - :func:`satellite_as_op`: a satellite as an op in a hand-written Dagster job;
 - :func:`build_job`: one ClusterPlan as a Dagster job;
 - :func:`build_definitions`: every cluster file of a folder as ``Definitions``;
-- clusters in Python, from ``yaml_loader.python_api``: :class:`Cluster`, :class:`Satellite`,
+- clusters in Python, from ``yaml_loader.python.api``: :class:`Cluster`, :class:`Satellite`,
   :class:`Trigger`, :class:`S3Trigger`, :class:`FolderTrigger`, :class:`Failure`,
   :class:`Logs`, :class:`Resources`, :class:`Ref`, :func:`ref`, :func:`output`,
   :func:`secret` and :func:`load_python_clusters`.
@@ -37,44 +37,44 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # what editors and type checkers see; at run time __getattr__ imports lazily
-    from exosphere_dagster.build.job import build_job as build_job
-    from exosphere_dagster.build.python_ops import satellite_as_op as satellite_as_op
     from exosphere_dagster.components import ClusterComponent as ClusterComponent
     from exosphere_dagster.components import ClusterFolderComponent as ClusterFolderComponent
     from exosphere_dagster.definitions import build_definitions as build_definitions
-    from yaml_loader.python_api import Cluster as Cluster
-    from yaml_loader.python_api import Failure as Failure
-    from yaml_loader.python_api import FolderTrigger as FolderTrigger
-    from yaml_loader.python_api import Logs as Logs
-    from yaml_loader.python_api import Ref as Ref
-    from yaml_loader.python_api import Resources as Resources
-    from yaml_loader.python_api import S3Trigger as S3Trigger
-    from yaml_loader.python_api import Satellite as Satellite
-    from yaml_loader.python_api import Trigger as Trigger
-    from yaml_loader.python_api import load_python_clusters as load_python_clusters
-    from yaml_loader.python_api import output as output
-    from yaml_loader.python_api import ref as ref
-    from yaml_loader.python_api import secret as secret
+    from exosphere_dagster.translate.job import build_job as build_job
+    from exosphere_dagster.translate.standalone_op import satellite_as_op as satellite_as_op
+    from yaml_loader.python.api import Cluster as Cluster
+    from yaml_loader.python.api import Failure as Failure
+    from yaml_loader.python.api import FolderTrigger as FolderTrigger
+    from yaml_loader.python.api import Logs as Logs
+    from yaml_loader.python.api import Ref as Ref
+    from yaml_loader.python.api import Resources as Resources
+    from yaml_loader.python.api import S3Trigger as S3Trigger
+    from yaml_loader.python.api import Satellite as Satellite
+    from yaml_loader.python.api import Trigger as Trigger
+    from yaml_loader.python.api import load_python_clusters as load_python_clusters
+    from yaml_loader.python.api import output as output
+    from yaml_loader.python.api import ref as ref
+    from yaml_loader.python.api import secret as secret
 
 _EXPORTS = {
-    "satellite_as_op": "exosphere_dagster.build.python_ops",
-    "build_job": "exosphere_dagster.build.job",
+    "satellite_as_op": "exosphere_dagster.translate.standalone_op",
+    "build_job": "exosphere_dagster.translate.job",
     "build_definitions": "exosphere_dagster.definitions",
     "ClusterComponent": "exosphere_dagster.components",
     "ClusterFolderComponent": "exosphere_dagster.components",
-    "Cluster": "yaml_loader.python_api",
-    "Failure": "yaml_loader.python_api",
-    "FolderTrigger": "yaml_loader.python_api",
-    "Logs": "yaml_loader.python_api",
-    "Ref": "yaml_loader.python_api",
-    "Resources": "yaml_loader.python_api",
-    "S3Trigger": "yaml_loader.python_api",
-    "Satellite": "yaml_loader.python_api",
-    "Trigger": "yaml_loader.python_api",
-    "load_python_clusters": "yaml_loader.python_api",
-    "output": "yaml_loader.python_api",
-    "ref": "yaml_loader.python_api",
-    "secret": "yaml_loader.python_api",
+    "Cluster": "yaml_loader.python.api",
+    "Failure": "yaml_loader.python.api",
+    "FolderTrigger": "yaml_loader.python.api",
+    "Logs": "yaml_loader.python.api",
+    "Ref": "yaml_loader.python.api",
+    "Resources": "yaml_loader.python.api",
+    "S3Trigger": "yaml_loader.python.api",
+    "Satellite": "yaml_loader.python.api",
+    "Trigger": "yaml_loader.python.api",
+    "load_python_clusters": "yaml_loader.python.api",
+    "output": "yaml_loader.python.api",
+    "ref": "yaml_loader.python.api",
+    "secret": "yaml_loader.python.api",
 }
 
 __all__ = sorted(_EXPORTS)

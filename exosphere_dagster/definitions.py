@@ -27,16 +27,16 @@ from dagster import (
 )
 from pydantic import Field
 
-from exosphere_dagster.build.catalog import load_catalog, registry_with_plugins
-from exosphere_dagster.build.deadlines import deadline_sensor
-from exosphere_dagster.build.job import build_job
-from exosphere_dagster.build.lineage import EXTERNAL, cluster_asset_specs, merge_asset_specs
-from exosphere_dagster.build.sla_breach import SENSOR_NAME as BREACH_SENSOR
-from exosphere_dagster.build.sla_breach import build_breach_job, sla_breach_sensor
-from exosphere_dagster.build.triggers import build_triggers
-from exosphere_dagster.entry.cluster_store import ClusterStore, open_store
+from exosphere_dagster.entry.clusters.store import ClusterStore, open_store
 from exosphere_dagster.entry.location import lazy_repository
-from exosphere_dagster.settings import settings
+from exosphere_dagster.resolve.catalog import load_catalog, registry_with_plugins
+from exosphere_dagster.resolve.settings import settings
+from exosphere_dagster.translate.job import build_job
+from exosphere_dagster.translate.lineage import EXTERNAL, cluster_asset_specs, merge_asset_specs
+from exosphere_dagster.translate.scheduling.breach_job import SENSOR_NAME as BREACH_SENSOR
+from exosphere_dagster.translate.scheduling.breach_job import build_breach_job, sla_breach_sensor
+from exosphere_dagster.translate.scheduling.deadlines import deadline_sensor
+from exosphere_dagster.translate.scheduling.triggers import build_triggers
 from satellite_ops.registry import SatelliteRegistry
 from yaml_loader import ClusterPlan, ConfigError
 from yaml_loader.identity import REPORT_NODE, definition_name, invalid_job_names, owners_of

@@ -44,7 +44,7 @@ FAKE_AWS_ENV = {
 def fresh_settings() -> Iterator[None]:
     """Deployment settings are read once per process; a test that sets an ``EXOSPHERE_*``
     variable gets them read again."""
-    from exosphere_dagster.settings import settings
+    from exosphere_dagster.resolve.settings import settings
 
     settings.cache_clear()
     yield

@@ -50,27 +50,38 @@ def test_stage_contracts_hold() -> None:
     assert "0 broken" in result.stdout
 
 
-def test_contract_fails_when_the_run_stage_imports_dagster(tmp_path: Path) -> None:
-    """The contract itself: a copy of the tree whose runtime imports Dagster is refused, and the
-    report names the module and the import."""
-    result = _lint_broken_copy(
-        tmp_path, "exosphere_dagster/runtime/items.py", "import dagster  # the violation under test"
-    )
+@pytest.mark.parametrize(
+    "module", ["exosphere_dagster/runtime/items.py", "exosphere_dagster/resolve/tags.py"]
+)
+def test_contract_fails_when_resolve_or_run_imports_dagster(tmp_path: Path, module: str) -> None:
+    """The contract itself: a copy of the tree whose resolve or run stage imports Dagster is
+    refused, and the report names the module and the import."""
+    result = _lint_broken_copy(tmp_path, module, "import dagster  # the violation under test")
 
     assert result.returncode != 0
-    assert "the run stage never imports Dagster BROKEN" in result.stdout
-    assert "exosphere_dagster.runtime.items -> dagster" in result.stdout
+    assert "resolve and run never import Dagster BROKEN" in result.stdout
+    dotted = module.removesuffix(".py").replace("/", ".")
+    assert f"{dotted} -> dagster" in result.stdout
 
 
-def test_contract_fails_when_build_imports_an_entry_point(tmp_path: Path) -> None:
-    result = _lint_broken_copy(
-        tmp_path,
-        "exosphere_dagster/build/ops.py",
-        "from exosphere_dagster.entry import cli  # noqa",
-    )
+@pytest.mark.parametrize(
+    ("module", "line"),
+    [
+        ("exosphere_dagster/translate/ops.py", "from exosphere_dagster.entry import cli  # noqa"),
+        (
+            "exosphere_dagster/resolve/placement.py",
+            "import exosphere_dagster.runtime.items  # noqa",
+        ),
+        ("exosphere_dagster/runtime/items.py", "import exosphere_dagster.translate.ops  # noqa"),
+    ],
+)
+def test_contract_fails_when_a_stage_imports_a_later_one(
+    tmp_path: Path, module: str, line: str
+) -> None:
+    result = _lint_broken_copy(tmp_path, module, line)
 
     assert result.returncode != 0
-    assert "stages: entry points over build over run BROKEN" in result.stdout
+    assert "stages: entry points over translate over run over resolve BROKEN" in result.stdout
 
 
 def _modules() -> list[Path]:

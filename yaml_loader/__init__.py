@@ -16,7 +16,7 @@ from yaml_loader.errors import ConfigError, ConfigErrors
 from yaml_loader.ir import ClusterPlan, SatelliteNode
 from yaml_loader.load import LoadedCluster, load, load_text
 from yaml_loader.plan import plan
-from yaml_loader.python_api import (
+from yaml_loader.python.api import (
     Cluster,
     Failure,
     FolderTrigger,

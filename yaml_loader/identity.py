@@ -12,7 +12,7 @@ sensors, asset keys), so that collisions are found before anything is built.
   files: a cluster whose names collide with an earlier file's becomes broken, with a located
   error naming both files, and every broken file gets a unique ``invalid__...`` job name.
 
-The builder (``exosphere_dagster.build``) uses the same constants; a test builds real
+The builder (``exosphere_dagster.translate``) uses the same constants; a test builds real
 Definitions and checks that every name Dagster sees is one ``claims`` predicted.
 """
 

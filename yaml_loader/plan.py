@@ -11,7 +11,6 @@ from collections.abc import Iterable
 from typing import Any, Protocol
 
 from yaml_loader.branches import BranchGraph, RefSite
-from yaml_loader.config_check import validate_config, value_at
 from yaml_loader.errors import ConfigError, ConfigErrors, KeyPath, did_you_mean
 from yaml_loader.graph import ancestors
 from yaml_loader.identity import reserved_node_problem
@@ -24,6 +23,7 @@ from yaml_loader.ir import (
 )
 from yaml_loader.launch_editable import launch_editable_errors
 from yaml_loader.load import LoadedCluster
+from yaml_loader.model_check import validate_config, value_at
 from yaml_loader.models import SatelliteSpec
 from yaml_loader.references import reference_problem
 from yaml_loader.secret_refs import is_reference

@@ -1,6 +1,6 @@
 """What a template reference may name: the template scope's roots and fields, and the
 satellites on an item's lineage. Used by the planner at load time and by the Launchpad's run
-config check (``exosphere_dagster.build.op_config``)."""
+config check (``exosphere_dagster.translate.launchpad.edits``)."""
 
 from __future__ import annotations
 

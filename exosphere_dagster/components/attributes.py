@@ -19,8 +19,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from exosphere_dagster.build.catalog import registry_with_plugins
 from exosphere_dagster.entry.schema import cluster_json_schema
+from exosphere_dagster.resolve.catalog import registry_with_plugins
 from yaml_loader import ConfigError, ConfigErrors, LoadedCluster, load_text
 
 FILE_DESCRIPTION = (

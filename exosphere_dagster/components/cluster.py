@@ -19,10 +19,6 @@ from dagster import Definitions
 from dagster._core.errors import DagsterError
 from dagster.components import Component, ComponentLoadContext, scaffold_with
 
-from exosphere_dagster.build.catalog import load_catalog, registry_with_plugins
-from exosphere_dagster.build.deadlines import SENSOR_NAME as DEADLINE_SENSOR
-from exosphere_dagster.build.deadlines import deadline_sensor
-from exosphere_dagster.build.sla_breach import SENSOR_NAME as BREACH_SENSOR
 from exosphere_dagster.components.attributes import (
     ClusterAttributes,
     load_inline,
@@ -30,6 +26,10 @@ from exosphere_dagster.components.attributes import (
 )
 from exosphere_dagster.components.scaffold import ClusterScaffolder
 from exosphere_dagster.definitions import clusters_definitions
+from exosphere_dagster.resolve.catalog import load_catalog, registry_with_plugins
+from exosphere_dagster.translate.scheduling.breach_job import SENSOR_NAME as BREACH_SENSOR
+from exosphere_dagster.translate.scheduling.deadlines import SENSOR_NAME as DEADLINE_SENSOR
+from exosphere_dagster.translate.scheduling.deadlines import deadline_sensor
 from yaml_loader import ClusterPlan, ConfigError, ConfigErrors, plan
 
 

@@ -12,11 +12,11 @@ from typing import Any
 from dagster import Definitions
 from dagster.components import Component, ComponentLoadContext
 
-from exosphere_dagster.build.catalog import load_catalog, registry_with_plugins
 from exosphere_dagster.components.attributes import FolderAttributes
 from exosphere_dagster.components.cluster import ClusterLoadError, component_sensors
 from exosphere_dagster.definitions import clusters_definitions
-from exosphere_dagster.entry.cluster_store import open_store
+from exosphere_dagster.entry.clusters.store import open_store
+from exosphere_dagster.resolve.catalog import load_catalog, registry_with_plugins
 from yaml_loader import ConfigError
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import click
 
-from exosphere_dagster.build.catalog import load_catalog, registry_with_plugins
-from exosphere_dagster.entry.clusters_cli import clusters
+from exosphere_dagster.entry.clusters.cli import clusters
+from exosphere_dagster.resolve.catalog import load_catalog, registry_with_plugins
 from yaml_loader import ClusterPlan
 from yaml_loader.ir import RetrySettings
 
@@ -67,9 +67,9 @@ def plan_command(path: str) -> None:
         for error in catalog.errors:
             click.echo(str(error), err=True)
         sys.exit(1)
-    from exosphere_dagster.build.cost import PriceTableError
-    from exosphere_dagster.build.cost_estimate import plan_cost_lines
-    from exosphere_dagster.build.placement import PlacementError
+    from exosphere_dagster.resolve.cost.estimate import plan_cost_lines
+    from exosphere_dagster.resolve.cost.prices import PriceTableError
+    from exosphere_dagster.resolve.placement import PlacementError
 
     for cluster in catalog.plans:
         try:
@@ -81,8 +81,8 @@ def plan_command(path: str) -> None:
 
 
 def render_plan(cluster: ClusterPlan) -> str:
-    from exosphere_dagster.build.placement import PlacementPolicy
-    from exosphere_dagster.build.tags import sla_run_tags
+    from exosphere_dagster.resolve.placement import PlacementPolicy
+    from exosphere_dagster.resolve.tags import sla_run_tags
 
     lines = [
         f"cluster {cluster.identifier}  (job {cluster.job_name}, file {cluster.file})",
@@ -205,7 +205,7 @@ def dev(folder: str | None, port: int) -> None:
     """Start `dg dev` (Dagster's dev server) on a watched clusters store: a folder or an
     s3://bucket/prefix (default: EXOSPHERE_CLUSTERS_DIR, else ./clusters)."""
     from exosphere_dagster.entry.devserver import serve
-    from exosphere_dagster.settings import settings
+    from exosphere_dagster.resolve.settings import settings
 
     _ensure_dagster_home()
     sys.exit(serve(folder or settings().clusters_dir, port))

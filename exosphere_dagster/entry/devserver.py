@@ -21,7 +21,7 @@ from pathlib import Path
 
 import httpx
 
-from exosphere_dagster.entry.cluster_store import ClusterStore, FolderStore, StoreError, open_store
+from exosphere_dagster.entry.clusters.store import ClusterStore, FolderStore, StoreError, open_store
 
 logger = logging.getLogger("exosphere")
 LOCATION_NAME = "exosphere_dagster.definitions"

@@ -13,16 +13,16 @@ from typing import Any
 from dagster import DagsterInstance, execute_job
 from dagster._core.execution.job_execution_result import JobExecutionResult
 
-from exosphere_dagster.build.catalog import registry_with_plugins
-from exosphere_dagster.build.tags import (
+from exosphere_dagster.entry.reconstruct import reconstructable_job
+from exosphere_dagster.resolve.catalog import registry_with_plugins
+from exosphere_dagster.resolve.tags import (
     CLUSTER_FILE_TAG,
     DEADLINE_TAG,
     TRIGGER_TIME_TAG,
     deadline_tags,
     tier_of,
 )
-from exosphere_dagster.build.triggers import run_config_for, trigger_tags
-from exosphere_dagster.entry.reconstruct import reconstructable_job
+from exosphere_dagster.translate.scheduling.triggers import run_config_for, trigger_tags
 from yaml_loader import ClusterPlan, load
 from yaml_loader import plan as plan_cluster
 

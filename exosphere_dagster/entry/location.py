@@ -29,8 +29,8 @@ from typing import Any
 from dagster import Definitions, JobDefinition, RepositoryData, RepositoryDefinition, repository
 from dagster._core.definitions.repository_definition import SINGLETON_REPOSITORY_NAME
 
-from exosphere_dagster.build.catalog import registry_with_plugins
-from exosphere_dagster.build.sla_breach import breach_job_name
+from exosphere_dagster.resolve.catalog import registry_with_plugins
+from exosphere_dagster.translate.scheduling.breach_job import breach_job_name
 from satellite_ops.registry import SatelliteRegistry
 from yaml_loader import ClusterPlan, ConfigErrors, load, plan
 from yaml_loader.load import find_cluster_files

@@ -21,8 +21,8 @@ PRELOAD_JOB_ENV = "EXOSPHERE_PRELOAD_JOB"  # executor.PRELOAD_JOB_ENV (not impor
 PRODUCT_MODULES = (
     "dagster",
     "exosphere_dagster.definitions",  # builds nothing on import (location.py)
-    "exosphere_dagster.build.job",
-    "exosphere_dagster.build.sla_breach",
+    "exosphere_dagster.translate.job",
+    "exosphere_dagster.translate.scheduling.breach_job",
     "exosphere_dagster.runtime.execute",
     "exosphere_dagster.runtime.checkpoint",
     # what a step process of Dagster's imports on first use (seen in py-spy profiles of steps)
@@ -72,7 +72,7 @@ def preload() -> None:
         module, _, attribute = dotted.rpartition(".")
         _import(module, attribute)
     try:
-        from exosphere_dagster.build.catalog import registry_with_plugins
+        from exosphere_dagster.resolve.catalog import registry_with_plugins
 
         registry_with_plugins()  # imports the built-in and the plugin satellite modules
     except Exception as exc:

@@ -9,8 +9,8 @@ from pathlib import Path
 from dagster import JobDefinition
 from dagster._core.definitions.reconstruct import ReconstructableJob, build_reconstructable_job
 
-from exosphere_dagster.build.catalog import registry_with_plugins
-from exosphere_dagster.build.job import build_job
+from exosphere_dagster.resolve.catalog import registry_with_plugins
+from exosphere_dagster.translate.job import build_job
 from yaml_loader import load, plan
 
 

@@ -36,7 +36,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any, Protocol
 
-from exosphere_dagster.settings import settings
+from exosphere_dagster.resolve.settings import settings
 
 logger = logging.getLogger("exosphere")
 SUFFIX = ".ckpt"

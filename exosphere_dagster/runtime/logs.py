@@ -18,9 +18,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from exosphere_dagster.resolve.settings import settings
 from exosphere_dagster.runtime.log_delivery import SinkStats, SinkWorker
 from exosphere_dagster.runtime.secrets import redact, resolve_secrets
-from exosphere_dagster.settings import settings
 from satellite_ops.context import SatelliteContext
 from satellite_ops.registry import SatelliteDefinition
 from yaml_loader.ir import ClusterPlan, SatelliteNode

@@ -22,7 +22,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from satellite_ops.config import SatelliteConfig, describe_validation_error, secret_or_none
 from satellite_ops.context import BatchItem, SatelliteContext
 from satellite_ops.errors import FatalError, RetryableError
-from satellite_ops.helpers.llm_batch_mode import answer_through_batch, batch_wanted
+from satellite_ops.helpers.batch_api_mode import answer_through_batch, batch_wanted
 from satellite_ops.helpers.llm_engines import (
     EngineSettings,
     Generation,

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from exosphere_dagster.entry.cluster_store import ClusterStore, S3Store, open_store
-from exosphere_dagster.entry.graphql_api import ApiError, DagsterApi
+from exosphere_dagster.entry.clusters.graphql import ApiError, DagsterApi
+from exosphere_dagster.entry.clusters.store import ClusterStore, S3Store, open_store
 
 HERE = Path(__file__).parent
 ROOT = HERE.parents[1]

@@ -22,9 +22,9 @@ import pytest
 from dev_server import HERE, Server, eventually
 
 from clusters import cluster, dump, satellite_entry
-from exosphere_dagster.build.content import CONTENT_HASH_KEY, content_hash
-from exosphere_dagster.entry import cluster_apply
-from exosphere_dagster.entry.graphql_api import ApiError, DagsterApi
+from exosphere_dagster.entry.clusters import apply as cluster_apply
+from exosphere_dagster.entry.clusters.graphql import ApiError, DagsterApi
+from exosphere_dagster.resolve.content import CONTENT_HASH_KEY, content_hash
 from yaml_loader.identity import file_name_for, job_name_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -6,14 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from clusters import cluster, dump, satellite_entry
-from exosphere_dagster.entry.cluster_apply import (
+from exosphere_dagster.entry.clusters.apply import (
     Change,
     clashes,
     held_jobs,
     stored_identifier,
     validate,
 )
-from exosphere_dagster.entry.graphql_api import JobInfo
+from exosphere_dagster.entry.clusters.graphql import JobInfo
 
 WEBHOOK = satellite_entry("satellite/exospherehost/call-webhook", config={"url": "https://e.com"})
 

@@ -17,7 +17,7 @@ import pytest
 from dev_server import EXOSPHERE, ROOT, Server, eventually
 
 from clusters import cluster, dump, failure_branch, satellite_entry
-from exosphere_dagster.entry import graphql_api
+from exosphere_dagster.entry.clusters import graphql as graphql_api
 from yaml_loader import load_python_clusters
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

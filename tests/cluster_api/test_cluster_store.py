@@ -8,14 +8,14 @@ import pytest
 
 from clusters import cluster, dump, satellite_entry
 from exosphere_dagster.definitions import STORE_RESOURCE, build_definitions
-from exosphere_dagster.entry.cluster_store import (
+from exosphere_dagster.entry.clusters.mirror import mirror
+from exosphere_dagster.entry.clusters.store import (
     FolderStore,
     S3Store,
     StoreError,
     StoreUnreachable,
     open_store,
 )
-from exosphere_dagster.entry.store_mirror import mirror
 
 WEBHOOK = satellite_entry("satellite/exospherehost/call-webhook", config={"url": "https://e.com"})
 GOOD = dump(cluster("acme/good", [WEBHOOK])).encode()

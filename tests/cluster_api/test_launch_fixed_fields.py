@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from dev_server import EXOSPHERE, aws_env, eventually, free_port
 
-from exosphere_dagster.entry.graphql_api import DagsterApi
+from exosphere_dagster.entry.clusters.graphql import DagsterApi
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

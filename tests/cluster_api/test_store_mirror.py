@@ -11,8 +11,8 @@ import pytest
 
 from clusters import cluster, dump, satellite_entry
 from exosphere_dagster.definitions import build_definitions
-from exosphere_dagster.entry.cluster_store import S3Store
-from exosphere_dagster.entry.store_mirror import mirror
+from exosphere_dagster.entry.clusters.mirror import mirror
+from exosphere_dagster.entry.clusters.store import S3Store
 
 pytestmark = pytest.mark.integration
 

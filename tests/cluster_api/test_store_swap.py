@@ -8,14 +8,14 @@ import threading
 
 import pytest
 
-from exosphere_dagster.build.content import content_hash
-from exosphere_dagster.entry.cluster_store import (
+from exosphere_dagster.entry.clusters.store import (
     FOLDER_LOCK,
     ClusterStore,
     FolderStore,
     S3Store,
     StoreConflict,
 )
+from exosphere_dagster.resolve.content import content_hash
 
 V1, V2, V3 = b"version: 1\n", b"version: 2\n", b"version: 3\n"
 

@@ -32,8 +32,7 @@ from dagster._core.workspace.context import WorkspaceProcessContext
 from dagster._core.workspace.load_target import WorkspaceFileTarget
 
 from clusters import cluster, failure_branch, satellite_entry, write_cluster
-from exosphere_dagster.build.deadlines import URGENT_BASE
-from exosphere_dagster.build.tags import (
+from exosphere_dagster.resolve.tags import (
     BREACH_OF_TAG,
     DEADLINE_TAG,
     PRIORITY_TAG,
@@ -42,6 +41,7 @@ from exosphere_dagster.build.tags import (
 )
 from exosphere_dagster.runtime.checkpoint import checkpoint_store_for
 from exosphere_dagster.runtime.checkpoint_postgres import PostgresCheckpointStore
+from exosphere_dagster.translate.scheduling.deadlines import URGENT_BASE
 from satellite_env import satellite_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(1800)]

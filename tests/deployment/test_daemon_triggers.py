@@ -23,7 +23,7 @@ from daemon_harness import instance_config, running_daemon, sensor_ticks, wait_f
 from dagster import DagsterInstance, RunsFilter
 
 from clusters import cluster, satellite_entry, write_cluster
-from exosphere_dagster.build.tags import DEADLINE_TAG, TRIGGER_TIME_TAG
+from exosphere_dagster.resolve.tags import DEADLINE_TAG, TRIGGER_TIME_TAG
 from satellite_env import satellite_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(1200)]

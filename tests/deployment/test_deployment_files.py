@@ -27,7 +27,7 @@ from dagster_postgres import DagsterPostgresStorage
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 
-from exosphere_dagster.build.tags import SLA_TAG
+from exosphere_dagster.resolve.tags import SLA_TAG
 from yaml_loader.tiers import TIER_NAMES
 
 ROOT = Path(__file__).resolve().parents[2]

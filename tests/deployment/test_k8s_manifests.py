@@ -33,10 +33,10 @@ from dagster_k8s.container_context import K8sContainerContext
 from dagster_k8s.executor import _K8S_EXECUTOR_CONFIG_SCHEMA, K8sStepHandler, k8s_job_executor
 from kubernetes.client import ApiClient
 
-from exosphere_dagster.build.catalog import registry_with_plugins
-from exosphere_dagster.build.job import build_job
-from exosphere_dagster.build.placement import CAPACITY_LABEL, GPU_RESOURCE
 from exosphere_dagster.entry.reconstruct import reconstructable_job
+from exosphere_dagster.resolve.catalog import registry_with_plugins
+from exosphere_dagster.resolve.placement import CAPACITY_LABEL, GPU_RESOURCE
+from exosphere_dagster.translate.job import build_job
 from yaml_loader import load, plan
 
 ROOT = Path(__file__).resolve().parents[2]

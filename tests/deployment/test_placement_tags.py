@@ -13,22 +13,22 @@ from pathlib import Path
 import pytest
 from dagster_k8s import k8s_job_executor
 
-from exosphere_dagster.build.catalog import registry_with_plugins
-from exosphere_dagster.build.job import build_job
-from exosphere_dagster.build.placement import (
+from exosphere_dagster.resolve.catalog import registry_with_plugins
+from exosphere_dagster.resolve.placement import (
     K8S_CONFIG_TAG,
     PlacementPolicy,
     Pods,
     instance_launches_pods,
 )
-from exosphere_dagster.build.sla_breach import build_breach_job
-from exosphere_dagster.build.tags import (
+from exosphere_dagster.resolve.tags import (
     CLUSTER_FILE_TAG,
     CLUSTER_TAG,
     MAX_RUNTIME_TAG,
     PRIORITY_TAG,
     SLA_TAG,
 )
+from exosphere_dagster.translate.job import build_job
+from exosphere_dagster.translate.scheduling.breach_job import build_breach_job
 from yaml_loader import load, plan
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -110,7 +110,7 @@ def test_the_executor_a_job_is_built_with_decides_for_its_steps(reference):
     run_tagged, ops = _tagged(job)
     assert run_tagged and ops == {n.name for n in job.graph.nodes}
     local = PlacementPolicy(pods=Pods(run=True, steps=True))
-    from exosphere_dagster.build.executor import exosphere_executor
+    from exosphere_dagster.translate.executor import exosphere_executor
 
     assert _tagged(build_job(*reference, local, executor_def=exosphere_executor)) == (True, set())
 

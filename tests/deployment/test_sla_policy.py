@@ -18,18 +18,9 @@ from dagster._core.test_utils import create_run_for_test
 from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 from dagster_k8s import k8s_job_executor
 
-from exosphere_dagster.build.catalog import registry_with_plugins
-from exosphere_dagster.build.deadlines import (
-    URGENT_BASE,
-    QueuedRun,
-    apply_deadline_policy,
-    boosts,
-    urgent_priority,
-)
-from exosphere_dagster.build.job import build_job
-from exosphere_dagster.build.placement import K8S_CONFIG_TAG, PlacementPolicy, Pods, Pool
-from exosphere_dagster.build.sla_breach import breach_message, build_breach_job, in_flight_items
-from exosphere_dagster.build.tags import (
+from exosphere_dagster.resolve.catalog import registry_with_plugins
+from exosphere_dagster.resolve.placement import K8S_CONFIG_TAG, PlacementPolicy, Pods, Pool
+from exosphere_dagster.resolve.tags import (
     BASE_PRIORITY_TAG,
     DEADLINE_TAG,
     MAX_RUNTIME_TAG,
@@ -40,6 +31,19 @@ from exosphere_dagster.build.tags import (
 )
 from exosphere_dagster.runtime.checkpoint import CheckpointStore
 from exosphere_dagster.runtime.items import seed_items
+from exosphere_dagster.translate.job import build_job
+from exosphere_dagster.translate.scheduling.breach_job import (
+    breach_message,
+    build_breach_job,
+    in_flight_items,
+)
+from exosphere_dagster.translate.scheduling.deadlines import (
+    URGENT_BASE,
+    QueuedRun,
+    apply_deadline_policy,
+    boosts,
+    urgent_priority,
+)
 from yaml_loader import load, plan
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -20,7 +20,7 @@ import pytest
 
 from clusters import cluster, satellite_entry, write_cluster
 from exosphere_dagster.entry.launch import run_cluster_file
-from exosphere_dagster.settings import reload_settings
+from exosphere_dagster.resolve.settings import reload_settings
 from held_peer import HeldPeer
 from http_servers import serve_http
 from kusto_fake import serve_fake_kusto

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from exosphere_dagster.build.step_runner import batch_policy
-from exosphere_dagster.settings import SettingsError, settings
+from exosphere_dagster.resolve.settings import SettingsError, settings
+from exosphere_dagster.runtime.step_runner import batch_policy
 
 
 def test_defaults_allow_batches_for_24h_runs_only():

@@ -14,9 +14,9 @@ import pytest
 import test_checkpoint_stores as stores
 from dagster import instance_for_test
 
+from exosphere_dagster.resolve.settings import reload_settings
 from exosphere_dagster.runtime import checkpoint
 from exosphere_dagster.runtime.checkpoint import checkpoint_store_for, expire
-from exosphere_dagster.settings import reload_settings
 
 spec, pg_schema_url = stores.spec, stores.pg_schema_url  # the backends, as fixtures here
 DAY = 86400

@@ -26,11 +26,11 @@ from dagster import instance_for_test
 
 from clusters import cluster_from, write_cluster
 from exosphere_dagster.entry.launch import rerun, run_cluster_file
+from exosphere_dagster.resolve.settings import reload_settings
 from exosphere_dagster.runtime import checkpoint_postgres
 from exosphere_dagster.runtime.checkpoint import CheckpointStore, checkpoint_store_for
 from exosphere_dagster.runtime.checkpoint_postgres import PostgresCheckpointStore
 from exosphere_dagster.runtime.checkpoint_s3 import S3CheckpointStore
-from exosphere_dagster.settings import reload_settings
 
 pytestmark = pytest.mark.integration
 

@@ -10,10 +10,10 @@ import os
 import pytest
 
 from clusters import cluster_from, write_cluster
-from exosphere_dagster.build.executor import run_workers
 from exosphere_dagster.entry.launch import run_cluster_file
-from exosphere_dagster.runtime.chunking import max_chunks, run_chunk_size
-from exosphere_dagster.settings import Settings
+from exosphere_dagster.resolve.chunking import max_chunks, run_chunk_size
+from exosphere_dagster.resolve.settings import Settings
+from exosphere_dagster.translate.executor import run_workers
 from yaml_loader.tiers import tier
 
 DEFAULT = "exosphere_multi_or_in_process"

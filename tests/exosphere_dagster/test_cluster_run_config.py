@@ -12,10 +12,10 @@ from dagster import DagsterInvalidConfigError, execute_job
 from dagster._core.system_config.objects import ResolvedRunConfig
 
 from clusters import cluster, fan_out, record, write_cluster
-from exosphere_dagster.build.catalog import registry_with_plugins
-from exosphere_dagster.build.job import build_job
 from exosphere_dagster.entry.launch import run_config
 from exosphere_dagster.entry.reconstruct import reconstructable_job
+from exosphere_dagster.resolve.catalog import registry_with_plugins
+from exosphere_dagster.translate.job import build_job
 from yaml_loader import load, plan
 
 pytestmark = pytest.mark.integration

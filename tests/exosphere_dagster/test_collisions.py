@@ -18,11 +18,11 @@ from pathlib import Path
 import pytest
 
 from clusters import cluster, failure_branch, satellite_entry, write_cluster
-from exosphere_dagster.build.catalog import load_catalog
-from exosphere_dagster.build.segments import FAILURES, START
-from exosphere_dagster.build.sla_breach import BREACH_OP, breach_job_name
-from exosphere_dagster.build.summary import SUMMARY_OP
 from exosphere_dagster.definitions import build_definitions
+from exosphere_dagster.resolve.catalog import load_catalog
+from exosphere_dagster.resolve.segments import FAILURES, START
+from exosphere_dagster.translate.scheduling.breach_job import BREACH_OP, breach_job_name
+from exosphere_dagster.translate.summary import SUMMARY_OP
 from yaml_loader.identity import (
     BREACH_NODE,
     FAILURES_NODE,

@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 
 from clusters import cluster, satellite_entry, write_cluster
-from exosphere_dagster.build.catalog import registry_with_plugins
-from exosphere_dagster.build.cost import (
+from exosphere_dagster.resolve.catalog import registry_with_plugins
+from exosphere_dagster.resolve.chunking import run_chunk_size
+from exosphere_dagster.resolve.cost.estimate import plan_cost_lines
+from exosphere_dagster.resolve.cost.prices import (
     EXAMPLE_PRICES,
     PriceTableError,
     Reservation,
@@ -20,14 +22,12 @@ from exosphere_dagster.build.cost import (
     reservation,
     step_cost,
 )
-from exosphere_dagster.build.cost_estimate import plan_cost_lines
-from exosphere_dagster.build.placement import (
+from exosphere_dagster.resolve.placement import (
     PlacementPolicy,
     Pool,
     satellite_placement,
     step_resources,
 )
-from exosphere_dagster.runtime.chunking import run_chunk_size
 from satellite_ops.satellites.llm import LlmConfig
 from yaml_loader import load, plan
 

@@ -9,9 +9,9 @@ import pytest
 from dagster import AssetKey
 
 from clusters import cluster, satellite_entry, write_cluster
-from exosphere_dagster.build.cost import COST_TAG
-from exosphere_dagster.build.placement import K8S_CONFIG_TAG
 from exosphere_dagster.entry.launch import run_cluster_file
+from exosphere_dagster.resolve.cost.prices import COST_TAG
+from exosphere_dagster.resolve.placement import K8S_CONFIG_TAG
 
 pytestmark = pytest.mark.integration
 

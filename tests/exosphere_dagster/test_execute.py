@@ -9,8 +9,8 @@ import pickle
 import pytest
 from pydantic import BaseModel
 
+from exosphere_dagster.resolve.chunking import chunk_size, split
 from exosphere_dagster.runtime.checkpoint import CheckpointStore
-from exosphere_dagster.runtime.chunking import chunk_size, split
 from exosphere_dagster.runtime.execute import ChunkJob, run_chunk
 from exosphere_dagster.runtime.items import seed_items
 from satellite_ops.errors import FatalError, RetryableError

@@ -11,13 +11,13 @@ from dagster import execute_job
 from probe_satellites import read_where
 
 from clusters import cluster, satellite_entry, write_cluster
-from exosphere_dagster.build.catalog import registry_with_plugins
-from exosphere_dagster.build.executor import ensure_forkserver
-from exosphere_dagster.build.job import build_job
-from exosphere_dagster.build.triggers import run_config_for
 from exosphere_dagster.entry.launch import run_cluster_file
 from exosphere_dagster.entry.reconstruct import reconstructable_job
-from exosphere_dagster.settings import reload_settings
+from exosphere_dagster.resolve.catalog import registry_with_plugins
+from exosphere_dagster.resolve.settings import reload_settings
+from exosphere_dagster.translate.executor import ensure_forkserver
+from exosphere_dagster.translate.job import build_job
+from exosphere_dagster.translate.scheduling.triggers import run_config_for
 from yaml_loader import load, plan
 
 

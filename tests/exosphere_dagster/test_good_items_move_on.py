@@ -16,9 +16,9 @@ import pytest
 from dagster import AssetKey, DagsterRunStatus
 
 from clusters import cluster, fan_out, record, satellite_entry, write_cluster
-from exosphere_dagster.build.cost import COST_TAG
-from exosphere_dagster.build.summary import COST_NOTE_TAG
 from exosphere_dagster.entry.launch import rerun, run_cluster_file
+from exosphere_dagster.resolve.cost.prices import COST_TAG
+from exosphere_dagster.translate.summary import COST_NOTE_TAG
 
 pytestmark = pytest.mark.integration
 

@@ -15,8 +15,8 @@ from byo_satellites import read_calls
 from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus
 
 from clusters import cluster, record, write_cluster
-from exosphere_dagster.build.tags import DEADLINE_TAG, TRIGGER_TIME_TAG
 from exosphere_dagster.entry.launch import rerun, run_cluster_file, sla_window
+from exosphere_dagster.resolve.tags import DEADLINE_TAG, TRIGGER_TIME_TAG
 
 pytestmark = pytest.mark.integration
 WINDOW = "${{ run.trigger_time }} ${{ run.deadline }}"

@@ -14,10 +14,10 @@ from dagster_graphql.test.utils import define_out_of_process_context, execute_da
 from pydantic import Field
 
 from clusters import cluster, failure_branch, fan_out, note, satellite_entry, write_cluster
-from exosphere_dagster.build.catalog import registry_with_plugins
-from exosphere_dagster.build.lineage import cluster_asset_specs, run_materializations
 from exosphere_dagster.definitions import build_definitions
 from exosphere_dagster.entry.launch import run_cluster_file
+from exosphere_dagster.resolve.catalog import registry_with_plugins
+from exosphere_dagster.translate.lineage import cluster_asset_specs, run_materializations
 from satellite_ops import satellite
 from satellite_ops.config import SatelliteConfig
 from satellite_ops.endpoints import Endpoint, declares_endpoints

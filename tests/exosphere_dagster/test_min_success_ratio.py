@@ -15,7 +15,7 @@ from clusters import cluster, fan_out, record, satellite_entry, write_cluster
 from exosphere_dagster.entry.launch import rerun, run_cluster_file
 from satellite_ops.registry import default_registry
 from yaml_loader import ConfigErrors, load
-from yaml_loader.python_api import Cluster, Satellite
+from yaml_loader.python.api import Cluster, Satellite
 
 
 def ratio_cluster(tmp_path, url: str, ratio: float | None, cause) -> str:

@@ -28,14 +28,14 @@ from dagster import (
 from dagster._serdes import serialize_value
 from pydantic import BaseModel, Field, SecretStr
 
-from exosphere_dagster.build.catalog import registry_with_plugins
-from exosphere_dagster.build.config_types import TEMPLATED, model_schema
-from exosphere_dagster.build.op_config import (
+from exosphere_dagster.resolve.catalog import registry_with_plugins
+from exosphere_dagster.translate.launchpad.edits import (
     check_run_config,
     config_schema,
     configured_node,
     defaults,
 )
+from exosphere_dagster.translate.launchpad.fields import TEMPLATED, model_schema
 from yaml_loader import load, plan
 from yaml_loader.ir import ClusterPlan, SatelliteNode
 from yaml_loader.templates import CompiledTemplate

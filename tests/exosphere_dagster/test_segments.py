@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from clusters import cluster, dump, fan_out, note, satellite_entry, write_cluster
-from exosphere_dagster.build.catalog import registry_with_plugins
-from exosphere_dagster.build.job import build_job
-from exosphere_dagster.build.segments import FAILURES, START, cut_segments
+from exosphere_dagster.resolve.catalog import registry_with_plugins
+from exosphere_dagster.resolve.segments import FAILURES, START, cut_segments
+from exosphere_dagster.translate.job import build_job
 from yaml_loader import load, load_text, plan
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from exosphere_dagster.settings import SettingsError, reload_settings, settings
+from exosphere_dagster.resolve.settings import SettingsError, reload_settings, settings
 
 
 def test_read_once_until_reloaded(monkeypatch: pytest.MonkeyPatch) -> None:

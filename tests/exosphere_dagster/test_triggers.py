@@ -21,10 +21,10 @@ from dagster import build_schedule_context, build_sensor_context
 from dagster._utils.schedules import schedule_execution_time_iterator
 
 from clusters import cluster_from, write_cluster
-from exosphere_dagster.build.arrivals import Arrival, run_key, select_new
-from exosphere_dagster.build.tags import DEADLINE_TAG, TRIGGER_TIME_TAG
 from exosphere_dagster.definitions import build_definitions
-from exosphere_dagster.settings import reload_settings
+from exosphere_dagster.resolve.settings import reload_settings
+from exosphere_dagster.resolve.tags import DEADLINE_TAG, TRIGGER_TIME_TAG
+from exosphere_dagster.runtime.arrivals import Arrival, run_key, select_new
 from yaml_loader.tiers import TIERS
 
 

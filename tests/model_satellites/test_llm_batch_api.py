@@ -16,7 +16,7 @@ from test_llm_output_schema import reference_llm_config
 
 from satellite_ops import BatchItem, FatalError, RetryableError, SatelliteContext
 from satellite_ops.context import BatchPolicy, MemoryState
-from satellite_ops.helpers.llm_batch import parse_row
+from satellite_ops.helpers.batch_api import parse_row
 from satellite_ops.satellites.deepseek_r1_distill_llama_70b import (
     DeepSeekR1DistillLlama70BConfig,
     deepseek_r1_distrill_llama_70b,

@@ -20,10 +20,10 @@ from dagster import DagsterRunStatus, execute_job
 from test_llm_output_schema import reference_llm_config
 
 from clusters import cluster, failure_branch, satellite_entry, write_cluster
-from exosphere_dagster.build.catalog import registry_with_plugins
-from exosphere_dagster.build.triggers import trigger_tags
 from exosphere_dagster.entry.launch import rerun, run_cluster_file, run_config
 from exosphere_dagster.entry.reconstruct import reconstructable_job
+from exosphere_dagster.resolve.catalog import registry_with_plugins
+from exosphere_dagster.translate.scheduling.triggers import trigger_tags
 from satellite_ops.satellites.deepseek_r1_distill_llama_70b import DeepSeekR1DistillLlama70BConfig
 from yaml_loader import load, plan
 

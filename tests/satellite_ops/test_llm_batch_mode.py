@@ -14,8 +14,8 @@ from fake_batch_api import COMPLETION_TOKENS, MALFORMED, PROMPT_TOKENS, Script, 
 
 from satellite_ops import BatchItem, FatalError, RetryableError, SatelliteContext
 from satellite_ops.context import BatchPolicy, MemoryState
-from satellite_ops.helpers.llm_batch import POLL_FAILURES, BatchUnreachable
-from satellite_ops.helpers.llm_batch_mode import MAX_BATCHES_PER_CALL
+from satellite_ops.helpers.batch_api import POLL_FAILURES, BatchUnreachable
+from satellite_ops.helpers.batch_api_mode import MAX_BATCHES_PER_CALL
 from satellite_ops.satellites.llm import LlmConfig, llm
 from satellite_ops.testing import CapturedLog
 

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from satellite_ops.registry import default_registry
 from yaml_loader import ClusterPlan, ConfigErrors, load, load_text, plan
 from yaml_loader.errors import format_key_path
-from yaml_loader.python_api import (
+from yaml_loader.python.api import (
     Cluster,
     Failure,
     Logs,
@@ -567,7 +567,7 @@ def test_the_example_file_prints_yaml_that_exosphere_validate_accepts(tmp_path: 
 
 def test_exosphere_dagster_re_exports_the_python_api() -> None:
     import exosphere_dagster
-    from yaml_loader import python_api
+    from yaml_loader.python import api as python_api
 
     for name in ("Cluster", "Satellite", "Trigger", "Failure", "Logs", "load_python_clusters"):
         assert getattr(exosphere_dagster, name) is getattr(python_api, name)

@@ -146,8 +146,8 @@ def fill_bucket(endpoint: str) -> list[str]:
 
 
 def run_demo(echo: Callable[[str], Any] = print) -> int:
-    from exosphere_dagster.build.catalog import load_catalog
     from exosphere_dagster.entry.launch import run_cluster_file
+    from exosphere_dagster.resolve.catalog import load_catalog
 
     modules = os.environ.get("EXOSPHERE_SATELLITE_MODULES", "")
     os.environ["EXOSPHERE_SATELLITE_MODULES"] = ",".join(

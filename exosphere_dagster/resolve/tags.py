@@ -1,0 +1,68 @@
+"""Run and op tag keys the product sets (namespaced constants, like dagster-k8s/config)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+
+from exosphere_dagster.resolve.placement import PlacementPolicy, light_placement
+from yaml_loader.ir import ClusterPlan
+from yaml_loader.tiers import TIERS, SlaTier
+
+PRIORITY_TAG = "dagster/priority"
+MAX_RUNTIME_TAG = "dagster/max_runtime"
+SLA_TAG = "exosphere/sla"
+CLUSTER_TAG = "exosphere/cluster"
+DEADLINE_TAG = "exosphere/deadline"
+TRIGGER_TIME_TAG = "exosphere/trigger_time"
+SATELLITE_TAG = "exosphere/satellite"
+CLUSTER_FILE_TAG = "exosphere/cluster_file"
+BASE_PRIORITY_TAG = "exosphere/base_priority"  # the tier priority before a deadline boost
+PRIORITY_REASON_TAG = "exosphere/priority_reason"
+ROLE_TAG = "exosphere/role"  # "sla-breach" on the alert runs that report an SLA breach
+BREACH_OF_TAG = "exosphere/sla_breach_of"  # on an alert run: the run that missed its SLA
+
+
+def sla_run_tags(plan: ClusterPlan, policy: PlacementPolicy) -> dict[str, str]:
+    """Tags every run of a cluster carries, however it was launched (scheduled, sensed, API or
+    by hand): priority and concurrency tier, the SLA as Dagster's max runtime, and, where runs
+    are pods (``policy.pods``), the run pod's placement. A cluster's own ``tags:`` may tighten
+    ``dagster/max_runtime``, never loosen it."""
+    max_runtime = plan.sla.seconds
+    asked = plan.tags.get(MAX_RUNTIME_TAG)
+    if asked and asked.replace(".", "", 1).isdigit():
+        max_runtime = min(max_runtime, max(1, int(float(asked))))
+    return {
+        **plan.tags,
+        PRIORITY_TAG: str(plan.sla.priority),
+        MAX_RUNTIME_TAG: str(max_runtime),
+        SLA_TAG: plan.sla.name,
+        CLUSTER_TAG: plan.identifier,
+        CLUSTER_FILE_TAG: str(Path(plan.file).resolve()),
+        **policy.run_tags(light_placement(plan, policy)),
+    }
+
+
+def tier_of(tags: Mapping[str, str]) -> SlaTier | None:
+    return TIERS.get(tags.get(SLA_TAG, ""))
+
+
+def parse_time(value: str | None) -> datetime | None:
+    """An ISO timestamp tag as an aware datetime (naive values are UTC); None if unreadable."""
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def deadline_tags(tier: SlaTier, when: datetime) -> dict[str, str]:
+    """``exosphere/trigger_time`` and ``exosphere/deadline`` (= trigger time + SLA), in UTC."""
+    start = when if when.tzinfo else when.replace(tzinfo=UTC)
+    return {
+        TRIGGER_TIME_TAG: start.astimezone(UTC).isoformat(),
+        DEADLINE_TAG: tier.deadline(start).isoformat(),
+    }

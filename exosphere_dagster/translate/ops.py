@@ -1,0 +1,368 @@
+"""The Dagster ops a cluster is built from: one op per satellite (mapped over chunks), the start
+op and one gathering op per re-chunk point (each cuts a segment's chunks), and the summary.
+Satellites know nothing of Dagster; this is the wrapper. See segments.py for where chunks are cut.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from dagster import Any as DagsterAny
+from dagster import (
+    Array,
+    DynamicOut,
+    DynamicOutput,
+    Failure,
+    Field,
+    In,
+    MetadataValue,
+    OpDefinition,
+    Out,
+    Output,
+    Permissive,
+    RetryPolicy,
+)
+
+from exosphere_dagster.resolve.chunking import keyed_chunks, run_chunk_size
+from exosphere_dagster.resolve.cost.prices import (
+    Reservation,
+    StepCost,
+    model_of,
+    price_or_problem,
+    step_cost,
+)
+from exosphere_dagster.resolve.segments import START, Segment
+from exosphere_dagster.runtime.items import Chunk, ChunkReport, FailedItem, Item, seed_items
+from exosphere_dagster.runtime.secrets import redact, redaction_values
+from exosphere_dagster.runtime.step_runner import StepRunner
+from yaml_loader.ir import ClusterPlan, SatelliteNode
+
+START_OP = START
+STEP_RETRY = RetryPolicy(max_retries=2, delay=5)  # step/process loss; items retry inside a step
+MAX_LISTED = 50  # item ids / failures shown in a step's metadata and error events
+RunnerFactory = Callable[[Any], StepRunner]  # step context -> runner set up for that step
+Results = dict[tuple[str, str], tuple[list[Item], ChunkReport]]  # (node id, chunk) -> outcome
+
+
+def definition_name(plan: ClusterPlan, node_name: str) -> str:
+    """Op definitions are unique per code location, so each cluster's are prefixed with its job
+    name; the graph invokes them under the plain node name (``call_webhook``) shown in the UI."""
+    return f"{plan.job_name}__{node_name}"
+
+
+def chunk_outputs(items: list[Item], size: int) -> Iterator[DynamicOutput | Output]:
+    yield from keyed_outputs(keyed_chunks(items, size))
+
+
+def keyed_outputs(chunks: dict[str, list[Item]]) -> Iterator[DynamicOutput | Output]:
+    for key, chunk in chunks.items():
+        yield DynamicOutput(Chunk(key, chunk), mapping_key=key, output_name="chunks")
+    count = sum(len(c) for c in chunks.values())
+    yield Output(chunks, "manifest", metadata={"items": count, "chunks": len(chunks)})
+
+
+PLACED = "chunks"  # a gathering step's checkpoint log (chunk name) of where each item went
+
+
+def placed_chunks(runner: StepRunner, segment: Segment, items: list[Item], size: int) -> Any:
+    """``items`` in the segment's chunks, each item in the chunk an earlier run of this step
+    put it in (kept in the root run's checkpoints): re-executed, the step adds the retried
+    items' children as new chunks instead of shifting the others into other chunks."""
+    log = runner.store.log_for(runner.root_run_id, segment.name, PLACED)
+    try:
+        placed = log.load_state().get(PLACED) or {}
+        chunks = keyed_chunks(items, size, placed)
+        now = {item.id: key for key, part in chunks.items() for item in part}
+        if any(placed.get(i) != k for i, k in now.items()):
+            log.record_state(PLACED, {**placed, **now})
+    finally:
+        log.close()
+    return chunks
+
+
+def _segment_chunk_size(plan: ClusterPlan, count: int, batched: bool) -> int:
+    """No more chunks than the run's executor runs at once buys (times the tier's chunks per
+    worker, runtime/chunking.py): each chunk is a step per satellite."""
+    from dagster import OpExecutionContext
+
+    from exosphere_dagster.translate.executor import run_workers
+
+    context = OpExecutionContext.get()
+    workers = run_workers(context.run_config, context.job_def.executor_def.name)
+    return run_chunk_size(count, plan.sla.name, workers, batched=batched)
+
+
+def start_op(
+    plan: ClusterPlan, segment: Segment, batched: bool, check_config: Callable[[Any], list[str]]
+) -> OpDefinition:
+    """The run's inputs (from its trigger or launch call) as root items, cut into chunks. Edited
+    satellite configs are checked here, before any item runs."""
+
+    def compute(context, inputs: dict[str, Any]) -> Iterator[DynamicOutput | Output]:
+        problems = check_config(context.run_config)
+        if problems:
+            raise Failure(
+                description="this run's satellite config is invalid:\n" + "\n".join(problems),
+                allow_retries=False,
+            )
+        redaction_values(plan.secrets)  # item ids never carry a secret (items.child_id)
+        items = seed_items(list(context.op_config["inputs"]))
+        size = _segment_chunk_size(plan, len(items), batched)
+        context.log.info(f"run starts with {len(items)} input item(s), chunks of up to {size}")
+        yield from chunk_outputs(items, size)
+
+    return OpDefinition(
+        compute_fn=compute,
+        name=definition_name(plan, START_OP),
+        outs={"chunks": DynamicOut(DagsterAny), "manifest": Out(DagsterAny)},
+        config_schema={
+            "inputs": Field(
+                Array(Permissive()),
+                default_value=[{}],
+                is_required=False,
+                description="The run's input objects; each becomes one root item.",
+            )
+        },
+        description="The run's inputs (from its trigger or launch call) as root items, in chunks.",
+        tags={"exosphere/role": "start"},
+    )
+
+
+def complete(
+    runner: StepRunner,
+    segment: Segment,
+    manifest: dict[str, list[Item]],
+    have: set[tuple[str, str]],
+    targets: set[str],
+) -> Results:
+    """Run inline what ``targets`` of ``segment`` still owe for any chunk of ``manifest``: the
+    chunks whose steps never ran (a killed run re-executed from failure)."""
+    caught: Results = {}
+    for key, items in manifest.items():
+        missing = {t for t in targets if (t, key) not in have}
+        if missing:
+            runner.context.log.warning(
+                f"chunk {key} of {', '.join(sorted(missing))} never ran in its own step "
+                "(its run was killed); running it here"
+            )
+            for node_id, result in runner.run_inline(segment, key, items, missing).items():
+                caught[(node_id, key)] = result
+    return caught
+
+
+def gather_op(
+    plan: ClusterPlan,
+    segment: Segment,
+    upstream: dict[str, Segment],
+    batched: bool,
+    make_runner: RunnerFactory,
+) -> OpDefinition:
+    """Collect the items (or, for the failure branch, the failed items) of ``segment.sources``
+    and cut them into the segment's chunks: the one extra node per fan-out point."""
+    segments = {s.name: s for s in upstream.values()}
+
+    def compute(context, inputs: dict[str, Any]) -> Iterator[DynamicOutput | Output]:
+        results: Results = {}
+        for source in segment.sources:
+            for value in inputs[f"from_{plan.node(source).op_name}"]:
+                if isinstance(value, ChunkReport):  # failure branch: reports of routed nodes
+                    results[(source, value.chunk)] = ([], value)
+                else:
+                    results[(source, value.key)] = (value.items, None)  # type: ignore[assignment]
+        caught: Results = {}
+        runner = make_runner(context)
+        try:
+            for name, seg in segments.items():
+                targets = {s for s in segment.sources if s in seg.ids()}
+                caught.update(
+                    complete(runner, seg, inputs[f"manifest_{name}"], set(results), targets)
+                )
+            results.update((k, v) for k, v in caught.items() if k[0] in segment.sources)
+            items: list[Item] = []
+            for _, (children, report) in sorted(results.items()):
+                if segment.from_failures:
+                    items.extend(f.to_failure_item() for f in report.failed)
+                else:
+                    items.extend(children)
+            size = _segment_chunk_size(plan, len(items), batched)
+            chunks = placed_chunks(runner, segment, items, size)
+        finally:
+            runner.close()
+        context.log.info(f"{len(items)} item(s) in {len(chunks)} chunk(s) of up to {size}")
+        yield from keyed_outputs(chunks)
+        yield Output([r for _, r in caught.values()], "caught_up")
+
+    sources = [f"from_{plan.node(s).op_name}" for s in segment.sources]
+    manifests = [f"manifest_{name}" for name in segments]
+    kind = "failed items of " if segment.from_failures else "items of "
+    return OpDefinition(
+        compute_fn=compute,
+        name=definition_name(plan, segment.name),
+        ins={name: In(DagsterAny) for name in [*sources, *manifests]},
+        outs={
+            "chunks": DynamicOut(DagsterAny),
+            "manifest": Out(DagsterAny),
+            "caught_up": Out(DagsterAny),
+        },
+        description=f"Collects the {kind}{', '.join(segment.sources)} and cuts them into chunks.",
+        tags={"exosphere/role": "gather"},
+    )
+
+
+def satellite_op(
+    plan: ClusterPlan,
+    node: SatelliteNode,
+    inputs: list[str],
+    op_tags: dict[str, Any],
+    where: Reservation,
+    config_schema: Any,
+    make_runner: RunnerFactory,
+) -> OpDefinition:
+    """One satellite over one chunk: the op whose mapped copies (one per chunk) do the work.
+
+    Its good items and its report are yielded first, always: the steps after it start on them
+    (the executor's ``require_upstream_step_success: false``) and the summary counts the chunk.
+    Then a chunk with an item that failed and has no failure branch (nor a
+    ``min-success-ratio``, which the summary checks over the whole run) ends red, naming the
+    item; its good items are checkpointed, so re-executing from failure retries exactly it."""
+    handled = node.id in plan.routed_nodes()
+    tolerated = node.min_success_ratio is not None  # the summary decides over every chunk
+
+    def compute(context, ins: dict[str, Any]) -> Iterator[Output]:
+        started = time.perf_counter()
+        chunks: list[Chunk] = [ins[name] for name in sorted(ins)]
+        key = chunks[0].key
+        runner = make_runner(context)
+        try:
+            children, report = runner.run(node, key, [i for c in chunks for i in c.items])
+            _log_failures(context, runner, node, report, handled, tolerated)
+            model = model_of(
+                runner.node_config(node).config, runner.definitions[node.id].config_model
+            )
+        finally:
+            runner.close()
+        cost = _cost(context, report, where, time.perf_counter() - started, model)
+        yield Output(Chunk(key, children), "items", metadata=_items_metadata(children))
+        yield Output(report, "report", metadata=_report_metadata(report, cost))
+        if report.failed and not handled and not tolerated:
+            raise Failure(
+                description=_failure_text(node, report),
+                metadata=_report_metadata(report, cost),
+                allow_retries=False,  # items were retried inside the step already
+            )
+
+    return OpDefinition(
+        compute_fn=compute,
+        name=definition_name(plan, node.op_name),
+        ins={name: In(DagsterAny) for name in inputs},
+        outs={"items": Out(DagsterAny), "report": Out(DagsterAny)},
+        config_schema=config_schema,
+        description=f"{node.name} ({node.uses})",
+        tags=op_tags,
+        retry_policy=STEP_RETRY,
+    )
+
+
+def _cost(
+    context: Any, report: ChunkReport, where: Any, seconds: float, model: Any
+) -> StepCost | None:
+    """The step's cost (cost.py), added to its report's numbers for the summary to add up. A
+    prices file that cannot be used is logged, never fails the step: the items are the work."""
+    table, problem = price_or_problem()
+    if table is None:
+        context.log.error(f"no cost for this step: {problem}")
+        return None
+    cost = step_cost(table, where, seconds, report.metrics, model)
+    report.metrics.update(cost.metrics())
+    report.cost_problems = list(cost.problems)
+    for problem in cost.problems:
+        context.log.warning(f"cost of this step is incomplete: {problem}")
+    return cost
+
+
+def _log_failures(
+    context: Any,
+    runner: StepRunner,
+    node: SatelliteNode,
+    report: ChunkReport,
+    handled: bool,
+    tolerated: bool = False,
+) -> None:
+    """One error event per failed item (up to MAX_LISTED), naming it and its lineage."""
+    verdict = (
+        "routed to the failure branch"
+        if handled
+        else f"counted against min-success-ratio {node.min_success_ratio}"
+        if tolerated
+        else "with no failure branch to take it"
+    )
+    for failed in report.failed[:MAX_LISTED]:
+        context.log.error(
+            f"{node.id}: item {failed.item.id} failed after {failed.attempts} attempt(s), "
+            f"{verdict}: {failed.error}\n  lineage: {_lineage_text(failed, runner.redacted)}"
+        )
+    if len(report.failed) > MAX_LISTED:
+        context.log.error(f"{node.id}: {len(report.failed) - MAX_LISTED} more failed item(s)")
+
+
+def _lineage_text(failed: FailedItem, secrets: tuple[str, ...]) -> str:
+    parts = []
+    for satellite, value in failed.item.lineage.items():
+        text = redact(repr(value), secrets)  # before the cut: a cut secret no longer matches
+        parts.append(f"{satellite}={text[:80]}{'...' if len(text) > 80 else ''}")
+    return " -> ".join(parts) or "(a run input)"
+
+
+def _failure_text(node: SatelliteNode, report: ChunkReport) -> str:
+    lines = [
+        f"{len(report.failed)} item(s) of chunk {report.chunk} failed at '{node.id}' with no "
+        f"failure branch to take them ({report.succeeded} succeeded, are checkpointed and went "
+        "on to the next satellites in this run):"
+    ]
+    lines += [f"  {f.item.id}: {f.error}" for f in report.failed[:MAX_LISTED]]
+    lines.append(
+        "Fix the cause, then re-execute the run from failure (Dagster UI: Re-execute > From "
+        "failure): only the failed items run again. Or add `failure: from:` to route them."
+    )
+    return "\n".join(lines)
+
+
+def _items_metadata(children: list[Item]) -> dict[str, Any]:
+    listed = ", ".join(c.id for c in children[:MAX_LISTED])
+    return {
+        "items_out": len(children),
+        "item_ids": MetadataValue.text(listed + (" ..." if len(children) > MAX_LISTED else "")),
+    }
+
+
+def _report_metadata(report: ChunkReport, cost: StepCost | None = None) -> dict[str, Any]:
+    failures = "\n".join(
+        f"| {f.item.id} | {f.attempts} | {f.error[:200].replace('|', '/').replace(chr(10), ' ')} |"
+        for f in report.failed[:MAX_LISTED]
+    )
+    return {
+        "items_in": report.items_in,
+        "succeeded": report.succeeded,
+        "failed": len(report.failed),
+        "resumed_from_checkpoint": report.resumed,
+        "attempts": report.attempts,
+        **report.metrics,
+        **_throughput(report.metrics),
+        **({"compute/pool": cost.pool} if cost else {}),
+        **(
+            {"cost/problems": MetadataValue.text("; ".join(cost.problems))}
+            if cost and cost.problems
+            else {}
+        ),
+        "failures": MetadataValue.md("| item | attempts | error |\n|---|---|---|\n" + failures)
+        if report.failed
+        else MetadataValue.text("none"),
+    }
+
+
+def _throughput(metrics: dict[str, float]) -> dict[str, float]:
+    """Completion tokens per second, when an LLM satellite reported its token counts."""
+    tokens, seconds = metrics.get("llm/completion_tokens"), metrics.get("llm/seconds")
+    return {"llm/tokens_per_second": round(tokens / seconds, 2)} if tokens and seconds else {}

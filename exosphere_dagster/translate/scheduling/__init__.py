@@ -1,0 +1,1 @@
+"""Schedules and sensors: triggers, deadlines (SLA urgency) and the SLA-breach job."""

@@ -1,0 +1,114 @@
+"""A cluster's trigger as a Dagster schedule or sensor. Every job also launches by hand or API.
+
+Sensors start one run per batch of new arrivals (files or S3 objects, see ``arrivals``), keyed
+on their identities; a cron schedule stamps a deadline computed in UTC, so an SLA stays the
+same number of real hours across a daylight-saving change.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from dagster import (
+    DefaultScheduleStatus,
+    DefaultSensorStatus,
+    JobDefinition,
+    RunRequest,
+    ScheduleDefinition,
+    SensorDefinition,
+    SkipReason,
+    schedule,
+    sensor,
+)
+
+from exosphere_dagster.resolve.tags import deadline_tags
+from exosphere_dagster.runtime.arrivals import Arrival, list_folder, list_s3, run_key, select_new
+from exosphere_dagster.translate.ops import START_OP
+from yaml_loader.ir import ClusterPlan
+
+MAX_ITEMS_PER_RUN = 1000
+
+
+def run_config_for(inputs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run config that starts a cluster with these input objects (the API-call shape too)."""
+    return {"ops": {START_OP: {"config": {"inputs": inputs}}}}
+
+
+def trigger_tags(plan: ClusterPlan, when: datetime) -> dict[str, str]:
+    """Trigger time and deadline (trigger time + SLA, in UTC) of a run started at ``when``."""
+    return deadline_tags(plan.sla, when)
+
+
+def build_triggers(
+    plan: ClusterPlan, job: JobDefinition
+) -> list[ScheduleDefinition | SensorDefinition]:
+    trigger = plan.trigger
+    if trigger.cron:
+        return [_cron_schedule(plan, job)]
+    if trigger.s3:
+        return [_new_objects_sensor(plan, job, list_s3, int(trigger.s3.interval), "s3")]
+    if trigger.folder:
+        return [_new_objects_sensor(plan, job, list_folder, int(trigger.folder.interval), "files")]
+    return []  # api-call: launched through GraphQL / `exosphere run`
+
+
+def _cron_schedule(plan: ClusterPlan, job: JobDefinition) -> ScheduleDefinition:
+    assert plan.trigger.cron is not None
+
+    @schedule(
+        name=f"{plan.job_name}__schedule",
+        cron_schedule=plan.trigger.cron,
+        execution_timezone=plan.trigger.timezone or "UTC",
+        job=job,
+        default_status=DefaultScheduleStatus.RUNNING,
+        description=f"Runs {plan.identifier} on cron '{plan.trigger.cron}'.",
+    )
+    def cron_schedule(context):
+        when = context.scheduled_execution_time or datetime.now(UTC)
+        return RunRequest(
+            run_config=run_config_for([{"trigger": "cron", "scheduled-time": when.isoformat()}]),
+            tags=trigger_tags(plan, when),
+        )
+
+    return cron_schedule
+
+
+def _new_objects_sensor(
+    plan: ClusterPlan,
+    job: JobDefinition,
+    lister: Callable[[ClusterPlan], Iterable[Arrival]],
+    interval: int,
+    suffix: str,
+) -> SensorDefinition:
+    @sensor(
+        name=f"{plan.job_name}__{suffix}",
+        job=job,
+        minimum_interval_seconds=max(interval, 5),  # the daemon evaluates sensors every 5 s
+        default_status=DefaultSensorStatus.RUNNING,
+        description=f"Starts {plan.identifier} for {plan.trigger_text}.",
+    )
+    def new_objects_sensor(context):
+        cursor = json.loads(context.cursor) if context.cursor else {}
+        selection = select_new(lister(plan), cursor)
+        if selection.cursor != cursor:
+            context.update_cursor(json.dumps(selection.cursor, separators=(",", ":")))
+        if not selection.ready:
+            waiting = f"; {selection.waiting} waiting to settle" if selection.waiting else ""
+            return SkipReason(f"nothing new ({plan.trigger_text}){waiting}")
+        now = datetime.now(UTC)
+        requests = []
+        for start in range(0, len(selection.ready), MAX_ITEMS_PER_RUN):
+            batch = selection.ready[start : start + MAX_ITEMS_PER_RUN]
+            requests.append(
+                RunRequest(
+                    run_key=run_key(cursor, batch),
+                    run_config=run_config_for([a.item for a in batch]),
+                    tags=trigger_tags(plan, now),
+                )
+            )
+        return requests
+
+    return new_objects_sensor
