@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import importlib.util
 import os
 import re
 import shutil
@@ -170,9 +171,26 @@ def test_runtime_imports_without_dagster() -> None:
 
 def test_one_satellite_identifier_rule() -> None:
     """The registry and the cluster file's ``uses`` accept the same identifiers. The two
-    packages may not import each other (DESIGN.md), so the one rule is written twice and held
-    equal here."""
+    packages may not import each other (docs/architecture.md, the contracts table), so the one
+    rule is written twice and held equal here."""
     from satellite_ops.registry import IDENTIFIER_PATTERN
     from yaml_loader.models import USES_RE
 
     assert IDENTIFIER_PATTERN.pattern == USES_RE.pattern
+
+
+def test_every_preloaded_module_exists() -> None:
+    """The forkserver only logs a module it cannot import (entry/preload.py): a stale name there
+    would silently send every step back to importing the product itself, cold."""
+    from exosphere_dagster.entry.preload import PRODUCT_MODULES
+
+    def found(name: str) -> bool:
+        try:
+            return importlib.util.find_spec(name) is not None
+        except ModuleNotFoundError:  # a missing parent package
+            return False
+
+    missing = [name for name in PRODUCT_MODULES if not found(name)]
+    assert not missing, f"entry/preload.py PRODUCT_MODULES names missing modules: {missing}"
+    for name in PRODUCT_MODULES:
+        importlib.import_module(name)
