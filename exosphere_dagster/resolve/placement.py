@@ -25,10 +25,13 @@ from typing import Any
 
 import yaml
 
+from exosphere_dagster.errors import DeploymentError
 from exosphere_dagster.resolve.settings import settings
 from satellite_ops.registry import SatelliteDefinition
+from yaml_loader.errors import ConfigErrors, did_you_mean
 from yaml_loader.ir import ClusterPlan, SatelliteNode
 from yaml_loader.quantities import QuantityError, normalised
+from yaml_loader.source import read_yaml_file
 from yaml_loader.tiers import TIERS, tier
 
 K8S_CONFIG_TAG = "dagster-k8s/config"
@@ -41,27 +44,58 @@ POOL_LABEL = "exosphere.host/pool"  # the pool's name: the price table's key (co
 _LABEL_VALUE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$")
 
 
-class PlacementError(ValueError):
-    """The placement file cannot be used: the text names the file, the key and the fix."""
+class PlacementError(DeploymentError):
+    """The placement file cannot be used: ``errors`` locates each problem (file:line:col)."""
 
 
-def _requests(raw: Mapping[str, Any], key: str, default: Mapping[str, str], path: Any) -> dict:
+PLACEMENT_KEYS = ("tiers", "gpu", "gpu-image", "step-requests", "gpu-requests", "light-requests")
+
+
+def _requests(raw: Mapping[str, Any], key: str, default: Mapping[str, str], source: Any) -> dict:
     """``step-requests`` (and kin) of the placement file, each quantity checked by the one
     parser (yaml_loader/quantities.py)."""
     given = raw.get(key)
     if not given:
         return dict(default)
     if not isinstance(given, Mapping):
-        raise PlacementError(f"{path}: {key}: expected a mapping like {{cpu: 500m, memory: 1Gi}}")
+        raise ConfigErrors(
+            [source.error((key,), "expected a mapping like {cpu: 500m, memory: 1Gi}")]
+        )
     out: dict[str, str] = {}
     for name, value in given.items():
         if name not in ("cpu", "memory"):
-            raise PlacementError(f"{path}: {key}.{name}: unknown request (use cpu and memory)")
+            raise ConfigErrors(
+                [source.error((key, name), "unknown request: use cpu and memory", at_key=True)]
+            )
         try:
             out[name] = str(normalised(name, value))
         except QuantityError as exc:
-            raise PlacementError(f"{path}: {key}.{exc}") from None
+            raise ConfigErrors([source.error((key, name), str(exc))]) from None
     return out
+
+
+def _pool(raw: Any, name: str, where: tuple, source: Any) -> Pool:
+    if not isinstance(raw, Mapping):
+        raise ConfigErrors([source.error(where, "expected a mapping like {node-selector: {...}}")])
+    try:
+        return Pool.parse(raw, name)
+    except (ValueError, TypeError) as exc:
+        raise ConfigErrors([source.error(where, str(exc))]) from None
+
+
+def _read_placement(path: str | Path) -> tuple[Mapping[str, Any], Any]:
+    data, source = read_yaml_file(path)
+    if data is None:
+        return {}, source
+    if not isinstance(data, Mapping):
+        raise ConfigErrors([source.error((), "a placement file must be a mapping")])
+    for key in data:
+        if key not in PLACEMENT_KEYS:
+            hint = did_you_mean(str(key), PLACEMENT_KEYS) or f"use {', '.join(PLACEMENT_KEYS)}"
+            raise ConfigErrors(
+                [source.error((key,), f"unknown key {key!r}", at_key=True, hint=hint)]
+            )
+    return data, source
 
 
 def _spot() -> dict[str, Any]:
@@ -135,28 +169,53 @@ class PlacementPolicy:
     pods: Pods = field(default_factory=Pods)  # which placement tags pods read
 
     @classmethod
-    def load(cls, path: str | Path | None = None) -> PlacementPolicy:
-        """Defaults, overridden by the YAML file at ``path`` or ``EXOSPHERE_PLACEMENT_FILE``
-        (keys ``tiers``, ``gpu``, ``gpu-image`` and ``step-``/``gpu-``/``light-requests``). A
-        tier's pool keeps the tier's capacity as its name unless it sets ``name:``."""
-        path = path or settings().placement_file
-        raw: Mapping[str, Any] = (yaml.safe_load(Path(path).read_text()) or {}) if path else {}
+    def load(
+        cls, path: str | Path | None = None, gpu_image: str | None = None, pods: Pods | None = None
+    ) -> PlacementPolicy:
+        """Defaults, overridden by the YAML file at ``path`` (else ``EXOSPHERE_PLACEMENT_FILE``;
+        keys ``tiers``, ``gpu``, ``gpu-image`` and ``step-``/``gpu-``/``light-requests``). A
+        tier's pool keeps the tier's capacity as its name unless it sets ``name:``. A bad file
+        raises a PlacementError whose ``errors`` say file:line:col and the fix."""
+        if pods is None:  # called without a Deployment: the process's settings
+            path, gpu_image = path or settings().placement_file, gpu_image or settings().gpu_image
+        try:
+            raw, source = _read_placement(path) if path else ({}, None)
+            return cls._from(raw, source, gpu_image, pods)
+        except ConfigErrors as exc:
+            count = len(exc.errors)
+            raise PlacementError(
+                f"{count} error{'s' if count != 1 else ''} in the placement file {path} "
+                "(EXOSPHERE_PLACEMENT_FILE, docs/sla.md):\n"
+                + "\n".join(str(e) for e in exc.errors),
+                exc.errors,
+            ) from None
+
+    @classmethod
+    def _from(
+        cls, raw: Mapping[str, Any], source: Any, gpu_image: str | None, pods: Pods | None
+    ) -> PlacementPolicy:
         base = cls()
         tiers = dict(base.tiers)
-        for name, pool in (raw.get("tiers") or {}).items():
+        given = raw.get("tiers") or {}
+        if not isinstance(given, Mapping):
+            raise ConfigErrors([source.error(("tiers",), "expected a mapping of tier -> pool")])
+        for name, pool in given.items():
             try:
                 default_name = tier(str(name)).capacity
             except KeyError as exc:
-                raise PlacementError(f"{path}: tiers.{name}: {exc.args[0]}") from None
-            tiers[str(name)] = Pool.parse(pool, default_name)
+                raise ConfigErrors(
+                    [source.error(("tiers", name), exc.args[0], at_key=True)]
+                ) from None
+            tiers[str(name)] = _pool(pool, default_name, ("tiers", name), source)
+        image = raw.get("gpu-image") or gpu_image
         return cls(
             tiers=tiers,
-            gpu=Pool.parse(raw["gpu"]) if raw.get("gpu") else base.gpu,
-            gpu_image=raw.get("gpu-image") or settings().gpu_image or None,
-            step_requests=_requests(raw, "step-requests", base.step_requests, path),
-            gpu_requests=_requests(raw, "gpu-requests", base.gpu_requests, path),
-            light_requests=_requests(raw, "light-requests", base.light_requests, path),
-            pods=deployment_pods(),
+            gpu=_pool(raw["gpu"], "", ("gpu",), source) if raw.get("gpu") else base.gpu,
+            gpu_image=image or None,
+            step_requests=_requests(raw, "step-requests", base.step_requests, source),
+            gpu_requests=_requests(raw, "gpu-requests", base.gpu_requests, source),
+            light_requests=_requests(raw, "light-requests", base.light_requests, source),
+            pods=pods if pods is not None else deployment_pods(),
         )
 
     def pool(self, sla: str) -> Pool:

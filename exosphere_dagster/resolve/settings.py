@@ -16,6 +16,7 @@ from typing import Literal
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from exosphere_dagster.errors import DeploymentError
 from yaml_loader.tiers import TIER_NAMES
 
 
@@ -99,13 +100,19 @@ def _names(value: str) -> list[str]:
     return [part.strip() for part in value.split(",") if part.strip()]
 
 
-class SettingsError(ValueError):
+class SettingsError(DeploymentError):
     """An ``EXOSPHERE_*`` variable holds a value that cannot be used."""
 
 
 @functools.cache
 def settings() -> Settings:
-    """The process's settings, read from the environment on first use."""
+    """The process's settings, read from the environment on first use (prefer
+    ``Deployment.load().settings``, which is read again when the environment changes)."""
+    return read_settings()
+
+
+def read_settings() -> Settings:
+    """The settings the environment holds now; a SettingsError names each bad variable."""
     try:
         return Settings()
     except ValidationError as exc:

@@ -29,6 +29,7 @@ from typing import Any
 
 from pydantic import Field, ValidationError, model_validator
 
+from exosphere_dagster.errors import DeploymentError
 from exosphere_dagster.resolve.placement import Placement
 from exosphere_dagster.resolve.settings import settings
 from yaml_loader.errors import ConfigErrors
@@ -108,7 +109,7 @@ class PriceTable(StrictModel):
         return rows.get((engine, model)) or rows.get((engine, "*"))
 
 
-class PriceTableError(ValueError):
+class PriceTableError(DeploymentError):
     """The prices file cannot be used; the message lists every problem with its line."""
 
 

@@ -1,0 +1,143 @@
+"""The resolved plan: what a cluster means at run time under one deployment, decided once.
+
+``resolve()`` (resolve/resolve.py) computes every derived value here from the ``ClusterPlan``
+and the :class:`~exosphere_dagster.resolve.deployment.Deployment`; translate, the runtime, cost,
+the estimator, ``exosphere plan`` and the cluster API read these fields and never recompute
+them (no tier lookup, no quantity parsing, no settings read outside resolve). Frozen: a plan is
+shared by every step of a run, and no stage may change what another reads. Dagster-free.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from exosphere_dagster.resolve.placement import Placement
+from exosphere_dagster.resolve.segments import Segment
+from yaml_loader.ir import ClusterPlan, RetrySettings, SatelliteNode
+
+STEP_RETRIES = 2  # Dagster re-runs a step lost with its process (a pod evicted, a node lost)
+STEP_RETRY_DELAY = 5.0  # seconds before that re-run
+URGENT_FRACTION = 0.25  # a run is urgent when less than this share of its SLA is left
+
+
+@dataclass(frozen=True)
+class ResourceRequest:
+    """One pod's requests as numbers (cost reads these) and its :class:`Placement` (the
+    ``dagster-k8s/config`` value is written from it: requests as text, pools, image, labels)."""
+
+    placement: Placement
+    cpu: float = 0.0  # cores (0: none requested)
+    memory_bytes: float = 0.0
+    gpu: int = 0
+
+    @property
+    def pool(self) -> str:
+        """The first pool's name: the ``exosphere.host/pool`` label and the price table's key."""
+        return self.placement.pool
+
+    @property
+    def memory_gib(self) -> float:
+        return self.memory_bytes / 2**30
+
+
+@dataclass(frozen=True)
+class ChunkPolicy:
+    """Items per step of a segment: the tier's chunk bounds, or its batch bounds when a node of
+    the segment is batched (one call per chunk), and how many chunks each worker gets."""
+
+    low: int
+    high: int
+    chunks_per_worker: int
+
+    def max_chunks(self, workers: int) -> int:
+        """Chunks per segment for a run whose executor runs ``workers`` steps at once."""
+        return max(1, workers) * self.chunks_per_worker
+
+    def size(self, item_count: int, workers: int) -> int:
+        """Chunk size: at most ``max_chunks(workers)`` chunks, unless the largest chunk needs
+        more; then a whole number of waves of that many chunks, so that no worker is left with
+        a last chunk alone. Never below ``low`` nor above ``high``."""
+        limit = self.max_chunks(workers)
+        wanted = math.ceil(item_count / limit) if item_count else 1
+        size = max(self.low, min(self.high, wanted))
+        chunks = math.ceil(item_count / size) if item_count else 1
+        if chunks <= limit:
+            return size
+        waves = math.ceil(chunks / limit)
+        return max(self.low, math.ceil(item_count / (waves * limit)))
+
+
+@dataclass(frozen=True)
+class BatchApiPolicy:
+    """Provider Batch API settings as the deployment sets them (``EXOSPHERE_BATCH_*``)."""
+
+    tiers: frozenset[str] = frozenset()  # tiers whose ``batch: auto`` calls use a Batch API
+    reserve_seconds: float = 3600.0  # stop waiting this long before the run's deadline
+    poll_seconds: float = 5.0
+    poll_max_seconds: float = 300.0
+
+
+@dataclass(frozen=True)
+class NodePlan:
+    """Everything decided about one satellite of the cluster."""
+
+    node: SatelliteNode
+    definition: Any  # satellite_ops.registry.SatelliteDefinition
+    retry: RetrySettings  # per-item retries inside a step (the file's, else the default 5)
+    step_retries: int  # Dagster RetryPolicy for a lost step
+    step_retry_delay: float
+    timeout_seconds: float | None
+    concurrency: int  # items at once inside a step: the file's, else the satellite's
+    segment: str  # the node that cuts its chunks ("" for a log sink: no chunks)
+    chunk: ChunkPolicy  # its segment's bounds
+    batched: bool  # the satellite makes one call per chunk (definition.batched)
+    resources: ResourceRequest
+    model: tuple[str, str] | None  # (engine, model) for token prices, from its static config
+    batch_api: bool | None  # static config sends it through a Batch API; None: templated
+    op_priority: int  # Dagster op priority: deeper satellites first (finish chunks early)
+
+
+@dataclass(frozen=True)
+class RunPolicy:
+    """What every run of the cluster gets, however it was launched."""
+
+    tier: str  # "6h" | "12h" | "24h"
+    sla_seconds: int
+    priority: int  # dagster/priority
+    max_runtime_seconds: int  # the tighter of the SLA and the cluster's own dagster/max_runtime
+    urgent_within_seconds: float  # the deadline sensor boosts a run with less time left
+    tags: Mapping[str, str]  # every run's tags (cluster tags, priority, max runtime, sla, ...)
+    light: ResourceRequest  # start/gather/summary steps and the run pod
+
+    def deadline(self, trigger_time: datetime) -> datetime:
+        """Trigger time + the SLA in real (UTC) seconds: across a daylight saving switch a 24h
+        SLA still lasts 24 hours. Naive times are taken as UTC."""
+        start = trigger_time if trigger_time.tzinfo else trigger_time.replace(tzinfo=UTC)
+        return start.astimezone(UTC) + timedelta(seconds=self.sla_seconds)
+
+    def is_urgent(self, deadline: datetime, now: datetime) -> bool:
+        """Whether a run due at ``deadline`` has less than ``urgent_within_seconds`` left."""
+        return (deadline - now).total_seconds() < self.urgent_within_seconds
+
+
+@dataclass(frozen=True)
+class ExecutionPlan:
+    """A cluster as it will run under one deployment: the input of translate and the runtime."""
+
+    plan: ClusterPlan
+    run: RunPolicy
+    nodes: Mapping[str, NodePlan]  # every satellite: main, failure and log branches
+    segments: tuple[Segment, ...]  # main branch, then the failure branch
+    chunks: Mapping[str, ChunkPolicy]  # per segment (by the name of the node that cuts it)
+    batch_api: BatchApiPolicy
+
+    def node(self, node_id: str) -> NodePlan:
+        return self.nodes[node_id]
+
+    @property
+    def log_sinks(self) -> tuple[NodePlan, ...]:
+        return tuple(self.nodes[n.id] for n in self.plan.log_nodes)
