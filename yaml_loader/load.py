@@ -30,16 +30,18 @@ class LoadedCluster:
 
 def load_text(text: str, file: str = "<string>") -> LoadedCluster:
     data, source = read_yaml_text(text, file)
-    return _validate(data, source)
+    return load_document(data, source)
 
 
 def load(path: str | Path) -> LoadedCluster:
     """Read and validate one cluster file; raise ConfigErrors listing every problem found."""
     data, source = read_yaml_file(path)
-    return _validate(data, source)
+    return load_document(data, source)
 
 
-def _validate(data: object, source: SourceMap) -> LoadedCluster:
+def load_document(data: object, source: SourceMap) -> LoadedCluster:
+    """Validate a cluster file's data (what a YAML reader returned, or the Python API built)
+    with its source map; raise ConfigErrors located through ``source``."""
     if not isinstance(data, dict):
         raise ConfigErrors(
             [

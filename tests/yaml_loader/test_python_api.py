@@ -139,6 +139,66 @@ def test_the_verbatim_reference_in_python_names_the_python_lines(reference: Clus
     assert raised.value.__cause__ is None and raised.value.__suppress_context__
 
 
+def test_plan_and_validate_write_and_parse_no_yaml_text(
+    reference: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The objects reach the loader as data: with every YAML dump and parse made to fail, plan()
+    and validate() still work, and a bad value is still reported at the Python line."""
+    loader = sys.modules["yaml_loader.load"]  # `yaml_loader.load` is also the function
+    api = sys.modules["yaml_loader.python.api"]
+    document = sys.modules["yaml_loader.python.document"]
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("YAML text written or parsed inside plan()/validate()")
+
+    expected = without_positions(reference.plan(REGISTRY))
+    for module, name in [
+        (yaml, "dump"),
+        (yaml, "safe_dump"),
+        (yaml, "compose"),
+        (yaml, "safe_load"),
+        (document, "dump"),
+        (api, "load_text"),
+        (api, "read_yaml_text"),
+        (loader, "read_yaml_text"),
+        (loader, "load_text"),
+    ]:
+        monkeypatch.setattr(module, name, refuse)
+    reference.validate()
+    assert without_positions(reference.plan(REGISTRY)) == expected
+    here = Path(__file__)
+    bad = Cluster(
+        identifier="tests/no-text",
+        sla="6h",
+        trigger="api-call",
+        satellites=[
+            Satellite(
+                uses=HOOK,
+                config={"url": "https://x", "n": float("nan")},  # <- nan
+            )
+        ],
+    )
+    for call in (bad.validate, lambda: bad.plan(REGISTRY)):
+        with pytest.raises(ConfigErrors) as raised:
+            call()
+        [error] = raised.value.errors
+        assert error.key_path == ("cluster", "satellites", 0, "config", "n")
+        assert "not a finite number" in error.message
+        assert (error.file, error.line) == (__file__, line_of(here, "# <- nan"))
+    negative = Cluster(
+        identifier="tests/no-text",
+        sla="6h",
+        trigger="api-call",
+        retries=-1,  # <- a negative retry count
+        satellites=[Satellite(uses=HOOK, config={"url": "https://x"})],
+    )
+    with pytest.raises(ConfigErrors) as raised:
+        negative.plan(REGISTRY)
+    [error] = raised.value.errors
+    assert format_key_path(error.key_path) == "cluster.retries"
+    assert (error.file, error.line) == (__file__, line_of(here, "# <- a negative retry count"))
+
+
 # -- errors at the Python call site ----------------------------------------------------------
 def test_errors_point_at_the_keyword_or_key_of_this_module() -> None:
     here = Path(__file__)

@@ -3,11 +3,12 @@
     cluster = Cluster(identifier="aikin/reports", sla="6h", trigger=Trigger(cron="0 0 * * *"),
                       satellites=[Satellite(uses="satellite/exospherehost/get-files-from-s3", ...)])
     cluster.to_yaml()            # the cluster file; Cluster.from_yaml(text_or_path) reads one back
-    cluster.plan(registry)       # ClusterPlan, through yaml_loader.load_text + yaml_loader.plan
+    cluster.plan(registry)       # ClusterPlan, through yaml_loader.load_document + yaml_loader.plan
 
-Nothing is checked in Python: ``plan``/``validate`` write the YAML and run the real loader, so
-the checks and messages are the file's; each error is then pointed at the ``Satellite(...)`` or
-``Cluster(...)`` call (the keyword, or the dict key, when written literally) that made the value.
+Nothing is checked in Python: ``plan``/``validate`` hand the file's data (no YAML text) to the
+real loader, so the checks and messages are the file's; each error is then pointed at the
+``Satellite(...)`` or ``Cluster(...)`` call (the keyword, or the dict key, when written
+literally) that made the value.
 ``load_python_clusters`` imports a Python file for ``exosphere clusters apply``.
 """
 
@@ -24,16 +25,23 @@ from typing import Literal
 
 from yaml_loader.errors import ConfigError, ConfigErrors
 from yaml_loader.ir import ClusterPlan
-from yaml_loader.load import YAML_SUFFIXES, load, load_text, missing_file_error
+from yaml_loader.load import (
+    YAML_SUFFIXES,
+    LoadedCluster,
+    load,
+    load_document,
+    load_text,
+    missing_file_error,
+)
 from yaml_loader.models import SUPPORTED_VERSIONS
 from yaml_loader.plan import SatelliteLookup
 from yaml_loader.plan import plan as plan_loaded
 from yaml_loader.python.document import (
-    GENERATED,
     dump,
     from_document,
     relocate,
     relocate_plan,
+    source_map,
     to_document,
 )
 from yaml_loader.python.model import (
@@ -51,7 +59,7 @@ from yaml_loader.python.model import (
     secret,
 )
 from yaml_loader.python.sites import traceback_site
-from yaml_loader.source import SourceMap, read_yaml_file, read_yaml_text
+from yaml_loader.source import read_yaml_file, read_yaml_text
 
 __all__ = [
     "Cluster",
@@ -116,21 +124,30 @@ class Cluster(Located):
 
     def validate(self) -> None:
         """Check the cluster file format (no registry needed); raise located ConfigErrors."""
-        text = self.to_yaml()
-        try:
-            load_text(text, GENERATED)
-        except ConfigErrors as exc:
-            raise ConfigErrors(relocate(exc.errors, self, _generated_source(text))) from None
+        self._loaded()
 
     def plan(self, registry: SatelliteLookup) -> ClusterPlan:
         """The ClusterPlan the same YAML file would give, positions pointing at this code."""
-        text = self.to_yaml()
+        loaded = self._loaded()
         try:
-            loaded = load_text(text, GENERATED)
             result = plan_loaded(loaded, registry)
         except ConfigErrors as exc:
-            raise ConfigErrors(relocate(exc.errors, self, _generated_source(text))) from None
+            raise ConfigErrors(relocate(exc.errors, self, loaded.source)) from None
         return relocate_plan(result, self, loaded.source)
+
+    def _loaded(self) -> LoadedCluster:
+        """The file's data, checked by the loader as data: errors at the Python call sites."""
+        document, problems = to_document(self)
+        if problems:
+            raise ConfigErrors(relocate(problems, self, None))
+        try:
+            source = source_map(document)
+        except ConfigErrors as exc:  # larger than a cluster file may be
+            raise ConfigErrors(relocate(exc.errors, self, None)) from None
+        try:
+            return load_document(document, source)
+        except ConfigErrors as exc:
+            raise ConfigErrors(relocate(exc.errors, self, source)) from None
 
 
 def _names_a_file(text: str) -> bool:
@@ -138,13 +155,6 @@ def _names_a_file(text: str) -> bool:
         return Path(text).is_file()
     except (OSError, ValueError):  # a long one-line YAML text is no file name
         return False
-
-
-def _generated_source(text: str) -> SourceMap | None:
-    try:
-        return read_yaml_text(text, GENERATED)[1]
-    except ConfigErrors:
-        return None
 
 
 def load_python_clusters(path: str | Path) -> list[Cluster]:

@@ -2,19 +2,24 @@
 
 Writing: every typed object becomes the mapping the file format spells (keys in the order they
 were read from YAML, else in field order; ``None`` and an empty ``config`` are left out), and a
-value YAML cannot hold is a located problem rather than a crash. Reading: the raw data of a file
-that passed the loader becomes the same objects, each remembering its place in that file.
+value a cluster file cannot hold is a located problem rather than a crash. That mapping goes to
+the loader as data (``source_map`` gives it one line per key or item, so loader messages that
+name a line can be pointed back at Python): no YAML text is written to be parsed again.
+Reading: the raw data of a file that passed the loader becomes the same objects, each
+remembering its place in that file.
 """
 
 from __future__ import annotations
 
+import math
 import re
+import sys
 from dataclasses import MISSING, fields, replace
 from typing import Any
 
 import yaml
 
-from yaml_loader.errors import ConfigError, KeyPath
+from yaml_loader.errors import ConfigError, ConfigErrors, KeyPath
 from yaml_loader.ir import ClusterPlan, SatelliteNode
 from yaml_loader.python.model import (
     MAX_DEPTH,
@@ -29,7 +34,8 @@ from yaml_loader.python.model import (
     yaml_key,
 )
 from yaml_loader.python.sites import Site, locate
-from yaml_loader.source import SourceMap
+from yaml_loader.source import MAX_NODES, Position, SourceMap
+from yaml_loader.syntax import LIMIT_HINT
 
 GENERATED = "<generated from Python>"
 _NESTED: dict[str, type[Located]] = {
@@ -80,6 +86,26 @@ def _value(value: Any, path: KeyPath, problems: list[ConfigError], depth: int) -
         return _mapping(value, path, problems)
     if value is None:
         return None
+    if isinstance(value, float) and not math.isfinite(value):  # the reader refuses .nan/.inf
+        problems.append(
+            _problem(
+                path,
+                f"{value} is not a finite number",
+                expected="a finite number (cluster files hold JSON numbers: no NaN or infinity)",
+                hint="write a number, or the text in quotes",
+            )
+        )
+        return None
+    if isinstance(value, int) and not isinstance(value, bool) and not _printable(value):
+        problems.append(
+            _problem(
+                path,
+                "integer is too long",
+                expected=f"at most {sys.get_int_max_str_digits()} digits",
+                hint="write it as text",
+            )
+        )
+        return None
     for kind in (str, bool, int, float):  # exact types: the YAML dumper knows no subclasses
         if isinstance(value, kind):
             return kind(value)
@@ -106,6 +132,14 @@ def _value(value: Any, path: KeyPath, problems: list[ConfigError], depth: int) -
         )
     )
     return None
+
+
+def _printable(value: int) -> bool:
+    try:
+        str(value)
+    except ValueError:  # more digits than sys.get_int_max_str_digits()
+        return False
+    return True
 
 
 def _problem(path: KeyPath, message: str, **extra: Any) -> ConfigError:
@@ -141,6 +175,35 @@ def dump(document: dict[str, Any]) -> str:
         default_flow_style=False,
         width=1_000_000,
     )
+
+
+def source_map(document: dict[str, Any]) -> SourceMap:
+    """Where each key and value of ``document`` stands, as if written one per line in order.
+
+    The loader reads these positions for its messages ("also used at line 7") and the plan's
+    node lines; ``relocate``/``relocate_plan`` turn each line back into the Python that wrote it.
+    A document larger than a cluster file may be (``MAX_NODES``) is refused like the file.
+    """
+    source = SourceMap(GENERATED)
+    line = 0
+
+    def walk(value: Any, path: KeyPath) -> None:
+        nonlocal line
+        line += 1
+        if line > MAX_NODES:
+            message = f"document expands to more than {MAX_NODES} nodes"
+            raise ConfigErrors([_problem(path, message, hint=LIMIT_HINT)])
+        source.values.setdefault(path, Position(line, len(path) + 1))
+        if isinstance(value, dict):
+            for key, item in value.items():
+                source.keys[(*path, key)] = Position(line + 1, len(path) + 1)
+                walk(item, (*path, key))
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                walk(item, (*path, index))
+
+    walk(document, ())
+    return source
 
 
 # -- reading -------------------------------------------------------------------------------
