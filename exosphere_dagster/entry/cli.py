@@ -6,14 +6,19 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 
 from exosphere_dagster.entry.clusters.cli import clusters
 from exosphere_dagster.resolve.catalog import load_catalog, registry_with_plugins
-from yaml_loader import ClusterPlan
-from yaml_loader.ir import RetrySettings
+from yaml_loader import ConfigErrors
+
+if TYPE_CHECKING:
+    from exosphere_dagster.resolve.deployment import Deployment
+    from exosphere_dagster.resolve.execution_plan import ExecutionPlan
 
 
 def _ensure_dagster_home() -> Path:
@@ -61,75 +66,46 @@ def validate(paths: tuple[str, ...]) -> None:
 @main.command("plan")
 @click.argument("path")
 def plan_command(path: str) -> None:
-    """Print a cluster's satellite graph, trigger, SLA tier and tags."""
+    """Print a cluster's satellite graph, trigger, run policy (SLA tier, priority, maximum
+    runtime, deadline rule), each step's chunking, pod and Batch API use, its tags and its cost
+    estimate: all read from the resolved plan that translate and the runtime read."""
+    from exosphere_dagster.entry.plan_view import render_plan
+    from exosphere_dagster.errors import DeploymentError
+    from exosphere_dagster.resolve.deployment import Deployment
+    from exosphere_dagster.resolve.resolve import resolve
+
     catalog = load_catalog([path], log=False)
     if catalog.broken:
-        for error in catalog.errors:
-            click.echo(str(error), err=True)
-        sys.exit(1)
-    from exosphere_dagster.resolve.cost.estimate import plan_cost_lines
-    from exosphere_dagster.resolve.cost.prices import PriceTableError
-    from exosphere_dagster.resolve.placement import PlacementError
-
+        _fail(catalog.errors)
+    try:
+        deployment = Deployment.load()
+    except DeploymentError as exc:  # the deployment's settings or files, not the cluster's
+        _fail(exc.errors or [exc])
+    registry = registry_with_plugins()
     for cluster in catalog.plans:
         try:
-            click.echo(render_plan(cluster))
-            click.echo("\n".join(plan_cost_lines(cluster, registry_with_plugins())))
-        except (PriceTableError, PlacementError) as exc:  # deployment files, not the cluster's
-            click.echo(f"  cost estimate: {exc}", err=True)
+            execution = resolve(cluster, deployment, registry)
+        except ConfigErrors as exc:
+            _fail(exc.errors)
+        click.echo(render_plan(execution, deployment))
+        if deployment.prices is None:
+            click.echo(f"  cost estimate: {deployment.prices_problem}", err=True)
             sys.exit(1)
+        click.echo("\n".join(_cost_lines(execution, deployment, registry)))
 
 
-def render_plan(cluster: ClusterPlan) -> str:
-    from exosphere_dagster.resolve.placement import PlacementPolicy
-    from exosphere_dagster.resolve.tags import sla_run_tags
+def _cost_lines(execution: ExecutionPlan, deployment: Deployment, registry: object) -> list[str]:
+    from exosphere_dagster.resolve.cost.estimate import plan_cost_lines
 
-    lines = [
-        f"cluster {cluster.identifier}  (job {cluster.job_name}, file {cluster.file})",
-        f"  sla: {cluster.sla.name} (priority {cluster.sla.priority}, max runtime {cluster.sla.seconds}s)",
-        f"  trigger: {cluster.trigger_text}",
-        "  satellites:",
-    ]
-
-    def node_lines(nodes, root: str, indent: str = "    ", sink: bool = False) -> None:
-        for n in nodes:
-            parents = ", ".join(n.parents) or root
-            lines.append(
-                f"{indent}{n.id}  [{n.uses}]  parents: {parents}  "
-                + attempts_text(n.retry)
-                + (SINK_DELIVERY if sink else "")
-            )
-
-    node_lines(cluster.nodes, "(run input)")
-    if cluster.failure_nodes:
-        routed = ", ".join(n.id for n in cluster.nodes if n.id in cluster.routed_nodes())
-        lines.append(f"  failure branch (from {cluster.failure_from}; items failing at: {routed}):")
-        node_lines(cluster.failure_nodes, "(failed items)")
-    if cluster.log_nodes:
-        lines.append("  log sinks:")
-        node_lines(cluster.log_nodes, "(log records)", sink=True)
-    lines.append(
-        "  run tags: "
-        + ", ".join(f"{k}={v}" for k, v in sla_run_tags(cluster, PlacementPolicy.load()).items())
+    return plan_cost_lines(
+        execution.plan, registry, table=deployment.prices, policy=deployment.placement
     )
-    for warning in cluster.warnings:
-        lines.append(f"  warning: {warning}")
-    return "\n".join(lines)
 
 
-SINK_DELIVERY = ", per batch of records; never fails or holds up the run"
-
-
-def attempts_text(retry: RetrySettings) -> str:
-    """What the runtime does with a failing item: every attempt is one client call (satellites
-    do not retry inside), so these are the calls a failing endpoint sees per item."""
-    text = f"attempts: {retry.retries + 1} (retries: {retry.retries})"
-    if retry.retries:
-        text += (
-            f", backoff {retry.delay:g}s x{retry.backoff:g} up to {retry.max_delay:g}s, "
-            "honours Retry-After"
-        )
-    return text
+def _fail(errors: Iterable[object]) -> NoReturn:
+    for error in errors:
+        click.echo(str(error), err=True)
+    sys.exit(1)
 
 
 @main.command()
