@@ -1,56 +1,51 @@
 """How many items one Dagster step gets: no more chunks than the run's parallelism buys, chunk
 sizes bounded per SLA tier (bigger batches for longer SLAs).
 
-The numbers are the tier's (``yaml_loader/tiers.py``, the one home of tiers): its chunk bounds
-and chunks per worker, and for batched satellites (an LLM: one chunk is one batch call) its
-batch bounds. The largest chunk bounds a step's memory and what a lost step redoes; it is the
+The formula is ``ChunkPolicy.size`` (resolve/execution_plan.py); ``resolve()`` gives each
+segment its policy from the tier (chunk bounds, or batch bounds for a batched satellite: an LLM,
+one chunk is one batch call). The functions below serve callers that hold no resolved plan. The largest chunk bounds a step's memory and what a lost step redoes; it is the
 one reason a run gets more chunks than its executor runs at once. An unknown tier is an error.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
+from exosphere_dagster.resolve.execution_plan import ChunkPolicy
 from yaml_loader.tiers import tier
 
 MAX_CHUNKS = 64  # for callers that do not know the run's parallelism
 
 
-def bounds(sla: str, batched: bool = False) -> tuple[int, int]:
-    """(smallest, largest) items per step on tier ``sla``; a batched satellite's are the tier's
-    batch bounds (small batches early on a 6h tier, one large batch on a 24h tier)."""
+def policy(sla: str, batched: bool = False) -> ChunkPolicy:
+    """The chunk policy of tier ``sla``: what ``resolve()`` gives each segment (NodePlan.chunk).
+    For callers that hold no ExecutionPlan yet; the formula is ChunkPolicy's alone."""
     found = tier(sla)
-    return found.batch_bounds if batched else found.chunk_bounds
+    low, high = found.batch_bounds if batched else found.chunk_bounds
+    return ChunkPolicy(low, high, found.chunks_per_worker)
+
+
+def bounds(sla: str, batched: bool = False) -> tuple[int, int]:
+    """(smallest, largest) items per step on tier ``sla`` (batch bounds when ``batched``)."""
+    found = policy(sla, batched)
+    return found.low, found.high
 
 
 def max_chunks(sla: str, workers: int) -> int:
-    """Chunks per segment for a run whose executor runs ``workers`` steps at once: a 6h tier
-    splits each worker's share (uneven items even out, first results arrive sooner), a 24h
-    tier gives each worker one chunk, the fewest steps."""
-    return max(1, workers) * tier(sla).chunks_per_worker
+    return policy(sla).max_chunks(workers)
 
 
 def chunk_size(
     item_count: int, sla: str, batched: bool = False, max_chunks: int = MAX_CHUNKS
 ) -> int:
-    low, high = bounds(sla, batched)
-    wanted = math.ceil(item_count / max_chunks) if item_count else 1
-    return max(low, min(high, wanted))
+    return policy(sla, batched).bounded(item_count, max_chunks)
 
 
 def run_chunk_size(item_count: int, sla: str, workers: int, batched: bool = False) -> int:
-    """Chunk size for a run whose executor runs ``workers`` steps at once: at most
-    ``max_chunks`` chunks, unless the tier's largest chunk needs more; then a whole number of
-    waves of ``max_chunks`` chunks, so that no worker is left with a last chunk alone."""
-    limit = max_chunks(sla, workers)
-    size = chunk_size(item_count, sla, batched, limit)
-    chunks = math.ceil(item_count / size) if item_count else 1
-    if chunks <= limit:
-        return size
-    waves = math.ceil(chunks / limit)
-    return max(bounds(sla, batched)[0], math.ceil(item_count / (waves * limit)))
+    """ChunkPolicy.size of tier ``sla``'s policy (read ``NodePlan.chunk`` where a plan is
+    resolved)."""
+    return policy(sla, batched).size(item_count, workers)
 
 
 def split(items: list, size: int) -> list[list]:

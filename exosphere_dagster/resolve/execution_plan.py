@@ -57,13 +57,18 @@ class ChunkPolicy:
         """Chunks per segment for a run whose executor runs ``workers`` steps at once."""
         return max(1, workers) * self.chunks_per_worker
 
+    def bounded(self, item_count: int, chunks: int) -> int:
+        """Items per chunk to cut ``item_count`` items in about ``chunks`` chunks, within
+        the bounds."""
+        wanted = math.ceil(item_count / chunks) if item_count else 1
+        return max(self.low, min(self.high, wanted))
+
     def size(self, item_count: int, workers: int) -> int:
         """Chunk size: at most ``max_chunks(workers)`` chunks, unless the largest chunk needs
         more; then a whole number of waves of that many chunks, so that no worker is left with
         a last chunk alone. Never below ``low`` nor above ``high``."""
         limit = self.max_chunks(workers)
-        wanted = math.ceil(item_count / limit) if item_count else 1
-        size = max(self.low, min(self.high, wanted))
+        size = self.bounded(item_count, limit)
         chunks = math.ceil(item_count / size) if item_count else 1
         if chunks <= limit:
             return size

@@ -6,32 +6,20 @@ estimate prints. A run's measured cost is in its summary (``exosphere/cost_usd``
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any
 
-from exosphere_dagster.resolve.chunking import run_chunk_size
 from exosphere_dagster.resolve.cost.prices import (
     PriceTable,
+    PriceTableError,
     compute_cost,
-    model_of,
-    price_table,
-    reservation,
     token_cost,
 )
-from exosphere_dagster.resolve.placement import PlacementPolicy, satellite_placement, step_resources
-from exosphere_dagster.resolve.segments import cut_segments
-from exosphere_dagster.resolve.settings import settings
-from yaml_loader.ir import ClusterPlan, SatelliteNode
-
-
-def _through_batch_api(plan: ClusterPlan, node: SatelliteNode, definition: Any) -> bool:
-    """Whether the node's prompts go through a provider Batch API (llm.py's ``batch:``)."""
-    config = node.config if isinstance(node.config, dict) else {}
-    fields = getattr(definition.config_model, "model_fields", {})
-    mode = config.get("batch", fields["batch"].default if "batch" in fields else None)
-    engine = config.get("engine", fields["engine"].default if "engine" in fields else None)
-    if engine != "openai" or mode not in ("auto", "always"):
-        return False
-    return mode == "always" or plan.sla.name in settings().batch_tier_names
+from exosphere_dagster.resolve.deployment import Deployment
+from exosphere_dagster.resolve.execution_plan import ExecutionPlan
+from exosphere_dagster.resolve.placement import PlacementPolicy
+from exosphere_dagster.resolve.resolve import resolve
+from yaml_loader.ir import ClusterPlan
 
 
 def _money(usd: float) -> str:
@@ -44,36 +32,40 @@ def plan_cost_lines(
     table: PriceTable | None = None,
     policy: PlacementPolicy | None = None,
 ) -> list[str]:
+    """:func:`estimate_lines` of ``plan`` resolved under the process's deployment (``policy``
+    replacing its placement)."""
+    deployment = Deployment.load()
+    if policy is not None:
+        deployment = replace(deployment, placement=policy)
+    table = table or deployment.prices
+    if table is None:
+        raise PriceTableError(deployment.prices_problem or "no prices table")
+    return estimate_lines(resolve(plan, deployment, registry), table)
+
+
+def estimate_lines(execution: ExecutionPlan, table: PriceTable) -> list[str]:
     """The lines ``exosphere plan`` prints: per satellite of the main branch, its steps for
     ``estimate.items`` items, pool and requests, compute and token cost; the total; and what
-    the estimate assumes."""
-    table = table or price_table()
-    policy = policy or PlacementPolicy.load()
+    the estimate assumes. Everything the tier decides is read from ``execution``."""
+    plan = execution.plan
     guess = table.estimate
     items = guess.items
-    definitions = {n.id: registry.get(n.uses) for n in plan.nodes}
-    batched = {}
-    for segment in cut_segments(plan, registry):
-        together = any(definitions[n.id].batched for n in segment.nodes if n.id in definitions)
-        batched.update((n.id, together) for n in segment.nodes)
     lines = [f"  cost estimate per {items:,} items (prices: {table.source}):"]
     total = 0.0
     problems: list[str] = []
-    for node in plan.nodes:
-        definition = definitions[node.id]
-        where = reservation(satellite_placement(plan, step_resources(node, definition), policy))
-        in_batches = batched.get(node.id, False)
-        size = run_chunk_size(items, plan.sla.name, guess.workers, batched=in_batches)
+    for planned in plan.nodes:
+        node = execution.node(planned.id)
+        where = node.resources
+        size = node.chunk.size(items, guess.workers)
         steps = math.ceil(items / size)
-        if definition.batched:  # one call per chunk: the batch's time grows with its items
+        if node.batched:  # one call per chunk: the batch's time grows with its items
             busy = size * guess.llm_seconds_per_item
         else:
-            at_once = node.concurrency or definition.max_concurrency
-            busy = math.ceil(size / at_once) * guess.seconds_per_item
+            busy = math.ceil(size / node.concurrency) * guess.seconds_per_item
         seconds = guess.step_start_seconds + busy
         compute, no_pool = compute_cost(table, where, steps * seconds)
-        model = model_of(node.config, definition.config_model)
-        batch = model is not None and _through_batch_api(plan, node, definition)
+        model = node.model
+        batch = model is not None and bool(node.batch_api)
         tokens = 0.0
         if model is not None:
             used = {
@@ -89,7 +81,7 @@ def plan_cost_lines(
         total += compute + tokens
         asks = f"{where.cpu:g} CPU" + (f" + {where.gpu:g} GPU" if where.gpu else "")
         text = (
-            f"    {node.id}  pool {where.pool}, {asks}: {steps} step(s) of up to {size} "
+            f"    {planned.id}  pool {where.pool}, {asks}: {steps} step(s) of up to {size} "
             f"item(s), ~{seconds:,.0f} s each: {_money(compute)} compute"
         )
         row = table.model(*model) if model is not None else None
@@ -99,7 +91,7 @@ def plan_cost_lines(
             price = "batch" if batch else "sync"
             text += f" + {_money(tokens)} tokens ({model[0]}/{model[1]}, {price} price)"
         lines.append(text)
-    lines.append(f"    total: {_money(total)} per {items:,} items ({plan.sla.name} tier)")
+    lines.append(f"    total: {_money(total)} per {items:,} items ({execution.run.tier} tier)")
     lines.extend(f"    warning: {p}" for p in dict.fromkeys(problems))
     lines.append(
         f"    assumes: {items:,} items reach every satellite (no fan-out), {guess.workers} "

@@ -225,8 +225,9 @@ class StepCost:
         }
 
 
-def compute_cost(table: PriceTable, where: Reservation, seconds: float) -> tuple[float, str | None]:
-    """USD of holding ``where`` for ``seconds``; (0, why) when its pool has no price."""
+def compute_cost(table: PriceTable, where: Any, seconds: float) -> tuple[float, str | None]:
+    """USD of holding ``where`` (a ResourceRequest, or a Reservation: ``pool``, ``cpu``,
+    ``gpu``, ``memory_gib``) for ``seconds``; (0, why) when its pool has no price."""
     price = table.pools.get(where.pool)
     if price is None:
         known = ", ".join(sorted(table.pools))
@@ -276,7 +277,7 @@ def token_cost(
 
 def step_cost(
     table: PriceTable,
-    where: Reservation,
+    where: Any,  # a ResourceRequest (NodePlan.resources) or a Reservation
     seconds: float,
     metrics: Mapping[str, float],
     model: tuple[str, str] | None = None,
