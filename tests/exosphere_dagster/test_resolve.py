@@ -1,0 +1,209 @@
+"""The resolve stage: every value a run derives from its tier, its satellites and the deployment
+is computed once by ``resolve()`` into a frozen ExecutionPlan, and the Deployment is loaded once
+(cached) with located errors. One test per concept."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime, timedelta
+from types import SimpleNamespace
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from clusters import cluster, satellite_entry, write_cluster
+from exosphere_dagster.errors import ExosphereError
+from exosphere_dagster.resolve.catalog import registry_with_plugins
+from exosphere_dagster.resolve.cost.estimate import estimate_lines
+from exosphere_dagster.resolve.cost.prices import EXAMPLE_PRICES, load_prices
+from exosphere_dagster.resolve.deployment import Deployment
+from exosphere_dagster.resolve.execution_plan import BatchApiPolicy, ChunkPolicy
+from exosphere_dagster.resolve.placement import PlacementError
+from exosphere_dagster.resolve.resolve import resolve
+from exosphere_dagster.resolve.settings import Settings
+from yaml_loader import ConfigErrors, load, plan
+from yaml_loader.tiers import TIERS
+
+LLM = "satellite/exospherehost/llm"
+LLM_CONFIG = {"model": "gpt-4o-mini", "engine": "openai", "base-url": "http://127.0.0.1:9/v1"}
+WEBHOOK = "satellite/exospherehost/call-webhook"
+
+
+@pytest.fixture(scope="module")
+def registry():
+    return registry_with_plugins()
+
+
+def _plan(tmp_path, registry, sla="6h", entries=None, **fields):
+    entries = entries or [satellite_entry(LLM, "extract", LLM_CONFIG)]
+    data = cluster(f"test/resolve-{sla}", entries, sla=sla, **fields)
+    return plan(load(write_cluster(tmp_path, f"r-{sla}.yml", data)), registry)
+
+
+def test_the_execution_plan_is_frozen(tmp_path, registry):
+    execution = resolve(_plan(tmp_path, registry), Deployment(), registry)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        execution.run = execution.run  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        execution.node("extract").chunk = ChunkPolicy(1, 1, 1)  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        execution.nodes["other"] = execution.node("extract")  # type: ignore[index]
+    with pytest.raises(TypeError):
+        execution.run.tags["dagster/priority"] = "99"  # type: ignore[index]
+
+
+@pytest.mark.parametrize("sla", ["6h", "12h", "24h"])
+def test_each_tier_gives_its_priority_max_runtime_and_urgency(tmp_path, registry, sla):
+    run = resolve(_plan(tmp_path, registry, sla), Deployment(), registry).run
+    hours = {"6h": 6, "12h": 12, "24h": 24}[sla]
+    assert run.priority == {"6h": 30, "12h": 20, "24h": 10}[sla]
+    assert run.max_runtime_seconds == run.sla_seconds == hours * 3600
+    assert run.urgent_within_seconds == 0.25 * hours * 3600
+    assert run.tags["dagster/priority"] == str(run.priority)
+    assert run.tags["dagster/max_runtime"] == str(hours * 3600)
+    assert run.tags["exosphere/sla"] == sla
+
+
+def test_a_clusters_own_max_runtime_tag_tightens_never_loosens(tmp_path, registry):
+    tight = _plan(tmp_path, registry, "6h", tags={"dagster/max_runtime": "600"})
+    assert resolve(tight, Deployment(), registry).run.max_runtime_seconds == 600
+    loose = _plan(tmp_path, registry, "12h", tags={"dagster/max_runtime": "999999"})
+    run = resolve(loose, Deployment(), registry).run
+    assert run.max_runtime_seconds == 12 * 3600 and run.tags["dagster/max_runtime"] == "43200"
+
+
+def test_the_deadline_is_real_hours_across_a_daylight_saving_switch(tmp_path, registry):
+    run = resolve(_plan(tmp_path, registry, "24h"), Deployment(), registry).run
+    zone = ZoneInfo("America/New_York")  # clocks jump forward on 2026-03-08
+    trigger = datetime(2026, 3, 7, 12, 0, tzinfo=zone)
+    deadline = run.deadline(trigger)
+    assert deadline - trigger == timedelta(hours=24)
+    assert deadline.astimezone(zone).hour == 13  # the wall clock moved, the SLA did not
+    assert run.is_urgent(deadline, deadline - timedelta(hours=5))
+    assert not run.is_urgent(deadline, deadline - timedelta(hours=7))
+
+
+COUNTS = (0, 1, 7, 100, 999, 5000, 100000)
+WORKERS = (1, 4, 16)
+# run_chunk_size's results before the resolve stage, for every count x workers above.
+OLD_FORMULA = {
+    ("6h", False): [10, 10, 10, 10, 10, 10, 10, 10, 10, 25, 10, 10, 250, 63, 16, 417, 313, 79, 500, 481, 391],  # noqa: E501
+    ("6h", True): [8, 8, 8, 8, 8, 8, 8, 8, 8, 25, 8, 8, 250, 63, 16, 250, 157, 79, 256, 250, 224],  # noqa: E501
+    ("12h", False): [50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 500, 125, 50, 834, 625, 157, 1000, 962, 782],  # noqa: E501
+    ("12h", True): [64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 500, 125, 64, 834, 625, 157, 1021, 962, 782],  # noqa: E501
+    ("24h", False): [200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 999, 250, 200, 1667, 1250, 313, 2000, 1924, 1563],  # noqa: E501
+    ("24h", True): [256, 256, 256, 256, 256, 256, 256, 256, 256, 256, 256, 256, 999, 256, 256, 2500, 1250, 313, 4000, 3572, 3125],  # noqa: E501
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(("sla", "batched"), list(OLD_FORMULA))
+def test_chunk_sizes_equal_the_old_formulas_table(tmp_path, registry, sla, batched):
+    entries = [
+        satellite_entry(LLM, "extract", LLM_CONFIG)
+        if batched
+        else satellite_entry(WEBHOOK, "send", {"url": "http://127.0.0.1:9/hook"})
+    ]
+    execution = resolve(_plan(tmp_path, registry, sla, entries), Deployment(), registry)
+    node = execution.nodes[execution.plan.nodes[0].id]
+    assert node.batched is batched
+    assert execution.chunks[node.segment] == node.chunk
+    sizes = [node.chunk.size(n, w) for n in COUNTS for w in WORKERS]
+    assert sizes == OLD_FORMULA[(sla, batched)]
+
+
+def test_resources_are_numbers_and_a_yaml_override_wins(tmp_path, registry):
+    gpu = resolve(_plan(tmp_path, registry), Deployment(), registry).node("extract").resources
+    assert (gpu.cpu, gpu.memory_gib, gpu.gpu, gpu.pool) == (4.0, 32.0, 1, "on-demand")
+    small = satellite_entry(LLM, "extract", LLM_CONFIG)
+    small["resources"] = {"cpu": "500m", "memory": "1Gi", "gpu": 0}
+    planned = _plan(tmp_path, registry, "12h", [small])
+    request = resolve(planned, Deployment(), registry).node("extract").resources
+    assert (request.cpu, request.memory_bytes, request.gpu, request.pool) == (0.5, 2**30, 0, "spot")
+    assert request.placement.requests == {"cpu": "500m", "memory": "1Gi"}  # k8s reads the text
+
+
+def test_the_pool_comes_from_the_placement_file(tmp_path, registry, monkeypatch):
+    path = tmp_path / "placement.yaml"
+    path.write_text("tiers:\n  24h: {node-selector: {pool: batch}, name: batch-spot}\n")
+    monkeypatch.setenv("EXOSPHERE_PLACEMENT_FILE", str(path))
+    deployment = Deployment.load()
+    execution = resolve(_plan(tmp_path, registry, "24h"), deployment, registry)
+    assert execution.node("extract").resources.pool == "batch-spot"
+    assert execution.run.light.pool == "batch-spot"
+    assert resolve(_plan(tmp_path, registry, "6h"), deployment, registry).run.light.pool == (
+        "on-demand"
+    )
+
+
+def test_a_bad_placement_file_is_located(tmp_path, monkeypatch):
+    path = tmp_path / "placement.yaml"
+    path.write_text("tiers:\n  6h: {name: fast}\nstep-requests:\n  cpu: lots\n")
+    monkeypatch.setenv("EXOSPHERE_PLACEMENT_FILE", str(path))
+    with pytest.raises(PlacementError) as caught:
+        Deployment.load()
+    assert isinstance(caught.value, ExosphereError)
+    (error,) = caught.value.errors
+    assert str(error).startswith(f"{path}:4:8: step-requests.cpu:")
+    path.write_text("tiers:\n  6h: {name: fast}\nstep-request:\n  cpu: 1\n")
+    with pytest.raises(PlacementError) as caught:
+        Deployment.load()  # the file changed: read again
+    (error,) = caught.value.errors
+    assert (error.line, error.column, error.hint) == (3, 1, "did you mean 'step-requests'?")
+
+
+def test_the_deployment_is_loaded_once_and_again_when_it_changes(tmp_path, monkeypatch):
+    monkeypatch.delenv("EXOSPHERE_PLACEMENT_FILE", raising=False)
+    monkeypatch.setenv("EXOSPHERE_BATCH_TIERS", "24h")
+    first = Deployment.load()
+    assert Deployment.load() is first
+    monkeypatch.setenv("EXOSPHERE_BATCH_TIERS", "12h,24h")
+    assert Deployment.load().batch_api.tiers == frozenset({"12h", "24h"})
+    prices = tmp_path / "prices.yaml"
+    prices.write_text(EXAMPLE_PRICES.replace("example list prices", "ours"))
+    monkeypatch.setenv("EXOSPHERE_PRICES_FILE", str(prices))
+    loaded = Deployment.load()
+    assert loaded.prices.source.startswith("ours") and loaded.prices_problem is None
+    prices.write_text("pools: {}\n")
+    broken = Deployment.load()
+    assert broken.prices is None and f"{prices}:1:" in broken.prices_problem
+
+
+@pytest.mark.parametrize("mode", ["always", "auto", "never"])
+@pytest.mark.parametrize("sla", ["6h", "12h", "24h"])
+def test_the_batch_api_decision(tmp_path, registry, mode, sla):
+    entries = [satellite_entry(LLM, "extract", {**LLM_CONFIG, "batch": mode})]
+    deployment = Deployment(batch_api=BatchApiPolicy(tiers=frozenset({"12h"})))
+    execution = resolve(_plan(tmp_path, registry, sla, entries), deployment, registry)
+    expected = mode == "always" or (mode == "auto" and sla == "12h")
+    assert execution.node("extract").batch_api is expected
+    assert execution.batch_api.tiers == frozenset({"12h"})
+
+
+def test_a_plugins_bad_resources_are_located_at_its_uses(tmp_path, registry):
+    planned = _plan(tmp_path, registry)
+    real = registry.get(LLM)
+    broken = dataclasses.replace(real, resources=SimpleNamespace(cpu="lots", memory=None, gpu=0))
+    lookup = SimpleNamespace(get=lambda uses: broken if uses == LLM else registry.get(uses))
+    with pytest.raises(ConfigErrors) as caught:
+        resolve(planned, Deployment(), lookup)
+    (error,) = caught.value.errors
+    node = planned.node("extract")
+    assert (error.file, error.line, error.column) == (planned.file, node.line, node.column)
+    assert error.key_path[-1] == "uses" and "lots" in error.message and error.hint
+
+
+def test_the_estimate_reads_the_execution_plan(tmp_path, registry):
+    execution = resolve(_plan(tmp_path, registry, "6h"), Deployment(), registry)
+    node = execution.node("extract")
+    odd = dataclasses.replace(
+        node,
+        chunk=ChunkPolicy(3, 3, 1),
+        resources=dataclasses.replace(node.resources, cpu=1.25, gpu=0),
+        batch_api=True,
+    )
+    hand_made = dataclasses.replace(execution, nodes={"extract": odd})
+    table = load_prices(None)
+    (line,) = [x for x in estimate_lines(hand_made, table) if x.startswith("    extract")]
+    assert "1.25 CPU:" in line and "334 step(s) of up to 3 item(s)" in line
+    assert "batch price" in line
+    assert Settings().batch_tier_names == frozenset(TIERS) & {"24h"}  # the default tiers
