@@ -26,6 +26,7 @@ from exosphere_dagster.translate.launchpad.fields import (
     fixed_keys,
     model_schema,
     source_text,
+    spellings,
 )
 from satellite_ops.launch import fixed_field_problem
 from yaml_loader.errors import ConfigError, KeyPath, format_key_path
@@ -104,7 +105,7 @@ def _composed(
     kept = {k: v for k, v in (node.config or {}).items() if k not in spelled}  # secrets, extras
     every = {s for name, info in model.model_fields.items() for s in (name, info.alias) if s}
     secret = every - spelled  # and the fixed targets: the plan's values, never a run's
-    in_file = {key for key, name in editable.items() if key in node.config or name in node.config}
+    in_file = {s for key, name in editable.items() for s in (key, name) if s in node.config}
     base = defaults(schema)
     edits = {
         key: value
@@ -123,9 +124,10 @@ def _fixed_edits(
     base = defaults(schema)
     errors = []
     for key in fixed_keys(model, node.launch_editable):
-        if key in given and key in base and not _same(given[key], base[key]):
-            message, fix = fixed_field_problem(key, f"'{node.id}' ({node.uses})")
-            errors.append(_error(("ops", node.op_name, "config", key), message, hint=fix))
+        for spelled in spellings(model, key):  # the schema keys it as the file spelled it
+            if spelled in given and spelled in base and not _same(given[spelled], base[spelled]):
+                message, fix = fixed_field_problem(key, f"'{node.id}' ({node.uses})")
+                errors.append(_error(("ops", node.op_name, "config", spelled), message, hint=fix))
     return errors
 
 
@@ -211,8 +213,9 @@ def _node_errors(
             if problem is not None:
                 errors.append(_error((*base, *inner), problem[0], hint=problem[1]))
     found = validate_config(model, source_text(config), templated, SourceMap("run config"), base)
+    shown = {s for key in schema for s in spellings(model, key)}
     for error in found:  # never echo a secret field's value
-        if error.key_path[len(base) : len(base) + 1] and error.key_path[len(base)] not in schema:
+        if error.key_path[len(base) : len(base) + 1] and error.key_path[len(base)] not in shown:
             error = dataclasses.replace(error, found=None)
         errors.append(error)
     return errors

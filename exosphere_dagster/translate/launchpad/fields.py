@@ -73,7 +73,10 @@ def model_schema(
 ) -> dict[str, Field]:
     """``model``'s non-secret fields as Dagster fields; defaults are the values in ``given`` (a
     compiled config: templates become their source text), else the model's own. Fixed targets
-    are shown with the file's value and a description that says how to make them editable."""
+    are shown with the file's value and a description that says how to make them editable.
+    Each field is keyed as the file spelled it (``fail_n`` where the file wrote ``fail_n``, a
+    model that accepts both), else by its alias (``fail-n``): the Launchpad takes what the file
+    took."""
     fields = {}
     shown = launch_fields(model, opted_in)
     for name, info in model.model_fields.items():
@@ -82,8 +85,18 @@ def model_schema(
             continue
         spelling = next((k for k in (key, name) if k in given), None)
         value = given[spelling] if spelling is not None else PydanticUndefined
-        fields[key] = _field(model, key, info, value, fixed=key in shown.fixed)
+        fields[spelling or key] = _field(model, key, info, value, fixed=key in shown.fixed)
     return fields
+
+
+def spellings(model: type[BaseModel], key: str) -> tuple[str, ...]:
+    """The ways a config may spell the field ``key`` names (alias or field name): both, when the
+    model populates by name; else only ``key``."""
+    by_name = bool(model.model_config.get("populate_by_name"))
+    for name, info in model.model_fields.items():
+        if key in (name, info.alias):
+            return tuple(dict.fromkeys((info.alias or name, name))) if by_name else (key,)
+    return (key,)
 
 
 def _field(
