@@ -1,4 +1,4 @@
-"""satellite_ops stays independent of Dagster and of the loader (DESIGN: four stages)."""
+"""satellite_ops stays independent of Dagster and of the loader (docs/architecture.md)."""
 
 from __future__ import annotations
 
