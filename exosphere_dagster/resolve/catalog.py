@@ -13,6 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from exosphere_dagster.errors import DeploymentError
+from exosphere_dagster.resolve.deployment import Deployment
+from exosphere_dagster.resolve.execution_plan import ExecutionPlan
+from exosphere_dagster.resolve.resolve import resolve
 from satellite_ops.errors import RegistryError
 from satellite_ops.registry import SatelliteRegistry, builtin_modules, default_registry
 from yaml_loader import ClusterPlan, ConfigError, ConfigErrors, load, plan
@@ -28,6 +32,7 @@ class Catalog:
     plans: list[ClusterPlan] = field(default_factory=list)
     broken: dict[str, list[ConfigError]] = field(default_factory=dict)  # file -> its errors
     generated: dict[str, str] = field(default_factory=dict)  # job name -> YAML of a .py cluster
+    executions: dict[str, ExecutionPlan] = field(default_factory=dict)  # job name -> resolved
 
     @property
     def errors(self) -> list[ConfigError]:
@@ -88,8 +93,11 @@ def load_catalog(
     *,
     log: bool = True,
     shown_as: Callable[[str], str] | None = None,
+    deployment: Deployment | None = None,
 ) -> Catalog:
-    """Load every cluster file under ``paths``; one bad file never stops the others.
+    """Load every cluster file under ``paths``; one bad file never stops the others. Each plan
+    is resolved under ``deployment`` (default: ``Deployment.load()``); a plan that cannot be
+    (a satellite's resources) is reported with its file and skipped.
 
     ``shown_as`` renames a loaded file in errors (a mirrored S3 object shows as its s3:// URL).
     """
@@ -117,12 +125,39 @@ def load_catalog(
             continue
         files.append((shown, planned))
     identity = check_folder(files, catalog.broken)  # names Dagster would see twice: yaml_loader
-    catalog.plans = identity.plans
     for file, errors in identity.errors.items():
         catalog.broken.setdefault(file, []).extend(errors)
+    catalog.plans = _resolved(catalog, identity.plans, registry, deployment, shown_as)
     for file, errors in catalog.broken.items() if log else ():
         logger.error("skipping %s:\n%s", file, "\n".join(str(e) for e in errors))
     return catalog
+
+
+def _resolved(
+    catalog: Catalog,
+    plans: list[ClusterPlan],
+    registry: SatelliteRegistry,
+    deployment: Deployment | None,
+    shown_as: Callable[[str], str] | None,
+) -> list[ClusterPlan]:
+    """The plans that resolve, their ExecutionPlans in ``catalog.executions``; the others'
+    errors in ``catalog.broken``. A deployment that cannot be loaded resolves nothing: its own
+    error is the deployment's (``exosphere validate`` reports it), not the clusters'."""
+    try:
+        deployment = deployment or Deployment.load()
+    except DeploymentError as exc:
+        logger.error("the deployment cannot be loaded; clusters are not resolved:\n%s", exc)
+        return plans
+    kept = []
+    for planned in plans:
+        try:
+            catalog.executions[planned.job_name] = resolve(planned, deployment, registry)
+        except ConfigErrors as exc:
+            shown = shown_as(planned.file) if shown_as else planned.file
+            catalog.broken.setdefault(shown, []).extend(_renamed(exc.errors, planned.file, shown))
+            continue
+        kept.append(planned)
+    return kept
 
 
 def _renamed(errors: list[ConfigError], file: str, shown: str) -> list[ConfigError]:

@@ -207,3 +207,23 @@ def test_the_estimate_reads_the_execution_plan(tmp_path, registry):
     assert "1.25 CPU:" in line and "334 step(s) of up to 3 item(s)" in line
     assert "batch price" in line
     assert Settings().batch_tier_names == frozenset(TIERS) & {"24h"}  # the default tiers
+
+
+def test_the_catalog_resolves_each_plan_and_skips_one_that_cannot(tmp_path, registry):
+    from exosphere_dagster.resolve.catalog import load_catalog
+
+    hook = satellite_entry(WEBHOOK, "send", {"url": "http://127.0.0.1:9/hook"})
+    good = write_cluster(tmp_path, "good.yml", cluster("test/good", [hook], sla="12h"))
+    bad = write_cluster(
+        tmp_path, "bad.yml", cluster("test/bad", [satellite_entry(LLM, "x", LLM_CONFIG)])
+    )
+    broken = dataclasses.replace(
+        registry.get(LLM), resources=SimpleNamespace(cpu="lots", memory=None, gpu=0)
+    )
+    lookup = SimpleNamespace(get=lambda uses: broken if uses == LLM else registry.get(uses))
+    catalog = load_catalog([good, bad], lookup, log=False, deployment=Deployment())
+    assert [p.identifier for p in catalog.plans] == ["test/good"]
+    (job,) = catalog.executions
+    assert catalog.executions[job].run.priority == 20
+    (error,) = catalog.broken[str(bad)]
+    assert error.key_path[-1] == "uses" and error.line > 1
