@@ -52,10 +52,11 @@ class MemoryState:
 @dataclass(frozen=True)
 class BatchPolicy:
     """When a satellite may send work through a provider's Batch API (half the price, answers
-    within a completion window instead of seconds). Set by the deployment
-    (``EXOSPHERE_BATCH_*``, docs/sla.md); the defaults are the documented ones."""
+    within a completion window instead of seconds). A step gets the deployment's
+    (``EXOSPHERE_BATCH_*``, docs/sla.md, resolved once); outside a run no tier allows
+    ``batch: auto`` (the deployment's default tiers live in its settings only)."""
 
-    tiers: frozenset[str] = frozenset({"24h"})  # SLA tiers loose enough to wait for a batch
+    tiers: frozenset[str] = frozenset()  # SLA tiers loose enough to wait for a batch
     reserve_seconds: float = 3600.0  # stop waiting this long before the run's deadline
     poll_seconds: float = 5.0  # first wait between two looks at a batch
     poll_max_seconds: float = 300.0  # the wait grows (x1.5) up to this

@@ -28,6 +28,16 @@ class RetrySettings:
         """Seconds to wait before retry number ``attempt`` (1-based)."""
         return min(self.delay * self.backoff ** (attempt - 1), self.max_delay)
 
+    def wait_for(self, attempt: int, retry_after: float | None = None) -> float:
+        """The one retry-wait rule (a satellite's item, a log sink's send): the backoff before
+        retry ``attempt``, or longer when the failure asked for a ``Retry-After`` (capped at
+        ``max_delay``; a negative or non-numeric ask is ignored)."""
+        wait = self.wait_before(attempt)
+        asked = isinstance(retry_after, int | float) and not isinstance(retry_after, bool)
+        if asked and retry_after >= 0:
+            wait = max(wait, min(float(retry_after), self.max_delay))
+        return wait
+
 
 @dataclass(frozen=True)
 class SatelliteNode:

@@ -7,8 +7,9 @@ not compared with each other, so files renamed or moved in with an older mtime a
 
 Readiness: an S3 object is listed only once its upload completed. A file may still be
 written, so it is ready when its version is the same on two consecutive ticks (no write in
-between) and its mtime is at least ``EXOSPHERE_FOLDER_SETTLE_SECONDS`` old (default 0), for
-writers that pause longer than a tick. Writing under another name and renaming into the
+between) and its mtime is at least ``settle_seconds`` old (the deployment's
+``EXOSPHERE_FOLDER_SETTLE_SECONDS``, default 0, passed in by the sensor), for writers that pause
+longer than a tick. Writing under another name and renaming into the
 pattern is always safe.
 
 The cursor holds short tokens (a hash of name + version) of arrivals already launched and still
@@ -29,8 +30,7 @@ from pathlib import Path
 from stat import S_ISREG
 from typing import Any
 
-from exosphere_dagster.resolve.settings import settings
-from satellite_ops.helpers.s3_client import object_item
+from satellite_ops.helpers.s3_client import INFRASTRUCTURE_ATTEMPTS, object_item, s3_client
 from yaml_loader.ir import ClusterPlan
 
 CURSOR_VERSION = 2
@@ -99,11 +99,9 @@ def _legacy_watermark(cursor: dict[str, Any]) -> Callable[[Arrival], bool] | Non
 
 
 def list_s3(plan: ClusterPlan) -> Iterator[Arrival]:
-    import boto3
-
     spec = plan.trigger.s3
     assert spec is not None
-    client = boto3.client("s3", endpoint_url=spec.endpoint_url or None)
+    client = s3_client(endpoint_url=spec.endpoint_url or None, attempts=INFRASTRUCTURE_ATTEMPTS)
     extension = (spec.extension or "").lower().lstrip(".")
     for page in client.get_paginator("list_objects_v2").paginate(
         Bucket=spec.bucket, Prefix=spec.prefix
@@ -116,14 +114,16 @@ def list_s3(plan: ClusterPlan) -> Iterator[Arrival]:
             yield Arrival(key, item["etag"], obj["LastModified"].timestamp(), item)
 
 
-def list_folder(plan: ClusterPlan, now: float | None = None) -> Iterator[Arrival]:
+def list_folder(
+    plan: ClusterPlan, *, settle_seconds: float, now: float | None = None
+) -> Iterator[Arrival]:
     spec = plan.trigger.folder
     assert spec is not None
     root = Path(os.path.expanduser(spec.path))
     if not root.is_dir():
         return
     now = time.time() if now is None else now
-    settle = settings().folder_settle_seconds
+    settle = settle_seconds
     for path in sorted(root.rglob("*")):
         if not fnmatch.fnmatch(path.name, spec.pattern):
             continue

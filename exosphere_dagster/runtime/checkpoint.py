@@ -19,7 +19,8 @@ Checkpoints are kept for ``EXOSPHERE_CHECKPOINT_RETENTION_DAYS`` (14) after a ru
 write, then deleted by the project itself on every backend (``expire``): each step process that
 opens the store starts a background pass, at most once per ``EXOSPHERE_CHECKPOINT_PRUNE_HOURS``.
 
-The instance is duck-typed: this package does not import Dagster.
+The instance is duck-typed: this package does not import Dagster. The settings come from the
+:class:`Deployment` the caller passes in.
 """
 
 from __future__ import annotations
@@ -34,9 +35,10 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
-from exosphere_dagster.resolve.settings import settings
+if TYPE_CHECKING:
+    from exosphere_dagster.resolve.deployment import Deployment
 
 logger = logging.getLogger("exosphere")
 SUFFIX = ".ckpt"
@@ -213,23 +215,23 @@ def postgres_url_of(instance: Any) -> str | None:
     return url if isinstance(url, str) and url.startswith("postgres") else None
 
 
-def checkpoint_store_for(instance: Any) -> CheckpointBackend:
+def checkpoint_store_for(instance: Any, deployment: Deployment) -> CheckpointBackend:
     """The checkpoint store every step of ``instance`` uses (see the module docstring for the
     order). Every process of a run must see the same store: a step pod's local storage dies
     with the pod, so a deployment uses the instance's Postgres database or S3."""
-    store = _store_for(instance)
-    expire_in_background(store)
+    config = deployment.settings
+    store = _store_for(instance, deployment)
+    expire_in_background(store, config.checkpoint_retention_days, config.checkpoint_prune_hours)
     return store
 
 
-def _store_for(instance: Any) -> CheckpointBackend:
-    config = settings()
+def _store_for(instance: Any, deployment: Deployment) -> CheckpointBackend:
+    config = deployment.settings
     if config.checkpoint_s3_url:
         from exosphere_dagster.runtime.checkpoint_s3 import S3CheckpointStore
 
-        return S3CheckpointStore.from_url(
-            config.checkpoint_s3_url, config.checkpoint_s3_endpoint_url
-        )
+        endpoint = config.checkpoint_s3_endpoint_url or deployment.s3_endpoint_url
+        return S3CheckpointStore.from_url(config.checkpoint_s3_url, endpoint)
     if config.checkpoint_dir:
         return CheckpointStore(config.checkpoint_dir)
     if pg_url := postgres_url_of(instance):
@@ -244,11 +246,10 @@ _LAST_PRUNE: dict[str, tuple[float, threading.Thread]] = {}  # store -> (monoton
 _PRUNE_LOCK = threading.Lock()
 
 
-def expire(store: CheckpointBackend, now: float | None = None) -> list[str]:
-    """Delete the checkpoints of every root run untouched for ``checkpoint_retention_days``
-    (0 keeps them forever); the ids of the runs removed. A run re-executed within the window
-    keeps all its checkpoints: its newest write decides."""
-    days = settings().checkpoint_retention_days
+def expire(store: CheckpointBackend, days: float, now: float | None = None) -> list[str]:
+    """Delete the checkpoints of every root run untouched for ``days`` (the deployment's
+    ``checkpoint_retention_days``; 0 keeps them forever); the ids of the runs removed. A run
+    re-executed within the window keeps all its checkpoints: its newest write decides."""
     if days <= 0:
         return []
     removed = store.prune((time.time() if now is None else now) - days * 86400)
@@ -257,26 +258,27 @@ def expire(store: CheckpointBackend, now: float | None = None) -> list[str]:
     return removed
 
 
-def expire_in_background(store: CheckpointBackend) -> threading.Thread | None:
-    """Start :func:`expire` in a daemon thread, at most once per ``checkpoint_prune_hours``
-    per store and process: every step process opens the store, so the project's own steps keep
-    it trimmed, and a step never waits for it. The thread started, or None."""
-    if settings().checkpoint_retention_days <= 0:
+def expire_in_background(
+    store: CheckpointBackend, days: float, prune_hours: float
+) -> threading.Thread | None:
+    """Start :func:`expire` in a daemon thread, at most once per ``prune_hours`` per store and
+    process: every step process opens the store, so the project's own steps keep it trimmed,
+    and a step never waits for it. The thread started, or None."""
+    if days <= 0:
         return None
     key = repr(store)
     with _PRUNE_LOCK:
         last = _LAST_PRUNE.get(key)
-        every = settings().checkpoint_prune_hours * 3600
-        if last is not None and time.monotonic() - last[0] < every:
+        if last is not None and time.monotonic() - last[0] < prune_hours * 3600:
             return None
-        thread = threading.Thread(target=_expire_quietly, args=(store,), daemon=True)
+        thread = threading.Thread(target=_expire_quietly, args=(store, days), daemon=True)
         _LAST_PRUNE[key] = (time.monotonic(), thread)
     thread.start()
     return thread
 
 
-def _expire_quietly(store: CheckpointBackend) -> None:
+def _expire_quietly(store: CheckpointBackend, days: float) -> None:
     try:
-        expire(store)
+        expire(store, days)
     except Exception:  # noqa: BLE001 - retention must never fail a step
         logger.warning("could not delete expired checkpoints from %r", store, exc_info=True)

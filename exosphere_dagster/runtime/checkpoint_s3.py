@@ -1,6 +1,8 @@
 """Checkpoints as S3 objects (AWS or any S3-compatible store), for deployments that keep them
 out of the instance database: ``EXOSPHERE_CHECKPOINT_S3_URL=s3://bucket/prefix``, endpoint from
-``EXOSPHERE_CHECKPOINT_S3_ENDPOINT_URL`` or ``AWS_ENDPOINT_URL``.
+``EXOSPHERE_CHECKPOINT_S3_ENDPOINT_URL`` or ``AWS_ENDPOINT_URL`` (both read by the Deployment).
+The client comes from the one S3 factory (``satellite_ops/helpers/s3_client.py``) with the
+infrastructure's attempts: nothing retries a checkpoint write around it.
 
 Layout: ``<prefix>/<root run id>/<op>/<chunk>/<time>-<random>.ckpt``; each object holds the
 frames of one or more finished items. Objects are never overwritten (two pods may write the same
@@ -17,8 +19,6 @@ a write failed.
 
 from __future__ import annotations
 
-import functools
-import os
 import threading
 import time
 import uuid
@@ -37,13 +37,10 @@ from exosphere_dagster.runtime.checkpoint import (
 MAX_ITEMS_PER_OBJECT = 500
 
 
-@functools.lru_cache(maxsize=8)
-def _client(endpoint_url: str | None, pid: int) -> Any:  # pid: never reuse a forked client
-    import boto3
-    from botocore.config import Config
+def _client(endpoint_url: str | None) -> Any:
+    from satellite_ops.helpers.s3_client import INFRASTRUCTURE_ATTEMPTS, s3_client
 
-    config = Config(retries={"max_attempts": 5, "mode": "standard"}, max_pool_connections=16)
-    return boto3.client("s3", endpoint_url=endpoint_url, config=config)
+    return s3_client(endpoint_url=endpoint_url, attempts=INFRASTRUCTURE_ATTEMPTS)
 
 
 def parse_s3_url(url: str) -> tuple[str, str]:
@@ -136,14 +133,13 @@ class S3CheckpointStore:
     def __init__(self, bucket: str, prefix: str = "", client: Any = None) -> None:
         self.bucket = bucket
         self.prefix = f"{prefix.strip('/')}/" if prefix.strip("/") else ""
-        self.client = client or _client(None, os.getpid())
+        self.client = client or _client(None)
 
     @classmethod
     def from_url(cls, url: str, endpoint_url: str | None = None) -> S3CheckpointStore:
-        """The store at ``s3://bucket/prefix``; the endpoint defaults to ``AWS_ENDPOINT_URL``."""
+        """The store at ``s3://bucket/prefix`` on ``endpoint_url`` (None: boto3's default)."""
         bucket, prefix = parse_s3_url(url)
-        endpoint = endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None
-        return cls(bucket, prefix, _client(endpoint, os.getpid()))
+        return cls(bucket, prefix, _client(endpoint_url))
 
     def _op_prefix(self, root_run_id: str, op_name: str) -> str:
         return f"{self.prefix}{root_run_id}/{op_name}/"

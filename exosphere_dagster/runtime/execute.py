@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import signal
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -21,19 +20,21 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from exosphere_dagster.resolve.execution_plan import NodePlan
 from exosphere_dagster.runtime.checkpoint import CheckpointLog, CheckpointState
-from exosphere_dagster.runtime.items import ChunkReport, FailedItem, Item, build_scope
+from exosphere_dagster.runtime.items import ChunkReport, FailedItem, Item, ItemEvent, build_scope
+from exosphere_dagster.runtime.log_delivery import retry_after_of
+from exosphere_dagster.runtime.outcomes import describe, interrupts_step, message, retryable
 from exosphere_dagster.runtime.secrets import redact, redacted_output
 from exosphere_dagster.runtime.threads import Workers
 from satellite_ops.config import describe_validation_error
 from satellite_ops.context import BatchItem, BatchPolicy, MemoryState, SatelliteContext, StepState
-from satellite_ops.errors import FatalError, RetryableError
+from satellite_ops.errors import FatalError
 from satellite_ops.registry import SatelliteDefinition
-from yaml_loader.ir import SatelliteNode
-from yaml_loader.templates import TemplateEvaluationError, render_value
+from yaml_loader.ir import RetrySettings, SatelliteNode
+from yaml_loader.templates import render_value
 
 MAX_ERROR_CHARS = 2000
-_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class OutputShapeError(FatalError):
@@ -46,9 +47,13 @@ class UnstorableOutputError(FatalError):
 
 @dataclass
 class ChunkJob:
-    """Everything one step needs besides the items themselves."""
+    """Everything one step needs besides the items themselves.
 
-    node: SatelliteNode
+    ``plan`` is the node as resolved for the run (retries, timeout, concurrency): a step of a
+    cluster always has one. Without it (a satellite run alone: a unit test, a bench) the same
+    values come from the node as written and the satellite's own bound."""
+
+    node: SatelliteNode  # the node with this run's config (Launchpad edits applied)
     definition: SatelliteDefinition
     base_scope: Mapping[str, Any]  # cluster, run and the node's resolved secrets
     log: logging.Logger | logging.LoggerAdapter
@@ -61,9 +66,21 @@ class ChunkJob:
     deadline: datetime | None = None  # the run's: trigger time + SLA (aware, UTC)
     sla: str = ""
     batch: BatchPolicy = field(default_factory=BatchPolicy)
+    plan: NodePlan | None = None
+    events: list[ItemEvent] = field(default_factory=list)  # what happened to items, in order
+
+    @property
+    def retry(self) -> RetrySettings:
+        return self.plan.retry if self.plan else self.node.retry
+
+    @property
+    def timeout(self) -> float | None:
+        return self.plan.timeout_seconds if self.plan else self.node.timeout
 
     @property
     def concurrency(self) -> int:
+        if self.plan:
+            return self.plan.concurrency
         return self.node.concurrency or self.definition.max_concurrency
 
     @functools.cached_property
@@ -106,6 +123,7 @@ async def _run_chunk(job: ChunkJob, items: list[Item]) -> tuple[list[Item], Chun
         if job.checkpoint:
             job.checkpoint.close()
     report.metrics.update(job.metrics)
+    report.events.extend(job.events)
     report.metrics["seconds"] = round(time.perf_counter() - started, 4)
     children: list[Item] = []
     for item in items:
@@ -116,7 +134,9 @@ async def _run_chunk(job: ChunkJob, items: list[Item]) -> tuple[list[Item], Chun
         report.succeeded += 1
         if not outcome:
             report.ended += 1
-        children.extend(item.child(job.node.id, i, obj) for i, obj in enumerate(outcome))
+        children.extend(
+            item.child(job.node.id, i, obj, job.secret_values) for i, obj in enumerate(outcome)
+        )
     report.outputs = len(children)
     return children, report
 
@@ -150,7 +170,7 @@ async def _attempts(
             kwargs = {"context": _context(job, item, attempt)} if accepts else {}
             outcome = _check_outputs(job, await _call(job, workers, config, input_, **kwargs))
         except BaseException as exc:  # noqa: BLE001 - the item's failure, whatever it is
-            if _interrupts_step(exc):
+            if interrupts_step(exc):
                 raise
             outcome = exc
         verdict = _settle(job, item, attempt, outcome)
@@ -164,7 +184,7 @@ async def _call(job: ChunkJob, workers: Workers, *args: Any, **kwargs: Any) -> A
     batched satellite's one call per chunk too): a sync call's clock starts when its worker
     thread picks it up, never while it waits."""
     definition = job.definition
-    timeout = job.node.timeout
+    timeout = job.timeout
     if definition.is_async:
         async with asyncio.timeout(timeout):
             return await definition.fn(*args, **kwargs)
@@ -196,7 +216,7 @@ async def _run_batched(
             try:
                 config, input_ = _resolve(job, item)
             except BaseException as exc:  # noqa: BLE001 - bad config for one item fails that item
-                if _interrupts_step(exc):
+                if interrupts_step(exc):
                     raise
                 outcomes.append((item, exc))
                 continue
@@ -229,7 +249,7 @@ async def _call_batch(
                 f"{len(raw) if isinstance(raw, list) else '?'} results for {len(batch)} items"
             )
     except BaseException as exc:  # noqa: BLE001 - the whole call failed
-        if _interrupts_step(exc):
+        if interrupts_step(exc):
             raise
         return [exc] * len(batch)
     outcomes: list[list[Any] | BaseException] = []
@@ -262,48 +282,25 @@ def _settle(
         except OSError:
             raise  # the checkpoint store itself is broken: the step fails, Dagster retries it
         except BaseException as exc:  # noqa: BLE001 - pickling ran the outputs' own code
-            if _interrupts_step(exc):
+            if interrupts_step(exc):
                 raise
             outcome = UnstorableOutputError(
-                f"output of item {item.id} cannot be stored: {_describe(exc)}"
+                f"output of item {item.id} cannot be stored: {describe(exc)}"
             )
-    retry = job.node.retry
-    final = attempt > retry.retries or not _retryable(outcome)
+    retry = job.retry
+    final = attempt > retry.retries or not retryable(outcome)
     text = _error_text(job, outcome)
     _item_log(job, item.id).warning(
         f"{job.node.id}: attempt {attempt}/{retry.retries + 1} failed: {text}"
         + ("" if final else " (will retry)")
     )
+    outcome_name = "attempt-failed" if final else "retry"
+    job.events.append(
+        ItemEvent(item.id, job.node.id, outcome_name, attempt, retry.retries + 1, text)
+    )
     if final:
         return FailedItem(item, job.node.id, text, type(outcome).__name__, attempt)
-    wait = retry.wait_before(attempt)
-    asked = outcome.retry_after if isinstance(outcome, RetryableError) else None
-    if isinstance(asked, int | float) and asked >= 0:
-        wait = max(wait, min(asked, retry.max_delay))
-    return _Retry(wait)
-
-
-def _interrupts_step(exc: BaseException) -> bool:
-    """Whether ``exc`` stops the whole step instead of failing one item.
-
-    Whatever a satellite raises is its item's failure, ``SystemExit`` and ``KeyboardInterrupt``
-    included: a library that calls ``sys.exit()`` must not take a chunk down with it. Two things
-    are not the satellite's and propagate: cancellation of the step's own task (``asyncio.run``
-    cancels it on Ctrl-C), and anything a signal handler raised (on SIGINT/SIGTERM, e.g. when a
-    run is terminated, Dagster's step handler raises ``DagsterExecutionInterruptedError`` in the
-    main thread, possibly inside an async satellite's frame); the handler's frame in the
-    traceback tells it apart. Signals reach the main thread only: a worker thread raises none.
-    """
-    if isinstance(exc, asyncio.CancelledError):
-        task = asyncio.current_task()
-        return task is not None and task.cancelling() > 0
-    handlers = {getattr(signal.getsignal(s), "__code__", None) for s in _SIGNALS} - {None}
-    tb = exc.__traceback__
-    while tb is not None:
-        if tb.tb_frame.f_code in handlers:
-            return True
-        tb = tb.tb_next
-    return False
+    return _Retry(retry.wait_for(attempt, retry_after_of(outcome)))
 
 
 # -- helpers ------------------------------------------------------------------------------------
@@ -356,35 +353,12 @@ def _check_outputs(job: ChunkJob, result: Any) -> list[Any]:
     )
 
 
-def _retryable(exc: BaseException) -> bool:
-    """Exceptions are retried, except the fatal kinds; a ``BaseException`` that is not an
-    ``Exception`` (``SystemExit``, ``KeyboardInterrupt``, ...) asks to stop, so it is not."""
-    return isinstance(exc, Exception) and not isinstance(
-        exc, FatalError | ValidationError | TemplateEvaluationError
-    )
-
-
 def _error_text(job: ChunkJob, exc: BaseException) -> str:
     """The item's error as the event log, the failure branch and the UI show it: redacted."""
     if isinstance(exc, ValidationError):
         text = f"invalid config after templates were filled in: {describe_validation_error(exc)}"
-    elif isinstance(exc, TimeoutError) and job.node.timeout and not _message(exc):
-        text = f"timed out after {job.node.timeout}s"
+    elif isinstance(exc, TimeoutError) and job.timeout and not message(exc):
+        text = f"timed out after {job.timeout}s"
     else:
-        text = _describe(exc)
+        text = describe(exc)
     return redact(text, job.secret_values)[:MAX_ERROR_CHARS]
-
-
-def _describe(exc: BaseException) -> str:
-    message = _message(exc)
-    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
-
-
-def _message(exc: BaseException) -> str:
-    """``str(exc)``, or ``<unprintable>`` when the exception's ``__str__`` itself raises."""
-    try:
-        return str(exc)
-    except BaseException as err:  # noqa: BLE001 - hostile __str__
-        if _interrupts_step(err):
-            raise
-        return "<unprintable>"

@@ -1,14 +1,37 @@
-"""Items: the objects satellites emit, each carrying its lineage and a stable id."""
+"""Items: the objects satellites emit, each carrying its lineage and a stable id; and what
+happened to them, as structured :class:`ItemEvent` records.
+
+Item events (the data the cluster API reads; no log line is ever parsed back):
+
+- the runtime adds to ``ChunkReport.events``, in order, one ``retry`` event per failed attempt
+  that another attempt follows and one ``attempt-failed`` event for an item's last failed
+  attempt (``runtime/execute.py``); the step that decides where a failed item goes adds
+  ``routed`` (the failure branch takes it) or ``failed`` (nothing does), with
+  :meth:`ChunkReport.add_verdicts`;
+- the step writes them as the JSON metadata entry ``item_events`` of its ``report`` output:
+  ``{"events": [ItemEvent.as_dict(), ...], "more": <events left out>}``
+  (:func:`events_metadata`, at most ``MAX_EVENTS`` listed); a reader rebuilds each with
+  :meth:`ItemEvent.from_dict`. One event as a dict::
+
+      {"item": "a.pdf~1f2e3d4c5b6a", "satellite": "parse", "outcome": "retry",
+       "attempt": 1, "attempts": 6, "error": "RetryableError: 503", "timestamp": 1765000000.5}
+
+  ``attempts`` is the most an item may take (retries + 1); ``error`` is already redacted.
+- lines logged for one item carry the prefix :func:`runtime.logs.item_prefix` (split again
+  with :func:`runtime.logs.split_item_prefix`, never a regex of the reader's own).
+"""
 
 from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
 
-from exosphere_dagster.runtime.secrets import redact
+from exosphere_dagster.runtime.secret_forms import forms_pattern
+from exosphere_dagster.runtime.secrets import MIN_LENGTH
 from yaml_loader.templates.scope import failure_values, item_scope
 
 NAME_FIELDS = (
@@ -27,26 +50,33 @@ NAME_FIELDS = (
 MAX_LABEL = 60
 
 
-def child_id(parent_id: str, satellite: str, index: int, obj: Any = None) -> str:
+def child_id(
+    parent_id: str, satellite: str, index: int, obj: Any = None, secrets: Iterable[str] = ()
+) -> str:
     """Stable, readable id of the ``index``-th object ``satellite`` produced for ``parent_id``.
 
     ``<label>~<hash>``: the label is the object's own name (its file name or key, when it has
     one) or its parent's label plus the index, so a person can find the item; the hash of the
     path keeps ids unique and deterministic across re-executions (checkpoints rely on it).
+    A name holding one of ``secrets`` (the run's secret values, passed by the caller: never
+    what else this process happens to have resolved) is not used as the label.
     """
     digest = hashlib.sha256(f"{parent_id}/{satellite}/{index}".encode()).hexdigest()[:12]
     parent_label = parent_id.rpartition("~")[0]
-    label = _name_of(obj) or (f"{parent_label}.{index}" if parent_label else f"{satellite}.{index}")
+    label = _name_of(obj, secrets) or (
+        f"{parent_label}.{index}" if parent_label else f"{satellite}.{index}"
+    )
     return f"{label[-MAX_LABEL:]}~{digest}"
 
 
-def _name_of(obj: Any) -> str | None:
+def _name_of(obj: Any, secrets: Iterable[str]) -> str | None:
     if not isinstance(obj, dict):
         return None
+    pattern = forms_pattern(frozenset(v for v in secrets if len(v) >= MIN_LENGTH))
     for field_name in NAME_FIELDS:
         value = obj.get(field_name)
         if isinstance(value, str | int) and not isinstance(value, bool) and str(value).strip():
-            if redact(str(value)) != str(value):
+            if pattern is not None and pattern.search(str(value)):
                 return None  # a name holding a secret never becomes part of an id
             tail = str(value).rstrip("/").rsplit("/", 1)[-1]
             clean = re.sub(r"[^A-Za-z0-9._-]+", "-", tail).strip("-")
@@ -63,9 +93,11 @@ class Item:
     seed: Any = None  # the run input this item descends from (``run.input``)
     failure: dict[str, Any] | None = None  # set on items travelling the failure branch
 
-    def child(self, satellite: str, index: int, obj: Any) -> Item:
+    def child(self, satellite: str, index: int, obj: Any, secrets: Iterable[str] = ()) -> Item:
+        """The ``index``-th object ``satellite`` produced for this item (``secrets``: the
+        run's secret values, see :func:`child_id`)."""
         return Item(
-            id=child_id(self.id, satellite, index, obj),
+            id=child_id(self.id, satellite, index, obj, secrets),
             value=obj,
             lineage={**self.lineage, satellite: obj},
             seed=self.seed,
@@ -73,10 +105,11 @@ class Item:
         )
 
 
-def seed_items(inputs: list[Any]) -> list[Item]:
-    """The run's inputs (from the trigger or the launch call) as root items."""
+def seed_items(inputs: list[Any], secrets: Iterable[str] = ()) -> list[Item]:
+    """The run's inputs (from the trigger or the launch call) as root items; ``secrets``: the
+    run's secret values (:func:`runtime.secrets.redaction_values` of the plan's secrets)."""
     return [
-        Item(id=child_id("run", "input", i, v), value=v, lineage={}, seed=v)
+        Item(id=child_id("run", "input", i, v, secrets), value=v, lineage={}, seed=v)
         for i, v in enumerate(inputs)
     ]
 
@@ -114,6 +147,41 @@ class FailedItem:
             failure=info,
         )
 
+    def verdict(self, routed: bool) -> ItemEvent:
+        """Where the item went after its last attempt: the failure branch, or nowhere."""
+        return ItemEvent(
+            self.item.id,
+            self.satellite,
+            "routed" if routed else "failed",
+            self.attempts,
+            self.attempts,
+            self.error,
+        )
+
+
+Outcome = Literal["retry", "attempt-failed", "routed", "failed"]
+MAX_EVENTS = 200  # item events listed in one step's metadata
+
+
+@dataclass(frozen=True)
+class ItemEvent:
+    """One thing that happened to one item in a step (shape: the module docstring)."""
+
+    item: str
+    satellite: str
+    outcome: Outcome
+    attempt: int  # the attempt this is about (1-based)
+    attempts: int  # the most attempts the item may take: retries + 1
+    error: str | None = None  # redacted
+    timestamp: float = field(default_factory=time.time)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ItemEvent:
+        return cls(**{name: data[name] for name in cls.__dataclass_fields__ if name in data})
+
 
 @dataclass
 class ChunkReport:
@@ -131,6 +199,16 @@ class ChunkReport:
     metrics: dict[str, float] = field(default_factory=dict)
     run_id: str = ""  # the run whose step spent ``metrics`` (a re-execution counts only its own)
     cost_problems: list[str] = field(default_factory=list)  # what the step's cost could not price
+    events: list[ItemEvent] = field(default_factory=list)  # in order (the module docstring)
+
+    def add_verdicts(self, routed: bool) -> None:
+        """Record where each failed item went (``routed``: the failure branch takes them)."""
+        self.events.extend(f.verdict(routed) for f in self.failed)
+
+
+def events_metadata(events: list[ItemEvent], limit: int = MAX_EVENTS) -> dict[str, Any]:
+    """The ``item_events`` metadata value of a step: the first ``limit`` events, as JSON."""
+    return {"events": [e.as_dict() for e in events[:limit]], "more": max(0, len(events) - limit)}
 
 
 def build_scope(item: Item, base: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,9 +1,10 @@
 """One log sink's delivery: a bounded queue of records and a sender thread, so that a slow,
 down or throttling sink never holds up the step that logs.
 
-Records go out in order, in batches of ``batch_size`` (a smaller one when the step flushes). A
-batch is retried with the sink's own ``retries`` and ``delay`` (doubling per attempt, at least a
-``Retry-After`` the sink passed in :class:`RetryableError`); a :class:`PartialDelivery` retries
+Records go out in order, ``records_per_send`` at a time (fewer when the step flushes). A send
+is retried with the sink's own ``retries`` and ``delay``, waiting what ``RetrySettings.wait_for``
+says (the backoff, or longer when the sink passed a ``Retry-After`` in :class:`RetryableError`:
+the same rule as a satellite's item retries in ``runtime/execute.py``); a :class:`PartialDelivery` retries
 only what did not arrive, so a record is sent once. Nothing here raises into the step: a full
 queue drops the newest records, a batch still failing after its retries is dropped, and
 whatever is unsent when the step's drain deadline passes is dropped too. Every drop is counted
@@ -65,6 +66,11 @@ class SinkStats:
         return text + (f"; last error: {self.last_error}" if self.last_error else "")
 
 
+def retry_after_of(exc: BaseException) -> float | None:
+    """The wait an error asked for (``RetryableError(retry_after=...)``), if any."""
+    return exc.retry_after if isinstance(exc, RetryableError) else None
+
+
 def _fatal(exc: BaseException) -> bool:
     return isinstance(exc, FatalError | ValidationError | TemplateEvaluationError)
 
@@ -76,7 +82,7 @@ class SinkWorker:
     name: str
     send: Send
     retry: RetrySettings
-    batch_size: int = 500
+    records_per_send: int = 500
     capacity: int = 20_000
     stats: SinkStats = field(init=False)
 
@@ -101,7 +107,7 @@ class SinkWorker:
                 self.stats.queue_full += 1
                 return
             self._queue.append(record)
-            if len(self._queue) >= self.batch_size:
+            if len(self._queue) >= self.records_per_send:
                 self._start()
 
     def drain(self, seconds: float) -> bool:
@@ -142,11 +148,11 @@ class SinkWorker:
         while True:
             with self._lock:
                 if self._abandoned or not (
-                    len(self._queue) >= self.batch_size or (self._flush and self._queue)
+                    len(self._queue) >= self.records_per_send or (self._flush and self._queue)
                 ):
                     self._thread = None
                     return
-                count = min(self.batch_size, len(self._queue))
+                count = min(self.records_per_send, len(self._queue))
                 self._in_flight = [self._queue.popleft() for _ in range(count)]
             self._deliver()
 
@@ -180,10 +186,7 @@ class SinkWorker:
 
     def _pause(self, attempt: int, cause: BaseException) -> bool:
         """Wait before retry ``attempt``; False when the drain deadline leaves no time."""
-        wait = self.retry.wait_before(attempt)
-        retry_after = cause.retry_after if isinstance(cause, RetryableError) else None
-        if retry_after is not None:
-            wait = min(max(wait, retry_after), self.retry.max_delay)
+        wait = self.retry.wait_for(attempt, retry_after_of(cause))
         end = time.monotonic() + wait
         while True:
             deadline = self._deadline

@@ -3,9 +3,13 @@
 Every message a step logs (the runtime's own and the satellites') goes to Dagster's log as usual
 and, as a structured record, to each log sink's bounded queue (``runtime/log_delivery.py``): a
 sender thread per sink sends full batches while the step works, retried with the sink's
-``retries`` and ``delay``; at the end of the step what is left is sent, waiting at most
-``EXOSPHERE_LOG_SINK_DRAIN_SECONDS``. A slow or broken sink never fails or holds up the run:
-what it does not take is dropped, counted, and reported in the step's log.
+``retries`` and ``delay``; at the end of the step what is left is sent, waiting at most the
+deployment's drain time (``EXOSPHERE_LOG_SINK_DRAIN_SECONDS``; queue size and drain time reach
+here from the :class:`Deployment`, never from the environment). A slow or broken sink never fails
+or holds up the run: what it does not take is dropped, counted, and reported in the step's log.
+
+A line logged for one item starts with :func:`item_prefix`; :func:`split_item_prefix` is its
+inverse, for readers of the event log (the cluster API).
 """
 
 from __future__ import annotations
@@ -16,9 +20,8 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from exosphere_dagster.resolve.settings import settings
 from exosphere_dagster.runtime.log_delivery import SinkStats, SinkWorker
 from exosphere_dagster.runtime.secrets import redact, resolve_secrets
 from satellite_ops.context import SatelliteContext
@@ -26,6 +29,9 @@ from satellite_ops.registry import SatelliteDefinition
 from yaml_loader.ir import ClusterPlan, SatelliteNode
 from yaml_loader.templates import render_value
 from yaml_loader.templates.scope import log_scope
+
+if TYPE_CHECKING:
+    from exosphere_dagster.resolve.deployment import Deployment
 
 logger = logging.getLogger("exosphere.logs")
 
@@ -35,30 +41,45 @@ class LogForwarder:
     """Queues one step's records for the cluster's log satellites, each with its own sender.
 
     ``report`` (the step's Dagster log; the first :class:`StepLog` sets it) gets one warning
-    per sink that dropped records; queue size and drain time default to the deployment's
-    settings."""
+    per sink that dropped records. ``queue_size`` and ``drain_seconds`` are the deployment's
+    (:meth:`for_step`)."""
 
     plan: ClusterPlan
     sinks: list[tuple[SatelliteNode, SatelliteDefinition]]
     run_id: str
+    queue_size: int  # records queued per sink; more are dropped, counted
+    drain_seconds: float  # the longest the step's end waits for its sinks
     base_scope: Mapping[str, Any] = field(default_factory=dict)
-    batch_size: int = 500
-    queue_size: int | None = None
-    drain_seconds: float | None = None
+    records_per_send: int = 500
     report: Any = None
     workers: list[SinkWorker] = field(init=False)
 
+    @classmethod
+    def for_step(
+        cls,
+        plan: ClusterPlan,
+        sinks: list[tuple[SatelliteNode, SatelliteDefinition]],
+        run_id: str,
+        deployment: Deployment,
+        base_scope: Mapping[str, Any] | None = None,
+    ) -> LogForwarder:
+        """A step's forwarder, sized as the deployment says."""
+        return cls(
+            plan,
+            sinks,
+            run_id,
+            queue_size=deployment.settings.log_sink_queue,
+            drain_seconds=deployment.settings.log_sink_drain_seconds,
+            base_scope=base_scope or {},
+        )
+
     def __post_init__(self) -> None:
-        config = settings()
-        self.queue_size = self.queue_size or config.log_sink_queue
-        if self.drain_seconds is None:
-            self.drain_seconds = config.log_sink_drain_seconds
         self.workers = [
             SinkWorker(
                 node.id,
                 _sender(node, definition, self.plan, self.base_scope, self.run_id),
                 node.retry,
-                batch_size=self.batch_size,
+                records_per_send=self.records_per_send,
                 capacity=self.queue_size,
             )
             for node, definition in self.sinks
@@ -90,7 +111,7 @@ class LogForwarder:
 
     def flush(self) -> list[SinkStats]:
         """Send what is queued (every sink at once, within the drain time) and report drops."""
-        drain = float(self.drain_seconds or 0)
+        drain = float(self.drain_seconds)
         threads = [
             threading.Thread(target=w.drain, args=(drain,), name=f"exosphere-drain-{w.name}")
             for w in self.workers
@@ -171,7 +192,7 @@ class StepLog:
         except (TypeError, ValueError):  # as logging does, a bad format never fails the caller
             text = f"{msg} (log arguments that did not fit the format: {args!r})"
         if self.item_id:
-            text = f"[item {self.item_id}] {text}"
+            text = item_prefix(self.item_id) + text
         text = redact(text)  # the item id too: it is named after a field of the item's object
         getattr(self._log, level)(text)
         if self._forwarder is not None:
@@ -193,3 +214,19 @@ class StepLog:
         self._emit("error", msg, args)
 
     warn = warning
+
+
+def item_prefix(item_id: str) -> str:
+    """The start of a line logged for one item: ``[item <id>] ``."""
+    return f"[item {item_id}] "
+
+
+def split_item_prefix(message: str) -> tuple[str | None, str]:
+    """(item id, the rest) of a line :class:`StepLog` logged for an item; (None, message) for
+    any other line. Item ids hold no space and no ``]`` (``runtime/items.child_id``)."""
+    if not message.startswith("[item "):
+        return None, message
+    item_id, found, rest = message[len("[item ") :].partition("] ")
+    if not found or not item_id or " " in item_id or "]" in item_id:
+        return None, message
+    return item_id, rest

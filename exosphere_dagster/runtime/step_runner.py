@@ -8,12 +8,14 @@ failure": Dagster does not re-create mapped steps that never started).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
+from exosphere_dagster.resolve.deployment import Deployment
+from exosphere_dagster.resolve.execution_plan import BatchApiPolicy, ExecutionPlan, RunPolicy
 from exosphere_dagster.resolve.segments import Segment
-from exosphere_dagster.resolve.settings import settings
 from exosphere_dagster.resolve.tags import TRIGGER_TIME_TAG
 from exosphere_dagster.runtime.checkpoint import checkpoint_store_for
 from exosphere_dagster.runtime.execute import ChunkJob, run_chunk
@@ -25,7 +27,6 @@ from exosphere_dagster.runtime.secrets import (
     resolve_secrets,
 )
 from satellite_ops.context import BatchPolicy
-from satellite_ops.registry import SatelliteDefinition
 from yaml_loader.ir import ClusterPlan, SatelliteNode
 from yaml_loader.templates.scope import run_scope
 
@@ -33,27 +34,32 @@ NodeConfig = Callable[[SatelliteNode], SatelliteNode]  # the node with this run'
 
 
 class StepRunner:
+    """One step's satellites, as ``execution`` resolved them under ``deployment``: retries,
+    timeouts and concurrency per node, the run's deadline and tier, the Batch API policy and
+    the log sinks' queue and drain time are read from there, never recomputed."""
+
     def __init__(
         self,
         context: Any,
-        plan: ClusterPlan,
-        definitions: Mapping[str, SatelliteDefinition],
-        log_sinks: list[tuple[SatelliteNode, SatelliteDefinition]],
+        execution: ExecutionPlan,
+        deployment: Deployment,
         node_config: NodeConfig = lambda node: node,
     ) -> None:
         self.context = context
-        self.plan = plan
-        self.definitions = definitions
+        self.execution = execution
+        self.plan = plan = execution.plan
         self.node_config = node_config
         run = context.run
         self.run_id = run.run_id
         self.root_run_id = run.root_run_id or run.run_id
-        self.store = checkpoint_store_for(context.instance)
-        self.shared = base_scope(plan, run, {})
-        self.deadline = datetime.fromisoformat(self.shared["run"]["deadline"])
-        self.batch = batch_policy()
-        self.forwarder = LogForwarder(plan, log_sinks, run.run_id, base_scope=self.shared)
-        self.redacted = redaction_values(plan.secrets)
+        self.store = checkpoint_store_for(context.instance, deployment)
+        self.deadline, self.shared = run_window(plan, execution.run, run)
+        self.batch = batch_policy(execution.batch_api)
+        sinks = [(sink.node, sink.definition) for sink in execution.log_sinks]
+        self.forwarder = LogForwarder.for_step(
+            plan, sinks, run.run_id, deployment, base_scope=self.shared
+        )
+        self.redacted = redaction_values(plan.secrets)  # also the ids' secrets (child_id)
 
     def run(
         self, node: SatelliteNode, chunk_key: str, items: list[Item]
@@ -69,9 +75,11 @@ class StepRunner:
             return [], ChunkReport(
                 node.id, chunk=chunk_key, items_in=len(items), failed=failed, run_id=self.run_id
             )
+        planned = self.execution.node(node.id)
         job = ChunkJob(
             node=node,
-            definition=self.definitions[node.id],
+            definition=planned.definition,
+            plan=planned,
             base_scope={**self.shared, "secrets": secrets},
             log=log,
             run_id=self.run_id,
@@ -79,7 +87,7 @@ class StepRunner:
             checkpoint=self.store.log_for(self.root_run_id, node.op_name, chunk_key),
             secret_values=(*secrets.values(), *self.redacted),
             deadline=self.deadline,
-            sla=self.plan.sla.name,
+            sla=self.execution.run.tier,
             batch=self.batch,
         )
         children, report = run_chunk(job, items)
@@ -112,21 +120,17 @@ class StepRunner:
         self.forwarder.flush()
 
 
-def base_scope(plan: ClusterPlan, run: Any, secrets: dict[str, str]) -> dict[str, Any]:
-    """Template values shared by every item of a run (``cluster.*``, ``run.*``, secrets). The
-    SLA window is the run's trigger time tag (kept by re-executions), else now."""
+def run_window(plan: ClusterPlan, policy: RunPolicy, run: Any) -> tuple[datetime, dict[str, Any]]:
+    """The run's deadline (``policy``'s rule from the trigger time tag, kept by
+    re-executions, else now) and the template values every item shares (``cluster.*``,
+    ``run.*``); secrets are added per satellite."""
     trigger_time = run.tags.get(TRIGGER_TIME_TAG)
     started = datetime.now(UTC)
     start = datetime.fromisoformat(trigger_time) if trigger_time else started
-    return run_scope(plan, run.run_id, started, start, secrets)
+    deadline = policy.deadline(start)
+    return deadline, run_scope(plan, run.run_id, started, start, deadline, {})
 
 
-def batch_policy() -> BatchPolicy:
-    """The deployment's Batch API settings (``EXOSPHERE_BATCH_*``) as satellites see them."""
-    config = settings()
-    return BatchPolicy(
-        tiers=config.batch_tier_names,
-        reserve_seconds=config.batch_reserve_minutes * 60,
-        poll_seconds=config.batch_poll_seconds,
-        poll_max_seconds=max(config.batch_poll_max_seconds, config.batch_poll_seconds),
-    )
+def batch_policy(policy: BatchApiPolicy) -> BatchPolicy:
+    """The deployment's Batch API policy as satellites see it (``context.batch``)."""
+    return BatchPolicy(**asdict(policy))

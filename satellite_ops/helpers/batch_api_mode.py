@@ -61,13 +61,22 @@ STATE_PREFIX = "llm-batch/"
 logger = logging.getLogger(__name__)
 
 
-def batch_wanted(mode: str, engine: str, context: SatelliteContext | None) -> bool:
-    """Whether a chunk should go through the Batch API (before the deadline is looked at)."""
-    if engine != "openai" or mode == "never":
+def batch_applies(mode: str, engine: str, sla: str, tiers: frozenset[str]) -> bool:
+    """The one rule of batch mode: ``engine: openai`` and ``batch: always``, or ``batch: auto``
+    under an SLA tier in ``tiers`` (the deployment's). The resolve stage decides it for a static
+    config; a templated one is decided per item (:func:`batch_wanted`)."""
+    if engine != "openai" or mode not in ("auto", "always"):
         return False
-    if mode == "always":
-        return True
-    return context is not None and context.sla in context.batch.tiers
+    return mode == "always" or sla in tiers
+
+
+def batch_wanted(mode: str, engine: str, context: SatelliteContext | None) -> bool:
+    """Whether a chunk should go through the Batch API (before the deadline is looked at):
+    :func:`batch_applies` with the run's tier and the deployment's policy, as the step got them;
+    outside a run (no context) only ``batch: always``."""
+    if context is None:
+        return batch_applies(mode, engine, "", frozenset())
+    return batch_applies(mode, engine, context.sla, context.batch.tiers)
 
 
 def state_key(settings: EngineSettings) -> str:

@@ -1,16 +1,24 @@
-"""Shared S3 plumbing for the S3 satellites: cached clients, transfer settings, error classes.
+"""The one S3 client factory (satellites, checkpoints, triggers, the clusters store), its
+transfer settings, and the error classes of the S3 satellites.
 
-Clients are cached per (endpoint, region, credentials) because building one costs tens of
-milliseconds and items of a step run concurrently; boto3 clients are thread-safe.
+Clients are cached per (endpoint, region, credentials, attempts, process) because building one
+costs tens of milliseconds and items of a step run concurrently; boto3 clients are thread-safe,
+but a client is never reused across a fork.
 
-Clients make one request per call, botocore's own retries off: the runtime owns retries
-(docs/runtime.md), and throttling, timeouts and 5xx become :class:`RetryableError` for it.
+Every client has the same configuration (:func:`client_config`: timeouts, 32 pooled
+connections, standard retry mode) and :data:`TRANSFER_CONFIG`; only the number of attempts
+differs. Satellites' clients make one request per call (``attempts=1``, the default): the
+runtime owns their retries (docs/runtime.md), and throttling, timeouts and 5xx become
+:class:`RetryableError` for it. Infrastructure that has no retry of its own around it
+(checkpoint writes, a trigger's listing, the clusters store) asks for
+``attempts=INFRASTRUCTURE_ATTEMPTS``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import posixpath
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -49,15 +57,23 @@ RETRYABLE_CODES = frozenset(
 )
 NOT_FOUND_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
 
-_CLIENT_CONFIG = Config(
-    # total_max_attempts counts the first request; botocore's max_attempts counts retries
-    # after it (max_attempts=1 would mean two requests), so this is one request per call.
-    retries={"total_max_attempts": 1, "mode": "standard"},
-    connect_timeout=10,
-    read_timeout=60,
-    max_pool_connections=32,
-    user_agent_extra="exosphere-dagster",
-)
+INFRASTRUCTURE_ATTEMPTS = 5  # requests per call for clients no runtime retry covers
+POOL_CONNECTIONS = 32
+
+
+@functools.cache
+def client_config(attempts: int = 1) -> Config:
+    """The botocore configuration of every S3 client: ``attempts`` requests per call at most."""
+    return Config(
+        # total_max_attempts counts the first request; botocore's max_attempts counts retries
+        # after it (max_attempts=1 would mean two requests), so attempts=1 is one request.
+        retries={"total_max_attempts": attempts, "mode": "standard"},
+        connect_timeout=10,
+        read_timeout=60,
+        max_pool_connections=POOL_CONNECTIONS,
+        user_agent_extra="exosphere-dagster",
+    )
+
 
 TRANSFER_THREADS = 4
 TRANSFER_CONFIG = TransferConfig(num_download_attempts=1, max_concurrency=TRANSFER_THREADS)
@@ -76,6 +92,8 @@ def _cached_client(
     access_key: str | None,
     secret_key: str | None,
     session_token: str | None,
+    attempts: int,
+    pid: int,  # never reuse a client made before a fork
 ) -> Any:
     session = boto3.session.Session(
         aws_access_key_id=access_key,
@@ -83,7 +101,7 @@ def _cached_client(
         aws_session_token=session_token,
         region_name=region,
     )
-    client = session.client("s3", endpoint_url=endpoint_url, config=_CLIENT_CONFIG)
+    client = session.client("s3", endpoint_url=endpoint_url, config=client_config(attempts))
     for name in MANAGED_TRANSFERS:  # TRANSFER_CONFIG unless a caller passes its own Config=
         setattr(client, name, functools.partial(getattr(client, name), Config=TRANSFER_CONFIG))
     return client
@@ -96,14 +114,20 @@ def s3_client(
     access_key: str | None = None,
     secret_key: str | None = None,
     session_token: str | None = None,
+    attempts: int = 1,
 ) -> Any:
     """An S3 client; without keys, boto3's default chain (env, profile, role, AWS_ENDPOINT_URL).
 
-    The one factory of S3 clients for satellites: one request per call (botocore's retries off)
-    and :data:`TRANSFER_CONFIG` for its managed transfers, whoever calls them."""
+    The one factory of S3 clients: :func:`client_config` with ``attempts`` requests per call
+    (1, the default: the runtime retries satellites' calls) and :data:`TRANSFER_CONFIG` for its
+    managed transfers, whoever calls them."""
     if (access_key is None) != (secret_key is None):
         raise FatalError("S3 credentials need both an access key and a secret key, or neither")
-    return _cached_client(endpoint_url, region, access_key, secret_key, session_token)
+    if attempts < 1:
+        raise ValueError(f"an S3 client makes at least 1 attempt per call, not {attempts}")
+    return _cached_client(
+        endpoint_url, region, access_key, secret_key, session_token, attempts, os.getpid()
+    )
 
 
 class AwsSecrets(SatelliteConfig):

@@ -32,6 +32,7 @@ from dagster._core.workspace.context import WorkspaceProcessContext
 from dagster._core.workspace.load_target import WorkspaceFileTarget
 
 from clusters import cluster, failure_branch, satellite_entry, write_cluster
+from exosphere_dagster.resolve.deployment import Deployment
 from exosphere_dagster.resolve.tags import (
     BREACH_OF_TAG,
     DEADLINE_TAG,
@@ -307,7 +308,7 @@ def test_run_past_its_sla_is_failed_and_alerts_through_failure_and_log_satellite
     lines = [json.loads(line) for line in deployment["alerts"].read_text().splitlines()]
     assert sorted(line["fields"]["name"] for line in lines) == ["item-0", "item-1", "item-2"]
     # the three items came from the run's checkpoints, which the deployment keeps in Postgres
-    assert isinstance(checkpoint_store_for(instance), PostgresCheckpointStore)
+    assert isinstance(checkpoint_store_for(instance, Deployment.load()), PostgresCheckpointStore)
     with sa.create_engine(instance.run_storage.postgres_url).connect() as conn:
         kept = conn.execute(
             sa.text("SELECT count(*) FROM exosphere_checkpoints WHERE root_run_id = :r"),

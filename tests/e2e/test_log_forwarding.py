@@ -217,7 +217,9 @@ def test_a_full_batch_flushed_from_an_async_satellites_event_loop_is_delivered()
         __import__("satellite_ops").default_registry(),
     )
     node = cluster.nodes[0]
-    forwarder = LogForwarder(cluster, [(node, Sink)], "run-1", batch_size=3)
+    forwarder = LogForwarder(
+        cluster, [(node, Sink)], "run-1", queue_size=100, drain_seconds=10, records_per_send=3
+    )
     log = StepLog(stdlib_logging.getLogger("t"), forwarder, "sat")
 
     async def satellite_body():

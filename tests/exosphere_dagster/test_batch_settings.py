@@ -5,11 +5,18 @@ from __future__ import annotations
 
 import pytest
 
+from exosphere_dagster.resolve.deployment import Deployment
 from exosphere_dagster.resolve.settings import SettingsError, settings
-from exosphere_dagster.runtime.step_runner import batch_policy
+from exosphere_dagster.runtime.step_runner import batch_policy as satellites_view
 
 
-def test_defaults_allow_batches_for_24h_runs_only():
+def batch_policy():
+    """What a step hands its satellites: the deployment's policy, loaded from the environment."""
+    return satellites_view(Deployment.load().batch_api)
+
+
+def test_defaults_allow_batches_for_24h_runs_only(monkeypatch):
+    monkeypatch.delenv("EXOSPHERE_BATCH_TIERS", raising=False)
     policy = batch_policy()
     assert policy.tiers == frozenset({"24h"})
     assert (policy.reserve_seconds, policy.poll_seconds, policy.poll_max_seconds) == (3600, 5, 300)

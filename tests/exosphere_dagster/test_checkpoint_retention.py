@@ -14,7 +14,7 @@ import pytest
 import test_checkpoint_stores as stores
 from dagster import instance_for_test
 
-from exosphere_dagster.resolve.settings import reload_settings
+from exosphere_dagster.resolve.deployment import Deployment
 from exosphere_dagster.runtime import checkpoint
 from exosphere_dagster.runtime.checkpoint import checkpoint_store_for, expire
 
@@ -27,12 +27,13 @@ def retention(monkeypatch: pytest.MonkeyPatch):
     def set_days(days: float, prune_hours: float = 1.0) -> None:
         monkeypatch.setenv("EXOSPHERE_CHECKPOINT_RETENTION_DAYS", str(days))
         monkeypatch.setenv("EXOSPHERE_CHECKPOINT_PRUNE_HOURS", str(prune_hours))
-        reload_settings()
 
-    yield set_days
-    monkeypatch.delenv("EXOSPHERE_CHECKPOINT_RETENTION_DAYS", raising=False)
-    monkeypatch.delenv("EXOSPHERE_CHECKPOINT_PRUNE_HOURS", raising=False)
-    reload_settings()
+    return set_days
+
+
+def days() -> float:
+    """The retention the deployment sets (what a step passes to ``expire``)."""
+    return Deployment.load().settings.checkpoint_retention_days
 
 
 def write_run(store, root: str) -> None:
@@ -61,14 +62,16 @@ def test_runs_older_than_the_retention_are_deleted_whole(spec, retention, s3, mo
         s3.put_object(Bucket=spec["bucket"], Key=f"deploy/{outside}", Body=b"keep")
         s3.put_object(Bucket=spec["bucket"], Key=f"deploy/ckpt/{outside}", Body=b"keep")
 
-    assert expire(store, now=between - 1 + 7 * DAY) == []  # both are younger than 7 days then
-    assert expire(store, now=between + 7 * DAY) == [old]
+    assert (
+        expire(store, days(), now=between - 1 + 7 * DAY) == []
+    )  # both are younger than 7 days then
+    assert expire(store, days(), now=between + 7 * DAY) == [old]
     assert items(store, old) == 0 and items(store, recent) == 4
     assert store.logs(old, "parse") == []
     if spec["kind"] == "s3":
         for key in (f"deploy/{outside}", f"deploy/ckpt/{outside}"):
             assert s3.get_object(Bucket=spec["bucket"], Key=key)["Body"].read() == b"keep"
-    assert expire(store, now=time.time() + 30 * DAY) == [recent]
+    assert expire(store, days(), now=time.time() + 30 * DAY) == [recent]
     assert items(store, recent) == 0
 
 
@@ -77,9 +80,9 @@ def test_a_retention_of_zero_keeps_everything(spec, retention):
     retention(0)
     store = stores.new_store(spec)
     write_run(store, "forever")
-    assert expire(store, now=time.time() + 3650 * DAY) == []
+    assert expire(store, days(), now=time.time() + 3650 * DAY) == []
     assert items(store, "forever") == 4
-    assert checkpoint.expire_in_background(store) is None  # not even a thread
+    assert checkpoint.expire_in_background(store, days(), 1.0) is None  # not even a thread
 
 
 def test_opening_the_store_in_a_step_process_deletes_expired_runs(
@@ -89,7 +92,6 @@ def test_opening_the_store_in_a_step_process_deletes_expired_runs(
     per EXOSPHERE_CHECKPOINT_PRUNE_HOURS for a store in a process."""
     retention(14, prune_hours=1)
     monkeypatch.setenv("EXOSPHERE_CHECKPOINT_DIR", str(tmp_path / "ckpt"))
-    reload_settings()
     store = checkpoint.CheckpointStore(tmp_path / "ckpt")
     write_run(store, "aged")
     write_run(store, "fresh")
@@ -98,7 +100,7 @@ def test_opening_the_store_in_a_step_process_deletes_expired_runs(
         os.utime(path, (month_ago, month_ago))
     checkpoint._LAST_PRUNE.pop(repr(store), None)
     with instance_for_test() as instance:
-        opened = checkpoint_store_for(instance)
+        opened = checkpoint_store_for(instance, Deployment.load())
         assert repr(opened) == repr(store)
         _, thread = checkpoint._LAST_PRUNE[repr(store)]
         thread.join()
@@ -106,6 +108,6 @@ def test_opening_the_store_in_a_step_process_deletes_expired_runs(
         write_run(store, "aged-again")
         for path in (tmp_path / "ckpt" / "aged-again").rglob("*"):
             os.utime(path, (month_ago, month_ago))
-        checkpoint_store_for(instance)  # within the hour: no second pass
+        checkpoint_store_for(instance, Deployment.load())  # within the hour: no second pass
         assert checkpoint._LAST_PRUNE[repr(store)][1] is thread
         assert (tmp_path / "ckpt" / "aged-again").is_dir()

@@ -26,7 +26,7 @@ from dagster import instance_for_test
 
 from clusters import cluster_from, write_cluster
 from exosphere_dagster.entry.launch import rerun, run_cluster_file
-from exosphere_dagster.resolve.settings import reload_settings
+from exosphere_dagster.resolve.deployment import Deployment
 from exosphere_dagster.runtime import checkpoint_postgres
 from exosphere_dagster.runtime.checkpoint import CheckpointStore, checkpoint_store_for
 from exosphere_dagster.runtime.checkpoint_postgres import PostgresCheckpointStore
@@ -226,32 +226,31 @@ def test_postgres_table_is_created_once_by_pods_starting_together(pg_schema_url)
 def test_the_store_follows_the_instance(sqlite_instance, postgres_instance, monkeypatch, tmp_path):
     monkeypatch.delenv("EXOSPHERE_CHECKPOINT_DIR", raising=False)
     monkeypatch.delenv("EXOSPHERE_CHECKPOINT_S3_URL", raising=False)
-    reload_settings()  # settings are read once per process: each change below reloads them
-    local = checkpoint_store_for(sqlite_instance)
+    # Deployment.load() reads the environment again when it changed
+    local = checkpoint_store_for(sqlite_instance, Deployment.load())
     assert isinstance(local, CheckpointStore)
     assert local.base_dir == Path(sqlite_instance.storage_directory()) / "exosphere_checkpoints"
 
-    shared = checkpoint_store_for(postgres_instance)
+    shared = checkpoint_store_for(postgres_instance, Deployment.load())
     assert isinstance(shared, PostgresCheckpointStore)
     assert shared.url == postgres_instance.run_storage.postgres_url
 
     monkeypatch.setenv("EXOSPHERE_CHECKPOINT_DIR", str(tmp_path / "volume"))
-    reload_settings()
-    assert checkpoint_store_for(postgres_instance).base_dir == tmp_path / "volume"
+    assert (
+        checkpoint_store_for(postgres_instance, Deployment.load()).base_dir == tmp_path / "volume"
+    )
 
     monkeypatch.setenv("EXOSPHERE_CHECKPOINT_S3_URL", "s3://ckpt-bucket/team/a/")
     monkeypatch.setenv("EXOSPHERE_CHECKPOINT_RETENTION_DAYS", "0")  # no pass: no AWS reached
-    reload_settings()
-    s3_store = checkpoint_store_for(postgres_instance)
+    s3_store = checkpoint_store_for(postgres_instance, Deployment.load())
     assert isinstance(s3_store, S3CheckpointStore)
     assert (s3_store.bucket, s3_store.prefix) == ("ckpt-bucket", "team/a/")
 
     monkeypatch.setenv("EXOSPHERE_CHECKPOINT_S3_URL", "ckpt-bucket/team")
-    reload_settings()
     with pytest.raises(
         ValueError, match=r"must look like s3://bucket/prefix, found 'ckpt-bucket/team'"
     ):
-        checkpoint_store_for(postgres_instance)
+        checkpoint_store_for(postgres_instance, Deployment.load())
 
 
 def test_reexecution_on_postgres_resumes_with_the_local_storage_gone(

@@ -35,7 +35,7 @@ def _forwarder(sink_yaml: str, **options) -> LogForwarder:
     registry = default_registry()
     cluster = plan(load_text(text), registry)
     sinks = [(node, registry.get(node.uses)) for node in cluster.log_nodes]
-    return LogForwarder(cluster, sinks, "run-1", **options)
+    return LogForwarder(cluster, sinks, "run-1", **{"queue_size": 20_000, **options})
 
 
 def _new_relic(url: str, retries: int, delay: float, batch: int = 500) -> str:
@@ -118,7 +118,7 @@ def test_a_slow_peer_never_blocks_the_step_and_the_loss_is_counted():
             f"        config:\n          endpoint: {url}/v1/logs\n"
             "          timeout-seconds: 60\n"
         )
-        forwarder = _forwarder(sink, batch_size=2, queue_size=5, drain_seconds=0.2)
+        forwarder = _forwarder(sink, records_per_send=2, queue_size=5, drain_seconds=0.2)
         log = StepLog(_NullLog(), forwarder, "sat")
         log.info("first")
         log.info("second")  # a full batch: the sender thread takes it to the held peer

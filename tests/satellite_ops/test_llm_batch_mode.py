@@ -22,7 +22,9 @@ from satellite_ops.testing import CapturedLog
 pytestmark = pytest.mark.integration
 
 API_KEY = "sk-fake-batch-0123456789"
-POLICY = BatchPolicy(reserve_seconds=3600, poll_seconds=0.01, poll_max_seconds=0.05)
+POLICY = BatchPolicy(
+    tiers=frozenset({"24h"}), reserve_seconds=3600, poll_seconds=0.01, poll_max_seconds=0.05
+)
 
 
 @pytest.fixture

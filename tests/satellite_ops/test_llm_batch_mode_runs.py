@@ -27,7 +27,9 @@ from yaml_loader.templates import compile_value
 
 pytestmark = pytest.mark.integration
 
-POLICY = BatchPolicy(reserve_seconds=3600, poll_seconds=0.01, poll_max_seconds=0.05)
+POLICY = BatchPolicy(
+    tiers=frozenset({"24h"}), reserve_seconds=3600, poll_seconds=0.01, poll_max_seconds=0.05
+)
 PROMPTS = [{"prompt": f"prompt {i}"} for i in range(3)]
 
 

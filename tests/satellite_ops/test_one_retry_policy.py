@@ -298,7 +298,7 @@ def test_a_failing_log_sink_is_retried_with_its_retries_and_never_fails_the_step
     registry = default_registry()
     cluster = plan(load_text(text), registry)
     sinks = [(node, registry.get(node.uses)) for node in cluster.log_nodes]
-    forwarder = LogForwarder(cluster, sinks, "run-1", drain_seconds=60)
+    forwarder = LogForwarder(cluster, sinks, "run-1", queue_size=20_000, drain_seconds=60)
     forwarder.emit("info", "sat", None, "hello")
     (stats,) = forwarder.flush()  # raises nothing
     assert (stats.sent, stats.gave_up, stats.retries) == (0, 1, 1)
@@ -339,7 +339,7 @@ def test_a_satellite_that_takes_a_context_gets_one_as_a_log_sink(http_recorder):
     registry = default_registry()
     cluster = plan(load_text(text), registry)
     sinks = [(node, registry.get(node.uses)) for node in cluster.log_nodes]
-    forwarder = LogForwarder(cluster, sinks, "run-1", drain_seconds=60)
+    forwarder = LogForwarder(cluster, sinks, "run-1", queue_size=20_000, drain_seconds=60)
     forwarder.emit("info", "sat", None, "hello")
     forwarder.flush()
     assert forwarder.failures == 0

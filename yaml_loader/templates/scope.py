@@ -26,9 +26,11 @@ def run_scope(
     run_id: str,
     started: datetime,
     trigger_time: datetime,
+    deadline: datetime,
     secrets: Mapping[str, str],
 ) -> dict[str, Any]:
-    """What every item of a run shares: ``cluster.*``, ``run.*`` (but its input) and secrets."""
+    """What every item of a run shares: ``cluster.*``, ``run.*`` (but its input) and secrets.
+    ``deadline`` is the run's, as the resolved plan decided it (never recomputed here)."""
     cluster = {
         "identifier": plan.identifier,
         "title": plan.title,
@@ -40,7 +42,7 @@ def run_scope(
         "id": run_id,
         "started_at": started.isoformat(),
         "trigger_time": trigger_time.isoformat(),
-        "deadline": plan.sla.deadline(trigger_time).isoformat(),
+        "deadline": deadline.isoformat(),
     }
     return {"cluster": cluster, "run": run, "secrets": dict(secrets)}
 
