@@ -8,17 +8,12 @@ import os
 import sys
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import NoReturn
 
 import click
 
 from exosphere_dagster.entry.clusters.cli import clusters
 from exosphere_dagster.resolve.catalog import load_catalog, registry_with_plugins
-from yaml_loader import ConfigErrors
-
-if TYPE_CHECKING:
-    from exosphere_dagster.resolve.deployment import Deployment
-    from exosphere_dagster.resolve.execution_plan import ExecutionPlan
 
 
 def _ensure_dagster_home() -> Path:
@@ -71,35 +66,23 @@ def plan_command(path: str) -> None:
     estimate: all read from the resolved plan that translate and the runtime read."""
     from exosphere_dagster.entry.plan_view import render_plan
     from exosphere_dagster.errors import DeploymentError
+    from exosphere_dagster.resolve.cost.estimate import estimate_lines
     from exosphere_dagster.resolve.deployment import Deployment
-    from exosphere_dagster.resolve.resolve import resolve
 
-    catalog = load_catalog([path], log=False)
-    if catalog.broken:
-        _fail(catalog.errors)
     try:
         deployment = Deployment.load()
     except DeploymentError as exc:  # the deployment's settings or files, not the cluster's
         _fail(exc.errors or [exc])
-    registry = registry_with_plugins()
+    catalog = load_catalog([path], log=False, deployment=deployment)
+    if catalog.broken:
+        _fail(catalog.errors)
     for cluster in catalog.plans:
-        try:
-            execution = resolve(cluster, deployment, registry)
-        except ConfigErrors as exc:
-            _fail(exc.errors)
+        execution = catalog.executions[cluster.job_name]
         click.echo(render_plan(execution, deployment))
         if deployment.prices is None:
             click.echo(f"  cost estimate: {deployment.prices_problem}", err=True)
             sys.exit(1)
-        click.echo("\n".join(_cost_lines(execution, deployment, registry)))
-
-
-def _cost_lines(execution: ExecutionPlan, deployment: Deployment, registry: object) -> list[str]:
-    from exosphere_dagster.resolve.cost.estimate import plan_cost_lines
-
-    return plan_cost_lines(
-        execution.plan, registry, table=deployment.prices, policy=deployment.placement
-    )
+        click.echo("\n".join(estimate_lines(execution, deployment.prices)))
 
 
 def _fail(errors: Iterable[object]) -> NoReturn:

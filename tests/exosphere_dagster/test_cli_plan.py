@@ -127,10 +127,10 @@ def test_plan_reads_every_number_from_the_execution_plan(
     recomputes nothing from the tier or the quantities."""
     import dataclasses
 
-    import exosphere_dagster.resolve.resolve as resolve_module
+    import exosphere_dagster.resolve.catalog as catalog_module
     from exosphere_dagster.resolve.execution_plan import ChunkPolicy
 
-    real = resolve_module.resolve
+    real = catalog_module.resolve
 
     def odd(plan, deployment, registry):  # noqa: ANN001, ANN202
         execution = real(plan, deployment, registry)
@@ -153,7 +153,7 @@ def test_plan_reads_every_number_from_the_execution_plan(
         )
         return dataclasses.replace(execution, run=run, nodes={"notify": node})
 
-    monkeypatch.setattr(resolve_module, "resolve", odd)
+    monkeypatch.setattr(catalog_module, "resolve", odd)
     path = tmp_path / "tight.yml"
     path.write_text(TIGHT)
     out = _plan_output(path)
@@ -163,3 +163,5 @@ def test_plan_reads_every_number_from_the_execution_plan(
     step = next(line for line in out.splitlines() if line.strip().startswith("notify:"))
     assert "chunks of 3 to 3 items" in step and "11 at once" in step and "timeout 42s" in step
     assert "1.25 CPU, 3 GiB, 2 GPU" in step
+    cost = next(line for line in out.splitlines() if line.strip().startswith("notify  pool"))
+    assert "1.25 CPU + 2 GPU" in cost and "up to 3 item(s)" in cost
