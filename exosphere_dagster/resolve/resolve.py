@@ -53,8 +53,8 @@ def resolve(plan: ClusterPlan, deployment: Deployment, registry: Any) -> Executi
     policy, tier = deployment.placement, plan.sla
     run = run_policy(plan, deployment)
     segments = tuple(cut_segments(plan, registry))
-    definitions = {n.id: registry.get(n.uses) for n in (*plan.nodes, *plan.failure_nodes)}
-    definitions |= {n.id: registry.get(n.uses) for n in plan.log_nodes}
+    by_id = {n.id: n for n in (*plan.nodes, *plan.failure_nodes, *plan.log_nodes)}
+    definitions = {node_id: registry.get(n.uses) for node_id, n in by_id.items()}
     chunks: dict[str, ChunkPolicy] = {}
     home: dict[str, str] = {}
     for segment in segments:
@@ -67,7 +67,7 @@ def resolve(plan: ClusterPlan, deployment: Deployment, registry: Any) -> Executi
     errors: list[ConfigError] = []
     no_chunks = ChunkPolicy(1, 1, 1)  # a log sink takes records, not chunks
     for node_id, definition in definitions.items():
-        node = plan.node(node_id)
+        node = by_id[node_id]
         try:
             request = _request(satellite_placement(plan, step_resources(node, definition), policy))
         except QuantityError as exc:

@@ -86,7 +86,8 @@ def cut_segments(plan: ClusterPlan, registry: Any) -> list[Segment]:
     start = Segment(START, ())
     segments.append(start)
     place(plan.nodes, start)
-    routed = [n.id for n in plan.nodes if n.id in plan.routed_nodes()]
+    routed_ids = plan.routed_nodes()  # once: it walks the graph
+    routed = [n.id for n in plan.nodes if n.id in routed_ids]
     if plan.failure_nodes and routed:
         failures = Segment(FAILURES, tuple(routed), from_failures=True)
         segments.append(failures)
