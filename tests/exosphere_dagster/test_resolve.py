@@ -227,3 +227,27 @@ def test_the_catalog_resolves_each_plan_and_skips_one_that_cannot(tmp_path, regi
     assert catalog.executions[job].run.priority == 20
     (error,) = catalog.broken[str(bad)]
     assert error.key_path[-1] == "uses" and error.line > 1
+
+
+@pytest.mark.parametrize(
+    ("module", "line", "forbidden"),
+    [
+        ("exosphere_dagster/translate/ops.py", "from yaml_loader.tiers import tier", "tiers"),
+        ("exosphere_dagster/runtime/items.py", "import yaml_loader.quantities", "quantities"),
+        (
+            "exosphere_dagster/entry/launch.py",
+            "from exosphere_dagster.resolve.settings import settings",
+            "resolve.settings",
+        ),
+    ],
+)
+def test_the_one_home_contract_fails_when_a_later_stage_reads_a_tier(
+    tmp_path, module, line, forbidden
+):
+    from test_architecture import _lint_broken_copy
+
+    result = _lint_broken_copy(tmp_path, module, f"{line}  # noqa: the violation under test")
+    assert result.returncode != 0
+    assert "read in resolve only BROKEN" in result.stdout.replace("\n", " ")
+    assert f"{module.removesuffix('.py').replace('/', '.')} -> " in result.stdout
+    assert forbidden in result.stdout
