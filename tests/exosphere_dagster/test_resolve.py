@@ -251,3 +251,14 @@ def test_the_one_home_contract_fails_when_a_later_stage_reads_a_tier(
     assert "read in resolve only BROKEN" in result.stdout.replace("\n", " ")
     assert f"{module.removesuffix('.py').replace('/', '.')} -> " in result.stdout
     assert forbidden in result.stdout
+
+
+def test_a_retry_after_waits_longer_never_past_the_cap():
+    from yaml_loader.ir import RetrySettings
+
+    retry = RetrySettings(retries=5, delay=1.0, backoff=2.0, max_delay=30.0)
+    assert retry.wait_for(3) == retry.wait_before(3) == 4.0
+    assert retry.wait_for(3, 10.0) == 10.0  # the server asked for longer
+    assert retry.wait_for(3, 0.5) == 4.0  # never shorter than the backoff
+    assert retry.wait_for(3, 3600.0) == 30.0  # capped
+    assert retry.wait_for(3, -1.0) == 4.0
