@@ -29,15 +29,6 @@ class RetrySettings:
         return min(self.delay * self.backoff ** (attempt - 1), self.max_delay)
 
     def wait_for(self, attempt: int, retry_after: float | None = None) -> float:
-        """Seconds before retry ``attempt`` when the error asked for ``retry_after`` seconds (a
-        ``Retry-After``): the longer of the two, never above ``max_delay``. The one rule of item
-        and log sink retries alike."""
-        wait = self.wait_before(attempt)
-        if isinstance(retry_after, int | float) and retry_after >= 0:
-            wait = max(wait, min(float(retry_after), self.max_delay))
-        return wait
-
-    def wait_for(self, attempt: int, retry_after: float | None = None) -> float:
         """The one retry-wait rule (a satellite's item, a log sink's send): the backoff before
         retry ``attempt``, or longer when the failure asked for a ``Retry-After`` (capped at
         ``max_delay``; a negative or non-numeric ask is ignored)."""
