@@ -30,8 +30,10 @@ from pydantic import Field
 from exosphere_dagster.entry.clusters.store import ClusterStore, open_store
 from exosphere_dagster.entry.location import lazy_repository
 from exosphere_dagster.resolve.catalog import load_catalog, registry_with_plugins
+from exosphere_dagster.resolve.deployment import Deployment
+from exosphere_dagster.resolve.resolve import resolve
 from exosphere_dagster.resolve.settings import settings
-from exosphere_dagster.translate.job import build_job
+from exosphere_dagster.translate.job import job_for
 from exosphere_dagster.translate.lineage import EXTERNAL, cluster_asset_specs, merge_asset_specs
 from exosphere_dagster.translate.scheduling.breach_job import SENSOR_NAME as BREACH_SENSOR
 from exosphere_dagster.translate.scheduling.breach_job import build_breach_job, sla_breach_sensor
@@ -113,9 +115,12 @@ def clusters_definitions(
     jobs.extend(_broken_file_job(file, errs, stand_ins[file]) for file, errs in broken.items())
     schedules = [t for t in triggers if isinstance(t, ScheduleDefinition)]
     sensors = [t for t in triggers if not isinstance(t, ScheduleDefinition)]
-    sensors.append(deadlines or deadline_sensor())
+    timing = Deployment.load().settings
+    sensors.append(deadlines or deadline_sensor(interval=timing.deadline_interval))
     if alerts:
-        sensors.append(sla_breach_sensor(alerts, name=breach_sensor))
+        sensors.append(
+            sla_breach_sensor(alerts, name=breach_sensor, interval=timing.sla_sensor_interval)
+        )
     specs = merge_asset_specs(assets)
     return Definitions(
         assets=specs if places else [s for s in specs if s.key.path[0] != EXTERNAL],
@@ -129,7 +134,10 @@ def clusters_definitions(
 def cluster_jobs(cluster: ClusterPlan, registry: SatelliteRegistry) -> list[JobDefinition]:
     """The cluster's job, then its SLA-breach alert job if it has one: what the folder holds for
     it, and what a step process builds alone (location.py), so the two never differ."""
-    job, alert = build_job(cluster, registry), build_breach_job(cluster, registry)
+    deployment = Deployment.load()  # cached per process
+    execution = resolve(cluster, deployment, registry)
+    job = job_for(execution, registry, deployment)
+    alert = build_breach_job(execution, registry, deployment)
     return [job, *([alert] if alert is not None else [])]
 
 

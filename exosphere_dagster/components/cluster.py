@@ -27,6 +27,7 @@ from exosphere_dagster.components.attributes import (
 from exosphere_dagster.components.scaffold import ClusterScaffolder
 from exosphere_dagster.definitions import clusters_definitions
 from exosphere_dagster.resolve.catalog import load_catalog, registry_with_plugins
+from exosphere_dagster.resolve.deployment import Deployment
 from exosphere_dagster.translate.scheduling.breach_job import SENSOR_NAME as BREACH_SENSOR
 from exosphere_dagster.translate.scheduling.deadlines import SENSOR_NAME as DEADLINE_SENSOR
 from exosphere_dagster.translate.scheduling.deadlines import deadline_sensor
@@ -43,7 +44,8 @@ def component_sensors(key: str) -> dict[str, Any]:
     sensor object; each breach sensor watches its own alert jobs, and the deadline sensors do the
     same idempotent work (stamp a deadline where none is, raise a queued run's priority)."""
     suffix = "__" + re.sub(r"[^A-Za-z0-9_]", "_", key)
-    deadlines = deadline_sensor(DEADLINE_SENSOR + suffix)
+    interval = Deployment.load().settings.deadline_interval
+    deadlines = deadline_sensor(DEADLINE_SENSOR + suffix, interval)
     return {"deadlines": deadlines, "breach_sensor": BREACH_SENSOR + suffix}
 
 

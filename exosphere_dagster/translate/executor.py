@@ -9,7 +9,7 @@ chooses as usual. ``step_dependency_config: {require_upstream_step_success: fals
 step that fails for an item yields its good items first, and the steps after it start on them
 (docs/decisions.md, "Good items keep moving"). Choices: ``execution: config: in_process: {}``, ``multiprocess: max_concurrent: 4``,
 or ``multiprocess: start_method: spawn: {}`` for a fresh interpreter per step.
-``EXOSPHERE_EXECUTOR=k8s`` replaces it with ``k8s_job_executor`` (executor_from_env).
+``EXOSPHERE_EXECUTOR=k8s`` replaces it with ``k8s_job_executor`` (executor_for).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from dagster import (
 )
 from dagster._serdes import serialize_value
 
-from exosphere_dagster.resolve.settings import settings
+from exosphere_dagster.resolve.deployment import Deployment
 
 PRELOAD_MODULE = "exosphere_dagster.entry.preload"
 PRELOAD_JOB_ENV = "EXOSPHERE_PRELOAD_JOB"  # set for the forkserver only: the job it builds
@@ -241,13 +241,13 @@ def _ensure(modules: list[str], job: str | None) -> int | None:
 DAGSTER_MAX_CONCURRENT_ENV = "DAGSTER_MULTIPROCESS_EXECUTOR_MAX_CONCURRENT"
 
 
-def run_workers(run_config: Mapping[str, Any], executor_name: str) -> int:
+def run_workers(run_config: Mapping[str, Any], executor_name: str, step_pods: int = 16) -> int:
     """How many steps of a run execute at once: 1 in process; ``max_concurrent`` of the run
     config, else what the executor would use (Dagster's variable or the CPU count for
-    multiprocess; ``EXOSPHERE_STEP_PODS`` or 16 step pods on Kubernetes)."""
+    multiprocess; the deployment's ``step_pods``, ``EXOSPHERE_STEP_PODS``, on Kubernetes)."""
     execution = ((run_config.get("execution") or {}).get("config")) or {}
     if executor_name == "k8s":
-        return int(execution.get("max_concurrent") or 0) or settings().step_pods
+        return int(execution.get("max_concurrent") or 0) or step_pods
     if executor_name == "in_process" or "in_process" in execution:
         return 1
     multiprocess = execution.get("multiprocess", execution) or {}
@@ -258,11 +258,12 @@ def run_workers(run_config: Mapping[str, Any], executor_name: str) -> int:
 __all__ = ["exosphere_executor", "ensure_forkserver", "run_workers", "PRELOAD_MODULE"]
 
 
-def executor_from_env() -> Any:
-    """``k8s_job_executor`` when ``EXOSPHERE_EXECUTOR=k8s`` (set on the code location and, through
-    the chart's includeConfigInLaunchedRuns, on run pods); else Dagster's multiprocess/in-process
-    executor with steps forked from a preloaded forkserver by default (above)."""
-    if not settings().runs_on_kubernetes:
+def executor_for(deployment: Deployment) -> Any:
+    """``k8s_job_executor`` when the deployment says ``EXOSPHERE_EXECUTOR=k8s`` (set on the code
+    location and, through the chart's includeConfigInLaunchedRuns, on run pods); else Dagster's
+    multiprocess/in-process executor with steps forked from a preloaded forkserver by default
+    (above)."""
+    if not deployment.settings.runs_on_kubernetes:
         return exosphere_executor
     from dagster_k8s import k8s_job_executor
 

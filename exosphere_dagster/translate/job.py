@@ -12,17 +12,18 @@ from typing import Any
 from dagster import GraphDefinition, JobDefinition, graph
 
 from exosphere_dagster.resolve.content import CONTENT_HASH_KEY, file_hash
-from exosphere_dagster.resolve.cost.prices import reservation
-from exosphere_dagster.resolve.placement import (
-    PlacementPolicy,
-    light_placement,
-    satellite_placement,
-    step_resources,
-)
-from exosphere_dagster.resolve.segments import START, Segment, cut_segments
-from exosphere_dagster.resolve.tags import PRIORITY_TAG, SATELLITE_TAG, sla_run_tags
+from exosphere_dagster.resolve.deployment import Deployment
+from exosphere_dagster.resolve.execution_plan import ExecutionPlan, NodePlan
+from exosphere_dagster.resolve.placement import Pods, k8s_tag
+from exosphere_dagster.resolve.segments import START, Segment
+from exosphere_dagster.resolve.tags import PRIORITY_TAG, SATELLITE_TAG
 from exosphere_dagster.runtime.step_runner import StepRunner
-from exosphere_dagster.translate.executor import executor_from_env
+from exosphere_dagster.translate.deployment_resource import (
+    RESOURCE_KEY,
+    ExosphereDeployment,
+    deployment_of,
+)
+from exosphere_dagster.translate.executor import executor_for
 from exosphere_dagster.translate.io_manager import io_resources
 from exosphere_dagster.translate.launchpad.edits import (
     check_run_config,
@@ -30,8 +31,8 @@ from exosphere_dagster.translate.launchpad.edits import (
     configured_node,
     defaults,
 )
-from exosphere_dagster.translate.ops import gather_op, satellite_op, start_op
-from exosphere_dagster.translate.summary import SUMMARY_OP, summary_op
+from exosphere_dagster.translate.ops import gather_op, reports_input, satellite_op, start_op
+from exosphere_dagster.translate.summary import SUMMARY_OP, segment_ends, summary_op
 from satellite_ops.registry import SatelliteRegistry
 from yaml_loader.ir import ClusterPlan, SatelliteNode
 
@@ -39,52 +40,79 @@ from yaml_loader.ir import ClusterPlan, SatelliteNode
 def build_job(
     plan: ClusterPlan,
     registry: SatelliteRegistry,
-    policy: PlacementPolicy | None = None,
+    deployment: Deployment | None = None,
     **job_kwargs: Any,
 ) -> JobDefinition:
-    """One job per cluster: start -> chained satellites per segment -> summary."""
-    if "executor_def" not in job_kwargs and (executor := executor_from_env()) is not None:
-        job_kwargs["executor_def"] = executor
-    policy = (policy or PlacementPolicy.load()).for_executor(job_kwargs.get("executor_def"))
-    return build_graph(plan, registry, policy).to_job(
+    """One job per cluster: ``plan`` resolved under ``deployment`` (the environment's by
+    default, cached per process), then translated (:func:`job_for`)."""
+    from exosphere_dagster.resolve.resolve import resolve
+
+    deployment = deployment or Deployment.load()
+    return job_for(resolve(plan, deployment, registry), registry, deployment, **job_kwargs)
+
+
+def job_for(
+    execution: ExecutionPlan,
+    registry: SatelliteRegistry,
+    deployment: Deployment,
+    **job_kwargs: Any,
+) -> JobDefinition:
+    """The job of a resolved cluster: start -> chained satellites per segment -> summary. Every
+    number (tags, chunk bounds, retries, requests, pools) is read from ``execution``."""
+    if "executor_def" not in job_kwargs:
+        job_kwargs["executor_def"] = executor_for(deployment)
+    pods = deployment.placement.for_executor(job_kwargs["executor_def"]).pods
+    plan = execution.plan
+    return build_graph(execution, registry, pods).to_job(
         name=plan.job_name,
-        resource_defs=io_resources(),
+        resource_defs=job_resources(deployment),
         description=_description(plan),
-        tags=sla_run_tags(plan, policy),
+        tags=run_tags(execution, pods),
         metadata={
             "cluster file": plan.file,
             "trigger": plan.trigger_text,
-            "sla": plan.sla.name,
+            "sla": execution.run.tier,
             **({CONTENT_HASH_KEY: digest} if (digest := file_hash(plan.file)) else {}),
         },
         **job_kwargs,
     )
 
 
+def job_resources(deployment: Deployment) -> dict[str, Any]:
+    """The IO manager and the ``exosphere`` resource steps read the deployment from."""
+    return {**io_resources(deployment), RESOURCE_KEY: ExosphereDeployment.matching(deployment)}
+
+
+def run_tags(execution: ExecutionPlan, pods: Pods) -> dict[str, str]:
+    """Every run's tags (resolved), plus the run pod's ``dagster-k8s/config`` where runs are
+    pods."""
+    placement = execution.run.light.placement
+    return {**execution.run.tags, **(k8s_tag(placement.k8s_config()) if pods.run else {})}
+
+
 class Wiring:
     """Adds segments of satellites to the graph being composed, with their placement tags.
-    Shared by the cluster job and its SLA-breach alert job."""
+    Shared by the cluster job and its SLA-breach alert job. Reads the resolved plan only."""
 
-    def __init__(
-        self, plan: ClusterPlan, registry: SatelliteRegistry, policy: PlacementPolicy | None
-    ) -> None:
-        self.plan = plan
+    def __init__(self, execution: ExecutionPlan, registry: SatelliteRegistry, pods: Pods) -> None:
+        self.execution = execution
+        self.plan = execution.plan
         self.registry = registry
-        self.policy = policy or PlacementPolicy.load()
-        self.light = light_placement(plan, self.policy)  # start, gathering, summary pods
-        self.light_tags = self.policy.step_tags(self.light)
-        nodes = (*plan.nodes, *plan.failure_nodes)
-        self.definitions = {n.id: registry.get(n.uses) for n in nodes}
-        self.log_sinks = [(n, registry.get(n.uses)) for n in plan.log_nodes]
-        self.depth = {n.id: i + 1 for i, n in enumerate(nodes)}
+        self.pods = pods
+        self.light_tags = self.step_tags(execution.run.light.placement)  # start/gather/summary
+        self.definitions = {n: p.definition for n, p in execution.nodes.items()}
         self.items: dict[str, Any] = {}  # node id -> its collected items
         self.reports: dict[str, Any] = {}  # node id -> its collected reports
         self.manifests: dict[str, Any] = {}  # segment name -> its manifest
         self.caught: dict[str, Any] = {}  # gathering op -> its caught-up reports
 
+    def step_tags(self, placement: Any) -> dict[str, str]:
+        """An op's ``dagster-k8s/config`` tag, when its steps run in pods; else none."""
+        return k8s_tag(placement.k8s_config()) if self.pods.steps else {}
+
     def make_runner(self, context: Any) -> StepRunner:
         return StepRunner(
-            context, self.plan, self.definitions, self.log_sinks, self.node_config(context)
+            context, self.execution, deployment_of(context), self.node_config(context)
         )
 
     def node_config(self, context: Any) -> Any:
@@ -111,15 +139,12 @@ class Wiring:
 
         return run_materializations(plan, totals, self.registry)
 
-    def batched(self, segment: Segment) -> bool:
-        return any(self.definitions[n.id].batched for n in segment.nodes)
-
     def start(self, segment: Segment) -> Any:
         registry = self.registry
         op = start_op(
             self.plan,
             segment,
-            self.batched(segment),
+            self.execution.chunks[segment.name],
             lambda run_config: check_run_config(self.plan, registry, run_config),
         )
         chunks, self.manifests[segment.name] = op.alias(START).tag(self.light_tags)()
@@ -128,7 +153,8 @@ class Wiring:
     def gather(self, segment: Segment, upstream: dict[str, Segment]) -> Any:
         """The collect + split node in front of ``segment``."""
         own = {s.name: s for s in upstream.values()}
-        op = gather_op(self.plan, segment, upstream, self.batched(segment), self.make_runner)
+        chunk = self.execution.chunks[segment.name]
+        op = gather_op(self.plan, segment, upstream, chunk, self.make_runner)
         sources = {
             f"from_{self.plan.node(s).op_name}": (
                 self.reports[s] if segment.from_failures else self.items[s]
@@ -150,11 +176,11 @@ class Wiring:
             outputs: dict[str, Any] = {}
             for node in segment.nodes:
                 inside = [p for p in node.parents if p in members]
-                ins = (
-                    {f"from_{plan.node(p).op_name}": outputs[p][0] for p in inside}
-                    if inside
-                    else {"chunk": chunk}
-                )
+                ins = {}
+                for p in inside:  # a parent's items, and the chunk's reports so far
+                    name = f"from_{plan.node(p).op_name}"
+                    ins.update({name: outputs[p][0], reports_input(name): outputs[p][1]})
+                ins = ins or {"chunk": chunk}
                 outputs[node.id] = ops[node.id](**ins)
             return tuple(handle for node in segment.nodes for handle in outputs[node.id])
 
@@ -164,26 +190,26 @@ class Wiring:
             self.reports[node.id] = handles[2 * i + 1].collect()
 
     def _satellite(self, node: SatelliteNode, members: set[str]) -> Any:
-        definition = self.definitions[node.id]
-        placement = satellite_placement(self.plan, step_resources(node, definition), self.policy)
+        planned: NodePlan = self.execution.node(node.id)
         tags = {
             SATELLITE_TAG: node.uses,
-            PRIORITY_TAG: str(self.depth[node.id]),  # deeper first: chunks flow through
-            **self.policy.step_tags(placement),
+            PRIORITY_TAG: str(planned.op_priority),  # deeper first: chunks flow through
+            **self.step_tags(planned.resources.placement),
         }
         inside = [p for p in node.parents if p in members]
         inputs = [f"from_{self.plan.node(p).op_name}" for p in inside] if inside else ["chunk"]
-        schema = config_schema(node, definition)
-        where = reservation(placement)
-        op = satellite_op(self.plan, node, inputs, tags, where, schema, self.make_runner)
+        schema = config_schema(node, planned.definition)
+        op = satellite_op(self.plan, planned, inputs, tags, schema, self.make_runner)
         return op.alias(node.op_name)
 
     def summary(self, segments: list[Segment]) -> None:
-        inputs = {f"report_{n.op_name}": self.reports[n.id] for s in segments for n in s.nodes}
+        inputs = {  # one edge per segment end: its reports hold those of the chunk before it
+            f"report_{n.op_name}": self.reports[n.id] for s in segments for n in segment_ends(s)
+        }
         inputs.update({f"manifest_{s.name}": self.manifests[s.name] for s in segments})
         inputs.update({f"caught_{s.name}": self.caught[s.name] for s in segments if s.sources})
         op = summary_op(
-            self.plan, segments, self.make_runner, reservation(self.light), self.materializations
+            self.plan, segments, self.make_runner, self.execution.run.light, self.materializations
         )
         op.alias(SUMMARY_OP).tag(self.light_tags)(**inputs)
 
@@ -205,12 +231,11 @@ def wire_segments(wiring: Wiring, segments: list[Segment], first_chunks: Any = N
 
 
 def build_graph(
-    plan: ClusterPlan, registry: SatelliteRegistry, policy: PlacementPolicy | None = None
+    execution: ExecutionPlan, registry: SatelliteRegistry, pods: Pods
 ) -> GraphDefinition:
-    @graph(name=plan.job_name)
+    @graph(name=execution.plan.job_name)
     def cluster_graph() -> None:
-        wiring = Wiring(plan, registry, policy)
-        wire_segments(wiring, cut_segments(plan, registry))
+        wire_segments(Wiring(execution, registry, pods), list(execution.segments))
 
     return cluster_graph
 
@@ -223,4 +248,4 @@ def _description(plan: ClusterPlan) -> str:
     return "\n\n".join(lines)
 
 
-__all__ = ["build_job", "build_graph", "Wiring", "SUMMARY_OP"]
+__all__ = ["build_job", "job_for", "build_graph", "Wiring", "SUMMARY_OP"]

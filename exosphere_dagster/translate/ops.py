@@ -14,7 +14,6 @@ from dagster import (
     Array,
     DynamicOut,
     DynamicOutput,
-    Failure,
     Field,
     In,
     MetadataValue,
@@ -25,22 +24,29 @@ from dagster import (
     RetryPolicy,
 )
 
-from exosphere_dagster.resolve.chunking import keyed_chunks, run_chunk_size
-from exosphere_dagster.resolve.cost.prices import (
-    Reservation,
-    StepCost,
-    model_of,
-    price_or_problem,
-    step_cost,
-)
+from exosphere_dagster.resolve.chunking import keyed_chunks
+from exosphere_dagster.resolve.cost.prices import StepCost, model_of, step_cost
+from exosphere_dagster.resolve.deployment import Deployment
+from exosphere_dagster.resolve.execution_plan import ChunkPolicy, NodePlan
 from exosphere_dagster.resolve.segments import START, Segment
 from exosphere_dagster.runtime.items import Chunk, ChunkReport, FailedItem, Item, seed_items
 from exosphere_dagster.runtime.secrets import redact, redaction_values
 from exosphere_dagster.runtime.step_runner import StepRunner
+from exosphere_dagster.translate.deployment_resource import RESOURCE_KEY, deployment_of
+from exosphere_dagster.translate.ui import (
+    CHUNK_KEYS,
+    CHUNK_TYPE,
+    MANIFEST_TYPE,
+    REPORTS_TYPE,
+    InvalidRunConfig,
+    ItemFailed,
+    op_description,
+    shown_usd,
+)
 from yaml_loader.ir import ClusterPlan, SatelliteNode
 
 START_OP = START
-STEP_RETRY = RetryPolicy(max_retries=2, delay=5)  # step/process loss; items retry inside a step
+STEP_RESOURCES = {RESOURCE_KEY}  # every step reads the deployment from its resource
 MAX_LISTED = 50  # item ids / failures shown in a step's metadata and error events
 RunnerFactory = Callable[[Any], StepRunner]  # step context -> runner set up for that step
 Results = dict[tuple[str, str], tuple[list[Item], ChunkReport]]  # (node id, chunk) -> outcome
@@ -82,20 +88,26 @@ def placed_chunks(runner: StepRunner, segment: Segment, items: list[Item], size:
     return chunks
 
 
-def _segment_chunk_size(plan: ClusterPlan, count: int, batched: bool) -> int:
-    """No more chunks than the run's executor runs at once buys (times the tier's chunks per
-    worker, runtime/chunking.py): each chunk is a step per satellite."""
-    from dagster import OpExecutionContext
+def step_retry(planned: NodePlan) -> RetryPolicy:
+    """Dagster's retry of a step lost with its process (items retry inside a step)."""
+    return RetryPolicy(max_retries=planned.step_retries, delay=planned.step_retry_delay)
 
+
+def segment_chunk_size(context: Any, chunk: ChunkPolicy, count: int) -> int:
+    """The resolved chunk policy's size for this run: no more chunks than the run's executor
+    runs at once buys (times the tier's chunks per worker): each chunk is a step per satellite."""
     from exosphere_dagster.translate.executor import run_workers
 
-    context = OpExecutionContext.get()
-    workers = run_workers(context.run_config, context.job_def.executor_def.name)
-    return run_chunk_size(count, plan.sla.name, workers, batched=batched)
+    step_pods = deployment_of(context).settings.step_pods
+    workers = run_workers(context.run_config, context.job_def.executor_def.name, step_pods)
+    return chunk.size(count, workers)
 
 
 def start_op(
-    plan: ClusterPlan, segment: Segment, batched: bool, check_config: Callable[[Any], list[str]]
+    plan: ClusterPlan,
+    segment: Segment,
+    chunk: ChunkPolicy,
+    check_config: Callable[[Any], list[str]],
 ) -> OpDefinition:
     """The run's inputs (from its trigger or launch call) as root items, cut into chunks. Edited
     satellite configs are checked here, before any item runs."""
@@ -103,20 +115,20 @@ def start_op(
     def compute(context, inputs: dict[str, Any]) -> Iterator[DynamicOutput | Output]:
         problems = check_config(context.run_config)
         if problems:
-            raise Failure(
+            raise InvalidRunConfig(
                 description="this run's satellite config is invalid:\n" + "\n".join(problems),
                 allow_retries=False,
             )
-        redaction_values(plan.secrets)  # item ids never carry a secret (items.child_id)
-        items = seed_items(list(context.op_config["inputs"]))
-        size = _segment_chunk_size(plan, len(items), batched)
+        # item ids never carry one of the run's secrets (items.child_id)
+        items = seed_items(list(context.op_config["inputs"]), redaction_values(plan.secrets))
+        size = segment_chunk_size(context, chunk, len(items))
         context.log.info(f"run starts with {len(items)} input item(s), chunks of up to {size}")
         yield from chunk_outputs(items, size)
 
     return OpDefinition(
         compute_fn=compute,
         name=definition_name(plan, START_OP),
-        outs={"chunks": DynamicOut(DagsterAny), "manifest": Out(DagsterAny)},
+        outs={"chunks": DynamicOut(CHUNK_TYPE), "manifest": Out(MANIFEST_TYPE)},
         config_schema={
             "inputs": Field(
                 Array(Permissive()),
@@ -125,8 +137,10 @@ def start_op(
                 description="The run's input objects; each becomes one root item.",
             )
         },
-        description="The run's inputs (from its trigger or launch call) as root items, in chunks.",
+        description="The run's inputs (from its trigger or launch call) as root items, in "
+        "chunks.\n\n" + CHUNK_KEYS.format(op="a_satellite"),
         tags={"exosphere/role": "start"},
+        required_resource_keys=STEP_RESOURCES,
     )
 
 
@@ -156,7 +170,7 @@ def gather_op(
     plan: ClusterPlan,
     segment: Segment,
     upstream: dict[str, Segment],
-    batched: bool,
+    chunk: ChunkPolicy,
     make_runner: RunnerFactory,
 ) -> OpDefinition:
     """Collect the items (or, for the failure branch, the failed items) of ``segment.sources``
@@ -167,8 +181,10 @@ def gather_op(
         results: Results = {}
         for source in segment.sources:
             for value in inputs[f"from_{plan.node(source).op_name}"]:
-                if isinstance(value, ChunkReport):  # failure branch: reports of routed nodes
-                    results[(source, value.chunk)] = ([], value)
+                if isinstance(value, list):  # failure branch: reports of routed nodes
+                    for report in value:
+                        if report.satellite == source:
+                            results[(source, report.chunk)] = ([], report)
                 else:
                     results[(source, value.key)] = (value.items, None)  # type: ignore[assignment]
         caught: Results = {}
@@ -186,7 +202,7 @@ def gather_op(
                     items.extend(f.to_failure_item() for f in report.failed)
                 else:
                     items.extend(children)
-            size = _segment_chunk_size(plan, len(items), batched)
+            size = segment_chunk_size(context, chunk, len(items))
             chunks = placed_chunks(runner, segment, items, size)
         finally:
             runner.close()
@@ -202,21 +218,27 @@ def gather_op(
         name=definition_name(plan, segment.name),
         ins={name: In(DagsterAny) for name in [*sources, *manifests]},
         outs={
-            "chunks": DynamicOut(DagsterAny),
-            "manifest": Out(DagsterAny),
-            "caught_up": Out(DagsterAny),
+            "chunks": DynamicOut(CHUNK_TYPE),
+            "manifest": Out(MANIFEST_TYPE),
+            "caught_up": Out(REPORTS_TYPE),
         },
         description=f"Collects the {kind}{', '.join(segment.sources)} and cuts them into chunks.",
         tags={"exosphere/role": "gather"},
+        required_resource_keys=STEP_RESOURCES,
     )
+
+
+def reports_input(items_input: str) -> str:
+    """``from_parse`` -> ``reports_from_parse``: the reports of the chunk so far, from a parent in
+    the same segment; the segment's last satellite carries them all to the summary, one edge."""
+    return f"reports_{items_input}"
 
 
 def satellite_op(
     plan: ClusterPlan,
-    node: SatelliteNode,
+    planned: NodePlan,
     inputs: list[str],
     op_tags: dict[str, Any],
-    where: Reservation,
     config_schema: Any,
     make_runner: RunnerFactory,
 ) -> OpDefinition:
@@ -227,27 +249,29 @@ def satellite_op(
     Then a chunk with an item that failed and has no failure branch (nor a
     ``min-success-ratio``, which the summary checks over the whole run) ends red, naming the
     item; its good items are checkpointed, so re-executing from failure retries exactly it."""
+    node, definition = planned.node, planned.definition
     handled = node.id in plan.routed_nodes()
     tolerated = node.min_success_ratio is not None  # the summary decides over every chunk
 
     def compute(context, ins: dict[str, Any]) -> Iterator[Output]:
         started = time.perf_counter()
-        chunks: list[Chunk] = [ins[name] for name in sorted(ins)]
+        chunks: list[Chunk] = [ins[name] for name in sorted(ins) if name in inputs]
+        before = [r for name in sorted(ins) if name not in inputs for r in ins[name]]
         key = chunks[0].key
         runner = make_runner(context)
         try:
             children, report = runner.run(node, key, [i for c in chunks for i in c.items])
             _log_failures(context, runner, node, report, handled, tolerated)
-            model = model_of(
-                runner.node_config(node).config, runner.definitions[node.id].config_model
-            )
+            model = model_of(runner.node_config(node).config, definition.config_model)
         finally:
             runner.close()
-        cost = _cost(context, report, where, time.perf_counter() - started, model)
+        seconds = time.perf_counter() - started
+        cost = _cost(context, deployment_of(context), report, planned, seconds, model)
         yield Output(Chunk(key, children), "items", metadata=_items_metadata(children))
-        yield Output(report, "report", metadata=_report_metadata(report, cost))
+        reports = [report, *before]  # the segment's end hands them all to the summary
+        yield Output(reports, "report", metadata=_report_metadata(report, cost))
         if report.failed and not handled and not tolerated:
-            raise Failure(
+            raise ItemFailed(
                 description=_failure_text(node, report),
                 metadata=_report_metadata(report, cost),
                 allow_retries=False,  # items were retried inside the step already
@@ -256,25 +280,35 @@ def satellite_op(
     return OpDefinition(
         compute_fn=compute,
         name=definition_name(plan, node.op_name),
-        ins={name: In(DagsterAny) for name in inputs},
-        outs={"items": Out(DagsterAny), "report": Out(DagsterAny)},
+        ins={
+            **{name: In(CHUNK_TYPE) for name in inputs},
+            **{reports_input(name): In(REPORTS_TYPE) for name in inputs if name != "chunk"},
+        },
+        outs={"items": Out(CHUNK_TYPE), "report": Out(REPORTS_TYPE)},
         config_schema=config_schema,
-        description=f"{node.name} ({node.uses})",
+        description=op_description(node, definition),
         tags=op_tags,
-        retry_policy=STEP_RETRY,
+        retry_policy=step_retry(planned),
+        required_resource_keys=STEP_RESOURCES,
     )
 
 
 def _cost(
-    context: Any, report: ChunkReport, where: Any, seconds: float, model: Any
+    context: Any,
+    deployment: Deployment,
+    report: ChunkReport,
+    planned: NodePlan,
+    seconds: float,
+    model: Any,
 ) -> StepCost | None:
-    """The step's cost (cost.py), added to its report's numbers for the summary to add up. A
-    prices file that cannot be used is logged, never fails the step: the items are the work."""
-    table, problem = price_or_problem()
+    """The step's cost (resolve/cost) from the node's resolved requests and pool, added to its
+    report's numbers for the summary to add up. A prices file that cannot be used is logged,
+    never fails the step: the items are the work."""
+    table = deployment.prices
     if table is None:
-        context.log.error(f"no cost for this step: {problem}")
+        context.log.error(f"no cost for this step: {deployment.prices_problem or 'no prices'}")
         return None
-    cost = step_cost(table, where, seconds, report.metrics, model)
+    cost = step_cost(table, planned.resources, seconds, report.metrics, model)
     report.metrics.update(cost.metrics())
     report.cost_problems = list(cost.problems)
     for problem in cost.problems:
@@ -316,12 +350,16 @@ def _lineage_text(failed: FailedItem, secrets: tuple[str, ...]) -> str:
 
 
 def _failure_text(node: SatelliteNode, report: ChunkReport) -> str:
-    lines = [
-        f"{len(report.failed)} item(s) of chunk {report.chunk} failed at '{node.id}' with no "
-        f"failure branch to take them ({report.succeeded} succeeded, are checkpointed and went "
-        "on to the next satellites in this run):"
-    ]
-    lines += [f"  {f.item.id}: {f.error}" for f in report.failed[:MAX_LISTED]]
+    """First the item and its error (what Dagster's UI shows first), then the chunk's numbers
+    and the remedy."""
+    first, *others = report.failed
+    lines = [f"{first.item.id} at '{node.id}': {first.error}"]
+    lines += [f"{f.item.id} at '{node.id}': {f.error}" for f in others[: MAX_LISTED - 1]]
+    lines.append(
+        f"{len(report.failed)} of {report.items_in} item(s) of chunk {report.chunk} failed with "
+        f"no failure branch to take them ({report.succeeded} succeeded, are checkpointed and "
+        "went on to the next satellites in this run)."
+    )
     lines.append(
         "Fix the cause, then re-execute the run from failure (Dagster UI: Re-execute > From "
         "failure): only the failed items run again. Or add `failure: from:` to route them."
@@ -348,7 +386,7 @@ def _report_metadata(report: ChunkReport, cost: StepCost | None = None) -> dict[
         "failed": len(report.failed),
         "resumed_from_checkpoint": report.resumed,
         "attempts": report.attempts,
-        **report.metrics,
+        **shown_usd(report.metrics),
         **_throughput(report.metrics),
         **({"compute/pool": cost.pool} if cost else {}),
         **(

@@ -17,10 +17,13 @@ from dagster import Any as DagsterAny
 from dagster import Failure, In, MetadataValue, OpDefinition, Out, Output
 
 from exosphere_dagster.resolve.catalog import registry_with_plugins
+from exosphere_dagster.resolve.deployment import Deployment
+from exosphere_dagster.resolve.resolve import resolve
 from exosphere_dagster.runtime.items import seed_items
+from exosphere_dagster.runtime.secrets import redaction_values
 from exosphere_dagster.runtime.step_runner import StepRunner
 from exosphere_dagster.translate.launchpad.edits import config_schema, configured_node
-from exosphere_dagster.translate.ops import MAX_LISTED, STEP_RETRY
+from exosphere_dagster.translate.ops import MAX_LISTED, step_retry
 from yaml_loader import load_text, plan
 
 
@@ -31,7 +34,7 @@ def satellite_as_op(
     config: Mapping[str, Any] | None = None,
     input: Mapping[str, Any] | None = None,  # noqa: A002 - the cluster format's key
     secrets: Mapping[str, str] | None = None,
-    retries: int = 3,
+    retries: int | None = None,
     delay: str | float = 1.0,
     timeout: str | float | None = None,
     concurrency: int | None = None,
@@ -43,6 +46,8 @@ def satellite_as_op(
     the current object, ``${{ secrets.NAME }}`` a secret declared in ``secrets`` (``env:NAME``,
     ``aws-secretsmanager:ID``, a file path). Items that still fail after ``retries`` fail the
     step, named, after the others are checkpointed: re-executing from failure retries only them.
+    ``retries`` left out is a cluster file's default (5). Step retries, like a cluster's, come
+    from the resolved plan under the environment's deployment.
     """
     caller = inspect.stack()[1]
     where = f"{caller.filename}:{caller.lineno} (satellite_as_op)"
@@ -57,7 +62,7 @@ def satellite_as_op(
         "identifier": f"python/{op_name.replace('_', '-')}",
         "sla": "24h",
         "trigger": "api-call",
-        "retries": retries,
+        **({"retries": retries} if retries is not None else {}),
         "delay": delay,
         "secrets": [{k: v} for k, v in (secrets or {}).items()],
         "satellites": [satellite],
@@ -66,16 +71,18 @@ def satellite_as_op(
     registry = registry_with_plugins()
     one = plan(load_text(text, where), registry)
     (node,) = one.nodes
-    definition = registry.get(uses)
+    execution = resolve(one, Deployment.load(), registry)
+    planned = execution.node(node.id)
+    definition = planned.definition
 
     def compute(context, inputs: dict[str, Any]) -> Iterator[Output]:
         objects = inputs.get("objects")
-        items = seed_items(list(objects) if objects is not None else [{}])
+        secrets = redaction_values(one.secrets)
+        items = seed_items(list(objects) if objects is not None else [{}], secrets)
         runner = StepRunner(
             context,
-            one,
-            {node.id: definition},
-            [],
+            execution,
+            Deployment.load(),  # a hand-written job need not provide the exosphere resource
             lambda n: configured_node(n, definition, context.op_config),
         )
         try:
@@ -108,5 +115,5 @@ def satellite_as_op(
         outs={"objects": Out(DagsterAny)},
         config_schema=config_schema(node, definition),
         description=f"{uses} (exosphere satellite)",
-        retry_policy=STEP_RETRY,
+        retry_policy=step_retry(planned),
     )

@@ -14,21 +14,21 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from dagster import Any as DagsterAny
-from dagster import AssetMaterialization, Failure, In, MetadataValue, OpDefinition, Out, Output
+from dagster import AssetMaterialization, In, MetadataValue, OpDefinition, Out, Output
 
-from exosphere_dagster.resolve.cost.prices import (
-    COST_TAG,
-    Reservation,
-    add_up,
-    model_of,
-    price_or_problem,
-    step_cost,
-    token_cost,
-)
+from exosphere_dagster.resolve.cost.prices import COST_TAG, add_up, model_of, step_cost, token_cost
+from exosphere_dagster.resolve.execution_plan import ResourceRequest
 from exosphere_dagster.resolve.segments import Segment
 from exosphere_dagster.runtime.items import ChunkReport
-from exosphere_dagster.translate.ops import RunnerFactory, complete, definition_name
-from yaml_loader.ir import ClusterPlan
+from exosphere_dagster.translate.deployment_resource import deployment_of
+from exosphere_dagster.translate.ops import (
+    STEP_RESOURCES,
+    RunnerFactory,
+    complete,
+    definition_name,
+)
+from exosphere_dagster.translate.ui import ItemsFailed, shown_usd, usd_text
+from yaml_loader.ir import ClusterPlan, SatelliteNode
 
 SUMMARY_OP = "exosphere__summary"
 COUNT_TAGS = {
@@ -41,10 +41,17 @@ COST_NOTE_TAG = "exosphere/cost_note"  # why the cost is missing or incomplete
 Materialize = Callable[[ClusterPlan, dict[str, Any]], list[AssetMaterialization]]
 
 
+def segment_ends(segment: Segment) -> list[SatelliteNode]:
+    """The satellites of ``segment`` no other satellite of it follows: each chunk's reports
+    travel along the segment (ops.reports_input), so the summary reads them from its ends."""
+    parents = {p for n in segment.nodes for p in n.parents}
+    return [n for n in segment.nodes if n.id not in parents]
+
+
 def summary_inputs(plan: ClusterPlan, segments: list[Segment]) -> dict[str, str]:
-    """Input name -> what it carries: each satellite's reports, each segment's manifest, and
-    each gathering step's caught-up reports."""
-    names = {f"report_{n.op_name}": "report" for s in segments for n in s.nodes}
+    """Input name -> what it carries: each segment end's reports (its own and those before it
+    in the chunk), each segment's manifest, and each gathering step's caught-up reports."""
+    names = {f"report_{n.op_name}": "report" for s in segments for n in segment_ends(s)}
     names.update({f"manifest_{s.name}": "manifest" for s in segments})
     names.update({f"caught_{s.name}": "caught" for s in segments if s.sources})
     return names
@@ -54,7 +61,7 @@ def summary_op(
     plan: ClusterPlan,
     segments: list[Segment],
     make_runner: RunnerFactory,
-    light: Reservation,
+    light: ResourceRequest,
     materialize: Materialize | None = None,
 ) -> OpDefinition:
     """Add up every satellite's reports; fail if an item failed with no handler (or, at a
@@ -69,7 +76,7 @@ def summary_op(
                 for report in inputs[name]:
                     reports.setdefault((report.satellite, report.chunk), report)
             elif kind == "report":
-                for report in inputs[name]:
+                for report in (r for chunk_reports in inputs[name] for r in chunk_reports):
                     reports[(report.satellite, report.chunk)] = report  # a step's own wins
         runner = make_runner(context)
         try:
@@ -83,7 +90,10 @@ def summary_op(
                 )
                 reports.update({key: report for key, (_, report) in caught.items()})
             models = {
-                n.id: model_of(runner.node_config(n).config, runner.definitions[n.id].config_model)
+                n.id: model_of(
+                    runner.node_config(n).config,
+                    runner.execution.node(n.id).definition.config_model,
+                )
                 for s in segments
                 for n in s.nodes
             }
@@ -98,7 +108,7 @@ def summary_op(
         cost, per_cost, source, problems = run_cost(context, own, models, light_steps, light)
         tags = {tag: str(totals[key]) for key, tag in COUNT_TAGS.items()}
         if "cost_usd" in cost:
-            tags[COST_TAG] = f"{cost['cost_usd']:.6f}"
+            tags[COST_TAG] = usd_text(cost["cost_usd"])
         if problems:
             tags[COST_NOTE_TAG] = cost_note(problems, "cost_usd" in cost)
         context.instance.add_run_tags(context.run_id, tags)
@@ -108,14 +118,16 @@ def summary_op(
         metadata["per_satellite"] = MetadataValue.md(
             _table(totals["per_satellite"], routed, per_cost)
         )
-        metadata.update(cost)
+        metadata.update(shown_usd(cost))
         if source:
             metadata["cost/prices"] = MetadataValue.text(source)
         if problems:
             metadata["cost/problems"] = MetadataValue.text("\n".join(problems))
         verdicts = failing(plan, totals["per_satellite"])
         if verdicts:
-            raise Failure(description="\n".join(verdicts), metadata=metadata, allow_retries=False)
+            raise ItemsFailed(
+                description="\n".join(verdicts), metadata=metadata, allow_retries=False
+            )
         yield Output(None, "result", metadata=metadata)
 
     return OpDefinition(
@@ -127,6 +139,7 @@ def summary_op(
         "runs too; fails the run on failed items with no failure branch (or below a satellite's "
         "min-success-ratio).",
         tags={"exosphere/role": "summary"},
+        required_resource_keys=STEP_RESOURCES,
     )
 
 
@@ -198,16 +211,17 @@ def run_cost(
     reports: list[ChunkReport],
     models: dict[str, tuple[str, str] | None],
     light_steps: set[str],
-    where: Reservation,
+    where: ResourceRequest,
 ) -> tuple[dict[str, float], dict[str, float], str, list[str]]:
     """(the run's summed costs and usage, cost per satellite, the prices' source, what could not
     be priced). A report without a cost ran inline in a light step: its compute is that
     step's, its tokens are priced here. Light steps: event-log wall time x the summary's own
     (light) requests."""
-    table, problem = price_or_problem()
+    deployment = deployment_of(context)
+    table, problem = deployment.prices, deployment.prices_problem or "no prices"
     if table is None:
         context.log.error(f"no cost for this run: {problem}")
-        return {}, {}, "", [problem or "no prices"]
+        return {}, {}, "", [problem]
     numbers: list[dict[str, float]] = []
     per: dict[str, float] = {}
     problems: list[str] = []
@@ -234,7 +248,9 @@ def run_cost(
 def with_costs(
     plan: ClusterPlan, found: list[AssetMaterialization], per_cost: dict[str, float]
 ) -> Iterator[AssetMaterialization]:
-    """The satellites' materializations, each with its satellite's ``cost_usd`` (plotted)."""
+    """The satellites' materializations, each with its satellite's ``cost_usd`` (plain decimals,
+    ui.usd_text) and ``cost_micro_usd`` (millionths of a dollar: a number Dagster plots that
+    reads without an exponent)."""
     from exosphere_dagster.translate.lineage import satellite_key
 
     nodes = {satellite_key(plan, n): n.id for n in (*plan.nodes, *plan.failure_nodes)}
@@ -246,7 +262,11 @@ def with_costs(
         yield AssetMaterialization(
             asset_key=event.asset_key,
             description=event.description,
-            metadata={**event.metadata, "cost_usd": MetadataValue.float(per_cost[node_id])},
+            metadata={
+                **event.metadata,
+                "cost_usd": MetadataValue.text(usd_text(per_cost[node_id])),
+                "cost_micro_usd": MetadataValue.float(round(per_cost[node_id] * 1e6, 4)),
+            },
             partition=event.partition,
             tags=event.tags,
         )
@@ -259,7 +279,7 @@ def _table(per: dict[str, dict[str, int]], routed: frozenset[str], costs: dict[s
     ]
     for node_id, r in per.items():
         mark = " (routed)" if node_id in routed and r["failed"] else ""
-        usd = f"{costs[node_id]:.6f}" if node_id in costs else "-"
+        usd = usd_text(costs[node_id]) if node_id in costs else "-"
         rows.append(
             f"| {node_id} | {r['in']} | {r['succeeded']} | {r['failed']}{mark} | "
             f"{r['resumed']} | {usd} |"

@@ -20,10 +20,9 @@ from dagster import DagsterType, Failure
 from exosphere_dagster.runtime.items import Chunk, ChunkReport
 
 CHUNK_KEYS = (
-    "A chunk step's key ends in its chunk: `process[c00000]` is satellite `process` over chunk "
-    "c00000, the first chunk of its segment (c00001 the second, ...). Items travel in chunks; "
-    "each chunk is one step per satellite, so chunks run in parallel and a failed item reddens "
-    "only its own chunk's step."
+    "A step's key ends in its chunk: `{op}[c00000]` runs `{op}` over chunk c00000, the first "
+    "chunk of items of its segment (c00001 the second, ...). Each chunk is one step per "
+    "satellite: chunks run in parallel, and a failed item reddens only its own chunk's step."
 )
 
 
@@ -87,7 +86,7 @@ def op_description(node: Any, definition: Any) -> str:
     doc = (model.__doc__ or "").strip() if model is not None else ""
     if doc and not doc.startswith(f"{model.__name__}("):  # pydantic's generated docstring
         lines.append(f"Config ({model.__name__}): {doc}")
-    lines.append(CHUNK_KEYS)
+    lines.append(CHUNK_KEYS.format(op=node.op_name))
     return "\n\n".join(lines)
 
 

@@ -14,12 +14,14 @@ import pytest
 from dagster_k8s import k8s_job_executor
 
 from exosphere_dagster.resolve.catalog import registry_with_plugins
+from exosphere_dagster.resolve.deployment import Deployment
 from exosphere_dagster.resolve.placement import (
     K8S_CONFIG_TAG,
     PlacementPolicy,
     Pods,
     instance_launches_pods,
 )
+from exosphere_dagster.resolve.resolve import resolve
 from exosphere_dagster.resolve.tags import (
     CLUSTER_FILE_TAG,
     CLUSTER_TAG,
@@ -50,6 +52,12 @@ def _helm_env() -> dict[str, str]:
     return dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
 
 
+def _breach(cluster, registry, deployment: Deployment | None = None):
+    """The cluster's SLA-breach job under ``deployment`` (the environment's by default)."""
+    deployment = deployment or Deployment.load()
+    return build_breach_job(resolve(cluster, deployment, registry), registry, deployment)
+
+
 def _tagged(job) -> tuple[bool, set[str]]:
     """(whether the job carries the run pod's tag, the ops that carry a step pod's tag)."""
     ops = {n.name for n in job.graph.nodes if K8S_CONFIG_TAG in n.tags}
@@ -67,12 +75,11 @@ def test_a_local_run_carries_no_kubernetes_config_and_few_run_tags(
 ):
     monkeypatch.setenv("DAGSTER_HOME", str(_home(tmp_path, "dagster.local.yaml")))
     monkeypatch.delenv("EXOSPHERE_EXECUTOR", raising=False)
-    policy = PlacementPolicy.load()
-    assert policy.pods == Pods(run=False, steps=False)
+    assert Deployment.load().placement.pods == Pods(run=False, steps=False)
     job = build_job(*reference)
     assert _tagged(job) == (False, set())
     assert set(job.tags) == {PRIORITY_TAG, MAX_RUNTIME_TAG, SLA_TAG, CLUSTER_TAG, CLUSTER_FILE_TAG}
-    breach = build_breach_job(*reference)
+    breach = _breach(*reference)
     assert breach is not None and _tagged(breach) == (False, set())
 
 
@@ -82,14 +89,14 @@ def test_the_helm_deployment_places_the_run_pod_and_every_step_pod(
     for name, value in _helm_env().items():  # the code location's environment (values.yaml)
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("DAGSTER_HOME", str(_home(tmp_path, None)))
-    assert PlacementPolicy.load().pods == Pods(run=True, steps=True)
+    assert Deployment.load().placement.pods == Pods(run=True, steps=True)
     job = build_job(*reference)
     assert job.executor_def is k8s_job_executor
     run_tagged, ops = _tagged(job)
     assert run_tagged and ops == {n.name for n in job.graph.nodes}
     llm = json.loads(job.graph.node_named("deepseek_r1_distrill_llama_70b").tags[K8S_CONFIG_TAG])
     assert llm["container_config"]["resources"]["limits"]["nvidia.com/gpu"] == "1"
-    breach = build_breach_job(*reference)
+    breach = _breach(*reference)
     assert breach is not None and _tagged(breach)[0]
     assert _tagged(breach)[1] == {n.name for n in breach.graph.nodes}
 
@@ -106,10 +113,11 @@ def test_a_kubernetes_run_launcher_alone_places_the_run_pod(reference, tmp_path,
 
 
 def test_the_executor_a_job_is_built_with_decides_for_its_steps(reference):
-    job = build_job(*reference, PlacementPolicy(), executor_def=k8s_job_executor)
+    plain = Deployment(placement=PlacementPolicy())
+    job = build_job(*reference, plain, executor_def=k8s_job_executor)
     run_tagged, ops = _tagged(job)
     assert run_tagged and ops == {n.name for n in job.graph.nodes}
-    local = PlacementPolicy(pods=Pods(run=True, steps=True))
+    local = Deployment(placement=PlacementPolicy(pods=Pods(run=True, steps=True)))
     from exosphere_dagster.translate.executor import exosphere_executor
 
     assert _tagged(build_job(*reference, local, executor_def=exosphere_executor)) == (True, set())

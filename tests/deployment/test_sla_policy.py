@@ -19,7 +19,9 @@ from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 from dagster_k8s import k8s_job_executor
 
 from exosphere_dagster.resolve.catalog import registry_with_plugins
+from exosphere_dagster.resolve.deployment import Deployment
 from exosphere_dagster.resolve.placement import K8S_CONFIG_TAG, PlacementPolicy, Pods, Pool
+from exosphere_dagster.resolve.resolve import resolve
 from exosphere_dagster.resolve.tags import (
     BASE_PRIORITY_TAG,
     DEADLINE_TAG,
@@ -61,6 +63,12 @@ def _plan(text: str | None = None, tmp_path: Path | None = None):
     return plan(load(path), registry_with_plugins())
 
 
+def _breach(cluster):
+    """The cluster's SLA-breach job under the environment's deployment."""
+    registry, deployment = registry_with_plugins(), Deployment.load()
+    return build_breach_job(resolve(cluster, deployment, registry), registry, deployment)
+
+
 def _run(run_id: str, sla: str, deadline: datetime | None, priority: str) -> QueuedRun:
     tags = {SLA_TAG: sla, PRIORITY_TAG: priority}
     if deadline is not None:
@@ -91,7 +99,8 @@ def test_the_run_pod_follows_the_policy_build_job_is_given():
     """The run pod's placement (a job tag) comes from the policy passed to build_job, like the
     step pods' (op tags), not from a policy file read on the side."""
     policy = PlacementPolicy(tiers={"6h": Pool({"pool": "latency"})})
-    job = build_job(_plan(), registry_with_plugins(), policy, executor_def=k8s_job_executor)
+    deployment = Deployment(placement=policy)
+    job = build_job(_plan(), registry_with_plugins(), deployment, executor_def=k8s_job_executor)
     run_pod = json.loads(job.tags[K8S_CONFIG_TAG])
     assert run_pod["pod_spec_config"]["node_selector"] == {"pool": "latency"}
     for node in job.graph.nodes:
@@ -187,7 +196,7 @@ def test_in_flight_items_replay_the_checkpoints(tmp_path):
 
 def test_breach_job_and_breach_detection():
     cluster = _plan()
-    job = build_breach_job(cluster, registry_with_plugins())
+    job = _breach(cluster)
     assert job is not None and job.name == "aikin__strucutred_pdfs__sla_breach"
     assert {n.name for n in job.graph.nodes} >= {
         "exosphere__sla_breach",
@@ -227,7 +236,7 @@ def test_longer_tiers_run_on_spot_capacity(sla, tmp_path):
 def test_the_breach_job_says_what_it_is_and_when_it_runs():
     """The jobs list shows ``<job>__sla_breach`` beside the cluster's job: its description says
     it is an alert, what starts it, and which satellites it goes through."""
-    job = build_breach_job(_plan(), registry_with_plugins())
+    job = _breach(_plan())
     assert job is not None and job.name == "aikin__strucutred_pdfs__sla_breach"
     text = job.description or ""
     assert text.startswith("SLA-breach alert of cluster aikin/strucutred-pdfs.")

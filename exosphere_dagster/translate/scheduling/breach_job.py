@@ -28,13 +28,10 @@ from dagster import (
     run_failure_sensor,
 )
 
-from exosphere_dagster.resolve.chunking import chunk_size
-from exosphere_dagster.resolve.placement import (
-    PlacementPolicy,
-    light_placement,
-)
-from exosphere_dagster.resolve.segments import Segment, cut_segments
-from exosphere_dagster.resolve.settings import settings
+from exosphere_dagster.resolve.deployment import Deployment
+from exosphere_dagster.resolve.execution_plan import ChunkPolicy, ExecutionPlan
+from exosphere_dagster.resolve.placement import K8S_CONFIG_TAG
+from exosphere_dagster.resolve.segments import Segment
 from exosphere_dagster.resolve.tags import (
     BREACH_OF_TAG,
     DEADLINE_TAG,
@@ -46,10 +43,16 @@ from exosphere_dagster.resolve.tags import (
 from exosphere_dagster.runtime.checkpoint import CheckpointBackend, checkpoint_store_for
 from exosphere_dagster.runtime.items import FailedItem, Item, seed_items
 from exosphere_dagster.runtime.logs import LogForwarder
-from exosphere_dagster.translate.executor import executor_from_env
-from exosphere_dagster.translate.io_manager import io_resources
-from exosphere_dagster.translate.job import Wiring, wire_segments
-from exosphere_dagster.translate.ops import START_OP, chunk_outputs
+from exosphere_dagster.runtime.secrets import redaction_values
+from exosphere_dagster.translate.deployment_resource import deployment_of
+from exosphere_dagster.translate.executor import executor_for
+from exosphere_dagster.translate.job import Wiring, job_resources, run_tags, wire_segments
+from exosphere_dagster.translate.ops import (
+    START_OP,
+    STEP_RESOURCES,
+    chunk_outputs,
+    segment_chunk_size,
+)
 from satellite_ops.registry import SatelliteRegistry
 from yaml_loader.ir import ClusterPlan
 
@@ -65,11 +68,16 @@ def breach_job_name(plan_or_job: ClusterPlan | str) -> str:
 
 
 def in_flight_items(
-    plan: ClusterPlan, seeds: list[Item], store: CheckpointBackend, root_run_id: str
+    plan: ClusterPlan,
+    seeds: list[Item],
+    store: CheckpointBackend,
+    root_run_id: str,
+    secrets: tuple[str, ...] = (),
 ) -> list[tuple[str, Item]]:
     """(satellite id, item) for every item that had not finished the satellite it had reached,
     replaying the main branch from the seeds through the run's checkpoints in ``store`` (the
-    store the satellite steps wrote: ``checkpoint_store_for(instance)``)."""
+    store the satellite steps wrote: ``checkpoint_store_for(instance, deployment)``);
+    ``secrets``: the run's secret values, which item ids never show (items.child_id)."""
     produced: dict[str, list[Item]] = {}
     pending: list[tuple[str, Item]] = []
     for node in plan.nodes:
@@ -80,15 +88,20 @@ def in_flight_items(
         children: list[Item] = []
         for item in items:
             if item.id in done:
-                children.extend(item.child(node.id, i, obj) for i, obj in enumerate(done[item.id]))
+                children.extend(
+                    item.child(node.id, i, obj, secrets) for i, obj in enumerate(done[item.id])
+                )
             else:
                 pending.append((node.id, item))
         produced[node.id] = children
     return pending
 
 
-def breach_op(plan: ClusterPlan, registry: SatelliteRegistry) -> OpDefinition:
-    sinks = [(n, registry.get(n.uses)) for n in plan.log_nodes]
+def breach_op(execution: ExecutionPlan, chunk: ChunkPolicy) -> OpDefinition:
+    """Replays the failed run's items; the ones in flight leave in chunks of ``chunk`` (the
+    failure segment's resolved policy, sized for this run's workers like any segment)."""
+    plan = execution.plan
+    sinks = [(p.node, p.definition) for p in execution.log_sinks]
 
     def compute(context, inputs: dict[str, Any]):
         run_id, error = context.op_config["run_id"], context.op_config["error"]
@@ -96,16 +109,19 @@ def breach_op(plan: ClusterPlan, registry: SatelliteRegistry) -> OpDefinition:
         if failed_run is None:
             raise ValueError(f"run {run_id} is not on this instance")
         start = (failed_run.run_config.get("ops") or {}).get(START_OP) or {}
-        seeds = seed_items(list((start.get("config") or {}).get("inputs") or [{}]))
+        secrets = redaction_values(plan.secrets)
+        seeds = seed_items(list((start.get("config") or {}).get("inputs") or [{}]), secrets)
         root = failed_run.root_run_id or failed_run.run_id
-        pending = in_flight_items(plan, seeds, checkpoint_store_for(context.instance), root)
-        forwarder = LogForwarder(plan, sinks, run_id)
+        deployment = deployment_of(context)
+        store = checkpoint_store_for(context.instance, deployment)
+        pending = in_flight_items(plan, seeds, store, root, secrets)
+        forwarder = LogForwarder.for_step(plan, sinks, run_id, deployment)
         forwarder.emit("error", None, None, f"{error} ({len(pending)} item(s) in flight)")
         forwarder.flush()
         context.log.error(f"{error}; {len(pending)} item(s) in flight go to the failure branch")
         failed = [FailedItem(item, node, error, "SlaBreach", 0) for node, item in pending]
         items = [f.to_failure_item() for f in failed]
-        yield from chunk_outputs(items, chunk_size(len(items), plan.sla.name))
+        yield from chunk_outputs(items, segment_chunk_size(context, chunk, len(items)))
 
     return OpDefinition(
         compute_fn=compute,
@@ -113,25 +129,29 @@ def breach_op(plan: ClusterPlan, registry: SatelliteRegistry) -> OpDefinition:
         outs={"chunks": DynamicOut(DagsterAny), "manifest": Out(DagsterAny)},
         config_schema={"run_id": str, "error": str},
         description=breach_op_description(plan),
+        required_resource_keys=STEP_RESOURCES,
     )
 
 
 def build_breach_job(
-    plan: ClusterPlan, registry: SatelliteRegistry, policy: PlacementPolicy | None = None
+    execution: ExecutionPlan, registry: SatelliteRegistry, deployment: Deployment
 ) -> JobDefinition | None:
     """``<job>__sla_breach``, or None for a cluster with neither failure nor log satellites."""
+    plan = execution.plan
     if not plan.failure_nodes and not plan.log_nodes:
         return None
     alert_plan = dataclasses.replace(plan, job_name=breach_job_name(plan))  # unique op names
-    executor = executor_from_env()
-    policy = (policy or PlacementPolicy.load()).for_executor(executor)
-
-    segments = [s for s in cut_segments(alert_plan, registry) if s.from_failures or _failure(s)]
+    alert = dataclasses.replace(execution, plan=alert_plan)
+    executor = executor_for(deployment)
+    pods = deployment.placement.for_executor(executor).pods
+    segments = [s for s in execution.segments if s.from_failures or _failure(s)]
+    # the items in flight go to the first failure segment: they are chunked by its policy
+    chunk = execution.chunks[segments[0].name] if segments else ChunkPolicy(1, 1, 1)
 
     @graph(name=alert_plan.job_name)
     def breach_graph() -> None:
-        wiring = Wiring(alert_plan, registry, policy)
-        op = breach_op(alert_plan, registry).alias(BREACH_OP).tag(wiring.light_tags)
+        wiring = Wiring(alert, registry, pods)
+        op = breach_op(alert, chunk).alias(BREACH_OP).tag(wiring.light_tags)
         if not segments:
             op()
             return
@@ -139,15 +159,16 @@ def build_breach_job(
         chunks, wiring.manifests[first.name] = op()
         wire_segments(wiring, [first, *segments[1:]], first_chunks=chunks)
 
+    pod_tags = {k: v for k, v in run_tags(execution, pods).items() if k == K8S_CONFIG_TAG}
     return breach_graph.to_job(
-        resource_defs=io_resources(),
-        **({"executor_def": executor} if executor is not None else {}),
+        resource_defs=job_resources(deployment),
+        executor_def=executor,
         description=breach_job_description(plan),
         tags={
             ROLE_TAG: "sla-breach",
             PRIORITY_TAG: ALERT_PRIORITY,
             MAX_RUNTIME_TAG: ALERT_MAX_RUNTIME,
-            **policy.run_tags(light_placement(plan, policy)),  # where runs are pods
+            **pod_tags,  # where runs are pods
         },
     )
 
@@ -202,13 +223,15 @@ def breach_message(run, record, failure_text: str = "") -> str | None:
 
 
 def sla_breach_sensor(
-    breach_jobs: list[JobDefinition], name: str = SENSOR_NAME
+    breach_jobs: list[JobDefinition], name: str = SENSOR_NAME, interval: int = 30
 ) -> SensorDefinition:
+    """Requests ``<job>__sla_breach`` for a run failed past its SLA; ticks every ``interval``
+    seconds (the deployment's ``sla_sensor_interval``)."""
     names = {job.name for job in breach_jobs}
 
     @run_failure_sensor(
         name=name,
-        minimum_interval_seconds=settings().sla_sensor_interval,
+        minimum_interval_seconds=interval,
         request_jobs=breach_jobs,
         default_status=DefaultSensorStatus.RUNNING,
         description="Sends runs that missed their SLA through their failure/log satellites.",

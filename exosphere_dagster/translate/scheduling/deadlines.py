@@ -23,7 +23,6 @@ from datetime import UTC, datetime
 from dagster import DagsterRunStatus, DefaultSensorStatus, RunsFilter, SensorDefinition, SkipReason
 from dagster import sensor as sensor_decorator
 
-from exosphere_dagster.resolve.settings import settings
 from exosphere_dagster.resolve.tags import (
     BASE_PRIORITY_TAG,
     DEADLINE_TAG,
@@ -142,10 +141,13 @@ def apply_deadline_policy(instance, now: datetime | None = None) -> tuple[int, i
     return stamped, len(changes)
 
 
-def deadline_sensor(name: str = SENSOR_NAME) -> SensorDefinition:
+def deadline_sensor(name: str = SENSOR_NAME, interval: int = 30) -> SensorDefinition:
+    """The sensor that applies the policy every ``interval`` seconds (the deployment's
+    ``deadline_interval``)."""
+
     @sensor_decorator(
         name=name,
-        minimum_interval_seconds=settings().deadline_interval,
+        minimum_interval_seconds=interval,
         default_status=DefaultSensorStatus.RUNNING,
         description="Stamps deadlines on runs launched by hand and raises the priority of "
         "queued runs whose deadline approaches (earliest-deadline-first).",
