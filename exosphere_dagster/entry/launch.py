@@ -19,8 +19,7 @@ from exosphere_dagster.resolve.tags import (
     CLUSTER_FILE_TAG,
     DEADLINE_TAG,
     TRIGGER_TIME_TAG,
-    deadline_tags,
-    tier_of,
+    run_window,
 )
 from exosphere_dagster.translate.scheduling.triggers import run_config_for, trigger_tags
 from yaml_loader import ClusterPlan, load
@@ -150,7 +149,5 @@ def sla_window(instance: DagsterInstance, run: Any) -> dict[str, str]:
     kept = {k: run.tags[k] for k in (TRIGGER_TIME_TAG, DEADLINE_TAG) if k in run.tags}
     if len(kept) == 2:
         return kept
-    tier, record = tier_of(run.tags), instance.get_run_record_by_id(run.run_id)
-    if tier is None or record is None:
-        return kept
-    return deadline_tags(tier, record.create_timestamp)
+    record = instance.get_run_record_by_id(run.run_id)
+    return (run_window(run.tags, record.create_timestamp) if record else None) or kept

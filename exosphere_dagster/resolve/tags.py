@@ -66,3 +66,11 @@ def deadline_tags(tier: SlaTier, when: datetime) -> dict[str, str]:
         TRIGGER_TIME_TAG: start.astimezone(UTC).isoformat(),
         DEADLINE_TAG: tier.deadline(start).isoformat(),
     }
+
+
+def run_window(tags: Mapping[str, str], when: datetime) -> dict[str, str]:
+    """The trigger time and deadline tags of a run of a job carrying ``tags`` (its
+    ``exosphere/sla``) that starts at ``when``; none for a job without a tier. What the entry
+    points stamp on a launch, so that they look no tier up themselves."""
+    tier = tier_of(tags)
+    return deadline_tags(tier, when) if tier else {}

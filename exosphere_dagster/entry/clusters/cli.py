@@ -280,16 +280,14 @@ def run(
     wait: bool,
 ) -> None:
     """Launch a cluster now; each input becomes a root item (default: one empty item)."""
-    from exosphere_dagster.resolve.tags import deadline_tags
+    from exosphere_dagster.resolve.tags import run_window
     from exosphere_dagster.translate.scheduling.triggers import run_config_for
-    from yaml_loader.tiers import TIERS
 
     items = _parse_inputs(inputs)
     with answers():
         api, loc = _connect(url, location)
         job = _cluster_job(api, loc, identifier)
-        tier = TIERS.get(job.tags.get("exosphere/sla", ""))
-        tags = deadline_tags(tier, datetime.now(UTC)) if tier else {}  # as `exosphere run`
+        tags = run_window(job.tags, datetime.now(UTC))  # as `exosphere run`
         run_id = api.launch(loc, job.name, run_config_for(items), tags)
         final = _wait(api, run_id) if wait else None
     data = {"run_id": run_id, "job": job.name, **({"run": run_summary(final)} if final else {})}
