@@ -6,11 +6,17 @@ URL is published as the top-level resource ``exosphere_clusters_store``, which i
 ``exosphere clusters`` finds where to write behind a webserver URL.
 
 ``defs`` builds lazily (location.py): a run worker or step process that asks for its job builds
-that one cluster; listing the location builds the folder with ``build_definitions``."""
+that one cluster; listing the location builds the folder with ``build_definitions``. Importing
+this module opens no store and reads no setting: the store is opened, and the ``Deployment``
+loaded (once per process, cached), on first use. A deployment that cannot be loaded (a bad
+``EXOSPHERE_*`` variable, placement or prices file) or a store that cannot be opened is shown
+as an ``invalid__`` job carrying the located errors, like a broken cluster file, never as a
+traceback; a cluster that cannot be resolved (a satellite's resources) is shown the same way."""
 
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +33,12 @@ from dagster import (
 )
 from pydantic import Field
 
-from exosphere_dagster.entry.clusters.store import ClusterStore, open_store
+from exosphere_dagster.entry.clusters.store import ClusterStore, StoreError, open_store
 from exosphere_dagster.entry.location import lazy_repository
+from exosphere_dagster.errors import DeploymentError
 from exosphere_dagster.resolve.catalog import load_catalog, registry_with_plugins
 from exosphere_dagster.resolve.deployment import Deployment
 from exosphere_dagster.resolve.resolve import resolve
-from exosphere_dagster.resolve.settings import settings
 from exosphere_dagster.translate.job import job_for
 from exosphere_dagster.translate.lineage import EXTERNAL, cluster_asset_specs, merge_asset_specs
 from exosphere_dagster.translate.scheduling.breach_job import SENSOR_NAME as BREACH_SENSOR
@@ -40,7 +46,7 @@ from exosphere_dagster.translate.scheduling.breach_job import build_breach_job, 
 from exosphere_dagster.translate.scheduling.deadlines import deadline_sensor
 from exosphere_dagster.translate.scheduling.triggers import build_triggers
 from satellite_ops.registry import SatelliteRegistry
-from yaml_loader import ClusterPlan, ConfigError
+from yaml_loader import ClusterPlan, ConfigError, ConfigErrors
 from yaml_loader.identity import REPORT_NODE, definition_name, invalid_job_names, owners_of
 
 CLUSTERS_DIR_ENV = "EXOSPHERE_CLUSTERS_DIR"
@@ -56,17 +62,22 @@ class ClustersStore(ConfigurableResource):
 
 
 def clusters_store() -> ClusterStore:
-    """The store ``EXOSPHERE_CLUSTERS_DIR`` names (settings.py)."""
-    return open_store(settings().clusters_dir)
+    """The store ``EXOSPHERE_CLUSTERS_DIR`` names (the Deployment's settings)."""
+    return open_store(Deployment.load().settings.clusters_dir)
 
 
 def build_definitions(folder: str | Path | ClusterStore | None = None) -> Definitions:
-    """Every cluster of a store (a folder path, an s3:// URL, a store; default the settings')."""
-    store = (
-        folder
-        if isinstance(folder, ClusterStore)
-        else open_store(folder or settings().clusters_dir)
-    )
+    """Every cluster of a store (a folder path, an s3:// URL, a store; default the settings').
+    A deployment or store that cannot be used is one ``invalid__`` job with its errors."""
+    try:
+        store = (
+            folder
+            if isinstance(folder, ClusterStore)
+            else open_store(folder or Deployment.load().settings.clusters_dir)
+        )
+        Deployment.load()  # its problems are the location's, shown before any cluster's
+    except (DeploymentError, StoreError) as exc:
+        return _unusable_deployment(exc)
     local = store.local_folder()
     if not local.exists():
         logger.warning(
@@ -104,8 +115,13 @@ def clusters_definitions(
     triggers = []
     alerts: list[JobDefinition] = []  # SLA-breach alert jobs (docs/sla.md)
     assets = []  # satellites and the places they name, for the catalog (lineage.py)
+    broken = dict(broken)
     for cluster in plans:
-        job, *alert = cluster_jobs(cluster, registry)
+        try:
+            job, *alert = cluster_jobs(cluster, registry)
+        except ConfigErrors as exc:  # the catalog resolved it; a caller's plans may not be
+            broken[cluster.file] = exc.errors
+            continue
         jobs.append(job)
         assets.extend(cluster_asset_specs(cluster, registry))
         triggers.extend(build_triggers(cluster, job))
@@ -141,7 +157,21 @@ def cluster_jobs(cluster: ClusterPlan, registry: SatelliteRegistry) -> list[JobD
     return [job, *([alert] if alert is not None else [])]
 
 
-def _broken_file_job(file: str, errors: list[ConfigError], name: str) -> JobDefinition:
+def _unusable_deployment(exc: DeploymentError | StoreError) -> Definitions:
+    """The location when its deployment cannot be loaded: one job that shows why."""
+    errors = getattr(exc, "errors", None) or [ConfigError("deployment", 1, 1, (), str(exc))]
+    logger.error("the deployment cannot be used; no cluster is loaded:\n%s", exc)
+    [name] = invalid_job_names(["deployment"], {}).values()
+    what = "The deployment cannot be used (fix it and reload the location); no cluster is loaded"
+    return Definitions(jobs=[_broken_file_job("the deployment", list(errors), name, what)])
+
+
+def _broken_file_job(
+    file: str,
+    errors: list[ConfigError],
+    name: str,
+    what: str = "This cluster file failed to load and was skipped",
+) -> JobDefinition:
     """A visible stand-in for a file that failed to load, named ``name`` (yaml_loader.identity
     makes it unique): its description lists the errors."""
     text = "\n".join(str(e) for e in errors)
@@ -156,13 +186,40 @@ def _broken_file_job(file: str, errors: list[ConfigError], name: str) -> JobDefi
         description="Fails with the file's errors.",
     )
     return GraphDefinition(name=name, node_defs=[op]).to_job(
-        description=f"This cluster file failed to load and was skipped:\n\n```\n{text}\n```",
+        description=f"{what}:\n\n```\n{text}\n```",
         tags={"exosphere/invalid": "true"},
         metadata={"cluster file": file, "errors": text},
     )
 
 
-_STORE = clusters_store()
-defs = lazy_repository(_STORE.local_folder, lambda _folder: build_definitions(_STORE), cluster_jobs)
+_OPENED: list[ClusterStore] = []  # the store, opened on first use (never at import)
+_OPEN_LOCK = threading.Lock()
+
+
+def _store() -> ClusterStore:
+    with _OPEN_LOCK:
+        if not _OPENED:
+            _OPENED.append(clusters_store())
+        return _OPENED[0]
+
+
+def _local_folder() -> Path:
+    """The store's local folder; an unusable deployment has none (a step then builds the
+    location, which shows why)."""
+    try:
+        return _store().local_folder()
+    except (DeploymentError, StoreError):
+        return Path("<no clusters store: the deployment cannot be used>")
+
+
+def _build_location(_folder: Path) -> Definitions:
+    try:
+        store = _store()
+    except (DeploymentError, StoreError) as exc:
+        return _unusable_deployment(exc)
+    return build_definitions(store)
+
+
+defs = lazy_repository(_local_folder, _build_location, cluster_jobs)
 
 __all__ = ["defs", "build_definitions", "clusters_definitions"]
