@@ -94,12 +94,14 @@ def cluster_file(folder: Path, sla: str, url: str, model: str, batch: str, name:
 
 def step_metadata(instance, run_id: str) -> tuple[list[dict], dict]:
     """(the LLM steps' report metadata, the summary's metadata) of one run."""
+    from exosphere_dagster.translate.ui import read_metadata
+
     steps, summary = [], {}
     for record in instance.all_logs(run_id):
         event = record.dagster_event
         if event is None or event.event_type_value != "STEP_OUTPUT":
             continue
-        values = {k: v.value for k, v in event.event_specific_data.metadata.items()}
+        values = read_metadata(event.event_specific_data.metadata)
         if event.step_key.startswith("extract["):
             if event.event_specific_data.step_output_handle.output_name == "report":
                 steps.append(values)

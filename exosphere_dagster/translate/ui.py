@@ -91,12 +91,12 @@ def op_description(node: Any, definition: Any) -> str:
 
 
 def usd_text(amount: float) -> str:
-    """``3.7e-07`` -> ``0.00000037``: plain decimals with 2 significant digits past the zeros
-    (float() reads it back); cents and more keep 4 decimals."""
-    if amount == 0 or not math.isfinite(amount):
-        return f"{amount:.4f}"
-    places = max(4, 1 - math.floor(math.log10(abs(amount))))
-    return f"{amount:.{places}f}"
+    """``3.7e-07`` -> ``0.00000037``: plain decimals to the 1e-8 USD our costs are rounded to
+    (resolve/cost), no trailing zeros; float() reads it back."""
+    if not math.isfinite(amount):
+        return str(amount)
+    text = f"{amount:.8f}".rstrip("0")
+    return text + "0" if text.endswith(".") else text
 
 
 def shown_usd(metadata: dict[str, Any]) -> dict[str, Any]:
@@ -108,4 +108,14 @@ def shown_usd(metadata: dict[str, Any]) -> dict[str, Any]:
         if key.endswith("usd") and isinstance(value, float | int)
         else value
         for key, value in metadata.items()
+    }
+
+
+def read_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
+    """Dagster metadata entries as plain values, USD amounts (text here) back as numbers: what
+    scripts and tests that add costs up read."""
+    values = {key: getattr(entry, "value", entry) for key, entry in metadata.items()}
+    return {
+        key: float(value) if key.endswith("usd") and isinstance(value, str) else value
+        for key, value in values.items()
     }

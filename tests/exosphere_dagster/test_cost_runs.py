@@ -12,6 +12,7 @@ from clusters import cluster, satellite_entry, write_cluster
 from exosphere_dagster.entry.launch import run_cluster_file
 from exosphere_dagster.resolve.cost.prices import COST_TAG
 from exosphere_dagster.resolve.placement import K8S_CONFIG_TAG
+from exosphere_dagster.translate.ui import read_metadata
 
 pytestmark = pytest.mark.integration
 
@@ -56,7 +57,7 @@ def step_outputs(instance, run_id: str, op: str = "extract") -> list[dict]:
             continue
         data = event.event_specific_data
         if event.step_key.startswith(op) and data.step_output_handle.output_name == "report":
-            found.append({k: v.value for k, v in data.metadata.items()})
+            found.append(read_metadata(data.metadata))
     return found
 
 
@@ -68,7 +69,7 @@ def summary_metadata(instance, run_id: str) -> dict:
             and event.event_type_value == "STEP_OUTPUT"
             and event.step_key.endswith("exosphere__summary")
         ):
-            return {k: v.value for k, v in event.event_specific_data.metadata.items()}
+            return read_metadata(event.event_specific_data.metadata)
     raise AssertionError("no summary output")
 
 
@@ -119,7 +120,7 @@ def test_a_run_records_what_each_step_and_the_run_cost(
     key = AssetKey([f"test__cost_{sla}", "extract"])
     (record,) = sqlite_instance.fetch_materializations(key, limit=10).records
     metadata = record.asset_materialization.metadata
-    assert metadata["cost_usd"].value == pytest.approx(steps_usd)
+    assert read_metadata(metadata)["cost_usd"] == pytest.approx(steps_usd)
     assert metadata["items_in"].value == 20  # the counts are kept
 
 
