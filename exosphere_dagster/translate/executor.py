@@ -36,6 +36,8 @@ from dagster import (
 from dagster._serdes import serialize_value
 
 from exosphere_dagster.resolve.deployment import Deployment
+from exosphere_dagster.resolve.execution_plan import ChunkPolicy
+from exosphere_dagster.translate.deployment_resource import deployment_of
 
 PRELOAD_MODULE = "exosphere_dagster.entry.preload"
 PRELOAD_JOB_ENV = "EXOSPHERE_PRELOAD_JOB"  # set for the forkserver only: the job it builds
@@ -255,7 +257,21 @@ def run_workers(run_config: Mapping[str, Any], executor_name: str, step_pods: in
     return int(limit or 0) or multiprocessing.cpu_count()
 
 
-__all__ = ["exosphere_executor", "ensure_forkserver", "run_workers", "PRELOAD_MODULE"]
+def segment_chunk_size(context: Any, chunk: ChunkPolicy, count: int) -> int:
+    """A step's chunk size: the resolved chunk policy's for the workers of this run's executor
+    (no more chunks than they run at once buy, times the tier's chunks per worker)."""
+    step_pods = deployment_of(context).settings.step_pods
+    workers = run_workers(context.run_config, context.job_def.executor_def.name, step_pods)
+    return chunk.size(count, workers)
+
+
+__all__ = [
+    "exosphere_executor",
+    "ensure_forkserver",
+    "run_workers",
+    "segment_chunk_size",
+    "PRELOAD_MODULE",
+]
 
 
 def executor_for(deployment: Deployment) -> Any:

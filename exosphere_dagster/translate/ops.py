@@ -33,6 +33,7 @@ from exosphere_dagster.runtime.items import Chunk, ChunkReport, FailedItem, Item
 from exosphere_dagster.runtime.secrets import redact, redaction_values
 from exosphere_dagster.runtime.step_runner import StepRunner
 from exosphere_dagster.translate.deployment_resource import RESOURCE_KEY, deployment_of
+from exosphere_dagster.translate.executor import segment_chunk_size
 from exosphere_dagster.translate.ui import (
     CHUNK_KEYS,
     CHUNK_TYPE,
@@ -91,16 +92,6 @@ def placed_chunks(runner: StepRunner, segment: Segment, items: list[Item], size:
 def step_retry(planned: NodePlan) -> RetryPolicy:
     """Dagster's retry of a step lost with its process (items retry inside a step)."""
     return RetryPolicy(max_retries=planned.step_retries, delay=planned.step_retry_delay)
-
-
-def segment_chunk_size(context: Any, chunk: ChunkPolicy, count: int) -> int:
-    """The resolved chunk policy's size for this run: no more chunks than the run's executor
-    runs at once buys (times the tier's chunks per worker): each chunk is a step per satellite."""
-    from exosphere_dagster.translate.executor import run_workers
-
-    step_pods = deployment_of(context).settings.step_pods
-    workers = run_workers(context.run_config, context.job_def.executor_def.name, step_pods)
-    return chunk.size(count, workers)
 
 
 def start_op(

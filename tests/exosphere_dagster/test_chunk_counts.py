@@ -12,6 +12,7 @@ import pytest
 from clusters import cluster_from, write_cluster
 from exosphere_dagster.entry.launch import run_cluster_file
 from exosphere_dagster.resolve.chunking import max_chunks, run_chunk_size
+from exosphere_dagster.resolve.deployment import Deployment
 from exosphere_dagster.resolve.settings import Settings
 from exosphere_dagster.translate.executor import run_workers
 from yaml_loader.tiers import tier
@@ -83,7 +84,8 @@ def test_workers_come_from_the_run_config_then_the_executors_default(
     monkeypatch.delenv("EXOSPHERE_STEP_PODS", raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    workers = run_workers({"execution": {"config": execution}}, executor)
+    step_pods = Deployment.load().settings.step_pods  # EXOSPHERE_STEP_PODS, read once
+    workers = run_workers({"execution": {"config": execution}}, executor, step_pods)
     assert workers == (expected if expected is not None else os.cpu_count())
 
 

@@ -45,13 +45,12 @@ from exosphere_dagster.runtime.items import FailedItem, Item, seed_items
 from exosphere_dagster.runtime.logs import LogForwarder
 from exosphere_dagster.runtime.secrets import redaction_values
 from exosphere_dagster.translate.deployment_resource import deployment_of
-from exosphere_dagster.translate.executor import executor_for
+from exosphere_dagster.translate.executor import executor_for, segment_chunk_size
 from exosphere_dagster.translate.job import Wiring, job_resources, run_tags, wire_segments
 from exosphere_dagster.translate.ops import (
     START_OP,
     STEP_RESOURCES,
     chunk_outputs,
-    segment_chunk_size,
 )
 from satellite_ops.registry import SatelliteRegistry
 from yaml_loader.ir import ClusterPlan
