@@ -102,3 +102,78 @@ def test_a_field_the_file_left_out_keeps_the_models_spelling(tmp_path, registry)
 def test_usd_amounts_are_plain_decimals(amount, text):
     assert usd_text(amount) == text
     assert "e" not in text and float(text) == pytest.approx(amount)
+
+
+def test_ops_describe_their_satellite_and_name_their_types(registry):
+    from exosphere_dagster.translate.job import build_job
+
+    job = build_job(plan(load(REFERENCE), registry), registry)
+    webhook = job.graph.node_named("call_webhook").definition
+    definition = registry.get("satellite/exospherehost/call-webhook")
+    text = webhook.description
+    assert text.startswith("**call-webhook** uses `satellite/exospherehost/call-webhook`.")
+    assert definition.description and definition.description in text  # its docstring
+    assert definition.config_model.__doc__.strip() in text  # its config model's
+    assert "`call_webhook[c00000]` runs `call_webhook` over chunk c00000" in text
+    types = {d.name: d.dagster_type for d in (*webhook.input_defs, *webhook.output_defs)}
+    assert types["items"].display_name == "ExosphereChunk"
+    assert types["report"].display_name == "ExosphereChunkReports"
+    assert "chunk of items" in types["items"].description
+    start = job.graph.node_named("exosphere__start").definition
+    assert start.output_defs[0].dagster_type.display_name == "ExosphereChunk"
+
+
+def test_the_summary_has_one_report_edge_per_segment_end(registry):
+    from exosphere_dagster.translate.job import build_job
+
+    job = build_job(plan(load(REFERENCE), registry), registry)
+    summary = job.graph.node_named("exosphere__summary").definition
+    reports = sorted(d.name for d in summary.input_defs if d.name.startswith("report_"))
+    # segments: the S3 listing | parse -> llm -> webhook -> delete | move -> pagerduty
+    assert reports == [
+        "report_delete_file_from_s3",
+        "report_get_files_from_s3",
+        "report_send_pagerduty_alert",
+    ]
+    assert len(summary.input_defs) == 8  # was 13: one report edge per satellite
+    deps = job.graph.dependency_structure.input_to_upstream_outputs_for_node("exosphere__summary")
+    assert sum(len(outputs) for outputs in deps.values()) == 8
+
+
+def test_a_failed_item_is_the_first_words_of_its_step_and_run_failure(tmp_path, sqlite_instance):
+    from clusters import cluster, fan_out, record, write_cluster
+    from exosphere_dagster.entry.launch import run_cluster_file
+
+    label = "${{ satellites.items.output.label }}"
+    satellites = [
+        fan_out("items", count=3, prefix="item-"),
+        record("record", label, tmp_path, fail_for=["item-1"]),
+        record("again", label, tmp_path),
+    ]
+    path = write_cluster(tmp_path, "c.yml", cluster("test/first-words", satellites, retries=0))
+    result = run_cluster_file(path, instance=sqlite_instance)
+    assert not result.success
+    failures = {
+        e.step_key: e.event_specific_data.error
+        for e in result.all_events
+        if e.event_type_value == "STEP_FAILURE"
+    }
+    step = failures["record[c00000]"]
+    assert step.cls_name == "ItemFailed"
+    first = step.message.splitlines()[0]
+    assert first.startswith("ItemFailed: item-1~") or first.startswith("ItemFailed: input.0.1~")
+    assert first.endswith("at 'record': RuntimeError: cannot process item-1")
+    assert "dagster._core" not in step.message
+    summary = failures["exosphere__summary"]
+    assert summary.message.startswith("ItemsFailed: record: 1 item(s) failed")
+    (run_failure,) = [
+        r.dagster_event
+        for r in sqlite_instance.all_logs(result.run_id)
+        if r.dagster_event and r.dagster_event.event_type_value == "PIPELINE_FAILURE"  # RUN_FAILURE
+    ]
+    assert run_failure.event_specific_data.error.message == step.message  # the first red step
+
+    # counts stay right with the reports travelling along the segment (record -> again)
+    tags = sqlite_instance.get_run_by_id(result.run_id).tags
+    counts = [tags[f"exosphere/{k}"] for k in ("items", "succeeded", "routed", "failed")]
+    assert counts == ["3", "2", "0", "1"]
