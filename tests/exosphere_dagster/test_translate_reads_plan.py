@@ -157,3 +157,24 @@ def test_the_step_resource_hands_out_the_cached_deployment(setup):
     first = matching.deployment()
     assert first is matching.deployment()  # cached per process and setting
     assert first.prices is not None and first.prices.pools["zz"].cpu_hour == 3600.0
+
+
+@pytest.mark.parametrize(("retries", "attempts"), [(None, 6), (1, 2)])
+def test_satellite_as_op_retries_like_a_cluster_file(tmp_path, sqlite_instance, retries, attempts):
+    """Left out, ``retries`` is a cluster file's default (5 retries: 6 attempts), not 3."""
+    from dagster import job
+
+    from exosphere_dagster import satellite_as_op
+
+    config = {"label": "x", "log_dir": str(tmp_path), "fail_rate": 1.0}
+    extra = {} if retries is None else {"retries": retries}
+    op = satellite_as_op("satellite/test/record", config=config, delay=0.0, **extra)
+
+    @job
+    def one():
+        op()
+
+    result = one.execute_in_process(instance=sqlite_instance, raise_on_error=False)
+    assert not result.success
+    tried = [line for p in tmp_path.glob("attempt-failures-*") for line in p.read_text().split()]
+    assert len(tried) == attempts
