@@ -24,6 +24,7 @@ from dagster import (
     sensor,
 )
 
+from exosphere_dagster.resolve.deployment import Deployment
 from exosphere_dagster.resolve.tags import deadline_tags
 from exosphere_dagster.runtime.arrivals import Arrival, list_folder, list_s3, run_key, select_new
 from exosphere_dagster.translate.ops import START_OP
@@ -51,8 +52,14 @@ def build_triggers(
     if trigger.s3:
         return [_new_objects_sensor(plan, job, list_s3, int(trigger.s3.interval), "s3")]
     if trigger.folder:
-        return [_new_objects_sensor(plan, job, list_folder, int(trigger.folder.interval), "files")]
+        return [_new_objects_sensor(plan, job, _list_folder, int(trigger.folder.interval), "files")]
     return []  # api-call: launched through GraphQL / `exosphere run`
+
+
+def _list_folder(plan: ClusterPlan) -> Iterable[Arrival]:
+    """The folder's files, settled as the deployment says at this tick (cached per process)."""
+    settle = Deployment.load().settings.folder_settle_seconds
+    return list_folder(plan, settle_seconds=settle)
 
 
 def _cron_schedule(plan: ClusterPlan, job: JobDefinition) -> ScheduleDefinition:
