@@ -8,6 +8,7 @@ from pathlib import Path
 
 from exosphere_dagster.resolve.placement import PlacementPolicy, light_placement
 from yaml_loader.ir import ClusterPlan
+from yaml_loader.tiers import TIER_NAMES as TIER_NAMES  # re-exported: runs are found by tier tag
 from yaml_loader.tiers import TIERS, SlaTier
 
 PRIORITY_TAG = "dagster/priority"

@@ -23,20 +23,20 @@ from datetime import UTC, datetime
 from dagster import DagsterRunStatus, DefaultSensorStatus, RunsFilter, SensorDefinition, SkipReason
 from dagster import sensor as sensor_decorator
 
+from exosphere_dagster.resolve.execution_plan import URGENT_FRACTION
 from exosphere_dagster.resolve.tags import (
     BASE_PRIORITY_TAG,
     DEADLINE_TAG,
     PRIORITY_REASON_TAG,
     PRIORITY_TAG,
     SLA_TAG,
+    TIER_NAMES,
     deadline_tags,
     parse_time,
     tier_of,
 )
-from yaml_loader.tiers import TIER_NAMES
 
 SENSOR_NAME = "exosphere__deadlines"
-URGENT_FRACTION = 0.25  # urgent when less than a quarter of the SLA (+ expected runtime) is left
 URGENT_BASE = 1000  # above every tier priority (30/20/10) and hand-set priorities below 1000
 HORIZON_MINUTES = 48 * 60  # minutes-before-deadline the urgent band spans; later = lower
 HISTORY = 5  # recent successful runs whose median duration is a job's expected runtime
