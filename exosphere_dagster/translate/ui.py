@@ -79,9 +79,9 @@ class InvalidRunConfig(Failure):
 def op_description(node: Any, definition: Any) -> str:
     """A satellite op's description: the satellite's docstring and its config model's, under
     the full identifier (the graph shows only the short node name)."""
-    lines = [f"**{node.id}** uses `{node.uses}`."]
+    lines = [f"Satellite **{node.id}** (`{node.uses}`)."]
     if definition is not None and definition.description:
-        lines.append(definition.description)
+        lines.insert(0, definition.description)  # the graph's node shows the first line
     model = getattr(definition, "config_model", None)
     doc = (model.__doc__ or "").strip() if model is not None else ""
     if doc and not doc.startswith(f"{model.__name__}("):  # pydantic's generated docstring
