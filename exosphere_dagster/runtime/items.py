@@ -10,7 +10,7 @@ Item events (the data the cluster API reads; no log line is ever parsed back):
   :meth:`ChunkReport.add_verdicts`;
 - the step writes them as the JSON metadata entry ``item_events`` of its ``report`` output:
   ``{"events": [ItemEvent.as_dict(), ...], "more": <events left out>}``
-  (:func:`events_metadata`, at most ``MAX_EVENTS`` listed); a reader rebuilds each with
+  (:meth:`ChunkReport.events_metadata`, at most ``MAX_EVENTS`` listed); a reader rebuilds each with
   :meth:`ItemEvent.from_dict`. One event as a dict::
 
       {"item": "a.pdf~1f2e3d4c5b6a", "satellite": "parse", "outcome": "retry",
@@ -205,10 +205,10 @@ class ChunkReport:
         """Record where each failed item went (``routed``: the failure branch takes them)."""
         self.events.extend(f.verdict(routed) for f in self.failed)
 
-
-def events_metadata(events: list[ItemEvent], limit: int = MAX_EVENTS) -> dict[str, Any]:
-    """The ``item_events`` metadata value of a step: the first ``limit`` events, as JSON."""
-    return {"events": [e.as_dict() for e in events[:limit]], "more": max(0, len(events) - limit)}
+    def events_metadata(self, limit: int = MAX_EVENTS) -> dict[str, Any]:
+        """The step's ``item_events`` metadata value: the first ``limit`` events, as JSON."""
+        listed = [e.as_dict() for e in self.events[:limit]]
+        return {"events": listed, "more": max(0, len(self.events) - limit)}
 
 
 def build_scope(item: Item, base: Mapping[str, Any]) -> dict[str, Any]:

@@ -60,6 +60,7 @@ class StepRunner:
             plan, sinks, run.run_id, deployment, base_scope=self.shared
         )
         self.redacted = redaction_values(plan.secrets)  # also the ids' secrets (child_id)
+        self.routed = plan.routed_nodes()  # their failed items go to the failure branch
 
     def run(
         self, node: SatelliteNode, chunk_key: str, items: list[Item]
@@ -92,6 +93,7 @@ class StepRunner:
         )
         children, report = run_chunk(job, items)
         report.chunk, report.run_id = chunk_key, self.run_id
+        report.add_verdicts(routed=node.id in self.routed)
         log.info(
             f"{node.id}: {report.items_in} in, {report.succeeded} succeeded, "
             f"{len(report.failed)} failed, {report.outputs} out"

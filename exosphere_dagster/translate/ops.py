@@ -377,6 +377,7 @@ def _report_metadata(report: ChunkReport, cost: StepCost | None = None) -> dict[
         "failed": len(report.failed),
         "resumed_from_checkpoint": report.resumed,
         "attempts": report.attempts,
+        "item_events": MetadataValue.json(report.events_metadata()),
         **shown_usd(report.metrics),
         **_throughput(report.metrics),
         **({"compute/pool": cost.pool} if cost else {}),

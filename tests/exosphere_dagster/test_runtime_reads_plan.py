@@ -16,9 +16,11 @@ from types import MappingProxyType, SimpleNamespace
 from typing import Any
 
 import pytest
+from dagster import instance_for_test
 from pydantic import BaseModel
 
 from clusters import cluster, dump, satellite_entry
+from exosphere_dagster.entry.launch import run_cluster_file
 from exosphere_dagster.resolve.deployment import Deployment
 from exosphere_dagster.resolve.execution_plan import BatchApiPolicy, ExecutionPlan
 from exosphere_dagster.resolve.resolve import resolve
@@ -27,7 +29,7 @@ from exosphere_dagster.resolve.tags import TRIGGER_TIME_TAG
 from exosphere_dagster.runtime import arrivals, log_delivery
 from exosphere_dagster.runtime.checkpoint_s3 import S3CheckpointStore
 from exosphere_dagster.runtime.execute import ChunkJob, run_chunk
-from exosphere_dagster.runtime.items import ItemEvent, child_id, events_metadata, seed_items
+from exosphere_dagster.runtime.items import ChunkReport, ItemEvent, child_id, seed_items
 from exosphere_dagster.runtime.log_delivery import SinkWorker
 from exosphere_dagster.runtime.logs import item_prefix, split_item_prefix
 from exosphere_dagster.runtime.secrets import redaction_values
@@ -134,6 +136,7 @@ def test_a_step_retries_as_the_plan_says_and_records_each_attempt(runner):
         ("retry", 1, 3),
         ("retry", 2, 3),
         ("attempt-failed", 3, 3),
+        ("failed", 3, 3),  # the plan routes no failure of `flaky` to a failure branch
     ]
     assert {e.item for e in report.events} == {failed.item.id}
     assert report.events[-1].error == "RetryableError: still down"
@@ -256,9 +259,37 @@ def test_a_steps_children_are_named_after_the_runs_secrets_only():
 # -- structured item records -----------------------------------------------------------------
 def test_item_events_travel_as_json_metadata_and_come_back_whole():
     events = [ItemEvent(f"i{n}~abc", "sat", "retry", 1, 3, "RetryableError: x") for n in range(5)]
-    value = events_metadata(events, limit=3)
+    value = ChunkReport("sat", events=events).events_metadata(limit=3)
     assert value["more"] == 2
     assert [ItemEvent.from_dict(d) for d in value["events"]] == events[:3]
+
+
+def test_a_runs_report_carries_its_item_events_as_json(tmp_path, http_recorder):
+    """What the cluster API reads: the report output's ``item_events``, from a real run."""
+    http_recorder.reset(default=(503, {}, "down"))
+    hook = satellite_entry(
+        "satellite/exospherehost/call-webhook", "hook", {"url": f"{http_recorder.url}/hook"}
+    )
+    path = tmp_path / "events.yml"
+    path.write_text(dump(cluster("t/events", [hook], retries=1, delay=0)))
+    with instance_for_test(temp_dir=str(tmp_path)) as instance:
+        result = run_cluster_file(path, [{"name": "a.pdf"}], instance=instance)
+    assert not result.success
+    (output,) = [
+        e
+        for e in result.all_events
+        if e.is_successful_output
+        and e.event_specific_data.step_output_handle.output_name == "report"
+    ]
+    value = output.event_specific_data.metadata["item_events"].value
+    events = [ItemEvent.from_dict(d) for d in value["events"]]
+    assert [(e.outcome, e.attempt, e.attempts) for e in events] == [
+        ("retry", 1, 2),
+        ("attempt-failed", 2, 2),
+        ("failed", 2, 2),
+    ]
+    assert {e.item for e in events} == {child_id("run", "input", 0, {"name": "a.pdf"})}
+    assert all("answered 503" in e.error for e in events) and value["more"] == 0
 
 
 def test_item_prefixes_split_back_without_a_regex_of_the_readers_own():
