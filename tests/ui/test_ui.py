@@ -5,6 +5,9 @@
 * a broken YAML dropped into the watched folder shows its error, and once fixed its job appears.
 * 3 items, 1 failing, no failure branch: 2 deliveries to a local webhook in the first run, a
   red step naming the item, the counts in the Catalog; "From failure" delivers the third.
+* issue 21: an op's description (its satellite's docstrings, the chunk step keys) and named
+  types; a failure that starts with the item; cost in plain decimals; Launchpad keys as the
+  file spelled them; one summary edge per segment end (screenshot).
 
 Screenshots go to ``test-artifacts/ui/`` (git-ignored). Chromium is Debian's ``/usr/bin/chromium``
 (or ``EXOSPHERE_CHROMIUM``); without it the tests skip locally and fail in CI (``CI`` set).
@@ -87,7 +90,7 @@ cluster:
       config: {count: 3}
     - uses: satellite/uitest/picky
       identifier: picky
-      config: {refuse: 1}
+      config: {refuse_n: 1}
 """
 LAUNCH = """
 mutation($p: ExecutionParams!) {
@@ -437,6 +440,24 @@ def test_a_failed_item_turns_its_chunk_step_red(page, dev_server):
     expect(page.get_by_text(re.compile(r"item input\.0\.1~[0-9a-f]{12}")).first).to_be_visible()
     shot(page, "10-red-chunk-step-names-the-item")
 
+    # issue 21: the step's failure starts with the item and its error, not Dagster's class
+    page.get_by_placeholder("Filter").first.fill('Execution of step "picky')
+    first_words = re.compile(r"^ItemFailed: input\.0\.1~[0-9a-f]{12} at 'picky': ValueError")
+    expect(page.get_by_text(first_words).first).to_be_visible()
+    expect(page.get_by_text("dagster._core.definitions.events.Failure")).to_have_count(0)
+    shot(page, "29-failure-starts-with-the-item")
+
+    # and the satellite's cost on its asset reads in plain decimals (not 3.7e-7)
+    goto_until(
+        page,
+        f"{dev_server.url}/assets/uitest__picky/picky",
+        lambda: page.get_by_text("cost_usd", exact=True).first,
+        timeout=60,
+    )
+    row = page.get_by_role("row").filter(has=page.get_by_text("cost_usd", exact=True)).first
+    expect(row.get_by_role("cell").last).to_have_text(re.compile(r"^\s*\d+\.\d+\s*$"))
+    shot(page, "30-asset-cost-in-plain-decimals")
+
 
 def test_the_cluster_shows_in_the_lineage_view(page, dev_server):
     from playwright.sync_api import expect
@@ -645,3 +666,52 @@ def test_good_items_are_delivered_and_from_failure_delivers_the_rest(
     )
     shot(page, "13-from-failure-succeeded")
     assert delivered() == [0, 1, 2]  # exactly one more, none twice
+
+
+def test_an_op_says_what_its_satellite_does_and_what_its_chunk_steps_are(page, dev_server):
+    """Issue 21: the satellite's docstring and its config model's, the full identifier, the
+    chunk key explained, and named types instead of ``Any``."""
+    from playwright.sync_api import expect
+
+    page.goto(job_url(dev_server, "uitest__picky"))
+    page.get_by_text("picky", exact=True).first.click()
+    expect(page.get_by_text(re.compile(r"^Fail the item whose")).first).to_be_visible()
+    expect(page.get_by_text(re.compile(r"Which item the satellite refuses")).first).to_be_visible()
+    expect(
+        page.get_by_text(re.compile(r"over chunk c00000, the first chunk")).first
+    ).to_be_visible()
+    expect(page.get_by_text("ExosphereChunk", exact=True).first).to_be_visible()
+    expect(page.get_by_text("ExosphereChunkReports", exact=True).first).to_be_visible()
+    shot(page, "27-op-description-and-types")
+
+    page.goto(job_url(dev_server, REFERENCE_JOB))
+    expect(page.get_by_text("exosphere__summary", exact=True).first).to_be_visible()
+    page.wait_for_timeout(500)  # let the layout settle before the picture
+    shot(page, "28-reference-graph-one-summary-edge-per-segment-end")
+
+
+def test_the_launchpad_takes_the_files_spelling(page, dev_server):
+    """The picky cluster writes ``refuse_n`` (its model's alias is ``refuse-n``): the Launchpad
+    shows and accepts the file's spelling."""
+    from playwright.sync_api import expect
+
+    page.goto(job_url(dev_server, "uitest__picky", "/playground"))
+    page.locator(".CodeMirror").first.wait_for()
+    page.evaluate("() => document.querySelector('.CodeMirror').CodeMirror.setValue('')")
+    page.get_by_role("button", name="Scaffold all default config").click()
+    page.get_by_role("button", name="Confirm").click()
+    value = "() => document.querySelector('.CodeMirror').CodeMirror.getValue()"
+    scaffold = wait_for(
+        lambda: "picky:" in page.evaluate(value) and page.evaluate(value),
+        timeout=30,
+        what="the scaffolded config",
+    )
+    assert re.search(r"picky:\s+config:\s+refuse_n: 1", scaffold), scaffold
+    assert "refuse-n" not in scaffold
+    page.get_by_role("dialog").wait_for(state="detached")
+    typed = "ops:\n  picky:\n    config:\n      refuse_n: 2\n"
+    page.evaluate(
+        "config => document.querySelector('.CodeMirror').CodeMirror.setValue(config)", typed
+    )
+    expect(page.get_by_text("No errors").first).to_be_visible()
+    shot(page, "31-launchpad-takes-the-files-spelling")

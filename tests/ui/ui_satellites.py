@@ -9,6 +9,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 from satellite_ops import satellite
+from satellite_ops.config import SatelliteConfig
 
 
 class SplitConfig(BaseModel):
@@ -33,15 +34,17 @@ def shout(config: ShoutConfig, input: dict, context) -> list[dict]:
     return [{"text": text}]
 
 
-class PickyConfig(BaseModel):
-    refuse: int = Field(1, description="The `n` this satellite refuses.")
+class PickyConfig(SatelliteConfig):
+    """Which item the satellite refuses (kebab-case keys, or the field names: both load)."""
+
+    refuse_n: int = Field(1, description="The `n` this satellite refuses.")
 
 
 @satellite("satellite/uitest/picky", config=PickyConfig)
 def picky(config: PickyConfig, input: dict) -> list[dict]:
-    """Fail the item whose ``n`` is ``refuse`` (a red chunk step in the UI)."""
-    if input.get("n") == config.refuse:
-        raise ValueError(f"item {config.refuse} is not acceptable")
+    """Fail the item whose ``n`` is ``refuse_n`` (a red chunk step in the UI)."""
+    if input.get("n") == config.refuse_n:
+        raise ValueError(f"item {config.refuse_n} is not acceptable")
     return [input]
 
 
