@@ -51,7 +51,8 @@ EVENTS = """query Events($id: ID!, $cursor: String) {
     ... on EventConnection { cursor hasMore events { __typename
       ... on MessageEvent { message level stepKey timestamp }
       ... on ExecutionStepOutputEvent { outputName
-        metadataEntries { label ... on TextMetadataEntry { text } ... on IntMetadataEntry { intValue } } } } }
+        metadataEntries { label ... on TextMetadataEntry { text } ... on IntMetadataEntry { intValue }
+          ... on JsonMetadataEntry { jsonString } } } } }
     ... on RunNotFoundError { message }
     ... on PythonError { message } } }"""
 

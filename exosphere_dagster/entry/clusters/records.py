@@ -1,36 +1,31 @@
 """A run's per-item records, read back from its Dagster event log (``exosphere clusters logs``).
 
-What the steps write there per item (build/ops.py, build/step_runner.py, runtime/logs.py):
+Read from structured data the steps write, never from the text of our own log lines:
 
-- every line a satellite or the runtime logs for an item, as ``[item <id>] <text>`` (StepLog);
-  a failed attempt is one of them: ``<satellite>: attempt 2/3 failed: <error>``;
-- an item that failed for good: ``<satellite>: item <id> failed after N attempt(s), routed to
-  the failure branch: <error>`` (or ``with no failure branch to take it``), at level ERROR;
+- the ``item_events`` JSON metadata of a step's ``report`` output: what happened to each item
+  (a failed attempt that is retried, the last failed attempt, routed to the failure branch or
+  failed with none), as ``runtime.items.ItemEvent`` dicts (shape: runtime/items.py);
+- the counts of that output (``items_in``, ``succeeded``, ``failed``): one ``chunk`` record;
 - the items a satellite emitted for a chunk: the ``item_ids`` metadata of its ``items`` output
-  (up to 50 per chunk, then `` ...``);
-- a line per chunk with its counts (``<satellite>: 3 in, 3 succeeded, 0 failed, 3 out``).
+  (up to 50 per chunk, then `` ...``) and its ``items_out`` count;
+- every line logged for an item (``runtime.logs.item_prefix``, split again with
+  ``split_item_prefix``): a ``log`` record, whatever its text says.
 
 Each becomes a ``Record``; events that concern no item or chunk (Dagster's own) are dropped.
 """
 
 from __future__ import annotations
 
-import re
+import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
-ITEM_LINE = re.compile(r"^\[item (?P<item>[^\]\s]+)\] (?P<text>.*)$", re.S)
-ATTEMPT = re.compile(
-    r"^(?P<satellite>\S+): attempt (?P<n>\d+)/(?P<of>\d+) failed: (?P<error>.*)$", re.S
-)
-FAILED = re.compile(
-    r"^(?P<satellite>\S+): item (?P<item>\S+) failed after (?P<n>\d+) attempt\(s\), "
-    r"(?P<verdict>routed to the failure branch|with no failure branch to take it): "
-    r"(?P<error>.*?)(?:\n  lineage: .*)?$",
-    re.S,
-)
-CHUNK = re.compile(r"^(?P<satellite>\S+): \d+ in, \d+ succeeded, \d+ failed, \d+ out")
-RETRY_SUFFIX = " (will retry)"
+from exosphere_dagster.runtime.items import ItemEvent
+from exosphere_dagster.runtime.logs import split_item_prefix
+
+REPORT_OUTPUT = "report"  # translate/ops.py: the step's ChunkReport output
+ITEMS_OUTPUT = "items"
+EVENTS_ENTRY = "item_events"
 
 
 @dataclass(frozen=True)
@@ -66,45 +61,70 @@ def _step(step_key: str | None) -> tuple[str, str | None]:
 def records(event: dict[str, Any]) -> list[Record]:
     """The records one GraphQL event carries (none for most of Dagster's own events)."""
     kind = event.get("__typename")
-    message = event.get("message") or ""
     level = event.get("level") or "INFO"
     op, chunk = _step(event.get("stepKey"))
     when = int(event.get("timestamp") or 0) / 1000
-    if kind == "ExecutionStepOutputEvent" and event.get("outputName") == "items":
+    if kind == "ExecutionStepOutputEvent" and event.get("outputName") == ITEMS_OUTPUT:
         return _emitted(event, when, op, chunk, level)
+    if kind == "ExecutionStepOutputEvent" and event.get("outputName") == REPORT_OUTPUT:
+        return _reported(event, when, op, chunk, level)
     if kind != "LogMessageEvent":
         return []
-    if line := ITEM_LINE.match(message):
-        item, text = line["item"], line["text"]
-        if attempt := ATTEMPT.match(text):
-            retrying = text.endswith(RETRY_SUFFIX)
-            error = attempt["error"].removesuffix(RETRY_SUFFIX)
-            outcome = "retry" if retrying else "attempt-failed"
-            return [Record(when, attempt["satellite"], chunk, item, outcome, level, text, error)]
-        return [Record(when, op, chunk, item, "log", level, text)]
-    if failed := FAILED.match(message):
-        outcome = "routed" if failed["verdict"].startswith("routed") else "failed"
-        return [
+    item, text = split_item_prefix(event.get("message") or "")
+    return [Record(when, op, chunk, item, "log", level, text)] if item else []
+
+
+def _entries(event: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {m["label"]: m for m in event.get("metadataEntries") or []}
+
+
+def _reported(
+    event: dict[str, Any], when: float, op: str, chunk: str | None, level: str
+) -> list[Record]:
+    """A step's report: its item events, then its counts."""
+    entries = _entries(event)
+    out = []
+    raw = (entries.get(EVENTS_ENTRY) or {}).get("jsonString")
+    listed = json.loads(raw) if raw else {}
+    for data in listed.get("events") or []:
+        item = ItemEvent.from_dict(data)
+        failing = "ERROR" if item.outcome in ("routed", "failed") else "WARNING"
+        out.append(
             Record(
-                when,
-                failed["satellite"],
+                item.timestamp or when,
+                item.satellite,
                 chunk,
-                failed["item"],
-                outcome,
-                level,
-                message.split("\n")[0],
-                failed["error"],
+                item.item,
+                item.outcome,
+                failing,
+                _event_text(item),
+                item.error,
             )
-        ]
-    if counted := CHUNK.match(message):
-        return [Record(when, counted["satellite"], chunk, None, "chunk", level, message)]
-    return []
+        )
+    if listed.get("more"):
+        more = f"{listed['more']} more item event(s), not listed"
+        out.append(Record(when, op, chunk, None, "more", level, more))
+    counts = {
+        k: (entries.get(k) or {}).get("intValue") for k in ("items_in", "succeeded", "failed")
+    }
+    if all(isinstance(v, int) for v in counts.values()):
+        text = f"{op}: {counts['items_in']} in, {counts['succeeded']} succeeded, {counts['failed']} failed"
+        out.append(Record(when, op, chunk, None, "chunk", level, text))
+    return out
+
+
+def _event_text(event: ItemEvent) -> str:
+    if event.outcome in ("retry", "attempt-failed"):
+        after = " (will retry)" if event.outcome == "retry" else ""
+        return f"{event.satellite}: attempt {event.attempt}/{event.attempts} failed{after}"
+    where = "routed to the failure branch" if event.outcome == "routed" else "no failure branch"
+    return f"{event.satellite}: item {event.item} failed after {event.attempt} attempt(s), {where}"
 
 
 def _emitted(
     event: dict[str, Any], when: float, op: str, chunk: str | None, level: str
 ) -> list[Record]:
-    entries = {m["label"]: m for m in event.get("metadataEntries", [])}
+    entries = _entries(event)
     listed = (entries.get("item_ids") or {}).get("text") or ""
     ids = [i.strip() for i in listed.removesuffix(" ...").split(",") if i.strip()]
     out = [Record(when, op, chunk, i, "out", level, f"{op} emitted {i}") for i in ids]
