@@ -320,9 +320,11 @@ def test_a_real_run_calls_a_failing_webhook_retries_plus_one_times(tmp_path, htt
         result = run_cluster_file(path, [{"n": 1}], instance=instance)
     assert not result.success  # the item failed without a failure branch
     assert [r.path for r in http_recorder.requests] == ["/hook"] * 3
-    (failure,) = [e for e in result.all_events if e.is_step_failure]  # one step, no step retry
+    failures = [e for e in result.all_events if e.is_step_failure]
+    (failure,) = [e for e in failures if e.step_key.startswith("sat[")]  # once: no step retry
+    assert {e.step_key for e in failures} == {failure.step_key, "exosphere__summary"}
     description = failure.step_failure_data.user_failure_data.description
-    assert description.startswith("1 item(s) of chunk") and "answered 503" in description
+    assert "input.0" in description and "answered 503" in description
 
 
 def test_a_satellite_that_takes_a_context_gets_one_as_a_log_sink(http_recorder):
