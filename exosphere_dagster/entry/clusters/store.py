@@ -197,13 +197,15 @@ class S3Store:
 
     @contextlib.contextmanager
     def _client(self, doing: str) -> Iterator[Any]:
-        """A fresh client per call (nothing held across a fork) and one place that turns
-        botocore's exceptions into a message naming the store and the fix."""
-        import boto3
+        """The one S3 client factory's client (per process, so nothing is held across a fork)
+        and one place that turns botocore's exceptions into a message naming the store and the
+        fix."""
         from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
+        from satellite_ops.helpers.s3_client import INFRASTRUCTURE_ATTEMPTS, s3_client
+
         try:
-            yield boto3.client("s3", endpoint_url=self.endpoint_url)
+            yield s3_client(endpoint_url=self.endpoint_url, attempts=INFRASTRUCTURE_ATTEMPTS)
         except EndpointConnectionError as exc:
             raise StoreUnreachable(
                 f"cannot reach the S3 endpoint while {doing} {self.url}: {exc} "
