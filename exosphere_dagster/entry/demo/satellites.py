@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import re
 
-import boto3
 from pydantic import BaseModel, ConfigDict, Field
 
 from exosphere_dagster.entry.demo.pdf import read_pdf_text
 from satellite_ops import FatalError, satellite
+from satellite_ops.helpers.s3_client import s3_client
 
 
 class ReadTextConfig(BaseModel):
@@ -23,7 +23,7 @@ class ReadTextConfig(BaseModel):
 def read_pdf(config: ReadTextConfig, input: dict) -> list[dict]:
     """Download a PDF from S3 and return its text as markdown."""
     body = (
-        boto3.client("s3", endpoint_url=config.endpoint_url)
+        s3_client(endpoint_url=config.endpoint_url)
         .get_object(Bucket=config.bucket, Key=config.file_path)["Body"]
         .read()
     )
