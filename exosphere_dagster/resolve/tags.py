@@ -4,10 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from pathlib import Path
 
-from exosphere_dagster.resolve.placement import PlacementPolicy, light_placement
-from yaml_loader.ir import ClusterPlan
 from yaml_loader.tiers import TIER_NAMES as TIER_NAMES  # re-exported: runs are found by tier tag
 from yaml_loader.tiers import TIERS, SlaTier
 
@@ -23,26 +20,6 @@ BASE_PRIORITY_TAG = "exosphere/base_priority"  # the tier priority before a dead
 PRIORITY_REASON_TAG = "exosphere/priority_reason"
 ROLE_TAG = "exosphere/role"  # "sla-breach" on the alert runs that report an SLA breach
 BREACH_OF_TAG = "exosphere/sla_breach_of"  # on an alert run: the run that missed its SLA
-
-
-def sla_run_tags(plan: ClusterPlan, policy: PlacementPolicy) -> dict[str, str]:
-    """Tags every run of a cluster carries, however it was launched (scheduled, sensed, API or
-    by hand): priority and concurrency tier, the SLA as Dagster's max runtime, and, where runs
-    are pods (``policy.pods``), the run pod's placement. A cluster's own ``tags:`` may tighten
-    ``dagster/max_runtime``, never loosen it."""
-    max_runtime = plan.sla.seconds
-    asked = plan.tags.get(MAX_RUNTIME_TAG)
-    if asked and asked.replace(".", "", 1).isdigit():
-        max_runtime = min(max_runtime, max(1, int(float(asked))))
-    return {
-        **plan.tags,
-        PRIORITY_TAG: str(plan.sla.priority),
-        MAX_RUNTIME_TAG: str(max_runtime),
-        SLA_TAG: plan.sla.name,
-        CLUSTER_TAG: plan.identifier,
-        CLUSTER_FILE_TAG: str(Path(plan.file).resolve()),
-        **policy.run_tags(light_placement(plan, policy)),
-    }
 
 
 def tier_of(tags: Mapping[str, str]) -> SlaTier | None:

@@ -29,11 +29,10 @@ from exosphere_dagster.resolve.tags import (
     PRIORITY_TAG,
     SLA_TAG,
     TRIGGER_TIME_TAG,
-    sla_run_tags,
 )
 from exosphere_dagster.runtime.checkpoint import CheckpointStore
 from exosphere_dagster.runtime.items import seed_items
-from exosphere_dagster.translate.job import build_job
+from exosphere_dagster.translate.job import build_job, run_tags
 from exosphere_dagster.translate.scheduling.breach_job import (
     breach_message,
     build_breach_job,
@@ -61,6 +60,13 @@ def _plan(text: str | None = None, tmp_path: Path | None = None):
         path = tmp_path / "cluster.yml"
         path.write_text(text)
     return plan(load(path), registry_with_plugins())
+
+
+def sla_run_tags(cluster, policy: PlacementPolicy) -> dict[str, str]:
+    """A run's tags as the job carries them: the resolved ``RunPolicy.tags`` plus, where runs are
+    pods, the run pod's placement."""
+    deployment = Deployment(placement=policy)
+    return run_tags(resolve(cluster, deployment, registry_with_plugins()), policy.pods)
 
 
 def _breach(cluster):
