@@ -1,7 +1,7 @@
 """A satellite as an op in a hand-written Python Dagster job.
 
-The same path as a cluster file: the arguments become a one-satellite cluster that the loader
-validates (errors name the Python call site), the op's config schema comes from the satellite's
+The same path as a cluster file: the arguments become a one-satellite cluster's data that the
+loader validates as data, no YAML text in between (errors name the Python call site's line), the op's config schema comes from the satellite's
 model with these values as defaults, and the op runs its input objects through the same step
 runtime (per-item retries, concurrency, checkpoints, redaction).
 """
@@ -12,7 +12,6 @@ import inspect
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-import yaml
 from dagster import Any as DagsterAny
 from dagster import Failure, In, MetadataValue, OpDefinition, Out, Output
 
@@ -24,7 +23,9 @@ from exosphere_dagster.runtime.secrets import redaction_values
 from exosphere_dagster.runtime.step_runner import StepRunner
 from exosphere_dagster.translate.launchpad.edits import config_schema, configured_node
 from exosphere_dagster.translate.ops import MAX_LISTED, step_retry
-from yaml_loader import load_text, plan
+from yaml_loader import plan
+from yaml_loader.load import load_document
+from yaml_loader.source import Position, SourceMap
 
 
 def satellite_as_op(
@@ -50,7 +51,7 @@ def satellite_as_op(
     from the resolved plan under the environment's deployment.
     """
     caller = inspect.stack()[1]
-    where = f"{caller.filename}:{caller.lineno} (satellite_as_op)"
+    where = SourceMap(caller.filename, values={(): Position(caller.lineno, 1)})
     op_name = (name or uses.rsplit("/", 1)[-1]).replace("-", "_")
     satellite: dict[str, Any] = {"uses": uses, "identifier": op_name.replace("_", "-")}
     for key, value in (("config", config), ("input", input), ("timeout", timeout)):
@@ -67,9 +68,8 @@ def satellite_as_op(
         "secrets": [{k: v} for k, v in (secrets or {}).items()],
         "satellites": [satellite],
     }
-    text = yaml.safe_dump({"version": "0.0.1b", "cluster": cluster}, sort_keys=False)
     registry = registry_with_plugins()
-    one = plan(load_text(text, where), registry)
+    one = plan(load_document({"version": "0.0.1b", "cluster": cluster}, where), registry)
     (node,) = one.nodes
     execution = resolve(one, Deployment.load(), registry)
     planned = execution.node(node.id)

@@ -4,6 +4,7 @@ against the recording HTTP server on 127.0.0.1."""
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import sys
 from pathlib import Path
 
@@ -51,7 +52,8 @@ def test_the_ops_config_is_typed_and_a_bad_value_refused(monkeypatch, http_recor
 def test_a_bad_satellite_config_is_reported_at_the_call_site():
     from exosphere_dagster import satellite_as_op
 
+    line = inspect.currentframe().f_lineno + 2
     with pytest.raises(ConfigErrors) as errors:
         satellite_as_op("satellite/exospherehost/call-webhook", config={"methd": "POST"})
     text = str(errors.value)
-    assert "test_python_job.py" in text and "methd" in text
+    assert f"{__file__}:{line}:1: " in text and "methd" in text
