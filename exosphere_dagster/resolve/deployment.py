@@ -18,13 +18,13 @@ from pathlib import Path
 
 from exosphere_dagster.errors import DeploymentError
 from exosphere_dagster.resolve.cost.prices import PriceTable, PriceTableError, load_prices
-from exosphere_dagster.resolve.execution_plan import BatchApiPolicy
 from exosphere_dagster.resolve.placement import (
     PlacementPolicy,
     Pods,
     instance_launches_pods,
 )
 from exosphere_dagster.resolve.settings import Settings, read_settings
+from satellite_ops.context import BatchPolicy
 
 ENV_PREFIXES = ("EXOSPHERE_", "AWS_ENDPOINT_URL", "DAGSTER_HOME")
 __all__ = ["Deployment", "DeploymentError"]
@@ -38,7 +38,7 @@ class Deployment:
     placement: PlacementPolicy = field(default_factory=PlacementPolicy)
     prices: PriceTable | None = None  # None: unusable file (``prices_problem`` says why)
     prices_problem: str | None = None
-    batch_api: BatchApiPolicy = field(default_factory=BatchApiPolicy)
+    batch_api: BatchPolicy = field(default_factory=BatchPolicy)
     s3_endpoint_url: str | None = None  # AWS_ENDPOINT_URL, read once
 
     @classmethod
@@ -73,7 +73,7 @@ class Deployment:
             placement=placement,
             prices=prices,
             prices_problem=problem,
-            batch_api=BatchApiPolicy(
+            batch_api=BatchPolicy(
                 tiers=settings.batch_tier_names,
                 reserve_seconds=settings.batch_reserve_minutes * 60,
                 poll_seconds=settings.batch_poll_seconds,

@@ -17,6 +17,7 @@ from typing import Any
 
 from exosphere_dagster.resolve.placement import Placement
 from exosphere_dagster.resolve.segments import Segment
+from satellite_ops.context import BatchPolicy  # the one Batch API policy: satellites read it as is
 from yaml_loader.ir import ClusterPlan, RetrySettings, SatelliteNode
 
 STEP_RETRIES = 2  # Dagster re-runs a step lost with its process (a pod evicted, a node lost)
@@ -77,16 +78,6 @@ class ChunkPolicy:
 
 
 @dataclass(frozen=True)
-class BatchApiPolicy:
-    """Provider Batch API settings as the deployment sets them (``EXOSPHERE_BATCH_*``)."""
-
-    tiers: frozenset[str] = frozenset()  # tiers whose ``batch: auto`` calls use a Batch API
-    reserve_seconds: float = 3600.0  # stop waiting this long before the run's deadline
-    poll_seconds: float = 5.0
-    poll_max_seconds: float = 300.0
-
-
-@dataclass(frozen=True)
 class NodePlan:
     """Everything decided about one satellite of the cluster."""
 
@@ -138,7 +129,7 @@ class ExecutionPlan:
     nodes: Mapping[str, NodePlan]  # every satellite: main, failure and log branches
     segments: tuple[Segment, ...]  # main branch, then the failure branch
     chunks: Mapping[str, ChunkPolicy]  # per segment (by the name of the node that cuts it)
-    batch_api: BatchApiPolicy
+    batch_api: BatchPolicy
 
     def node(self, node_id: str) -> NodePlan:
         return self.nodes[node_id]

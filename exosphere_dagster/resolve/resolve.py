@@ -21,7 +21,6 @@ from exosphere_dagster.resolve.execution_plan import (
     STEP_RETRIES,
     STEP_RETRY_DELAY,
     URGENT_FRACTION,
-    BatchApiPolicy,
     ChunkPolicy,
     ExecutionPlan,
     NodePlan,
@@ -42,6 +41,7 @@ from exosphere_dagster.resolve.tags import (
     PRIORITY_TAG,
     SLA_TAG,
 )
+from satellite_ops.context import BatchPolicy
 from yaml_loader.errors import ConfigError, ConfigErrors
 from yaml_loader.ir import ClusterPlan, SatelliteNode
 from yaml_loader.quantities import QuantityError, compute_of
@@ -137,7 +137,7 @@ def _request(placement: Placement) -> ResourceRequest:
 
 
 def batch_api_decision(
-    node: SatelliteNode, definition: Any, tier: str, policy: BatchApiPolicy
+    node: SatelliteNode, definition: Any, tier: str, policy: BatchPolicy
 ) -> bool | None:
     """Whether the node's static config sends its prompts through a provider Batch API, by the
     rule the satellite applies at run time; None when ``batch``/``engine`` are templated (the

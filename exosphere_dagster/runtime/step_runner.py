@@ -9,12 +9,11 @@ failure": Dagster does not re-create mapped steps that never started).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
 from exosphere_dagster.resolve.deployment import Deployment
-from exosphere_dagster.resolve.execution_plan import BatchApiPolicy, ExecutionPlan, RunPolicy
+from exosphere_dagster.resolve.execution_plan import ExecutionPlan, RunPolicy
 from exosphere_dagster.resolve.segments import Segment
 from exosphere_dagster.resolve.tags import TRIGGER_TIME_TAG
 from exosphere_dagster.runtime.checkpoint import checkpoint_store_for
@@ -26,7 +25,6 @@ from exosphere_dagster.runtime.secrets import (
     redaction_values,
     resolve_secrets,
 )
-from satellite_ops.context import BatchPolicy
 from yaml_loader.ir import ClusterPlan, SatelliteNode
 from yaml_loader.templates.scope import run_scope
 
@@ -54,7 +52,7 @@ class StepRunner:
         self.root_run_id = run.root_run_id or run.run_id
         self.store = checkpoint_store_for(context.instance, deployment)
         self.deadline, self.shared = run_window(plan, execution.run, run)
-        self.batch = batch_policy(execution.batch_api)
+        self.batch = execution.batch_api  # satellites' BatchPolicy, resolved
         sinks = [(sink.node, sink.definition) for sink in execution.log_sinks]
         self.forwarder = LogForwarder.for_step(
             plan, sinks, run.run_id, deployment, base_scope=self.shared
@@ -131,8 +129,3 @@ def run_window(plan: ClusterPlan, policy: RunPolicy, run: Any) -> tuple[datetime
     start = datetime.fromisoformat(trigger_time) if trigger_time else started
     deadline = policy.deadline(start)
     return deadline, run_scope(plan, run.run_id, started, start, deadline, {})
-
-
-def batch_policy(policy: BatchApiPolicy) -> BatchPolicy:
-    """The deployment's Batch API policy as satellites see it (``context.batch``)."""
-    return BatchPolicy(**asdict(policy))

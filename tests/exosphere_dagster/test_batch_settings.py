@@ -7,12 +7,11 @@ import pytest
 
 from exosphere_dagster.resolve.deployment import Deployment
 from exosphere_dagster.resolve.settings import SettingsError, settings
-from exosphere_dagster.runtime.step_runner import batch_policy as satellites_view
 
 
 def batch_policy():
     """What a step hands its satellites: the deployment's policy, loaded from the environment."""
-    return satellites_view(Deployment.load().batch_api)
+    return Deployment.load().batch_api
 
 
 def test_defaults_allow_batches_for_24h_runs_only(monkeypatch):

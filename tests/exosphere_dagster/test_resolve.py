@@ -17,10 +17,11 @@ from exosphere_dagster.resolve.catalog import registry_with_plugins
 from exosphere_dagster.resolve.cost.estimate import estimate_lines
 from exosphere_dagster.resolve.cost.prices import EXAMPLE_PRICES, load_prices
 from exosphere_dagster.resolve.deployment import Deployment
-from exosphere_dagster.resolve.execution_plan import BatchApiPolicy, ChunkPolicy
+from exosphere_dagster.resolve.execution_plan import ChunkPolicy
 from exosphere_dagster.resolve.placement import PlacementError
 from exosphere_dagster.resolve.resolve import resolve
 from exosphere_dagster.resolve.settings import Settings
+from satellite_ops.context import BatchPolicy
 from yaml_loader import ConfigErrors, load, plan
 from yaml_loader.tiers import TIERS
 
@@ -172,7 +173,7 @@ def test_the_deployment_is_loaded_once_and_again_when_it_changes(tmp_path, monke
 @pytest.mark.parametrize("sla", ["6h", "12h", "24h"])
 def test_the_batch_api_decision(tmp_path, registry, mode, sla):
     entries = [satellite_entry(LLM, "extract", {**LLM_CONFIG, "batch": mode})]
-    deployment = Deployment(batch_api=BatchApiPolicy(tiers=frozenset({"12h"})))
+    deployment = Deployment(batch_api=BatchPolicy(tiers=frozenset({"12h"})))
     execution = resolve(_plan(tmp_path, registry, sla, entries), deployment, registry)
     expected = mode == "always" or (mode == "auto" and sla == "12h")
     assert execution.node("extract").batch_api is expected

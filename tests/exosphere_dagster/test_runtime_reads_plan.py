@@ -22,7 +22,7 @@ from pydantic import BaseModel
 from clusters import cluster, dump, satellite_entry
 from exosphere_dagster.entry.launch import run_cluster_file
 from exosphere_dagster.resolve.deployment import Deployment
-from exosphere_dagster.resolve.execution_plan import BatchApiPolicy, ExecutionPlan
+from exosphere_dagster.resolve.execution_plan import ExecutionPlan
 from exosphere_dagster.resolve.resolve import resolve
 from exosphere_dagster.resolve.settings import Settings
 from exosphere_dagster.resolve.tags import TRIGGER_TIME_TAG
@@ -96,7 +96,7 @@ def execution(deployment: Deployment) -> ExecutionPlan:
         resolved,
         run=replace(resolved.run, tier="12h", sla_seconds=4321),
         nodes=MappingProxyType(nodes),
-        batch_api=BatchApiPolicy(frozenset({"12h"}), 77.0, 0.25, 9.0),
+        batch_api=BatchPolicy(frozenset({"12h"}), 77.0, 0.25, 9.0),
     )
 
 
