@@ -104,7 +104,9 @@ def attributes_text(file: str, key_line: int) -> str:
 
 def load_inline(file: str, key_line: int) -> LoadedCluster:
     """The cluster written under ``attributes:`` (at ``key_line``) in ``file``, every error
-    located in it."""
+    located in it. Read from ``defs.yaml``'s text, not from the attributes Dagster already
+    parsed: the loader's scalar rules (quoted or plain, no YAML 1.1 ``on``/dates) and every
+    line:col come from the YAML nodes' styles and marks, which parsed data no longer has."""
     try:
         return load_text(attributes_text(file, key_line), file)
     except ConfigErrors as exc:
