@@ -19,6 +19,7 @@ from exosphere_dagster.resolve.placement import Placement
 from exosphere_dagster.resolve.segments import Segment
 from satellite_ops.context import BatchPolicy  # the one Batch API policy: satellites read it as is
 from yaml_loader.ir import ClusterPlan, RetrySettings, SatelliteNode
+from yaml_loader.quantities import compute_of
 
 STEP_RETRIES = 2  # Dagster re-runs a step lost with its process (a pod evicted, a node lost)
 STEP_RETRY_DELAY = 5.0  # seconds before that re-run
@@ -43,6 +44,14 @@ class ResourceRequest:
     @property
     def memory_gib(self) -> float:
         return self.memory_bytes / 2**30
+
+    @classmethod
+    def of(cls, placement: Placement) -> ResourceRequest:
+        """A placement's requests as numbers, by the one quantity parser the cluster file is
+        checked with; QuantityError if they are not quantities."""
+        asks = placement.requests
+        compute = compute_of(asks.get("cpu"), asks.get("memory"), placement.gpu or None)
+        return cls(placement, compute.cpu, compute.memory_bytes, compute.gpu)
 
 
 @dataclass(frozen=True)

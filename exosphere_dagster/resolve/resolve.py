@@ -28,7 +28,6 @@ from exosphere_dagster.resolve.execution_plan import (
     RunPolicy,
 )
 from exosphere_dagster.resolve.placement import (
-    Placement,
     light_placement,
     satellite_placement,
     step_resources,
@@ -44,7 +43,7 @@ from exosphere_dagster.resolve.tags import (
 from satellite_ops.context import BatchPolicy
 from yaml_loader.errors import ConfigError, ConfigErrors
 from yaml_loader.ir import ClusterPlan, SatelliteNode
-from yaml_loader.quantities import QuantityError, compute_of
+from yaml_loader.quantities import QuantityError
 
 
 def resolve(plan: ClusterPlan, deployment: Deployment, registry: Any) -> ExecutionPlan:
@@ -69,7 +68,9 @@ def resolve(plan: ClusterPlan, deployment: Deployment, registry: Any) -> Executi
     for node_id, definition in definitions.items():
         node = by_id[node_id]
         try:
-            request = _request(satellite_placement(plan, step_resources(node, definition), policy))
+            request = ResourceRequest.of(
+                satellite_placement(plan, step_resources(node, definition), policy)
+            )
         except QuantityError as exc:
             errors.append(_at_uses(plan, node, f"satellite '{node.uses}' declares {exc}"))
             continue
@@ -125,15 +126,8 @@ def run_policy(plan: ClusterPlan, deployment: Deployment) -> RunPolicy:
         max_runtime_seconds=max_runtime,
         urgent_within_seconds=URGENT_FRACTION * tier.seconds,
         tags=MappingProxyType(tags),
-        light=_request(light_placement(plan, deployment.placement)),
+        light=ResourceRequest.of(light_placement(plan, deployment.placement)),
     )
-
-
-def _request(placement: Placement) -> ResourceRequest:
-    """A placement's requests as numbers (the one quantity parser); QuantityError if not."""
-    asks = placement.requests
-    compute = compute_of(asks.get("cpu"), asks.get("memory"), placement.gpu or None)
-    return ResourceRequest(placement, compute.cpu, compute.memory_bytes, compute.gpu)
 
 
 def batch_api_decision(

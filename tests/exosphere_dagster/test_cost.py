@@ -14,15 +14,15 @@ from exosphere_dagster.resolve.cost.estimate import plan_cost_lines
 from exosphere_dagster.resolve.cost.prices import (
     EXAMPLE_PRICES,
     PriceTableError,
-    Reservation,
     load_prices,
     model_of,
     price_table,
     quantity,
-    reservation,
     step_cost,
 )
+from exosphere_dagster.resolve.execution_plan import ResourceRequest
 from exosphere_dagster.resolve.placement import (
+    Placement,
     PlacementPolicy,
     Pool,
     satellite_placement,
@@ -151,6 +151,12 @@ def _plan(tmp_path, sla: str, llm_config: dict | None = None, resources: dict | 
     return plan(load(write_cluster(tmp_path, f"{sla}.yml", data)), registry_with_plugins())
 
 
+def _pod(pool: str, cpu: str = "0", gpu: int = 0, memory: str = "0") -> ResourceRequest:
+    """A resolved pod's requests in ``pool``, as the step that costs them reads them."""
+    asks = {"cpu": cpu, "memory": memory}
+    return ResourceRequest.of(Placement(asks, (Pool(name=pool),), gpu=gpu))
+
+
 @pytest.mark.parametrize(("sla", "pool"), [("6h", "on-demand"), ("12h", "spot"), ("24h", "spot")])
 def test_a_step_reserves_its_requests_in_its_tiers_pool(tmp_path, sla, pool):
     cluster_plan = _plan(tmp_path, sla)
@@ -158,13 +164,17 @@ def test_a_step_reserves_its_requests_in_its_tiers_pool(tmp_path, sla, pool):
     definition = registry_with_plugins().get(node.uses)
     resources = step_resources(node, definition)
     placed = satellite_placement(cluster_plan, resources, PlacementPolicy())
-    assert reservation(placed) == Reservation(pool, cpu=4.0, gpu=1.0, memory_gib=32.0)
+    request = ResourceRequest.of(placed)
+    assert (request.pool, request.cpu, request.gpu, request.memory_gib) == (pool, 4.0, 1, 32.0)
     labels = placed.k8s_config()["pod_template_spec_metadata"]["labels"]
     assert labels["exosphere.host/pool"] == pool  # the tag, where written, says the same
     named = PlacementPolicy(tiers={sla: Pool({"pool": "a100"}, name="a100-reserved")})
-    assert reservation(satellite_placement(cluster_plan, resources, named)).pool == "a100-reserved"
+    assert (
+        ResourceRequest.of(satellite_placement(cluster_plan, resources, named)).pool
+        == "a100-reserved"
+    )
     unnamed = PlacementPolicy(tiers={sla: Pool({"pool": "latency"})})  # the tier's capacity
-    assert reservation(satellite_placement(cluster_plan, resources, unnamed)).pool == pool
+    assert ResourceRequest.of(satellite_placement(cluster_plan, resources, unnamed)).pool == pool
 
 
 def test_the_placement_file_names_pools_and_refuses_unknown_tiers(tmp_path, monkeypatch):
@@ -179,11 +189,11 @@ def test_the_placement_file_names_pools_and_refuses_unknown_tiers(tmp_path, monk
 
 
 def test_compute_is_wall_seconds_times_requests_times_pool_prices(table):
-    gpu_step = Reservation("on-demand", cpu=4.0, gpu=1.0, memory_gib=32.0)
+    gpu_step = _pod("on-demand", cpu="4", gpu=1, memory="32Gi")
     cost = step_cost(table, gpu_step, 1800.0, {})
     assert cost.compute_usd == pytest.approx(0.5 * (4 * 0.04 + 2.0 + 32 * 0.004))
     assert (cost.cpu_seconds, cost.gpu_seconds, cost.tokens_usd) == (7200.0, 1800.0, 0.0)
-    spot = step_cost(table, Reservation("spot", cpu=0.5), 3600.0, {})
+    spot = step_cost(table, _pod("spot", cpu="500m"), 3600.0, {})
     assert spot.compute_usd == pytest.approx(0.005) and spot.cost_usd == spot.compute_usd
     assert spot.metrics()["cost_usd"] == pytest.approx(0.005)
 
@@ -191,17 +201,13 @@ def test_compute_is_wall_seconds_times_requests_times_pool_prices(table):
 def test_tokens_through_the_batch_api_cost_the_batch_price(table):
     million = {"llm/prompt_tokens": 1e6, "llm/completion_tokens": 1e6}
     mini = ("openai", "gpt-4o-mini")
-    sync = step_cost(table, Reservation("spot"), 0.0, million, mini)
+    sync = step_cost(table, _pod("spot"), 0.0, million, mini)
     assert sync.tokens_usd == pytest.approx(0.75)
     half = {**million, "llm/batch_prompt_tokens": 5e5, "llm/batch_completion_tokens": 5e5}
-    assert step_cost(table, Reservation("spot"), 0.0, half, mini).tokens_usd == pytest.approx(
-        0.5625
-    )
+    assert step_cost(table, _pod("spot"), 0.0, half, mini).tokens_usd == pytest.approx(0.5625)
     batch = {**million, "llm/batch_prompt_tokens": 1e6, "llm/batch_completion_tokens": 1e6}
-    assert step_cost(table, Reservation("spot"), 0.0, batch, mini).tokens_usd == pytest.approx(
-        0.375
-    )
-    no_batch = step_cost(table, Reservation("spot"), 0.0, batch, ("openai", "no-batch-price"))
+    assert step_cost(table, _pod("spot"), 0.0, batch, mini).tokens_usd == pytest.approx(0.375)
+    no_batch = step_cost(table, _pod("spot"), 0.0, batch, ("openai", "no-batch-price"))
     assert no_batch.tokens_usd == pytest.approx(3.0)
     assert no_batch.problems == ("openai/no-batch-price has no batch price: its batch tokens "
                                  "are priced as sync",)  # fmt: skip
@@ -209,10 +215,10 @@ def test_tokens_through_the_batch_api_cost_the_batch_price(table):
 
 def test_self_hosted_models_cost_their_compute_and_unknown_ones_are_flagged(table):
     used = {"llm/prompt_tokens": 1000.0, "llm/completion_tokens": 500.0}
-    hosted = step_cost(table, Reservation("spot", gpu=1.0), 3600.0, used, ("vllm", "meta/llama"))
+    hosted = step_cost(table, _pod("spot", gpu=1), 3600.0, used, ("vllm", "meta/llama"))
     assert hosted.tokens_usd == 0.0 and hosted.compute_usd == pytest.approx(0.8)
     assert hosted.problems == ()
-    unknown = step_cost(table, Reservation("nowhere"), 10.0, used, ("openai", "mystery"))
+    unknown = step_cost(table, _pod("nowhere"), 10.0, used, ("openai", "mystery"))
     assert unknown.cost_usd == 0.0
     assert "no price for node pool 'nowhere' (priced: on-demand, spot)" in unknown.problems[0]
     assert "no price for model openai/mystery: its 1500 tokens" in unknown.problems[1]

@@ -25,18 +25,20 @@ import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, ValidationError, model_validator
 
 from exosphere_dagster.errors import DeploymentError
-from exosphere_dagster.resolve.placement import Placement
 from exosphere_dagster.resolve.settings import settings
 from yaml_loader.errors import ConfigErrors
 from yaml_loader.models import StrictModel
-from yaml_loader.quantities import QuantityError, compute_of, parse_quantity
+from yaml_loader.quantities import QuantityError, parse_quantity
 from yaml_loader.source import read_yaml_file, read_yaml_text
 from yaml_loader.validation import translate
+
+if TYPE_CHECKING:
+    from exosphere_dagster.resolve.execution_plan import ResourceRequest
 
 COST_TAG = "exosphere/cost_usd"
 EXAMPLE_SOURCE = "example prices built into exosphere (set EXOSPHERE_PRICES_FILE)"
@@ -175,29 +177,6 @@ def quantity(value: Any) -> float:
         raise ValueError(f"not a Kubernetes quantity: {value!r}") from None
 
 
-@dataclass(frozen=True)
-class Reservation:
-    """What one step's pod asks for, and the pool it runs in."""
-
-    pool: str
-    cpu: float = 0.0
-    gpu: float = 0.0
-    memory_gib: float = 0.0
-
-
-def reservation(placement: Placement) -> Reservation:
-    """What a step's pod reserves, from its placement (numbers by the one quantity parser),
-    whether or not a ``dagster-k8s/config`` tag is written for it."""
-    requests = placement.requests
-    compute = compute_of(requests.get("cpu"), requests.get("memory"), placement.gpu or None)
-    return Reservation(
-        pool=placement.pool,
-        cpu=compute.cpu,
-        gpu=float(compute.gpu),
-        memory_gib=compute.memory_gib,
-    )
-
-
 # -- what a step costs -------------------------------------------------------------------------
 @dataclass(frozen=True)
 class StepCost:
@@ -225,9 +204,11 @@ class StepCost:
         }
 
 
-def compute_cost(table: PriceTable, where: Any, seconds: float) -> tuple[float, str | None]:
-    """USD of holding ``where`` (a ResourceRequest, or a Reservation: ``pool``, ``cpu``,
-    ``gpu``, ``memory_gib``) for ``seconds``; (0, why) when its pool has no price."""
+def compute_cost(
+    table: PriceTable, where: ResourceRequest, seconds: float
+) -> tuple[float, str | None]:
+    """USD of holding ``where`` (a resolved pod's requests and pool) for ``seconds``; (0, why)
+    when its pool has no price."""
     price = table.pools.get(where.pool)
     if price is None:
         known = ", ".join(sorted(table.pools))
@@ -277,7 +258,7 @@ def token_cost(
 
 def step_cost(
     table: PriceTable,
-    where: Any,  # a ResourceRequest (NodePlan.resources) or a Reservation
+    where: ResourceRequest,  # NodePlan.resources, RunPolicy.light
     seconds: float,
     metrics: Mapping[str, float],
     model: tuple[str, str] | None = None,
