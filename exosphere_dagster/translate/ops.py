@@ -253,11 +253,11 @@ def satellite_op(
         try:
             children, report = runner.run(node, key, [i for c in chunks for i in c.items])
             _log_failures(context, runner, node, report, handled, tolerated)
-            model = model_of(runner.node_config(node).config, definition.config_model)
+            configured = runner.node_config(node)
         finally:
             runner.close()
         seconds = time.perf_counter() - started
-        cost = _cost(context, deployment_of(context), report, planned, seconds, model)
+        cost = _cost(context, deployment_of(context), report, planned, seconds, configured)
         yield Output(Chunk(key, children), "items", metadata=_items_metadata(children))
         reports = [report, *before]  # the segment's end hands them all to the summary
         yield Output(reports, "report", metadata=_report_metadata(report, cost))
@@ -290,11 +290,12 @@ def _cost(
     report: ChunkReport,
     planned: NodePlan,
     seconds: float,
-    model: Any,
+    configured: Any,
 ) -> StepCost | None:
-    """The step's cost (resolve/cost) from the node's resolved requests and pool, added to its
-    report's numbers for the summary to add up. A prices file that cannot be used is logged,
-    never fails the step: the items are the work."""
+    """The step's cost, added to its report; an unusable prices file is logged, not fatal."""
+    model = planned.model
+    if configured is not planned.node:  # the run's op config edited it (launchpad)
+        model = model_of(configured.config, planned.definition.config_model)
     table = deployment.prices
     if table is None:
         context.log.error(f"no cost for this step: {deployment.prices_problem or 'no prices'}")
