@@ -26,38 +26,35 @@ _LOCK = threading.Lock()
 _MADE: dict[tuple[int, tuple[tuple[str, Any], ...]], tuple[Deployment, Deployment]] = {}
 
 
+def _unset(variable: str, about: str) -> Any:
+    """A field left unset by default (the environment's value applies), described as such."""
+    return Field(default=None, description=f"{about}; unset: {variable}.")
+
+
 class ExosphereDeployment(ConfigurableResource):
     """What this deployment decides for every step: where prices and node pools are read from,
     how many step pods a run may have, which SLA tiers use provider Batch APIs and how log
     sinks drain. Unset fields come from the ``EXOSPHERE_*`` environment (docs/deployment.md)."""
 
-    prices_file: str | None = Field(
-        default=None,
-        description="Prices per node pool and model (YAML, docs/cost.md); unset: "
-        "EXOSPHERE_PRICES_FILE.",
+    prices_file: str | None = _unset(
+        "EXOSPHERE_PRICES_FILE", "Prices per node pool and model (YAML, docs/cost.md)"
     )
-    placement_file: str | None = Field(
-        default=None,
-        description="Node pools per SLA tier (YAML); unset: EXOSPHERE_PLACEMENT_FILE.",
+    placement_file: str | None = _unset(
+        "EXOSPHERE_PLACEMENT_FILE", "Node pools per SLA tier (YAML)"
     )
-    step_pods: int | None = Field(
-        default=None,
-        description="Step pods a Kubernetes run may have at once (chunk counts follow it); "
-        "unset: EXOSPHERE_STEP_PODS, else 16.",
+    step_pods: int | None = _unset(
+        "EXOSPHERE_STEP_PODS, else 16",
+        "Step pods a Kubernetes run may have at once (chunk counts follow it)",
     )
-    batch_tiers: str | None = Field(
-        default=None,
-        description="Comma-separated SLA tiers whose LLM calls may go through a Batch API; "
-        "unset: EXOSPHERE_BATCH_TIERS, else 24h.",
+    batch_tiers: str | None = _unset(
+        "EXOSPHERE_BATCH_TIERS, else 24h",
+        "Comma-separated SLA tiers whose LLM calls may go through a Batch API",
     )
-    log_sink_queue: int | None = Field(
-        default=None,
-        description="Records a step queues per log sink; unset: EXOSPHERE_LOG_SINK_QUEUE.",
+    log_sink_queue: int | None = _unset(
+        "EXOSPHERE_LOG_SINK_QUEUE", "Records a step queues per log sink"
     )
-    log_sink_drain_seconds: float | None = Field(
-        default=None,
-        description="Longest a step waits at its end for its log sinks; unset: "
-        "EXOSPHERE_LOG_SINK_DRAIN_SECONDS.",
+    log_sink_drain_seconds: float | None = _unset(
+        "EXOSPHERE_LOG_SINK_DRAIN_SECONDS", "Longest a step waits at its end for its log sinks"
     )
 
     @classmethod

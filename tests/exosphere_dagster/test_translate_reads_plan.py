@@ -178,3 +178,11 @@ def test_satellite_as_op_retries_like_a_cluster_file(tmp_path, sqlite_instance, 
     assert not result.success
     tried = [line for p in tmp_path.glob("attempt-failures-*") for line in p.read_text().split()]
     assert len(tried) == attempts
+
+
+def test_every_resource_field_is_unset_by_default_and_names_its_variable():
+    """The Launchpad shows each field's description: which ``EXOSPHERE_*`` variable applies
+    when it is left unset."""
+    for name, info in ExosphereDeployment.model_fields.items():
+        assert info.default is None, name
+        assert f"unset: EXOSPHERE_{name.upper()}" in (info.description or ""), name
