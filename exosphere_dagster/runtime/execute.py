@@ -92,7 +92,33 @@ class ChunkJob:
 def run_chunk(job: ChunkJob, items: list[Item]) -> tuple[list[Item], ChunkReport]:
     """Process ``items``; return the new items (children) and the report with failures."""
     with redacted_output():
-        return asyncio.run(_run_chunk(job, items))
+        return asyncio.run(_interruptible(_run_chunk(job, items)))
+
+
+async def _interruptible(step: Any) -> Any:
+    """Run ``step`` so that a signal handler's exception always stops it. The handler raises in
+    whatever main-thread frame runs; when that is a callback of the event loop (a worker's
+    future completing), ``asyncio.Handle`` catches it and only logs it, and the interrupt of a
+    terminated run would be lost. The loop's exception handler takes it back: it cancels the
+    step and the interrupt is raised in its place."""
+    loop, task = asyncio.get_running_loop(), asyncio.current_task()
+    caught: list[BaseException] = []
+
+    def on_error(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        exc = context.get("exception")
+        if exc is not None and not caught and interrupts_step(exc):
+            caught.append(exc)
+            task.cancel()
+            return
+        loop.default_exception_handler(context)
+
+    loop.set_exception_handler(on_error)
+    try:
+        return await step
+    except asyncio.CancelledError:
+        if caught:
+            raise caught[0] from None
+        raise
 
 
 async def _run_chunk(job: ChunkJob, items: list[Item]) -> tuple[list[Item], ChunkReport]:

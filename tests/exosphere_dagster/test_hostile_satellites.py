@@ -154,10 +154,16 @@ def interrupting(release: threading.Event):
         await asyncio.sleep(60)
         return [{"label": config.label}]
 
-    return {"sync": sync_fn, "async": async_fn}
+    async def callback_fn(config, input):
+        if config.label == HOSTILE:  # the signal lands while the loop runs a callback
+            asyncio.get_running_loop().call_soon(os.kill, os.getpid(), signal.SIGINT)
+        await asyncio.sleep(60)
+        return [{"label": config.label}]
+
+    return {"sync": sync_fn, "async": async_fn, "loop-callback": callback_fn}
 
 
-@pytest.mark.parametrize("kind", ["sync", "async"])
+@pytest.mark.parametrize("kind", ["sync", "async", "loop-callback"])
 def test_a_real_interrupt_still_stops_the_step(tmp_path, kind):
     """Under Dagster's own step signal handler (raise_interrupts_as) the interrupt raised in the
     satellite's frame or in the loop propagates; with Python's default handler asyncio.run turns
