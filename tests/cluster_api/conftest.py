@@ -9,7 +9,6 @@ lacks (a file the caller validates and the server refuses).
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -26,6 +25,8 @@ from dev_server import (
     pythonpath,
     readme_tour,
 )
+
+from processes import stop_group
 
 
 @pytest.fixture(scope="module", params=["folder", "s3"])
@@ -83,9 +84,5 @@ def server(request: pytest.FixtureRequest, tmp_path_factory) -> Iterator[Server]
         eventually(up, 180, "the webserver")
         yield running
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+        stop_group(proc)
         log.close()

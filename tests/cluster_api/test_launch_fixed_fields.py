@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -17,6 +16,7 @@ import pytest
 from dev_server import EXOSPHERE, aws_env, eventually, free_port
 
 from exosphere_dagster.entry.clusters.graphql import DagsterApi
+from processes import stop_group
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -108,11 +108,7 @@ def world(moto_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         location = eventually(up, 240, "the webserver with both clusters")
         yield {"api": api, "location": location, "s3": s3, "own": own, "other": other}
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+        stop_group(proc)
         log.close()
 
 

@@ -4,7 +4,6 @@ the running webserver without a restart (the product triggers the code location 
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -14,6 +13,7 @@ import httpx
 import pytest
 
 from clusters import cluster_from, write_cluster
+from processes import stop_group
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -133,8 +133,4 @@ def test_watched_folder_updates_the_running_code_location(tmp_path):
         (folder / "second.yml").unlink()
         eventually(lambda: "acme__second" not in job_names(port))
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+        stop_group(proc, timeout=30)
