@@ -134,6 +134,20 @@ def wait_for(check: Callable[[], object], timeout: float, what: str) -> object:
     raise AssertionError(f"{what}: not reached in {timeout:.0f}s (last: {last!r})")
 
 
+def scaffold_config(page, op: str) -> str:
+    """Clear the Launchpad editor, press "Scaffold all default config" and return the config
+    once it names ``op``."""
+    page.evaluate("() => document.querySelector('.CodeMirror').CodeMirror.setValue('')")
+    page.get_by_role("button", name="Scaffold all default config").click()
+    page.get_by_role("button", name="Confirm").click()
+    value = "() => document.querySelector('.CodeMirror').CodeMirror.getValue()"
+    return wait_for(
+        lambda: f"{op}:" in page.evaluate(value) and page.evaluate(value),
+        timeout=30,
+        what="the scaffolded config",
+    )
+
+
 @dataclass
 class DevServer:
     url: str
@@ -410,15 +424,7 @@ def test_launchpad_shows_a_satellites_typed_config(page, dev_server):
         "config => document.querySelector('.CodeMirror').CodeMirror.setValue(config)", good
     )
     expect(page.get_by_text("No errors").first).to_be_visible()
-    page.evaluate("() => document.querySelector('.CodeMirror').CodeMirror.setValue('')")
-    page.get_by_role("button", name="Scaffold all default config").click()
-    page.get_by_role("button", name="Confirm").click()
-    value = "() => document.querySelector('.CodeMirror').CodeMirror.getValue()"
-    scaffold = wait_for(
-        lambda: "split:" in page.evaluate(value) and page.evaluate(value),
-        timeout=30,
-        what="the scaffolded config",
-    )
+    scaffold = scaffold_config(page, "split")
     assert re.search(r"split:\s+config:\s+count: 2", scaffold)  # the cluster file's values
     assert "satellites.split.output.n" in scaffold  # templates stay as written
     page.get_by_role("dialog").wait_for(state="detached")
@@ -697,15 +703,7 @@ def test_the_launchpad_takes_the_files_spelling(page, dev_server):
 
     page.goto(job_url(dev_server, "uitest__picky", "/playground"))
     page.locator(".CodeMirror").first.wait_for()
-    page.evaluate("() => document.querySelector('.CodeMirror').CodeMirror.setValue('')")
-    page.get_by_role("button", name="Scaffold all default config").click()
-    page.get_by_role("button", name="Confirm").click()
-    value = "() => document.querySelector('.CodeMirror').CodeMirror.getValue()"
-    scaffold = wait_for(
-        lambda: "picky:" in page.evaluate(value) and page.evaluate(value),
-        timeout=30,
-        what="the scaffolded config",
-    )
+    scaffold = scaffold_config(page, "picky")
     assert re.search(r"picky:\s+config:\s+refuse_n: 1", scaffold), scaffold
     assert "refuse-n" not in scaffold
     page.get_by_role("dialog").wait_for(state="detached")
