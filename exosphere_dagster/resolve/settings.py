@@ -68,7 +68,7 @@ class Settings(BaseSettings):
     )
     batch_poll_seconds: float = Field(5.0, gt=0, description="First wait between batch polls.")
     batch_poll_max_seconds: float = Field(300.0, gt=0, description="Longest wait between polls.")
-    # log sinks (docs/logs.md)
+    # log sinks (docs/log-sinks.md)
     log_sink_queue: int = Field(
         20_000, ge=1, description="Records a step queues per log sink; more are dropped, counted."
     )

@@ -54,15 +54,20 @@ def partial_outputs(fields: Mapping[str, Field]) -> dict[str, Field]:
     once the outputs it reads exist", even when the step that yielded them then failed."""
     found = dict(fields)
     if "step_dependency_config" in found:
-        field = found["step_dependency_config"]
-        found["step_dependency_config"] = Field(
-            field.config_type,
-            is_required=False,
-            default_value=PARTIAL_OUTPUTS,
-            description="Default here: steps start on the outputs a failed step did yield "
+        found["step_dependency_config"] = _defaulted(
+            found["step_dependency_config"],
+            PARTIAL_OUTPUTS,
+            "Default here: steps start on the outputs a failed step did yield "
             "(the good items of a chunk whose step failed for another item).",
         )
     return found
+
+
+def _defaulted(field: Field, default: Any, description: str) -> Field:
+    """Dagster's ``field`` made optional with our ``default``."""
+    return Field(
+        field.config_type, is_required=False, default_value=default, description=description
+    )
 
 
 def _config_schema() -> Field:
@@ -76,12 +81,10 @@ def _config_schema() -> Field:
     )
     multiprocess = choices["multiprocess"]
     fields = partial_outputs(multiprocess.config_type.fields)
-    start = fields["start_method"]
-    fields["start_method"] = Field(
-        start.config_type,
-        is_required=False,
-        default_value=DEFAULT_START,
-        description="How step processes start. Default: forked from a server that preloaded "
+    fields["start_method"] = _defaulted(
+        fields["start_method"],
+        DEFAULT_START,
+        "How step processes start. Default: forked from a server that preloaded "
         f"Dagster, the product and the satellites ({PRELOAD_MODULE}); `spawn: {{}}` starts a "
         "fresh interpreter per step, as Dagster does by default.",
     )
