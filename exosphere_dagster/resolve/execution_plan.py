@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from exosphere_dagster.resolve.cost.prices import model_of
 from exosphere_dagster.resolve.placement import Placement
 from exosphere_dagster.resolve.segments import Segment
 from satellite_ops.context import BatchPolicy  # the one Batch API policy: satellites read it as is
@@ -104,6 +105,13 @@ class NodePlan:
     model: tuple[str, str] | None  # (engine, model) for token prices, from its static config
     batch_api: bool | None  # static config sends it through a Batch API; None: templated
     op_priority: int  # Dagster op priority: deeper satellites first (finish chunks early)
+
+    def model_under(self, configured: SatelliteNode) -> tuple[str, str] | None:
+        """The (engine, model) a run prices: the resolved one, unless the run's op config
+        edited the node (a Launchpad edit), then that config's."""
+        if configured is self.node:
+            return self.model
+        return model_of(configured.config, self.definition.config_model)
 
 
 @dataclass(frozen=True)

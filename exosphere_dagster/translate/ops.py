@@ -25,7 +25,7 @@ from dagster import (
 )
 
 from exosphere_dagster.resolve.chunking import keyed_chunks
-from exosphere_dagster.resolve.cost.prices import StepCost, model_of, step_cost
+from exosphere_dagster.resolve.cost.prices import StepCost, step_cost
 from exosphere_dagster.resolve.deployment import Deployment
 from exosphere_dagster.resolve.execution_plan import ChunkPolicy, NodePlan
 from exosphere_dagster.resolve.segments import START, Segment
@@ -293,9 +293,7 @@ def _cost(
     configured: Any,
 ) -> StepCost | None:
     """The step's cost, added to its report; an unusable prices file is logged, not fatal."""
-    model = planned.model
-    if configured is not planned.node:  # the run's op config edited it (launchpad)
-        model = model_of(configured.config, planned.definition.config_model)
+    model = planned.model_under(configured)
     table = deployment.prices
     if table is None:
         context.log.error(f"no cost for this step: {deployment.prices_problem or 'no prices'}")

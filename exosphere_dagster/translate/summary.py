@@ -16,7 +16,7 @@ from typing import Any
 from dagster import Any as DagsterAny
 from dagster import AssetMaterialization, In, MetadataValue, OpDefinition, Out, Output
 
-from exosphere_dagster.resolve.cost.prices import COST_TAG, add_up, model_of, step_cost, token_cost
+from exosphere_dagster.resolve.cost.prices import COST_TAG, add_up, step_cost, token_cost
 from exosphere_dagster.resolve.execution_plan import ResourceRequest
 from exosphere_dagster.resolve.segments import Segment
 from exosphere_dagster.runtime.items import ChunkReport
@@ -90,10 +90,7 @@ def summary_op(
                 )
                 reports.update({key: report for key, (_, report) in caught.items()})
             models = {
-                n.id: model_of(
-                    runner.node_config(n).config,
-                    runner.execution.node(n.id).definition.config_model,
-                )
+                n.id: runner.execution.node(n.id).model_under(runner.node_config(n))
                 for s in segments
                 for n in s.nodes
             }
