@@ -200,9 +200,9 @@ def main() -> None:  # noqa: PLR0915 - one measurement, read top to bottom
         })  # fmt: skip
         from dagster import DagsterInstance
 
-        from exosphere_dagster.resolve.cost.prices import price_table
+        from exosphere_dagster.resolve.deployment import Deployment
 
-        table = price_table()
+        table = Deployment.load().prices
         model = write_tiny_model(
             folder / "random.gguf", n_embd=args.embd, n_layer=args.layers, n_head=8,
             n_ff=args.embd * 11 // 4,

@@ -2,15 +2,16 @@
 
 A cluster's ``sla`` buys time, and the time is spent on cost: a longer tier runs at a lower
 priority, packs items into bigger chunks (fewer steps, bigger batches), and runs on cheaper,
-interruptible capacity. Every stage asks its tier here; an unknown tier name is an error,
-never a silent fallback to another tier.
+interruptible capacity. The plan freezes a cluster's tier (``ClusterPlan.sla``); the resolve
+stage (``exosphere_dagster.resolve.resolve``) is its one reader and turns it into the numbers
+every later stage reads (priority, deadline rule, chunk bounds, pool). An unknown tier name is
+an error, never a silent fallback to another tier.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 Capacity = Literal["on-demand", "spot"]
@@ -23,19 +24,12 @@ class SlaTier:
     priority: int  # Dagster run priority: higher runs first
     chunk_bounds: tuple[int, int]  # (smallest, largest) items per step
     chunks_per_worker: int  # more chunks per worker even out uneven items (latency)
-    capacity: Capacity  # the node pool the tier's pods go to (and its price row, cost.py)
+    capacity: Capacity  # the node pool the tier's pods go to (and its price row)
     batch_bounds: tuple[int, int]  # (smallest, largest) items per step of a batched satellite
 
     @property
     def seconds(self) -> int:
         return self.hours * 3600
-
-    def deadline(self, trigger_time: datetime) -> datetime:
-        """Trigger time + the tier's hours, in real (UTC) hours: adding a timedelta in a zone
-        with daylight saving would move the wall clock instead, and a 24h SLA would last 23 or
-        25 hours across the switch. Naive times are taken as UTC."""
-        start = trigger_time if trigger_time.tzinfo else trigger_time.replace(tzinfo=UTC)
-        return start.astimezone(UTC) + timedelta(hours=self.hours)
 
 
 # Batched satellites (an LLM: one step's chunk is one batch call) get their own bounds: a 6h

@@ -164,10 +164,16 @@ def dev(folder: str | None, port: int) -> None:
     """Start `dg dev` (Dagster's dev server) on a watched clusters store: a folder or an
     s3://bucket/prefix (default: EXOSPHERE_CLUSTERS_DIR, else ./clusters)."""
     from exosphere_dagster.entry.devserver import serve
-    from exosphere_dagster.resolve.settings import settings
+    from exosphere_dagster.errors import DeploymentError
+    from exosphere_dagster.resolve.deployment import Deployment
 
     _ensure_dagster_home()
-    sys.exit(serve(folder or settings().clusters_dir, port))
+    if folder is None:
+        try:
+            folder = Deployment.load().settings.clusters_dir
+        except DeploymentError as exc:  # no folder to watch: the deployment's error, not a trace
+            raise click.ClickException(str(exc)) from None
+    sys.exit(serve(folder, port))
 
 
 main.add_command(clusters)

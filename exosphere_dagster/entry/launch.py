@@ -15,15 +15,12 @@ from dagster._core.execution.job_execution_result import JobExecutionResult
 
 from exosphere_dagster.entry.reconstruct import reconstructable_job
 from exosphere_dagster.resolve.catalog import registry_with_plugins
-from exosphere_dagster.resolve.tags import (
-    CLUSTER_FILE_TAG,
-    DEADLINE_TAG,
-    TRIGGER_TIME_TAG,
-    run_window,
-)
-from exosphere_dagster.translate.scheduling.triggers import run_config_for, trigger_tags
-from yaml_loader import ClusterPlan, load
-from yaml_loader import plan as plan_cluster
+from exosphere_dagster.resolve.deployment import Deployment
+from exosphere_dagster.resolve.execution_plan import ExecutionPlan, RunWindow
+from exosphere_dagster.resolve.resolve import resolve
+from exosphere_dagster.resolve.tags import CLUSTER_FILE_TAG, DEADLINE_TAG, TRIGGER_TIME_TAG
+from exosphere_dagster.translate.scheduling.triggers import run_config_for
+from yaml_loader import load, plan
 
 INIT_LOCK = ".exosphere-init.lock"
 
@@ -73,14 +70,16 @@ def run_cluster_file(
     *,
     instance: DagsterInstance | None = None,
     multiprocess: bool = False,
-    plan: ClusterPlan | None = None,
+    execution: ExecutionPlan | None = None,
     echo: Callable[[str], Any] | None = None,
     log_level: str = "INFO",
 ) -> JobExecutionResult:
-    """Execute one cluster file now, as a manual launch (SLA and trigger tags included)."""
+    """Execute one cluster file now, as a manual launch: its trigger time is now and its
+    deadline the resolved plan's (``execution``, else the file resolved under the process's
+    deployment)."""
     instance = instance or local_instance()
-    plan = plan or plan_cluster(load(path), registry_with_plugins())
-    tags = trigger_tags(plan, datetime.now(UTC))
+    execution = execution or resolved(path)
+    tags = execution.run.window_tags(datetime.now(UTC))
     with execute_job(
         reconstructable_job(path),
         instance=instance,
@@ -106,6 +105,12 @@ def run_cluster_file(
         return result
 
 
+def resolved(path: str | Path) -> ExecutionPlan:
+    """The cluster file ``path`` resolved under the process's deployment."""
+    registry = registry_with_plugins()
+    return resolve(plan(load(path), registry), Deployment.load(), registry)
+
+
 def rerun(
     run_id: str, *, instance: DagsterInstance | None = None, from_failure: bool = False
 ) -> JobExecutionResult:
@@ -113,7 +118,7 @@ def rerun(
     hand back the items that already succeeded, so only unfinished items reach a satellite.
     ``from_failure`` uses Dagster's own selection (the UI's "From failure"): the red chunk steps
     and what lies downstream of them; mapped steps a killed run never started are run inline by
-    the gathering and summary steps (build/ops.py ``complete``), so no item is lost.
+    the gathering and summary steps (translate/ops.py ``complete``), so no item is lost.
 
     The re-run keeps the parent's run config (its inputs and edited satellite config) and its
     SLA window: the parent's trigger time and deadline, not a fresh one from now."""
@@ -145,9 +150,11 @@ def rerun(
 
 def sla_window(instance: DagsterInstance, run: Any) -> dict[str, str]:
     """``run``'s trigger time and deadline tags; for a run launched without them (and not yet
-    stamped by the deadlines sensor), what that sensor would stamp: creation time + SLA."""
+    stamped by the deadlines sensor), what that sensor would stamp: creation time + SLA, by the
+    rule the run's tags carry (``RunWindow.of_tags``)."""
     kept = {k: run.tags[k] for k in (TRIGGER_TIME_TAG, DEADLINE_TAG) if k in run.tags}
-    if len(kept) == 2:
+    window = RunWindow.of_tags(run.tags)
+    if len(kept) == 2 or window is None:
         return kept
     record = instance.get_run_record_by_id(run.run_id)
-    return (run_window(run.tags, record.create_timestamp) if record else None) or kept
+    return window.window_tags(record.create_timestamp) if record else kept

@@ -58,7 +58,10 @@ class Deployment:
         cls, settings: Settings, home: str | None = None, s3_endpoint_url: str | None = None
     ) -> Deployment:
         """Read the files ``settings`` names (placement, prices) and check them. A bad prices
-        file does not stop runs (steps log ``prices_problem``); a bad placement file does."""
+        file does not stop runs (steps log ``prices_problem``); a bad placement file does.
+        Pods read placement tags: every step's with ``EXOSPHERE_EXECUTOR=k8s`` (the run pod's
+        too), the run pod's alone when the instance in ``home`` launches runs as Kubernetes
+        Jobs."""
         steps = settings.runs_on_kubernetes
         pods = Pods(run=steps or instance_launches_pods(home), steps=steps)
         placement = PlacementPolicy.load(

@@ -18,13 +18,19 @@ from typing import Any
 from exosphere_dagster.resolve.cost.prices import model_of
 from exosphere_dagster.resolve.placement import Placement
 from exosphere_dagster.resolve.segments import Segment
+from exosphere_dagster.resolve.tags import (
+    DEADLINE_TAG,
+    SLA_SECONDS_TAG,
+    TRIGGER_TIME_TAG,
+    URGENT_WITHIN_TAG,
+)
 from satellite_ops.context import BatchPolicy  # the one Batch API policy: satellites read it as is
 from yaml_loader.ir import ClusterPlan, RetrySettings, SatelliteNode
 from yaml_loader.quantities import compute_of
 
 STEP_RETRIES = 2  # Dagster re-runs a step lost with its process (a pod evicted, a node lost)
 STEP_RETRY_DELAY = 5.0  # seconds before that re-run
-URGENT_FRACTION = 0.25  # a run is urgent when less than this share of its SLA is left
+URGENT_FRACTION = 0.25  # a run is urgent when no more than this share of its SLA is left
 
 
 @dataclass(frozen=True)
@@ -115,26 +121,67 @@ class NodePlan:
 
 
 @dataclass(frozen=True)
-class RunPolicy:
-    """What every run of the cluster gets, however it was launched."""
+class RunWindow:
+    """The deadline rule, the one there is: a run is due ``sla_seconds`` after its trigger time
+    and urgent when less than ``urgent_within_seconds`` (plus its expected runtime) is left.
 
-    tier: str  # "6h" | "12h" | "24h"
+    ``resolve()`` makes it part of every :class:`RunPolicy`, and writes its two numbers into the
+    run tags (:meth:`as_tags`), so that code holding only a run's tags (the deadline sensor, a
+    launch through GraphQL, a re-execution) applies the same rule (:meth:`of_tags`) and never
+    looks a tier up."""
+
     sla_seconds: int
-    priority: int  # dagster/priority
-    max_runtime_seconds: int  # the tighter of the SLA and the cluster's own dagster/max_runtime
     urgent_within_seconds: float  # the deadline sensor boosts a run with less time left
-    tags: Mapping[str, str]  # every run's tags (cluster tags, priority, max runtime, sla, ...)
-    light: ResourceRequest  # start/gather/summary steps and the run pod
 
     def deadline(self, trigger_time: datetime) -> datetime:
         """Trigger time + the SLA in real (UTC) seconds: across a daylight saving switch a 24h
         SLA still lasts 24 hours. Naive times are taken as UTC."""
-        start = trigger_time if trigger_time.tzinfo else trigger_time.replace(tzinfo=UTC)
-        return start.astimezone(UTC) + timedelta(seconds=self.sla_seconds)
+        return _utc(trigger_time) + timedelta(seconds=self.sla_seconds)
 
-    def is_urgent(self, deadline: datetime, now: datetime) -> bool:
-        """Whether a run due at ``deadline`` has less than ``urgent_within_seconds`` left."""
-        return (deadline - now).total_seconds() < self.urgent_within_seconds
+    def window_tags(self, when: datetime) -> dict[str, str]:
+        """``exosphere/trigger_time`` and ``exosphere/deadline`` of a run triggered at ``when``."""
+        return {
+            TRIGGER_TIME_TAG: _utc(when).isoformat(),
+            DEADLINE_TAG: self.deadline(when).isoformat(),
+        }
+
+    def is_urgent(self, deadline: datetime, now: datetime, expected_runtime: float = 0.0) -> bool:
+        """Whether a run due at ``deadline`` has no more than ``urgent_within_seconds`` plus
+        ``expected_runtime`` (its job's usual duration) left at ``now``."""
+        left = (deadline - now).total_seconds()
+        return left <= self.urgent_within_seconds + expected_runtime
+
+    def as_tags(self) -> dict[str, str]:
+        """The rule's numbers as run tags (every run of the job carries them)."""
+        return {
+            SLA_SECONDS_TAG: str(self.sla_seconds),
+            URGENT_WITHIN_TAG: f"{self.urgent_within_seconds:g}",
+        }
+
+    @classmethod
+    def of_tags(cls, tags: Mapping[str, str]) -> RunWindow | None:
+        """The rule a run's tags carry (:meth:`as_tags`); None for a run without it (not a
+        cluster's run)."""
+        try:
+            return cls(int(tags[SLA_SECONDS_TAG]), float(tags[URGENT_WITHIN_TAG]))
+        except (KeyError, ValueError):
+            return None
+
+
+@dataclass(frozen=True)
+class RunPolicy(RunWindow):
+    """What every run of the cluster gets, however it was launched: its deadline rule (a
+    :class:`RunWindow`) and the following."""
+
+    tier: str  # "6h" | "12h" | "24h"
+    priority: int  # dagster/priority
+    max_runtime_seconds: int  # the tighter of the SLA and the cluster's own dagster/max_runtime
+    tags: Mapping[str, str]  # every run's tags (cluster tags, priority, max runtime, sla, ...)
+    light: ResourceRequest  # start/gather/summary steps and the run pod
+
+
+def _utc(when: datetime) -> datetime:
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).astimezone(UTC)
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,6 @@ from typing import Any
 import yaml
 
 from exosphere_dagster.errors import DeploymentError
-from exosphere_dagster.resolve.settings import settings
 from satellite_ops.registry import SatelliteDefinition
 from yaml_loader.errors import ConfigErrors, did_you_mean
 from yaml_loader.ir import ClusterPlan, SatelliteNode
@@ -170,14 +169,14 @@ class PlacementPolicy:
 
     @classmethod
     def load(
-        cls, path: str | Path | None = None, gpu_image: str | None = None, pods: Pods | None = None
+        cls, path: str | Path | None, gpu_image: str | None = None, pods: Pods | None = None
     ) -> PlacementPolicy:
-        """Defaults, overridden by the YAML file at ``path`` (else ``EXOSPHERE_PLACEMENT_FILE``;
-        keys ``tiers``, ``gpu``, ``gpu-image`` and ``step-``/``gpu-``/``light-requests``). A
-        tier's pool keeps the tier's capacity as its name unless it sets ``name:``. A bad file
-        raises a PlacementError whose ``errors`` say file:line:col and the fix."""
-        if pods is None:  # called without a Deployment: the process's settings
-            path, gpu_image = path or settings().placement_file, gpu_image or settings().gpu_image
+        """Defaults, overridden by the YAML file at ``path`` (none: the defaults; keys
+        ``tiers``, ``gpu``, ``gpu-image`` and ``step-``/``gpu-``/``light-requests``), for a
+        deployment whose ``pods`` read placement tags (none: a local one). A tier's pool keeps
+        the tier's capacity as its name unless it sets ``name:``. A bad file raises a
+        PlacementError whose ``errors`` say file:line:col and the fix. ``Deployment.load`` calls
+        it with the settings' ``EXOSPHERE_PLACEMENT_FILE`` and ``EXOSPHERE_GPU_IMAGE``."""
         try:
             raw, source = _read_placement(path) if path else ({}, None)
             return cls._from(raw, source, gpu_image, pods)
@@ -215,7 +214,7 @@ class PlacementPolicy:
             step_requests=_requests(raw, "step-requests", base.step_requests, source),
             gpu_requests=_requests(raw, "gpu-requests", base.gpu_requests, source),
             light_requests=_requests(raw, "light-requests", base.light_requests, source),
-            pods=pods if pods is not None else deployment_pods(),
+            pods=pods or Pods(),
         )
 
     def pool(self, sla: str) -> Pool:
@@ -241,13 +240,6 @@ class PlacementPolicy:
     def run_tags(self, placement: Placement) -> dict[str, str]:
         """The job's ``dagster-k8s/config`` tag, when its runs run in pods; else none."""
         return k8s_tag(placement.k8s_config()) if self.pods.run else {}
-
-
-def deployment_pods() -> Pods:
-    """What this deployment runs in pods: steps with ``EXOSPHERE_EXECUTOR=k8s`` (the run pod
-    too), the run pod alone when the instance's run launcher is a Kubernetes one."""
-    steps = on_kubernetes()
-    return Pods(run=steps or instance_launches_pods(), steps=steps)
 
 
 def instance_launches_pods(home: str | Path | None = None) -> bool:
@@ -281,14 +273,17 @@ class StepResources:
 def step_resources(node: SatelliteNode, definition: SatelliteDefinition) -> StepResources:
     """The satellite's declared resources; each field the YAML ``resources:`` sets wins."""
     declared, override = definition.resources, node.resources
-    if override is None:
-        return StepResources(declared.cpu, declared.memory, declared.gpu)
+
+    def pick(name: str) -> Any:
+        value = getattr(override, name, None)
+        return value if value is not None else getattr(declared, name, None)
+
     return StepResources(
-        cpu=override.cpu or declared.cpu,
-        memory=override.memory or declared.memory,
-        gpu=override.gpu if override.gpu is not None else declared.gpu,
-        image=override.image,
-        node_selector=dict(override.node_selector or {}),
+        cpu=pick("cpu"),
+        memory=pick("memory"),
+        gpu=pick("gpu") or 0,
+        image=pick("image"),
+        node_selector=dict(pick("node_selector") or {}),
     )
 
 
@@ -372,10 +367,6 @@ def light_placement(plan: ClusterPlan, policy: PlacementPolicy) -> Placement:
         pools=(pool,),
         labels={SLA_LABEL: plan.sla.name, POOL_LABEL: pool.name},
     )
-
-
-def on_kubernetes() -> bool:
-    return settings().runs_on_kubernetes
 
 
 def k8s_tag(config: Mapping[str, Any]) -> dict[str, str]:

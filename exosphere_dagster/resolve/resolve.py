@@ -26,6 +26,7 @@ from exosphere_dagster.resolve.execution_plan import (
     NodePlan,
     ResourceRequest,
     RunPolicy,
+    RunWindow,
 )
 from exosphere_dagster.resolve.placement import (
     light_placement,
@@ -72,7 +73,8 @@ def resolve(plan: ClusterPlan, deployment: Deployment, registry: Any) -> Executi
                 satellite_placement(plan, step_resources(node, definition), policy)
             )
         except QuantityError as exc:
-            errors.append(_at_uses(plan, node, f"satellite '{node.uses}' declares {exc}"))
+            where = getattr(definition, "source", None) or f"the declaration of '{node.uses}'"
+            errors.append(_at_uses(plan, node, f"satellite '{node.uses}' declares {exc}", where))
             continue
         nodes[node_id] = NodePlan(
             node=node,
@@ -103,28 +105,31 @@ def resolve(plan: ClusterPlan, deployment: Deployment, registry: Any) -> Executi
 
 
 def run_policy(plan: ClusterPlan, deployment: Deployment) -> RunPolicy:
-    """What every run gets: the tier's priority, the tighter maximum runtime, the urgency
-    threshold, the run tags (no ``dagster-k8s/config``: translate writes it where pods read
-    it) and the light pods' request."""
+    """What every run gets: the tier's priority, the tighter maximum runtime, the deadline rule
+    (its numbers also written into the run tags, for code that holds only a run's tags), the
+    run tags (no ``dagster-k8s/config``: translate writes it where pods read it) and the light
+    pods' request."""
     tier = plan.sla
     max_runtime = tier.seconds
     asked = plan.tags.get(MAX_RUNTIME_TAG)
     if asked and asked.replace(".", "", 1).isdigit():
         max_runtime = min(max_runtime, max(1, int(float(asked))))
+    window = RunWindow(tier.seconds, URGENT_FRACTION * tier.seconds)
     tags = {
         **plan.tags,
         PRIORITY_TAG: str(tier.priority),
         MAX_RUNTIME_TAG: str(max_runtime),
         SLA_TAG: tier.name,
+        **window.as_tags(),
         CLUSTER_TAG: plan.identifier,
         CLUSTER_FILE_TAG: str(Path(plan.file).resolve()),
     }
     return RunPolicy(
+        sla_seconds=window.sla_seconds,
+        urgent_within_seconds=window.urgent_within_seconds,
         tier=tier.name,
-        sla_seconds=tier.seconds,
         priority=tier.priority,
         max_runtime_seconds=max_runtime,
-        urgent_within_seconds=URGENT_FRACTION * tier.seconds,
         tags=MappingProxyType(tags),
         light=ResourceRequest.of(light_placement(plan, deployment.placement)),
     )
@@ -149,13 +154,13 @@ def batch_api_decision(
     return batch_applies(mode, engine, tier, policy.tiers)
 
 
-def _at_uses(plan: ClusterPlan, node: SatelliteNode, message: str) -> ConfigError:
+def _at_uses(plan: ClusterPlan, node: SatelliteNode, message: str, where: str) -> ConfigError:
     return ConfigError(
         plan.file,
         node.line,
         node.column,
         (*node.key_path, "uses"),
         message,
-        hint=f"fix resources= where '{node.uses}' is defined (Kubernetes quantities: 500m, 2Gi), "
+        hint=f"fix resources= at {where} (Kubernetes quantities: 500m, 2Gi), "
         "or override it with 'resources:' under this satellite",
     )

@@ -15,7 +15,7 @@ from typing import Any
 from exosphere_dagster.resolve.deployment import Deployment
 from exosphere_dagster.resolve.execution_plan import ExecutionPlan, RunPolicy
 from exosphere_dagster.resolve.segments import Segment
-from exosphere_dagster.resolve.tags import TRIGGER_TIME_TAG
+from exosphere_dagster.resolve.tags import TRIGGER_TIME_TAG, parse_time
 from exosphere_dagster.runtime.checkpoint import checkpoint_store_for
 from exosphere_dagster.runtime.execute import ChunkJob, run_chunk
 from exosphere_dagster.runtime.items import ChunkReport, FailedItem, Item
@@ -124,8 +124,7 @@ def run_window(plan: ClusterPlan, policy: RunPolicy, run: Any) -> tuple[datetime
     """The run's deadline (``policy``'s rule from the trigger time tag, kept by
     re-executions, else now) and the template values every item shares (``cluster.*``,
     ``run.*``); secrets are added per satellite."""
-    trigger_time = run.tags.get(TRIGGER_TIME_TAG)
     started = datetime.now(UTC)
-    start = datetime.fromisoformat(trigger_time) if trigger_time else started
+    start = parse_time(run.tags.get(TRIGGER_TIME_TAG)) or started
     deadline = policy.deadline(start)
     return deadline, run_scope(plan, run.run_id, started, start, deadline, {})

@@ -27,7 +27,9 @@ from exosphere_dagster.resolve.tags import (
     CLUSTER_TAG,
     MAX_RUNTIME_TAG,
     PRIORITY_TAG,
+    SLA_SECONDS_TAG,
     SLA_TAG,
+    URGENT_WITHIN_TAG,
 )
 from exosphere_dagster.translate.job import build_job
 from exosphere_dagster.translate.scheduling.breach_job import build_breach_job
@@ -78,7 +80,15 @@ def test_a_local_run_carries_no_kubernetes_config_and_few_run_tags(
     assert Deployment.load().placement.pods == Pods(run=False, steps=False)
     job = build_job(*reference)
     assert _tagged(job) == (False, set())
-    assert set(job.tags) == {PRIORITY_TAG, MAX_RUNTIME_TAG, SLA_TAG, CLUSTER_TAG, CLUSTER_FILE_TAG}
+    window = {SLA_SECONDS_TAG, URGENT_WITHIN_TAG}  # the deadline rule, for tag-only readers
+    assert set(job.tags) == {
+        PRIORITY_TAG,
+        MAX_RUNTIME_TAG,
+        SLA_TAG,
+        CLUSTER_TAG,
+        CLUSTER_FILE_TAG,
+        *window,
+    }
     breach = _breach(*reference)
     assert breach is not None and _tagged(breach) == (False, set())
 

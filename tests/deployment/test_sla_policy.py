@@ -20,6 +20,7 @@ from dagster_k8s import k8s_job_executor
 
 from exosphere_dagster.resolve.catalog import registry_with_plugins
 from exosphere_dagster.resolve.deployment import Deployment
+from exosphere_dagster.resolve.execution_plan import RunWindow
 from exosphere_dagster.resolve.placement import K8S_CONFIG_TAG, PlacementPolicy, Pods, Pool
 from exosphere_dagster.resolve.resolve import resolve
 from exosphere_dagster.resolve.tags import (
@@ -76,7 +77,9 @@ def _breach(cluster):
 
 
 def _run(run_id: str, sla: str, deadline: datetime | None, priority: str) -> QueuedRun:
-    tags = {SLA_TAG: sla, PRIORITY_TAG: priority}
+    hours = int(sla[:-1])
+    window = RunWindow(hours * 3600, hours * 3600 / 4)  # the rule resolve writes for the tier
+    tags = {SLA_TAG: sla, PRIORITY_TAG: priority, **window.as_tags()}
     if deadline is not None:
         tags[DEADLINE_TAG] = deadline.isoformat()
     return QueuedRun(run_id, f"job_{sla}", tags)
@@ -175,7 +178,7 @@ def test_placement_policy_file_overrides_pools_and_gpu_image(tmp_path, monkeypat
     assert policy.tiers["24h"].node_selector == {"karpenter.sh/capacity-type": "spot"}
     assert policy.tiers["6h"].node_selector == {"exosphere.host/capacity": "on-demand"}
     assert policy.gpu_image == "vllm:latest"
-    assert PlacementPolicy.load().gpu_image == "vllm:latest"
+    assert Deployment.load().placement.gpu_image == "vllm:latest"  # the setting, read once
 
 
 def test_in_flight_items_replay_the_checkpoints(tmp_path):

@@ -3,6 +3,7 @@ costs (compute x pool prices, tokens x model prices, sync vs batch), and the pla
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -16,10 +17,10 @@ from exosphere_dagster.resolve.cost.prices import (
     PriceTableError,
     load_prices,
     model_of,
-    price_table,
     quantity,
     step_cost,
 )
+from exosphere_dagster.resolve.deployment import Deployment
 from exosphere_dagster.resolve.execution_plan import ResourceRequest
 from exosphere_dagster.resolve.placement import (
     Placement,
@@ -53,7 +54,8 @@ def table(tmp_path):
 
 def test_without_a_prices_file_the_example_table_applies_and_says_so(monkeypatch):
     monkeypatch.delenv("EXOSPHERE_PRICES_FILE", raising=False)
-    example = price_table()
+    example = Deployment.load().prices
+    assert example is not None
     assert "example" in example.source and "EXOSPHERE_PRICES_FILE" in example.source
     assert {"on-demand", "spot"} <= set(example.pools)
     mini = example.model("openai", "gpt-4o-mini")
@@ -88,15 +90,23 @@ def test_the_prices_file_comes_from_the_deployment_setting(tmp_path, monkeypatch
     path = tmp_path / "prices.yaml"
     path.write_text(PRICES)
     monkeypatch.setenv("EXOSPHERE_PRICES_FILE", str(path))
-    assert price_table().source == "test prices"
+    first = Deployment.load().prices
+    assert first is not None and first.source == "test prices"
     path.write_text(PRICES.replace("test prices", "edited prices"))
-    assert price_table().source == "edited prices"  # read again when the file changes
+    stat = path.stat()  # a later modification time, even within the clock's resolution
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    edited = Deployment.load().prices
+    assert edited is not None and edited.source == "edited prices"  # read again when changed
 
 
 def test_a_missing_prices_file_names_the_setting(tmp_path, monkeypatch):
+    """Runs go on without prices; the deployment says why there are none."""
     monkeypatch.setenv("EXOSPHERE_PRICES_FILE", str(tmp_path / "nope.yaml"))
-    with pytest.raises(PriceTableError, match="EXOSPHERE_PRICES_FILE names .*nope.yaml"):
-        price_table()
+    deployment = Deployment.load()
+    assert deployment.prices is None
+    assert deployment.prices_problem is not None
+    assert "EXOSPHERE_PRICES_FILE" in deployment.prices_problem
+    assert "nope.yaml:1:1: <document>: cannot read file" in deployment.prices_problem
 
 
 @pytest.mark.parametrize(
@@ -181,7 +191,7 @@ def test_the_placement_file_names_pools_and_refuses_unknown_tiers(tmp_path, monk
     path = tmp_path / "placement.yaml"
     path.write_text("tiers:\n  24h: {node-selector: {pool: batch}, name: batch-spot}\n")
     monkeypatch.setenv("EXOSPHERE_PLACEMENT_FILE", str(path))
-    policy = PlacementPolicy.load()
+    policy = Deployment.load().placement  # the one reader of the setting
     assert policy.pool("24h").name == "batch-spot" and policy.pool("6h").name == "on-demand"
     path.write_text("tiers:\n  48h: {node-selector: {pool: slow}}\n")
     with pytest.raises(ValueError, match="tiers.48h: unknown SLA tier '48h'"):

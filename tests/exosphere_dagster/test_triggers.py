@@ -22,10 +22,10 @@ from dagster._utils.schedules import schedule_execution_time_iterator
 
 from clusters import cluster_from, write_cluster
 from exosphere_dagster.definitions import build_definitions
+from exosphere_dagster.resolve.execution_plan import RunWindow
 from exosphere_dagster.resolve.settings import reload_settings
 from exosphere_dagster.resolve.tags import DEADLINE_TAG, TRIGGER_TIME_TAG
 from exosphere_dagster.runtime.arrivals import Arrival, run_key, select_new
-from yaml_loader.tiers import TIERS
 
 
 def definitions(tmp_path: Path, identifier: str, sla: str, trigger: dict):
@@ -246,5 +246,10 @@ def test_cron_deadline_is_24_real_hours_across_daylight_saving(
 def test_deadline_for_counts_real_hours():
     berlin = datetime(2026, 3, 28, 12, tzinfo=ZoneInfo("Europe/Berlin"))
     assert (berlin + timedelta(hours=24)).timestamp() - berlin.timestamp() == 23 * 3600
-    assert TIERS["24h"].deadline(berlin) == datetime(2026, 3, 29, 11, tzinfo=UTC)
-    assert TIERS["6h"].deadline(datetime(2026, 3, 28, 11)) == datetime(2026, 3, 28, 17, tzinfo=UTC)
+    day, six = RunWindow(24 * 3600, 0.0), RunWindow(6 * 3600, 0.0)
+    assert day.deadline(berlin) == datetime(2026, 3, 29, 11, tzinfo=UTC)
+    assert six.deadline(datetime(2026, 3, 28, 11)) == datetime(2026, 3, 28, 17, tzinfo=UTC)
+    assert day.window_tags(berlin) == {
+        TRIGGER_TIME_TAG: "2026-03-28T11:00:00+00:00",
+        DEADLINE_TAG: "2026-03-29T11:00:00+00:00",
+    }

@@ -20,12 +20,9 @@ from dagster import DagsterRunStatus, execute_job
 from test_llm_output_schema import reference_llm_config
 
 from clusters import cluster, failure_branch, satellite_entry, write_cluster
-from exosphere_dagster.entry.launch import rerun, run_cluster_file, run_config
+from exosphere_dagster.entry.launch import rerun, resolved, run_cluster_file, run_config
 from exosphere_dagster.entry.reconstruct import reconstructable_job
-from exosphere_dagster.resolve.catalog import registry_with_plugins
-from exosphere_dagster.translate.scheduling.triggers import trigger_tags
 from satellite_ops.satellites.deepseek_r1_distill_llama_70b import DeepSeekR1DistillLlama70BConfig
-from yaml_loader import load, plan
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -229,8 +226,7 @@ def test_a_deadline_too_near_for_a_batch_answers_synchronously(
     reserve, so no batch is created and the step counts its synchronous answers."""
     identifier = "test/batch-late-run"
     path = write_cluster(tmp_path, "late.yml", llm_cluster(identifier, batch_api, http_recorder))
-    cluster_plan = plan(load(path), registry_with_plugins())
-    tags = trigger_tags(cluster_plan, datetime.now(UTC) - timedelta(hours=23, minutes=30))
+    tags = resolved(path).run.window_tags(datetime.now(UTC) - timedelta(hours=23, minutes=30))
     with execute_job(
         reconstructable_job(path), instance=sqlite_instance, run_config=run_config(PROMPTS),
         tags=tags, raise_on_error=False,

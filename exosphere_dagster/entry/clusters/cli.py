@@ -280,14 +280,15 @@ def run(
     wait: bool,
 ) -> None:
     """Launch a cluster now; each input becomes a root item (default: one empty item)."""
-    from exosphere_dagster.resolve.tags import run_window
+    from exosphere_dagster.resolve.execution_plan import RunWindow
     from exosphere_dagster.translate.scheduling.triggers import run_config_for
 
     items = _parse_inputs(inputs)
     with answers():
         api, loc = _connect(url, location)
         job = _cluster_job(api, loc, identifier)
-        tags = run_window(job.tags, datetime.now(UTC))  # as `exosphere run`
+        window = RunWindow.of_tags(job.tags)  # the rule resolve wrote into the job's tags
+        tags = window.window_tags(datetime.now(UTC)) if window else {}  # as `exosphere run`
         run_id = api.launch(loc, job.name, run_config_for(items), tags)
         final = _wait(api, run_id) if wait else None
     data = {"run_id": run_id, "job": job.name, **({"run": run_summary(final)} if final else {})}

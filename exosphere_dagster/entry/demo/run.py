@@ -171,7 +171,8 @@ def run_demo(echo: Callable[[str], Any] = print) -> int:
                 echo(str(error))
             return 1
         echo(f"demo: running {cluster}")
-        result = run_cluster_file(cluster, plan=catalog.plans[0], echo=echo)
+        execution = catalog.executions[catalog.plans[0].job_name]
+        result = run_cluster_file(cluster, execution=execution, echo=echo)
         echo("")
         for document in sorted(_Receiver.received, key=lambda d: str(d)):
             echo(json.dumps(document, indent=2))

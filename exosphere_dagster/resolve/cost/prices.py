@@ -21,7 +21,6 @@ examples of list prices, not the prices of any deployment.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +29,6 @@ from typing import TYPE_CHECKING, Any
 from pydantic import Field, ValidationError, model_validator
 
 from exosphere_dagster.errors import DeploymentError
-from exosphere_dagster.resolve.settings import settings
 from yaml_loader.errors import ConfigErrors
 from yaml_loader.models import StrictModel
 from yaml_loader.quantities import QuantityError, parse_quantity
@@ -137,34 +135,6 @@ def _errors_text(path: str | Path | None, exc: ConfigErrors) -> str:
         f"{count} error{'s' if count != 1 else ''} in the prices file {path} "
         f"(EXOSPHERE_PRICES_FILE, docs/cost.md):\n{lines}"
     )
-
-
-@functools.lru_cache(maxsize=8)
-def _cached(path: str | None, mtime_ns: int) -> PriceTable:
-    return load_prices(path)
-
-
-def price_table() -> PriceTable:
-    """The deployment's table (``EXOSPHERE_PRICES_FILE``, read again when the file changes)."""
-    path = settings().prices_file
-    if path is None:
-        return _cached(None, 0)
-    try:
-        mtime = Path(path).stat().st_mtime_ns
-    except OSError as exc:
-        raise PriceTableError(
-            f"EXOSPHERE_PRICES_FILE names {path}, which cannot be read ({exc.strerror}): "
-            "point it at a prices file (docs/cost.md) or unset it for the example prices"
-        ) from None
-    return _cached(str(path), mtime)
-
-
-def price_or_problem() -> tuple[PriceTable | None, str | None]:
-    """The table, or why there is none (for steps, which log it and go on)."""
-    try:
-        return price_table(), None
-    except PriceTableError as exc:
-        return None, str(exc)
 
 
 # -- what a step reserves ----------------------------------------------------------------------

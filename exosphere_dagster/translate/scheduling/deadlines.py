@@ -7,10 +7,14 @@ run past its deadline. This sensor runs in the daemon and, every tick:
 * stamps ``exosphere/trigger_time`` / ``exosphere/deadline`` (creation time + SLA) on runs that
   lack them: launchpad and API launches carry only the job's static tags;
 * raises ``dagster/priority`` of a queued run into an urgent band once the time left before its
-  deadline is within ``URGENT_FRACTION`` of its SLA plus its expected runtime. Inside the band
+  deadline is within its urgency threshold plus its expected runtime. Inside the band
   an earlier deadline means a higher priority, so urgent runs go earliest-deadline-first and
   ahead of every non-urgent run. A boost is never taken back; the tier priority is kept in
   ``exosphere/base_priority``.
+
+Both rules are the resolved plan's (``RunWindow``, resolve/execution_plan.py), read from the
+run's own tags, where resolve wrote the SLA seconds and the urgency threshold: no tier is looked
+up here.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from datetime import UTC, datetime
 from dagster import DagsterRunStatus, DefaultSensorStatus, RunsFilter, SensorDefinition, SkipReason
 from dagster import sensor as sensor_decorator
 
-from exosphere_dagster.resolve.execution_plan import URGENT_FRACTION
+from exosphere_dagster.resolve.execution_plan import RunWindow
 from exosphere_dagster.resolve.tags import (
     BASE_PRIORITY_TAG,
     DEADLINE_TAG,
@@ -31,9 +35,7 @@ from exosphere_dagster.resolve.tags import (
     PRIORITY_TAG,
     SLA_TAG,
     TIER_NAMES,
-    deadline_tags,
     parse_time,
-    tier_of,
 )
 
 SENSOR_NAME = "exosphere__deadlines"
@@ -62,11 +64,11 @@ def urgent_priority(deadline: datetime, now: datetime) -> int:
 
 
 def is_urgent(run: QueuedRun, now: datetime, expected_runtime: float = 0.0) -> bool:
-    tier, deadline = tier_of(run.tags), parse_time(run.tags.get(DEADLINE_TAG))
-    if tier is None or deadline is None:
+    """The run's own rule (``RunWindow.is_urgent``); never urgent without a rule or a deadline."""
+    window, deadline = RunWindow.of_tags(run.tags), parse_time(run.tags.get(DEADLINE_TAG))
+    if window is None or deadline is None:
         return False
-    left = (deadline - now).total_seconds()
-    return left <= URGENT_FRACTION * tier.seconds + expected_runtime
+    return window.is_urgent(deadline, now, expected_runtime)
 
 
 def boosts(
@@ -115,12 +117,10 @@ def stamp_missing_deadlines(instance) -> int:
     stamped = 0
     for record in records:
         run = record.dagster_run
-        tier = tier_of(run.tags)
-        if tier is None or DEADLINE_TAG in run.tags:
+        window = RunWindow.of_tags(run.tags)
+        if window is None or DEADLINE_TAG in run.tags:
             continue
-        created = record.create_timestamp
-        created = created if created.tzinfo else created.replace(tzinfo=UTC)
-        instance.add_run_tags(run.run_id, deadline_tags(tier, created))
+        instance.add_run_tags(run.run_id, window.window_tags(record.create_timestamp))
         stamped += 1
     return stamped
 

@@ -1,8 +1,9 @@
 """A cluster's trigger as a Dagster schedule or sensor. Every job also launches by hand or API.
 
 Sensors start one run per batch of new arrivals (files or S3 objects, see ``arrivals``), keyed
-on their identities; a cron schedule stamps a deadline computed in UTC, so an SLA stays the
-same number of real hours across a daylight-saving change.
+on their identities; every run request carries the trigger time and the deadline by the resolved
+plan's rule (``RunPolicy.window_tags``: in UTC, so an SLA stays the same number of real hours
+across a daylight-saving change).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from dagster import (
 )
 
 from exosphere_dagster.resolve.deployment import Deployment
-from exosphere_dagster.resolve.tags import deadline_tags
+from exosphere_dagster.resolve.execution_plan import ExecutionPlan
 from exosphere_dagster.runtime.arrivals import Arrival, list_folder, list_s3, run_key, select_new
 from exosphere_dagster.translate.ops import START_OP
 from yaml_loader.ir import ClusterPlan
@@ -38,21 +39,18 @@ def run_config_for(inputs: list[dict[str, Any]]) -> dict[str, Any]:
     return {"ops": {START_OP: {"config": {"inputs": inputs}}}}
 
 
-def trigger_tags(plan: ClusterPlan, when: datetime) -> dict[str, str]:
-    """Trigger time and deadline (trigger time + SLA, in UTC) of a run started at ``when``."""
-    return deadline_tags(plan.sla, when)
-
-
 def build_triggers(
-    plan: ClusterPlan, job: JobDefinition
+    execution: ExecutionPlan, job: JobDefinition
 ) -> list[ScheduleDefinition | SensorDefinition]:
-    trigger = plan.trigger
+    """The schedule or sensor of a resolved cluster's trigger (none for ``api-call``)."""
+    trigger = execution.plan.trigger
     if trigger.cron:
-        return [_cron_schedule(plan, job)]
+        return [_cron_schedule(execution, job)]
     if trigger.s3:
-        return [_new_objects_sensor(plan, job, list_s3, int(trigger.s3.interval), "s3")]
+        return [_new_objects_sensor(execution, job, list_s3, int(trigger.s3.interval), "s3")]
     if trigger.folder:
-        return [_new_objects_sensor(plan, job, _list_folder, int(trigger.folder.interval), "files")]
+        interval = int(trigger.folder.interval)
+        return [_new_objects_sensor(execution, job, _list_folder, interval, "files")]
     return []  # api-call: launched through GraphQL / `exosphere run`
 
 
@@ -62,7 +60,8 @@ def _list_folder(plan: ClusterPlan) -> Iterable[Arrival]:
     return list_folder(plan, settle_seconds=settle)
 
 
-def _cron_schedule(plan: ClusterPlan, job: JobDefinition) -> ScheduleDefinition:
+def _cron_schedule(execution: ExecutionPlan, job: JobDefinition) -> ScheduleDefinition:
+    plan = execution.plan
     assert plan.trigger.cron is not None
 
     @schedule(
@@ -77,19 +76,21 @@ def _cron_schedule(plan: ClusterPlan, job: JobDefinition) -> ScheduleDefinition:
         when = context.scheduled_execution_time or datetime.now(UTC)
         return RunRequest(
             run_config=run_config_for([{"trigger": "cron", "scheduled-time": when.isoformat()}]),
-            tags=trigger_tags(plan, when),
+            tags=execution.run.window_tags(when),
         )
 
     return cron_schedule
 
 
 def _new_objects_sensor(
-    plan: ClusterPlan,
+    execution: ExecutionPlan,
     job: JobDefinition,
     lister: Callable[[ClusterPlan], Iterable[Arrival]],
     interval: int,
     suffix: str,
 ) -> SensorDefinition:
+    plan = execution.plan
+
     @sensor(
         name=f"{plan.job_name}__{suffix}",
         job=job,
@@ -113,7 +114,7 @@ def _new_objects_sensor(
                 RunRequest(
                     run_key=run_key(cursor, batch),
                     run_config=run_config_for([a.item for a in batch]),
-                    tags=trigger_tags(plan, now),
+                    tags=execution.run.window_tags(now),
                 )
             )
         return requests
