@@ -103,16 +103,30 @@ def sqlite_instance(dagster_home: Path) -> Iterator[Any]:
 @pytest.fixture(scope="session")
 def postgres_url() -> str:
     """SQLAlchemy URL of the Postgres test database (``EXOSPHERE_TEST_POSTGRES``, by default the
-    local server's ``test`` database); the test fails when the server does not answer."""
+    local server's ``test`` database); the test fails when the server does not answer. Under
+    pytest-xdist each worker gets a database of its own beside it (``test_gw0``, ...), created
+    when missing, so that two workers never migrate or count runs in the same storage."""
     import psycopg2
 
     try:
-        psycopg2.connect(POSTGRES_URL.replace("+psycopg2", ""), connect_timeout=3).close()
+        admin = psycopg2.connect(POSTGRES_URL.replace("+psycopg2", ""), connect_timeout=3)
     except psycopg2.OperationalError as exc:
         pytest.fail(
             f"PostgreSQL is not reachable at {POSTGRES_URL} (EXOSPHERE_TEST_POSTGRES): {exc}"
         )
-    return POSTGRES_URL
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not worker:
+        admin.close()
+        return POSTGRES_URL
+    server, _, name = POSTGRES_URL.rpartition("/")
+    own = f"{name}_{worker}"
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", (own,))
+        if cursor.fetchone() is None:
+            cursor.execute(f'CREATE DATABASE "{own}"')
+    admin.close()
+    return f"{server}/{own}"
 
 
 @pytest.fixture
