@@ -27,10 +27,17 @@ stays importable without Dagster):
 - :func:`satellite_as_op`: a satellite as an op in a hand-written Dagster job;
 - :func:`build_job`: one ClusterPlan as a Dagster job;
 - :func:`build_definitions`: every cluster file of a folder as ``Definitions``;
+- :func:`run_cluster_file`: run one cluster file now on the local Dagster instance, as
+  ``exosphere run`` does (for a satellite's end-to-end tests);
 - clusters in Python, from ``yaml_loader.python.api``: :class:`Cluster`, :class:`Satellite`,
   :class:`Trigger`, :class:`S3Trigger`, :class:`FolderTrigger`, :class:`Failure`,
-  :class:`Logs`, :class:`Resources`, :class:`Ref`, :func:`ref`, :func:`output`,
-  :func:`secret` and :func:`load_python_clusters`.
+  :class:`Logs`, :class:`Ref`, :func:`ref`, :func:`output`, :func:`secret` and
+  :func:`load_python_clusters`; with :class:`Resources`, which is ``satellite_ops.Resources``:
+  the one class a satellite declares its needs with and a cluster overrides them with.
+
+These, and the code location ``exosphere_dagster.definitions:defs``, are the public surface:
+the modules of ``entry``, ``translate``, ``runtime`` and ``resolve`` may change in any release
+(the docs import nothing from them: ``tests/docs/test_public_imports.py``).
 """
 
 from importlib import import_module
@@ -40,14 +47,15 @@ if TYPE_CHECKING:  # what editors and type checkers see; at run time __getattr__
     from exosphere_dagster.components import ClusterComponent as ClusterComponent
     from exosphere_dagster.components import ClusterFolderComponent as ClusterFolderComponent
     from exosphere_dagster.definitions import build_definitions as build_definitions
+    from exosphere_dagster.entry.launch import run_cluster_file as run_cluster_file
     from exosphere_dagster.translate.job import build_job as build_job
     from exosphere_dagster.translate.standalone_op import satellite_as_op as satellite_as_op
+    from satellite_ops import Resources as Resources
     from yaml_loader.python.api import Cluster as Cluster
     from yaml_loader.python.api import Failure as Failure
     from yaml_loader.python.api import FolderTrigger as FolderTrigger
     from yaml_loader.python.api import Logs as Logs
     from yaml_loader.python.api import Ref as Ref
-    from yaml_loader.python.api import Resources as Resources
     from yaml_loader.python.api import S3Trigger as S3Trigger
     from yaml_loader.python.api import Satellite as Satellite
     from yaml_loader.python.api import Trigger as Trigger
@@ -60,6 +68,7 @@ _EXPORTS = {
     "satellite_as_op": "exosphere_dagster.translate.standalone_op",
     "build_job": "exosphere_dagster.translate.job",
     "build_definitions": "exosphere_dagster.definitions",
+    "run_cluster_file": "exosphere_dagster.entry.launch",
     "ClusterComponent": "exosphere_dagster.components",
     "ClusterFolderComponent": "exosphere_dagster.components",
     "Cluster": "yaml_loader.python.api",
@@ -67,7 +76,7 @@ _EXPORTS = {
     "FolderTrigger": "yaml_loader.python.api",
     "Logs": "yaml_loader.python.api",
     "Ref": "yaml_loader.python.api",
-    "Resources": "yaml_loader.python.api",
+    "Resources": "satellite_ops",
     "S3Trigger": "yaml_loader.python.api",
     "Satellite": "yaml_loader.python.api",
     "Trigger": "yaml_loader.python.api",

@@ -29,6 +29,7 @@ from satellite_ops.errors import (
     SatelliteImportError,
     UnknownSatelliteError,
 )
+from satellite_ops.resources import Resources
 
 logger = logging.getLogger(__name__)
 
@@ -49,30 +50,7 @@ def builtin_modules() -> list[str]:
     return sorted(info.name for info in found if not info.name.rpartition(".")[2].startswith("_"))
 
 
-_QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
-
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-@dataclass(frozen=True)
-class Resources:
-    """Compute a satellite asks for, as Kubernetes quantities (``cpu="500m"``, ``memory="2Gi"``)."""
-
-    cpu: str | None = None
-    memory: str | None = None
-    gpu: int = 0
-
-    def __post_init__(self) -> None:
-        for name in ("cpu", "memory"):
-            value = getattr(self, name)
-            if value is not None and not _QUANTITY.match(str(value)):
-                raise SatelliteDefinitionError(
-                    f"resources.{name}: '{value}' is not a Kubernetes quantity (e.g. 500m, 2Gi)"
-                )
-        if not isinstance(self.gpu, int) or self.gpu < 0:
-            raise SatelliteDefinitionError(
-                f"resources.gpu must be a whole number >= 0, not {self.gpu!r}"
-            )
 
 
 @dataclass(frozen=True)
@@ -114,6 +92,14 @@ class SatelliteDefinition:
         """``module.qualname`` of the function, for messages."""
         return f"{self.fn.__module__}.{getattr(self.fn, '__qualname__', repr(self.fn))}"
 
+    @property
+    def source(self) -> str:
+        """``file:line`` where the function is declared (its first decorator's line), for
+        located errors about the declaration; ``location`` when no code is found."""
+        fn = inspect.unwrap(self.fn)
+        code = getattr(fn, "__code__", None) or getattr(type(fn).__call__, "__code__", None)
+        return f"{code.co_filename}:{code.co_firstlineno}" if code else self.location
+
 
 def _is_async(fn: Callable[..., Any]) -> bool:
     if inspect.iscoroutinefunction(fn):
@@ -140,6 +126,11 @@ def define_satellite(
     fans_out: bool = False,
 ) -> SatelliteDefinition:
     """Build a definition from a function, checking that its signature fits the contract."""
+    if resources is not None and not isinstance(resources, Resources):
+        raise SatelliteDefinitionError(
+            f"{identifier}: resources must be satellite_ops.Resources(cpu=..., memory=..., "
+            f"gpu=...), got {type(resources).__name__}"
+        )
     try:
         signature = inspect.signature(fn)
     except (TypeError, ValueError) as exc:

@@ -23,22 +23,30 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from pydantic import BeforeValidator, Field
 
-from satellite_ops.config import normalise_single_key_maps, secret_or_none
-from satellite_ops.context import SatelliteContext
-from satellite_ops.endpoints import Endpoint, StaticConfig, declares_endpoints, literal
-from satellite_ops.helpers.log_sinks import (
+from satellite_ops import (
+    FIXED_AT_LAUNCH,
+    Endpoint,
+    SatelliteContext,
+    StaticConfig,
+    declares_endpoints,
+    literal,
+    normalise_single_key_maps,
+    satellite,
+    secret_or_none,
+)
+from satellite_ops.helpers import (
+    AwsSecrets,
     LogSinkConfig,
     PartialDelivery,
     Record,
     bounded_chunks,
+    error_code,
     forward,
     ids_of,
     level_name,
     record_from_item,
+    s3_errors,
 )
-from satellite_ops.helpers.s3_client import AwsSecrets, error_code, s3_errors
-from satellite_ops.launch import FIXED_AT_LAUNCH
-from satellite_ops.registry import satellite
 
 IDENTIFIER = "satellite/exospherehost/send-logs-to-cloudwatch"
 MAX_EVENTS = 10_000

@@ -10,8 +10,7 @@ from typing import Any
 
 from pydantic import Field
 
-from satellite_ops.context import BatchItem
-from satellite_ops.registry import Resources, satellite
+from satellite_ops import BatchItem, Resources, satellite
 from satellite_ops.satellites.llm import LlmConfig, LlmInput, answer_batch
 
 IDENTIFIER = "satellite/exospherehost/deepseek-r1-distrill-llama-70b"

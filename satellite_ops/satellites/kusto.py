@@ -22,11 +22,19 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, model_validator
 
-from satellite_ops.config import secret_or_none
-from satellite_ops.context import SatelliteContext
-from satellite_ops.endpoints import Endpoint, StaticConfig, declares_endpoints, http_endpoint
-from satellite_ops.errors import FatalError, RetryableError
-from satellite_ops.helpers.log_sinks import (
+from satellite_ops import (
+    FIXED_AT_LAUNCH,
+    Endpoint,
+    FatalError,
+    RetryableError,
+    SatelliteContext,
+    StaticConfig,
+    declares_endpoints,
+    http_endpoint,
+    satellite,
+    secret_or_none,
+)
+from satellite_ops.helpers import (
     LogSinkConfig,
     Record,
     bounded_chunks,
@@ -34,8 +42,6 @@ from satellite_ops.helpers.log_sinks import (
     level_name,
     record_from_item,
 )
-from satellite_ops.launch import FIXED_AT_LAUNCH
-from satellite_ops.registry import satellite
 
 IDENTIFIER = "satellite/exospherehost/send-logs-to-kusto"
 MAX_STREAMING_BYTES = 4_000_000  # streaming ingestion takes up to 4 MB per request

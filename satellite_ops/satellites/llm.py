@@ -19,18 +19,28 @@ from typing import Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 
-from satellite_ops.config import SatelliteConfig, describe_validation_error, secret_or_none
-from satellite_ops.context import BatchItem, SatelliteContext
-from satellite_ops.errors import FatalError, RetryableError
-from satellite_ops.helpers.batch_api_mode import answer_through_batch, batch_wanted
-from satellite_ops.helpers.llm_engines import (
+from satellite_ops import (
+    BatchItem,
+    FatalError,
+    Resources,
+    RetryableError,
+    SatelliteConfig,
+    SatelliteContext,
+    describe_validation_error,
+    satellite,
+    secret_or_none,
+)
+from satellite_ops.helpers import (
     EngineSettings,
     Generation,
     GenerationRequest,
+    OutputSchemaError,
+    answer_through_batch,
+    batch_wanted,
     generate,
+    to_json_schema,
+    validate_answer,
 )
-from satellite_ops.helpers.output_schema import OutputSchemaError, to_json_schema, validate_answer
-from satellite_ops.registry import Resources, satellite
 
 IDENTIFIER = "satellite/exospherehost/llm"
 

@@ -19,20 +19,26 @@ from typing import Annotated, Any, Literal
 import httpx
 from pydantic import Field, SecretStr
 
-from satellite_ops.config import SingleKeyMapList
-from satellite_ops.context import SatelliteContext
-from satellite_ops.endpoints import Endpoint, StaticConfig, declares_endpoints, http_endpoint
-from satellite_ops.helpers.http_client import build_request, send_sync
-from satellite_ops.helpers.log_sinks import (
+from satellite_ops import (
+    FIXED_AT_LAUNCH,
+    Endpoint,
+    SatelliteContext,
+    SingleKeyMapList,
+    StaticConfig,
+    declares_endpoints,
+    http_endpoint,
+    satellite,
+)
+from satellite_ops.helpers import (
     LogSinkConfig,
     Record,
+    build_request,
     forward,
     ids_of,
     level_name,
     record_from_item,
+    send_sync,
 )
-from satellite_ops.launch import FIXED_AT_LAUNCH
-from satellite_ops.registry import satellite
 
 IDENTIFIER = "satellite/exospherehost/send-logs-to-new-relic"
 ENDPOINTS = {

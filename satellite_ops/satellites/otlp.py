@@ -19,21 +19,29 @@ from typing import Any, Literal
 import httpx
 from pydantic import Field
 
-from satellite_ops.config import SecretKeyMapList, SingleKeyMapList
-from satellite_ops.context import SatelliteContext
-from satellite_ops.endpoints import Endpoint, StaticConfig, declares_endpoints, http_endpoint
-from satellite_ops.errors import FatalError
-from satellite_ops.helpers.http_client import build_request, header_values, send_sync
-from satellite_ops.helpers.log_sinks import (
+from satellite_ops import (
+    Endpoint,
+    FatalError,
+    SatelliteContext,
+    SecretKeyMapList,
+    SingleKeyMapList,
+    StaticConfig,
+    declares_endpoints,
+    http_endpoint,
+    satellite,
+)
+from satellite_ops.helpers import (
     LogSinkConfig,
     Record,
     bounded_chunks,
+    build_request,
     forward,
+    header_values,
     ids_of,
     level_name,
     record_from_item,
+    send_sync,
 )
-from satellite_ops.registry import satellite
 
 IDENTIFIER = "satellite/exospherehost/send-logs-to-otlp"
 WHAT = "OTLP endpoint"

@@ -13,12 +13,16 @@ from typing import Any, Literal
 import httpx
 from pydantic import Field, SecretStr, ValidationError
 
-from satellite_ops.config import SatelliteConfig, describe_validation_error
-from satellite_ops.context import SatelliteContext
-from satellite_ops.endpoints import declares_endpoints, http_endpoint
-from satellite_ops.errors import FatalError
-from satellite_ops.helpers.http_client import build_request, parse_body, send_async, stable_key
-from satellite_ops.registry import satellite
+from satellite_ops import (
+    FatalError,
+    SatelliteConfig,
+    SatelliteContext,
+    declares_endpoints,
+    describe_validation_error,
+    http_endpoint,
+    satellite,
+)
+from satellite_ops.helpers import build_request, parse_body, send_async, stable_key
 
 IDENTIFIER = "satellite/exospherehost/send-pagerduty-alert"
 EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"

@@ -19,17 +19,26 @@ from urllib.parse import unquote, urlparse
 
 from pydantic import BeforeValidator, Field, field_validator
 
-from satellite_ops.config import SatelliteConfig, normalise_single_key_maps
-from satellite_ops.context import SatelliteContext
-from satellite_ops.errors import FatalError
-from satellite_ops.helpers.docling_converter import (
+from satellite_ops import (
+    FatalError,
+    Resources,
+    SatelliteConfig,
+    SatelliteContext,
+    normalise_single_key_maps,
+    satellite,
+)
+from satellite_ops.helpers import (
+    AwsSecrets,
     ConverterKey,
     StandardPipelineUnavailable,
+    check_pdf,
+    client_for,
+    conversion_failure,
     get_converter,
+    render_outputs,
+    s3_errors,
+    s3_uri,
 )
-from satellite_ops.helpers.pdf_checks import check_pdf, conversion_failure, render_outputs
-from satellite_ops.helpers.s3_client import AwsSecrets, client_for, s3_errors, s3_uri
-from satellite_ops.registry import Resources, satellite
 
 IDENTIFIER = "satellite/exospherehost/parse-pdf-with-docling"
 _RANGE = re.compile(r"^\s*(\d+)\s*(?:-\s*(\d+)\s*)?$")

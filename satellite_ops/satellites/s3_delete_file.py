@@ -8,12 +8,16 @@ from typing import Annotated, Any
 from botocore.exceptions import ClientError
 from pydantic import BeforeValidator, Field
 
-from satellite_ops.config import SatelliteConfig, normalise_single_key_maps
-from satellite_ops.context import SatelliteContext
-from satellite_ops.endpoints import declares_endpoints, s3_endpoint
-from satellite_ops.helpers.s3_client import AwsSecrets, client_for, is_not_found, s3_errors, s3_uri
-from satellite_ops.launch import FIXED_AT_LAUNCH
-from satellite_ops.registry import satellite
+from satellite_ops import (
+    FIXED_AT_LAUNCH,
+    SatelliteConfig,
+    SatelliteContext,
+    declares_endpoints,
+    normalise_single_key_maps,
+    s3_endpoint,
+    satellite,
+)
+from satellite_ops.helpers import AwsSecrets, client_for, is_not_found, s3_errors, s3_uri
 
 IDENTIFIER = "satellite/exospherehost/delete-file-from-s3"
 

@@ -12,19 +12,21 @@ from typing import Annotated, Any, Literal
 from botocore.exceptions import ClientError
 from pydantic import BeforeValidator, Field, SecretStr, model_validator
 
-from satellite_ops.config import SatelliteConfig, normalise_single_key_maps, secret_or_none
-from satellite_ops.context import SatelliteContext
-from satellite_ops.endpoints import Endpoint, StaticConfig, declares_endpoints, s3_endpoint
-from satellite_ops.errors import FatalError, RetryableError
-from satellite_ops.helpers.s3_client import (
-    AwsSecrets,
-    client_for,
-    is_not_found,
-    s3_errors,
-    s3_uri,
+from satellite_ops import (
+    FIXED_AT_LAUNCH,
+    Endpoint,
+    FatalError,
+    RetryableError,
+    SatelliteConfig,
+    SatelliteContext,
+    StaticConfig,
+    declares_endpoints,
+    normalise_single_key_maps,
+    s3_endpoint,
+    satellite,
+    secret_or_none,
 )
-from satellite_ops.launch import FIXED_AT_LAUNCH
-from satellite_ops.registry import satellite
+from satellite_ops.helpers import AwsSecrets, client_for, is_not_found, s3_errors, s3_uri
 
 IDENTIFIER = "satellite/exospherehost/move-to-s3"
 

@@ -13,10 +13,16 @@ from typing import Any, Literal
 import httpx
 from pydantic import Field, field_validator
 
-from satellite_ops.config import SatelliteConfig, SecretKeyMapList, SingleKeyMapList
-from satellite_ops.context import SatelliteContext
-from satellite_ops.endpoints import declares_endpoints, http_endpoint
-from satellite_ops.helpers.http_client import (
+from satellite_ops import (
+    SatelliteConfig,
+    SatelliteContext,
+    SecretKeyMapList,
+    SingleKeyMapList,
+    declares_endpoints,
+    http_endpoint,
+    satellite,
+)
+from satellite_ops.helpers import (
     build_request,
     header_values,
     parse_body,
@@ -24,7 +30,6 @@ from satellite_ops.helpers.http_client import (
     send_async,
     stable_key,
 )
-from satellite_ops.registry import satellite
 
 IDENTIFIER = "satellite/exospherehost/call-webhook"
 IDEMPOTENCY_HEADER = "Idempotency-Key"

@@ -107,8 +107,37 @@ def test_bad_signature_and_model() -> None:
         )
     with pytest.raises(SatelliteDefinitionError, match="BaseModel subclass"):
         satellite("satellite/tests/no-model", config=dict, registry=registry)(lambda c, i: [])
-    with pytest.raises(SatelliteDefinitionError, match="quantity"):
-        Resources(memory="lots")
+    with pytest.raises(SatelliteDefinitionError, match=r"satellite_ops\.Resources\(cpu="):
+        satellite(
+            "satellite/tests/res", config=EchoConfig, resources={"gpu": 1}, registry=registry
+        )(lambda c, i: [])
+
+
+def test_declared_resources_are_kept_as_written_and_the_declaration_is_located() -> None:
+    """The registry has no quantity parser of its own: the loader's one parser checks declared
+    resources in the resolve stage, whose error names the declaration's ``source``."""
+    registry = SatelliteRegistry()
+
+    @satellite(
+        "satellite/tests/hungry",
+        config=EchoConfig,
+        resources=Resources(memory="lots"),
+        registry=registry,
+    )
+    def hungry(config, input):
+        return []
+
+    definition = registry.get("satellite/tests/hungry")
+    assert definition.resources == Resources(memory="lots")
+    assert definition.source == f"{__file__}:{hungry.__code__.co_firstlineno}"
+    assert definition.source.endswith(f":{_line_above('@satellite(', 'hungry')}")
+
+
+def _line_above(start: str, name: str) -> int:
+    """The line of ``start`` just above ``def name`` in this file."""
+    lines = Path(__file__).read_text().splitlines()
+    at = next(i for i, line in enumerate(lines) if line.strip().startswith(f"def {name}("))
+    return next(i + 1 for i in range(at, -1, -1) if lines[i].strip().startswith(start))
 
 
 def test_duplicates() -> None:

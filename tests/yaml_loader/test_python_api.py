@@ -17,14 +17,13 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from satellite_ops.registry import default_registry
+from satellite_ops import Resources, default_registry
 from yaml_loader import ClusterPlan, ConfigErrors, load, load_text, plan
 from yaml_loader.errors import format_key_path
 from yaml_loader.python.api import (
     Cluster,
     Failure,
     Logs,
-    Resources,
     Satellite,
     Trigger,
     load_python_clusters,
@@ -243,6 +242,39 @@ def test_errors_point_at_the_keyword_or_key_of_this_module() -> None:
     assert method.line == token.line == line_of(here, "# <- replaced here")
     assert token.message == "secret 'TOKEN' is not declared in cluster.secrets"
     assert str(token).startswith(f"{__file__}:{token.line}:")
+
+
+def test_resources_are_the_satellites_class_and_errors_point_into_its_call() -> None:
+    """``Resources`` is ``satellite_ops.Resources`` (what satellites declare with); the loader's
+    quantity parser checks it, and each error points at the keyword inside ``Resources(...)``."""
+    here = Path(__file__)
+    sat = Satellite(
+        uses=FILES,
+        config={"bucket": "my-bucket"},
+        resources=Resources(
+            cpu="lots",  # <- bad cpu
+            gpu=1,
+            node_selector={"pool": 7},  # <- bad selector
+        ),
+    )
+    assert sat.resources == {"cpu": "lots", "gpu": 1, "node-selector": {"pool": 7}}
+    cluster = Cluster(identifier="tests/python-resources", sla="6h", trigger="api-call",
+                      satellites=[sat])  # fmt: skip
+    with pytest.raises(ConfigErrors) as caught:
+        cluster.validate()
+    by_path = {format_key_path(e.key_path): e for e in caught.value.errors}
+    cpu = by_path["cluster.satellites[0].resources.cpu"]
+    assert (cpu.file, cpu.line) == (__file__, line_of(here, "# <- bad cpu"))
+    assert "'lots' is not a Kubernetes quantity" in cpu.message
+    selector = by_path["cluster.satellites[0].resources.node-selector.pool"]
+    assert selector.line == line_of(here, "# <- bad selector")
+
+    same = Satellite(uses=FILES, config={"bucket": "my-bucket"}, resources={"cpu": "lots"})
+    assert same.resources == {"cpu": "lots"}
+    good = dataclasses.replace(sat, resources=Resources(cpu="500m", gpu=1))
+    fixed = dataclasses.replace(cluster, satellites=[good])
+    [node] = fixed.plan(REGISTRY).nodes
+    assert node.resources is not None and (node.resources.cpu, node.resources.gpu) == ("500m", 1)
 
 
 def test_a_literal_satellite_points_at_its_config_key() -> None:
@@ -632,3 +664,4 @@ def test_exosphere_dagster_re_exports_the_python_api() -> None:
     for name in ("Cluster", "Satellite", "Trigger", "Failure", "Logs", "load_python_clusters"):
         assert getattr(exosphere_dagster, name) is getattr(python_api, name)
         assert name in exosphere_dagster.__all__
+    assert exosphere_dagster.Resources is Resources  # satellite_ops's: one class for both

@@ -27,7 +27,6 @@ from yaml_loader.python.model import (
     FolderTrigger,
     Located,
     Logs,
-    Resources,
     S3Trigger,
     Satellite,
     Trigger,
@@ -42,7 +41,6 @@ _NESTED: dict[str, type[Located]] = {
     "trigger": Trigger,
     "s3": S3Trigger,
     "folder": FolderTrigger,
-    "resources": Resources,
     "failure": Failure,
     "logs": Logs,
 }

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from yaml_loader.python.sites import UNKNOWN, Site, capture
 
@@ -104,6 +104,8 @@ class Located:
                 value = tuple(_sequence_item(f.name, item) for item in value)
             elif f.name == "from_" and isinstance(value, Satellite):
                 value = value.id
+            elif f.name == "resources":
+                value = resources_mapping(value)
             else:
                 value = plain(value)
             object.__setattr__(self, f.name, value)
@@ -126,15 +128,33 @@ def _sequence_item(field_name: str, item: Any) -> Any:
     return plain(item)
 
 
-@dataclass(frozen=True, kw_only=True)
-class Resources(Located):
-    """What the satellite's step asks of its machine (Kubernetes requests, GPUs, image)."""
+class ResourceFields(Protocol):
+    """``satellite_ops.Resources`` (exported as ``exosphere_dagster.Resources``) as the loader
+    sees it: by its fields, since the loader may not import ``satellite_ops``."""
 
-    cpu: str | None = None
-    memory: str | None = None
-    gpu: int | None = None
-    image: str | None = None
-    node_selector: Mapping[str, str] | None = None
+    @property
+    def cpu(self) -> str | None: ...
+    @property
+    def memory(self) -> str | None: ...
+    @property
+    def gpu(self) -> int | None: ...
+    @property
+    def image(self) -> str | None: ...
+    @property
+    def node_selector(self) -> Mapping[str, str] | None: ...
+
+
+RESOURCE_FIELDS = ("cpu", "memory", "gpu", "image", "node_selector")
+
+
+def resources_mapping(value: Any) -> Any:
+    """A ``resources=`` value as the file's ``resources:`` mapping: a :class:`ResourceFields`
+    gives the keys it sets, in field order; a mapping, or anything else, is only made plain
+    (the loader reports what it cannot read)."""
+    if isinstance(value, Mapping) or not all(hasattr(value, name) for name in RESOURCE_FIELDS):
+        return plain(value)
+    given = {yaml_key(name): getattr(value, name) for name in RESOURCE_FIELDS}
+    return {key: plain(item) for key, item in given.items() if item is not None}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -156,7 +176,8 @@ class Satellite(Located):
     min_success_ratio: float | None = None  # 0..1: the run fails only below this share
     parents: Sequence[str | Satellite] | None = None  # identifiers, or the satellites
     children: Sequence[str | Satellite] | None = None
-    resources: Resources | None = None
+    # exosphere_dagster.Resources(cpu=...), or its keys as a mapping; kept as the file's mapping
+    resources: ResourceFields | Mapping[str, Any] | None = None
     launch_editable: Sequence[str] | None = None  # fixed config keys a launch may change
 
     @property

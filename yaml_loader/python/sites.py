@@ -3,7 +3,8 @@
 Every ``Cluster(...)``/``Satellite(...)`` records the file, line and column of the call that made
 it (the caller's frame, outside this package and ``dataclasses``). An error found later in the
 generated YAML is mapped back through that site; ``refine`` then walks the call's syntax tree
-(keyword, dict key, list item) to the line that wrote the bad value, when it is a literal.
+(keyword, dict key, list item, a nested call's keyword) to the line that wrote the bad value,
+when it is written there.
 Objects read from a YAML file keep that file's source map instead, and point into the file.
 """
 
@@ -111,7 +112,12 @@ def locate(site: Site, rest: KeyPath, keywords: dict[str, str]) -> tuple[str, in
 
 
 def _child(node: ast.AST | None, part: str | int) -> ast.expr | None:
-    """The literal written for ``part`` inside a dict or list literal, if there is one."""
+    """The literal written for ``part`` inside a dict or list literal, or the keyword argument
+    of a call such as ``Resources(cpu="lots")`` (``node-selector`` is ``node_selector=``)."""
+    if isinstance(node, ast.Call) and isinstance(part, str):
+        for keyword in node.keywords:
+            if keyword.arg == part.replace("-", "_"):
+                return keyword.value
     if isinstance(node, ast.Dict):
         for key, value in zip(node.keys, node.values, strict=True):
             if isinstance(key, ast.Constant) and key.value == part:
