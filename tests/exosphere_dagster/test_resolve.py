@@ -21,6 +21,7 @@ from exosphere_dagster.resolve.execution_plan import ChunkPolicy
 from exosphere_dagster.resolve.placement import PlacementError
 from exosphere_dagster.resolve.resolve import resolve
 from exosphere_dagster.resolve.settings import Settings
+from satellite_ops import Resources
 from satellite_ops.context import BatchPolicy
 from yaml_loader import ConfigErrors, load, plan
 from yaml_loader.tiers import TIERS
@@ -191,6 +192,32 @@ def test_a_plugins_bad_resources_are_located_at_its_uses(tmp_path, registry):
     node = planned.node("extract")
     assert (error.file, error.line, error.column) == (planned.file, node.line, node.column)
     assert error.key_path[-1] == "uses" and "lots" in error.message and error.hint
+
+
+def test_declared_resources_are_read_by_the_one_parser_and_located_at_the_declaration(
+    tmp_path, registry
+):
+    """``satellite_ops.Resources`` checks nothing itself: resolve reads it with the loader's
+    quantity parser (``1e3`` is a quantity there), uses its image and node selector, and names
+    the ``@satellite``'s file:line when a value is not a quantity."""
+    planned = _plan(tmp_path, registry)
+    real = registry.get(LLM)
+
+    def with_resources(resources):
+        declared = dataclasses.replace(real, resources=resources)
+        return SimpleNamespace(get=lambda uses: declared if uses == LLM else registry.get(uses))
+
+    asked = Resources(cpu="1e3", gpu=1, image="vllm:latest", node_selector={"zone": "a"})
+    request = resolve(planned, Deployment(), with_resources(asked)).node("extract").resources
+    assert (request.cpu, request.gpu, request.placement.image) == (1000.0, 1, "vllm:latest")
+    assert request.placement.node_selector == {"zone": "a"}
+
+    with pytest.raises(ConfigErrors) as caught:
+        resolve(planned, Deployment(), with_resources(Resources(cpu="lots")))
+    (error,) = caught.value.errors
+    assert "'lots' is not a Kubernetes quantity" in error.message
+    assert f"fix resources= at {real.source} " in (error.hint or "")
+    assert real.source.startswith(real.fn.__code__.co_filename + ":")
 
 
 def test_the_estimate_reads_the_execution_plan(tmp_path, registry):
