@@ -197,10 +197,12 @@ def execute(
     config: Path | None = None,
     sample_rss: bool = False,
     timeout: float = 1800,
+    python: tuple[str, ...] = ("-m", "dagster"),
 ) -> Result:
     """``dagster job execute <target> [-c config]`` in a fresh process; wall time from start to
-    exit, success from the exit status and the run's status."""
-    command = [sys.executable, "-m", "dagster", "job", "execute", *target]
+    exit, success from the exit status and the run's status. ``python``: how the interpreter
+    starts Dagster's command line (``-c <code>`` for a variant that sets something up first)."""
+    command = [sys.executable, *python, "job", "execute", *target]
     if config is not None:
         command += ["-c", str(config)]
     started = time.perf_counter()

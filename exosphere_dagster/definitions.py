@@ -6,7 +6,8 @@ URL is published as the top-level resource ``exosphere_clusters_store``, which i
 ``exosphere clusters`` finds where to write behind a webserver URL.
 
 ``defs`` builds lazily (location.py): a run worker or step process that asks for its job builds
-that one cluster; listing the location builds the folder with ``build_definitions``. Importing
+that one cluster, ``dagster job execute`` lists the job names from the plans (``job_names``)
+and builds its job alone; listing the location builds the folder with ``build_definitions``. Importing
 this module opens no store and reads no setting: the store is opened, and the ``Deployment``
 loaded (once per process, cached), on first use. A deployment that cannot be loaded (a bad
 ``EXOSPHERE_*`` variable, placement or prices file) or a store that cannot be opened is shown
@@ -31,14 +32,14 @@ from dagster import (
     ScheduleDefinition,
     SensorDefinition,
 )
+from dagster._core.definitions.assets.job.asset_job import IMPLICIT_ASSET_JOB_NAME
 from pydantic import Field
 
 from exosphere_dagster.entry.clusters.store import ClusterStore, StoreError, open_store
 from exosphere_dagster.entry.location import lazy_repository
 from exosphere_dagster.errors import DeploymentError
-from exosphere_dagster.resolve.catalog import load_catalog, registry_with_plugins
+from exosphere_dagster.resolve.catalog import Catalog, load_catalog, registry_with_plugins
 from exosphere_dagster.resolve.deployment import Deployment
-from exosphere_dagster.resolve.execution_plan import ExecutionPlan
 from exosphere_dagster.resolve.resolve import resolve
 from exosphere_dagster.translate.job import job_for
 from exosphere_dagster.translate.lineage import EXTERNAL, cluster_asset_specs, merge_asset_specs
@@ -71,14 +72,45 @@ def build_definitions(folder: str | Path | ClusterStore | None = None) -> Defini
     """Every cluster of a store (a folder path, an s3:// URL, a store; default the settings').
     A deployment or store that cannot be used is one ``invalid__`` job with its errors."""
     try:
-        store = (
-            folder
-            if isinstance(folder, ClusterStore)
-            else open_store(folder or Deployment.load().settings.clusters_dir)
-        )
-        Deployment.load()  # its problems are the location's, shown before any cluster's
+        store = _opened(folder)
     except (DeploymentError, StoreError) as exc:
         return _unusable_deployment(exc)
+    catalog = _catalog(store)
+    return clusters_definitions(
+        catalog.plans,
+        catalog.broken,
+        registry_with_plugins(),
+        resources={STORE_RESOURCE: ClustersStore(url=store.url)},
+    )
+
+
+def job_names(folder: str | Path | ClusterStore | None = None) -> list[str]:
+    """The names of the jobs ``build_definitions(folder)`` makes, from the loaded and resolved
+    plans alone: no job is built (location.py). The identity rule names every job of a plan
+    (yaml_loader.identity.claims) and every broken file's stand-in."""
+    try:
+        store = _opened(folder)
+    except (DeploymentError, StoreError) as exc:
+        return list(_unusable_deployment(exc).get_repository_def().job_names)
+    catalog = _catalog(store)
+    owners = owners_of(catalog.plans)
+    jobs = [name for namespace, name in owners if namespace == "job"]
+    jobs += invalid_job_names(list(catalog.broken), owners).values()
+    return jobs + ([IMPLICIT_ASSET_JOB_NAME] if catalog.plans else [])  # their satellites' assets
+
+
+def _opened(folder: str | Path | ClusterStore | None) -> ClusterStore:
+    store = (
+        folder
+        if isinstance(folder, ClusterStore)
+        else open_store(folder or Deployment.load().settings.clusters_dir)
+    )
+    Deployment.load()  # its problems are the location's, shown before any cluster's
+    return store
+
+
+def _catalog(store: ClusterStore) -> Catalog:
+    """The store's plans and broken files, as the location shows them."""
     local = store.local_folder()
     if not local.exists():
         logger.warning(
@@ -89,12 +121,7 @@ def build_definitions(folder: str | Path | ClusterStore | None = None) -> Defini
     catalog = load_catalog([local] if local.exists() else [], shown_as=store.shown_as)
     if store.problem:  # an S3 store never mirrored and unreachable now
         catalog.broken[store.url] = [ConfigError(store.url, 1, 1, (), store.problem)]
-    return clusters_definitions(
-        catalog.plans,
-        catalog.broken,
-        registry_with_plugins(),
-        resources={STORE_RESOURCE: ClustersStore(url=store.url)},
-    )
+    return catalog
 
 
 def clusters_definitions(
@@ -119,14 +146,13 @@ def clusters_definitions(
     broken = dict(broken)
     for cluster in plans:
         try:
-            execution = resolve(cluster, Deployment.load(), registry)
-            job, *alert = execution_jobs(execution, registry)
+            job, *alert = cluster_jobs(cluster, registry)
         except ConfigErrors as exc:  # the catalog resolved it; a caller's plans may not be
             broken[cluster.file] = exc.errors
             continue
         jobs.append(job)
         assets.extend(cluster_asset_specs(cluster, registry))
-        triggers.extend(build_triggers(execution, job))
+        triggers.extend(build_triggers(cluster, job))
         alerts.extend(alert)
     jobs.extend(alerts)
     stand_ins = invalid_job_names(list(broken), owners_of(plans))  # unique, never a cluster's
@@ -152,12 +178,8 @@ def clusters_definitions(
 def cluster_jobs(cluster: ClusterPlan, registry: SatelliteRegistry) -> list[JobDefinition]:
     """The cluster's job, then its SLA-breach alert job if it has one: what the folder holds for
     it, and what a step process builds alone (location.py), so the two never differ."""
-    return execution_jobs(resolve(cluster, Deployment.load(), registry), registry)
-
-
-def execution_jobs(execution: ExecutionPlan, registry: SatelliteRegistry) -> list[JobDefinition]:
-    """The jobs of a resolved cluster (``cluster_jobs``), under the process's deployment."""
     deployment = Deployment.load()  # cached per process
+    execution = resolve(cluster, deployment, registry)
     job = job_for(execution, registry, deployment)
     alert = build_breach_job(execution, registry, deployment)
     return [job, *([alert] if alert is not None else [])]
@@ -226,6 +248,14 @@ def _build_location(_folder: Path) -> Definitions:
     return build_definitions(store)
 
 
-defs = lazy_repository(_local_folder, _build_location, cluster_jobs)
+def _location_job_names(_folder: Path) -> list[str]:
+    try:
+        store = _store()
+    except (DeploymentError, StoreError) as exc:
+        return list(_unusable_deployment(exc).get_repository_def().job_names)
+    return job_names(store)
 
-__all__ = ["defs", "build_definitions", "clusters_definitions"]
+
+defs = lazy_repository(_local_folder, _build_location, cluster_jobs, _location_job_names)
+
+__all__ = ["defs", "build_definitions", "clusters_definitions", "job_names"]

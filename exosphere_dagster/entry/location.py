@@ -10,6 +10,11 @@ the job a step builds is the one the UI listed. Anything the quick path cannot s
 file's placeholder job, a name no file carries) falls back to building the whole folder, where
 one broken file still never hides the others.
 
+Listing the job names alone does not build the folder either: ``job_names`` gives them from the
+loaded and planned files (the identity rule names every job a plan makes). That is all
+``dagster job execute -j NAME`` asks before it runs NAME (it checks the name against
+``RepositoryDefinition.job_names``), so a run from the command line builds its own job only.
+
 The folder may be given as a callable (the clusters store's ``local_folder``): it is asked for
 on first need, so importing the code location reads nothing (an S3 store is mirrored then).
 
@@ -37,6 +42,7 @@ from yaml_loader.load import find_cluster_files
 
 BREACH_SUFFIX = breach_job_name("")  # "<job>__sla_breach"
 ClusterJobs = Callable[[ClusterPlan, SatelliteRegistry], list[JobDefinition]]
+JobNames = Callable[[Path], Sequence[str]]
 logger = logging.getLogger("exosphere")
 
 
@@ -84,14 +90,21 @@ Folder = Path | Callable[[], Path]
 
 class ClusterRepositoryData(RepositoryData):
     """Every cluster of ``folder``: ``build_all(folder)`` on first need, except for a job asked
-    for by name before that, which ``find_job`` builds alone (module docstring)."""
+    for by name before that, which ``find_job`` builds alone, and for the job names, which
+    ``job_names`` (when given) reads from the plans without building a job (module docstring)."""
 
     def __init__(
-        self, folder: Folder, build_all: Callable[[Path], Definitions], cluster_jobs: ClusterJobs
+        self,
+        folder: Folder,
+        build_all: Callable[[Path], Definitions],
+        cluster_jobs: ClusterJobs,
+        job_names: JobNames | None = None,
     ) -> None:
         self._folder = folder
         self._build_all = build_all
         self._cluster_jobs = cluster_jobs
+        self._job_names = job_names
+        self._names: Sequence[str] | None = None
         self._full: RepositoryData | None = None
         self._alone: dict[str, JobDefinition | None] = {}
         self._lock = threading.RLock()
@@ -130,7 +143,12 @@ class ClusterRepositoryData(RepositoryData):
         return self.full.get_all_jobs()
 
     def get_job_names(self) -> Sequence[str]:
-        return self.full.get_job_names()
+        with self._lock:
+            if self._full is not None or self._job_names is None:
+                return self.full.get_job_names()
+            if self._names is None:
+                self._names = list(self._job_names(self.folder))
+            return self._names
 
     def get_top_level_resources(self) -> Mapping[str, Any]:
         return self.full.get_top_level_resources()
@@ -179,13 +197,16 @@ class ClusterRepositoryData(RepositoryData):
 
 
 def lazy_repository(
-    folder: Folder, build_all: Callable[[Path], Definitions], cluster_jobs: ClusterJobs
+    folder: Folder,
+    build_all: Callable[[Path], Definitions],
+    cluster_jobs: ClusterJobs,
+    job_names: JobNames | None = None,
 ) -> RepositoryDefinition:
     """The code location's repository, under the name ``Definitions`` would give it (so run
     origins and UI addresses stay the same)."""
 
     @repository(name=SINGLETON_REPOSITORY_NAME)
     def clusters() -> RepositoryData:
-        return ClusterRepositoryData(folder, build_all, cluster_jobs)
+        return ClusterRepositoryData(folder, build_all, cluster_jobs, job_names)
 
     return clusters

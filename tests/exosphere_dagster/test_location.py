@@ -13,7 +13,7 @@ import pytest
 from probe_satellites import read_built, read_where
 
 from clusters import cluster, cluster_from, failure_branch, note, satellite_entry, write_cluster
-from exosphere_dagster.definitions import build_definitions, cluster_jobs
+from exosphere_dagster.definitions import build_definitions, cluster_jobs, job_names
 from exosphere_dagster.entry.location import ClusterRepositoryData, lazy_repository
 from satellite_env import satellite_env
 
@@ -25,7 +25,7 @@ def noted(identifier: str, message: str = "seen", **fields) -> dict:
     )
 
 
-def lazy(folder: Path) -> tuple[ClusterRepositoryData, list[Path]]:
+def lazy(folder: Path, names=None) -> tuple[ClusterRepositoryData, list[Path]]:
     """Repository data over ``folder`` whose folder builds are counted."""
     builds: list[Path] = []
 
@@ -33,7 +33,7 @@ def lazy(folder: Path) -> tuple[ClusterRepositoryData, list[Path]]:
         builds.append(path)
         return build_definitions(path)
 
-    return ClusterRepositoryData(folder, build_all, cluster_jobs), builds
+    return ClusterRepositoryData(folder, build_all, cluster_jobs, names), builds
 
 
 def test_a_job_asked_by_name_is_built_alone_and_is_the_listed_one(tmp_path):
@@ -87,6 +87,29 @@ def test_an_sla_breach_job_is_built_alone_too(tmp_path):
     with pytest.raises(Exception, match="acme__plain__sla_breach"):  # it has no alert job
         data.get_job("acme__plain__sla_breach")
     assert builds == [tmp_path]  # only the folder could say so
+
+
+def test_job_names_are_the_folders_without_building_a_job(tmp_path):
+    """What `dagster job execute -j` checks its name against: every name the folder build
+    lists (alert jobs, broken files' and collisions' stand-ins, the asset job), and no build."""
+    write_cluster(tmp_path, "a-broken.yml", "version: 0.0.1b\ncluster:\n  identifier: acme/x\n")
+    write_cluster(tmp_path, "b-plain.yml", noted("acme/plain"))
+    report = note("report", "/tmp", "failed")
+    write_cluster(
+        tmp_path, "c-alerts.yml", noted("acme/alerts", failure=failure_branch("note", [report]))
+    )
+    write_cluster(tmp_path, "d-copy.yml", noted("cluster/acme/plain"))
+    data, builds = lazy(tmp_path, job_names)
+
+    names = data.get_job_names()
+    assert builds == []
+    listed = build_definitions(tmp_path).get_repository_def().job_names
+    assert sorted(names) == sorted(listed)
+    assert {"acme__alerts__sla_breach", "invalid__a_broken", "invalid__d_copy"} <= set(names)
+    assert data.get_job("acme__plain").name == "acme__plain"
+    assert builds == []
+    assert data.get_all_jobs() and builds == [tmp_path]  # the UI's listing builds the folder
+    assert data.get_job_names() == listed
 
 
 def test_the_code_location_is_the_lazy_repository(tmp_path):
