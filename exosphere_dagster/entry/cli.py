@@ -16,15 +16,16 @@ from exosphere_dagster.entry.clusters.cli import clusters
 from exosphere_dagster.resolve.catalog import load_catalog, registry_with_plugins
 
 
-def _ensure_dagster_home() -> Path:
+def _ensure_dagster_home(instance: str = "telemetry:\n  enabled: false\n") -> Path:
     """The instance folder, with its storage created once (under a lock) before any run starts:
-    runs started at once on a fresh SQLite home would otherwise race on its schema."""
+    runs started at once on a fresh SQLite home would otherwise race on its schema. A home
+    without a dagster.yaml gets ``instance``."""
     home = Path(os.environ.get("DAGSTER_HOME") or Path.cwd() / ".dagster_home").resolve()
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
     if not config.exists():  # a local SQLite instance; no telemetry prompt on first use
         tmp = home / f".dagster.yaml.{os.getpid()}"
-        tmp.write_text("telemetry:\n  enabled: false\n")
+        tmp.write_text(instance)
         tmp.replace(config)  # atomic: a process starting beside this one never reads half a file
     os.environ["DAGSTER_HOME"] = str(home)
     from exosphere_dagster.entry.launch import init_instance
@@ -163,11 +164,11 @@ def rerun(run_id: str, from_failure: bool) -> None:
 def dev(folder: str | None, port: int) -> None:
     """Start `dg dev` (Dagster's dev server) on a watched clusters store: a folder or an
     s3://bucket/prefix (default: EXOSPHERE_CLUSTERS_DIR, else ./clusters)."""
-    from exosphere_dagster.entry.devserver import serve
+    from exosphere_dagster.entry.devserver import DEV_INSTANCE, serve
     from exosphere_dagster.errors import DeploymentError
     from exosphere_dagster.resolve.deployment import Deployment
 
-    _ensure_dagster_home()
+    _ensure_dagster_home(DEV_INSTANCE)
     if folder is None:
         try:
             folder = Deployment.load().settings.clusters_dir

@@ -25,6 +25,22 @@ from exosphere_dagster.entry.clusters.store import ClusterStore, FolderStore, St
 
 logger = logging.getLogger("exosphere")
 LOCATION_NAME = "exosphere_dagster.definitions"
+# The dagster.yaml ``exosphere dev`` writes into a ``$DAGSTER_HOME`` that has none (an existing one
+# is the user's and is left alone); docs/deployment.md "Launch latency" says why.
+DEV_INSTANCE = """\
+# Written by `exosphere dev` (exosphere_dagster/entry/devserver.py); edit freely, it is kept.
+# Dagster's default queue looks for queued runs every 5 s and launches them one at a time: on one
+# machine that wait was most of a small run's launch from the UI (bench/results/ui_launch.md).
+run_coordinator:
+  module: dagster.core.run_coordinator
+  class: QueuedRunCoordinator
+  config:
+    dequeue_interval_seconds: 1  # the smallest Dagster takes (whole seconds)
+    dequeue_use_threads: true  # the daemon goes on while a code server spawns a run worker
+    dequeue_num_workers: 4
+telemetry:
+  enabled: false  # no prompt on first use
+"""
 RELOAD_MUTATION = """
 mutation Reload($name: String!) {
   reloadRepositoryLocation(repositoryLocationName: $name) { __typename }

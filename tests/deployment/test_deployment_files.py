@@ -83,6 +83,41 @@ def test_local_instance_loads_with_the_tier_queue_and_run_monitoring(tmp_path):
         assert "sqlite" in type(instance.run_storage).__name__.lower()
 
 
+def _dequeue(home: Path) -> tuple[int, bool]:
+    """(dequeue interval, dequeue in threads) of the instance in ``home``."""
+    with DagsterInstance.from_config(str(home)) as instance:
+        queue = instance.run_coordinator
+        assert isinstance(queue, QueuedRunCoordinator)
+        return queue.dequeue_interval_seconds, queue.dequeue_use_threads
+
+
+def test_exosphere_dev_writes_its_launch_latency_instance_into_a_fresh_home(tmp_path, monkeypatch):
+    """`exosphere dev` on a home without dagster.yaml writes DEV_INSTANCE (a dequeue each second,
+    in threads); dagster.local.yaml has the same settings; an existing dagster.yaml is kept."""
+    from click.testing import CliRunner
+
+    from exosphere_dagster.entry import devserver
+    from exosphere_dagster.entry.cli import main
+
+    served: list[str] = []
+    monkeypatch.setattr(devserver, "serve", lambda folder, port: served.append(folder) or 0)
+    home = tmp_path / "home"
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    result = CliRunner().invoke(main, ["dev", str(tmp_path / "clusters")])
+    assert result.exit_code == 0, result.output
+    assert served == [str(tmp_path / "clusters")]
+    assert (home / "dagster.yaml").read_text() == devserver.DEV_INSTANCE
+    assert _dequeue(home) == (1, True)  # Dagster's default: (5, False)
+    local = tmp_path / "local"
+    local.mkdir()
+    shutil.copy(DEPLOY / "dagster.local.yaml", local / "dagster.yaml")
+    assert _dequeue(local) == (1, True)
+
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")  # the user's own
+    assert CliRunner().invoke(main, ["dev", str(tmp_path / "clusters")]).exit_code == 0
+    assert (home / "dagster.yaml").read_text() == "telemetry:\n  enabled: false\n"
+
+
 # The part of the chart's values schema our values touch (see the file's $comment).
 CHART_SCHEMA_SUBSET = json.loads((Path(__file__).parent / "chart_values_schema.json").read_text())
 
