@@ -41,6 +41,7 @@ QUICK_ARGS = {
     "job_execute": ["--rounds", "1", "--items", "2000"],
     "step_cost": ["--rounds", "2", "--clusters", "50"],
     "large_run": ["--items", "20000"],
+    "ui_launch": ["--rounds", "1"],
 }
 # One-off set-up a benchmark needs, run first with --prepare (e.g. compiling llama-server).
 PREPARE = {
