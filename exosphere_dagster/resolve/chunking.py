@@ -3,8 +3,10 @@ sizes bounded per SLA tier (bigger batches for longer SLAs).
 
 The formula is ``ChunkPolicy.size`` (resolve/execution_plan.py); ``resolve()`` gives each
 segment its policy from the tier (chunk bounds, or batch bounds for a batched satellite: an LLM,
-one chunk is one batch call). The functions below serve callers that hold no resolved plan. The largest chunk bounds a step's memory and what a lost step redoes; it is the
-one reason a run gets more chunks than its executor runs at once. An unknown tier is an error.
+one chunk is one batch call, ``ChunkPolicy.of_tier``). The functions below serve callers that
+hold no resolved plan (tests of the formula). The largest chunk bounds a step's memory and what
+a lost step redoes; it is the one reason a run gets more chunks than its executor runs at once.
+An unknown tier is an error.
 """
 
 from __future__ import annotations
@@ -21,9 +23,7 @@ MAX_CHUNKS = 64  # for callers that do not know the run's parallelism
 def policy(sla: str, batched: bool = False) -> ChunkPolicy:
     """The chunk policy of tier ``sla``: what ``resolve()`` gives each segment (NodePlan.chunk).
     For callers that hold no ExecutionPlan yet; the formula is ChunkPolicy's alone."""
-    found = tier(sla)
-    low, high = found.batch_bounds if batched else found.chunk_bounds
-    return ChunkPolicy(low, high, found.chunks_per_worker)
+    return ChunkPolicy.of_tier(tier(sla), batched)
 
 
 def bounds(sla: str, batched: bool = False) -> tuple[int, int]:

@@ -27,6 +27,7 @@ from exosphere_dagster.resolve.tags import (
 from satellite_ops.context import BatchPolicy  # the one Batch API policy: satellites read it as is
 from yaml_loader.ir import ClusterPlan, RetrySettings, SatelliteNode
 from yaml_loader.quantities import compute_of
+from yaml_loader.tiers import SlaTier
 
 STEP_RETRIES = 2  # Dagster re-runs a step lost with its process (a pod evicted, a node lost)
 STEP_RETRY_DELAY = 5.0  # seconds before that re-run
@@ -69,6 +70,13 @@ class ChunkPolicy:
     low: int
     high: int
     chunks_per_worker: int
+
+    @classmethod
+    def of_tier(cls, tier: SlaTier, batched: bool = False) -> ChunkPolicy:
+        """Tier ``tier``'s policy: its batch bounds for a segment with a batched satellite (one
+        call per chunk), else its chunk bounds. What ``resolve()`` gives each segment."""
+        low, high = tier.batch_bounds if batched else tier.chunk_bounds
+        return cls(low, high, tier.chunks_per_worker)
 
     def max_chunks(self, workers: int) -> int:
         """Chunks per segment for a run whose executor runs ``workers`` steps at once."""
@@ -123,7 +131,7 @@ class NodePlan:
 @dataclass(frozen=True)
 class RunWindow:
     """The deadline rule, the one there is: a run is due ``sla_seconds`` after its trigger time
-    and urgent when less than ``urgent_within_seconds`` (plus its expected runtime) is left.
+    and urgent when no more than ``urgent_within_seconds`` (plus its expected runtime) is left.
 
     ``resolve()`` makes it part of every :class:`RunPolicy`, and writes its two numbers into the
     run tags (:meth:`as_tags`), so that code holding only a run's tags (the deadline sensor, a
@@ -131,7 +139,7 @@ class RunWindow:
     looks a tier up."""
 
     sla_seconds: int
-    urgent_within_seconds: float  # the deadline sensor boosts a run with less time left
+    urgent_within_seconds: float  # the deadline sensor boosts a run with no more time left
 
     def deadline(self, trigger_time: datetime) -> datetime:
         """Trigger time + the SLA in real (UTC) seconds: across a daylight saving switch a 24h

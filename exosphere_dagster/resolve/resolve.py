@@ -59,8 +59,7 @@ def resolve(plan: ClusterPlan, deployment: Deployment, registry: Any) -> Executi
     home: dict[str, str] = {}
     for segment in segments:
         batched = any(definitions[n.id].batched for n in segment.nodes)
-        low, high = tier.batch_bounds if batched else tier.chunk_bounds
-        chunks[segment.name] = ChunkPolicy(low, high, tier.chunks_per_worker)
+        chunks[segment.name] = ChunkPolicy.of_tier(tier, batched)
         home.update((n.id, segment.name) for n in segment.nodes)
     depth = {n.id: i + 1 for i, n in enumerate((*plan.nodes, *plan.failure_nodes))}
     nodes: dict[str, NodePlan] = {}

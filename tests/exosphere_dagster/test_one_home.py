@@ -20,11 +20,13 @@ Where each concept is checked (``HOMES``; the last test keeps the map whole):
 * the batch-mode decision and the model a step prices: the estimate (here, test_resolve);
 * identity (job and op names): the job, its ops, its schedule (here);
 * a step's place (op priority, the segment that cuts its chunks): its op, ``exosphere plan``
-  (here).
+  (here);
+* the deployment's settings: ``Deployment.load`` is their one reader (here).
 """
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -68,6 +70,7 @@ HERE = Path(__file__).resolve().parent
 ODD = RunWindow(sla_seconds=4567, urgent_within_seconds=100.0)  # no tier lasts 4567 s
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 LLM = "satellite/exospherehost/llm"
+SETTINGS = "exosphere_dagster.resolve.settings"
 LLM_CONFIG = {"model": "gpt-4o-mini", "engine": "openai", "base-url": "http://127.0.0.1:9/v1"}
 
 # Each field of the resolved plan -> the tests (file::name) that show a later stage reads it.
@@ -267,3 +270,20 @@ def test_every_field_of_the_resolved_plan_has_its_reader_tested():
         for test in tests:
             file, name = test.split("::")
             assert f"def {name}(" in (HERE / file).read_text(), test
+
+
+def test_the_deployment_is_the_one_reader_of_settings():
+    """Inside resolve too: only ``Deployment.load`` reads the settings; every other module gets
+    the ``Deployment`` passed in (the import-linter contract covers the later stages)."""
+    readers = set()
+    for module in sorted((HERE.parents[1] / "exosphere_dagster").rglob("*.py")):
+        tree = ast.parse(module.read_text())
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            if SETTINGS in names:
+                readers.add(module.relative_to(HERE.parents[1]).as_posix())
+    assert readers == {"exosphere_dagster/resolve/deployment.py"}
