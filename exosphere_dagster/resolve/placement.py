@@ -4,7 +4,8 @@ resources a satellite declares (overridable per satellite in the cluster YAML).
 ``k8s_job_executor`` reads op tags for step pods and ``K8sRunLauncher`` reads job tags for the run
 pod; job-level tags never reach step pods, so every op carries its own placement tag. Each pool
 has a name (by default the tier's capacity, ``on-demand`` or ``spot``, from yaml_loader/tiers.py)
-that pods carry as the ``exosphere.host/pool`` label and the price table (cost.py) keys on.
+that pods carry as the ``exosphere.host/pool`` label and the price table (resolve/cost/prices.py)
+keys on.
 
 A pod's placement is a :class:`Placement` (structured: requests, GPUs, pools); the tag is its
 JSON form, written only where a pod reads it (:class:`Pods`): op tags when steps run in pods
@@ -39,7 +40,7 @@ K8S_LAUNCHER_MODULES = ("dagster_k8s", "dagster_celery_k8s")
 GPU_RESOURCE = "nvidia.com/gpu"
 CAPACITY_LABEL = "exosphere.host/capacity"
 SLA_LABEL = "exosphere.host/sla"
-POOL_LABEL = "exosphere.host/pool"  # the pool's name: the price table's key (cost.py)
+POOL_LABEL = "exosphere.host/pool"  # the pool's name: the price table's key (cost/prices.py)
 _LABEL_VALUE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$")
 
 
