@@ -1,5 +1,6 @@
 """Shared fixtures: Dagster instances, test satellites, and real local services on 127.0.0.1.
 
+* Modules with ``slow`` tests are collected first (see ``pytest_collection_modifyitems``).
 * ``sqlite_instance`` / ``postgres_instance`` are real Dagster instances whose files live in
   the test's ``dagster_home``; ``instance`` runs a test on each of them.
 * ``satellite_modules("byo_satellites", ...)`` registers satellite modules that sit beside the
@@ -38,6 +39,20 @@ FAKE_AWS_ENV = {
     "AWS_SECURITY_TOKEN": "testing",
     "AWS_DEFAULT_REGION": "us-east-1",
 }
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Modules with a ``slow`` test run first, each kept whole and in its order: the xdist
+    workers take files in this order, so the long ones start early and the two workers end
+    together instead of one finishing a long file alone."""
+    first: dict[Path, int] = {}
+    slow: set[Path] = set()
+    for index, item in enumerate(items):
+        first.setdefault(item.path, index)
+        if item.get_closest_marker("slow"):
+            slow.add(item.path)
+    items.sort(key=lambda item: (item.path not in slow, first[item.path]))
 
 
 @pytest.fixture(autouse=True)
