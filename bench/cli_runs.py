@@ -122,7 +122,7 @@ class Result:
         return max(self.peak_rss_mb.values(), default=0.0)
 
 
-def _children(root: int) -> dict[int, str]:
+def process_tree(root: int) -> dict[int, str]:
     """pid -> command line of every live descendant of ``root`` (and ``root``)."""
     parents: dict[int, int] = {}
     commands: dict[int, str] = {}
@@ -147,7 +147,7 @@ def _children(root: int) -> dict[int, str]:
     return {pid: commands.get(pid, "") for pid in found}
 
 
-def _rss_mb(pid: int) -> float:
+def rss_mb(pid: int) -> float:
     try:
         with open(f"/proc/{pid}/status") as fh:
             for line in fh:
@@ -180,9 +180,9 @@ class RssSampler:
 
     def _run(self) -> None:
         while not self._stop.wait(0.1):
-            for pid, command in _children(self.root).items():
+            for pid, command in process_tree(self.root).items():
                 kind = _kind(command, pid, self.root)
-                self.peaks[kind] = max(self.peaks.get(kind, 0.0), _rss_mb(pid))
+                self.peaks[kind] = max(self.peaks.get(kind, 0.0), rss_mb(pid))
 
     def stop(self) -> dict[str, float]:
         self._stop.set()
