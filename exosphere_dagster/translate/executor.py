@@ -41,7 +41,8 @@ from exosphere_dagster.translate.deployment_resource import deployment_of
 
 PRELOAD_MODULE = "exosphere_dagster.entry.preload"
 PRELOAD_JOB_ENV = "EXOSPHERE_PRELOAD_JOB"  # set for the forkserver only: the job it builds
-DEFAULT_START = {"forkserver": {"preload_modules": [PRELOAD_MODULE]}}
+WARM_STORAGE_MODULE = "exosphere_dagster.translate.storage_warmup"  # alembic's scripts, read once
+DEFAULT_START = {"forkserver": {"preload_modules": [PRELOAD_MODULE, WARM_STORAGE_MODULE]}}
 DAGSTER_PRELOAD = "dagster._core.executor.multiprocess"  # Dagster puts it first in every list
 logger = logging.getLogger("exosphere")
 

@@ -16,7 +16,6 @@ from dagster import (
     DynamicOutput,
     Field,
     In,
-    MetadataValue,
     OpDefinition,
     Out,
     Output,
@@ -25,15 +24,26 @@ from dagster import (
 )
 
 from exosphere_dagster.resolve.chunking import keyed_chunks
-from exosphere_dagster.resolve.cost.prices import StepCost, step_cost
-from exosphere_dagster.resolve.deployment import Deployment
 from exosphere_dagster.resolve.execution_plan import ChunkPolicy, NodePlan
 from exosphere_dagster.resolve.segments import START, Segment
-from exosphere_dagster.runtime.items import Chunk, ChunkReport, FailedItem, Item, seed_items
-from exosphere_dagster.runtime.secrets import redact, redaction_values
+from exosphere_dagster.runtime.items import (
+    Chunk,
+    ChunkReport,
+    Item,
+    PackedItems,
+    seed_items,
+)
+from exosphere_dagster.runtime.secrets import redaction_values
 from exosphere_dagster.runtime.step_runner import StepRunner
 from exosphere_dagster.translate.deployment_resource import RESOURCE_KEY, deployment_of
 from exosphere_dagster.translate.executor import segment_chunk_size
+from exosphere_dagster.translate.step_reports import (
+    failure_text,
+    items_metadata,
+    log_failures,
+    report_metadata,
+    step_cost_of,
+)
 from exosphere_dagster.translate.ui import (
     CHUNK_KEYS,
     CHUNK_TYPE,
@@ -42,13 +52,11 @@ from exosphere_dagster.translate.ui import (
     InvalidRunConfig,
     ItemFailed,
     op_description,
-    shown_usd,
 )
-from yaml_loader.ir import ClusterPlan, SatelliteNode
+from yaml_loader.ir import ClusterPlan
 
 START_OP = START
 STEP_RESOURCES = {RESOURCE_KEY}  # every step reads the deployment from its resource
-MAX_LISTED = 50  # item ids / failures shown in a step's metadata and error events
 RunnerFactory = Callable[[Any], StepRunner]  # step context -> runner set up for that step
 Results = dict[tuple[str, str], tuple[list[Item], ChunkReport]]  # (node id, chunk) -> outcome
 
@@ -64,10 +72,12 @@ def chunk_outputs(items: list[Item], size: int) -> Iterator[DynamicOutput | Outp
 
 
 def keyed_outputs(chunks: dict[str, list[Item]]) -> Iterator[DynamicOutput | Output]:
+    """One mapped output per chunk, then the manifest: each chunk's items, packed."""
     for key, chunk in chunks.items():
         yield DynamicOutput(Chunk(key, chunk), mapping_key=key, output_name="chunks")
     count = sum(len(c) for c in chunks.values())
-    yield Output(chunks, "manifest", metadata={"items": count, "chunks": len(chunks)})
+    manifest = {key: PackedItems.of(chunk) for key, chunk in chunks.items()}
+    yield Output(manifest, "manifest", metadata={"items": count, "chunks": len(chunks)})
 
 
 PLACED = "chunks"  # a gathering step's checkpoint log (chunk name) of where each item went
@@ -138,7 +148,7 @@ def start_op(
 def complete(
     runner: StepRunner,
     segment: Segment,
-    manifest: dict[str, list[Item]],
+    manifest: dict[str, PackedItems],
     have: set[tuple[str, str]],
     targets: set[str],
 ) -> Results:
@@ -152,7 +162,8 @@ def complete(
                 f"chunk {key} of {', '.join(sorted(missing))} never ran in its own step "
                 "(its run was killed); running it here"
             )
-            for node_id, result in runner.run_inline(segment, key, items, missing).items():
+            ran = runner.run_inline(segment, key, items.unpack(), missing)
+            for node_id, result in ran.items():
                 caught[(node_id, key)] = result
     return caught
 
@@ -252,19 +263,19 @@ def satellite_op(
         runner = make_runner(context)
         try:
             children, report = runner.run(node, key, [i for c in chunks for i in c.items])
-            _log_failures(context, runner, node, report, handled, tolerated)
+            log_failures(context, runner, node, report, handled, tolerated)
             configured = runner.node_config(node)
         finally:
             runner.close()
         seconds = time.perf_counter() - started
-        cost = _cost(context, deployment_of(context), report, planned, seconds, configured)
-        yield Output(Chunk(key, children), "items", metadata=_items_metadata(children))
+        cost = step_cost_of(context, deployment_of(context), report, planned, seconds, configured)
+        yield Output(Chunk(key, children), "items", metadata=items_metadata(children))
         reports = [report, *before]  # the segment's end hands them all to the summary
-        yield Output(reports, "report", metadata=_report_metadata(report, cost))
+        yield Output(reports, "report", metadata=report_metadata(report, cost))
         if report.failed and not handled and not tolerated:
             raise ItemFailed(
-                description=_failure_text(node, report),
-                metadata=_report_metadata(report, cost),
+                description=failure_text(node, report),
+                metadata=report_metadata(report, cost),
                 allow_retries=False,  # items were retried inside the step already
             )
 
@@ -282,116 +293,3 @@ def satellite_op(
         retry_policy=step_retry(planned),
         required_resource_keys=STEP_RESOURCES,
     )
-
-
-def _cost(
-    context: Any,
-    deployment: Deployment,
-    report: ChunkReport,
-    planned: NodePlan,
-    seconds: float,
-    configured: Any,
-) -> StepCost | None:
-    """The step's cost, added to its report; an unusable prices file is logged, not fatal."""
-    model = planned.model_under(configured)
-    table = deployment.prices
-    if table is None:
-        context.log.error(f"no cost for this step: {deployment.prices_problem or 'no prices'}")
-        return None
-    cost = step_cost(table, planned.resources, seconds, report.metrics, model)
-    report.metrics.update(cost.metrics())
-    report.cost_problems = list(cost.problems)
-    for problem in cost.problems:
-        context.log.warning(f"cost of this step is incomplete: {problem}")
-    return cost
-
-
-def _log_failures(
-    context: Any,
-    runner: StepRunner,
-    node: SatelliteNode,
-    report: ChunkReport,
-    handled: bool,
-    tolerated: bool = False,
-) -> None:
-    """One error event per failed item (up to MAX_LISTED), naming it and its lineage."""
-    verdict = (
-        "routed to the failure branch"
-        if handled
-        else f"counted against min-success-ratio {node.min_success_ratio}"
-        if tolerated
-        else "with no failure branch to take it"
-    )
-    for failed in report.failed[:MAX_LISTED]:
-        context.log.error(
-            f"{node.id}: item {failed.item.id} failed after {failed.attempts} attempt(s), "
-            f"{verdict}: {failed.error}\n  lineage: {_lineage_text(failed, runner.redacted)}"
-        )
-    if len(report.failed) > MAX_LISTED:
-        context.log.error(f"{node.id}: {len(report.failed) - MAX_LISTED} more failed item(s)")
-
-
-def _lineage_text(failed: FailedItem, secrets: tuple[str, ...]) -> str:
-    parts = []
-    for satellite, value in failed.item.lineage.items():
-        text = redact(repr(value), secrets)  # before the cut: a cut secret no longer matches
-        parts.append(f"{satellite}={text[:80]}{'...' if len(text) > 80 else ''}")
-    return " -> ".join(parts) or "(a run input)"
-
-
-def _failure_text(node: SatelliteNode, report: ChunkReport) -> str:
-    """First the item and its error (what Dagster's UI shows first), then the chunk's numbers
-    and the remedy."""
-    first, *others = report.failed
-    lines = [f"{first.item.id} at '{node.id}': {first.error}"]
-    lines += [f"{f.item.id} at '{node.id}': {f.error}" for f in others[: MAX_LISTED - 1]]
-    lines.append(
-        f"{len(report.failed)} of {report.items_in} item(s) of chunk {report.chunk} failed with "
-        f"no failure branch to take them ({report.succeeded} succeeded, are checkpointed and "
-        "went on to the next satellites in this run)."
-    )
-    lines.append(
-        "Fix the cause, then re-execute the run from failure (Dagster UI: Re-execute > From "
-        "failure): only the failed items run again. Or add `failure: from:` to route them."
-    )
-    return "\n".join(lines)
-
-
-def _items_metadata(children: list[Item]) -> dict[str, Any]:
-    listed = ", ".join(c.id for c in children[:MAX_LISTED])
-    return {
-        "items_out": len(children),
-        "item_ids": MetadataValue.text(listed + (" ..." if len(children) > MAX_LISTED else "")),
-    }
-
-
-def _report_metadata(report: ChunkReport, cost: StepCost | None = None) -> dict[str, Any]:
-    failures = "\n".join(
-        f"| {f.item.id} | {f.attempts} | {f.error[:200].replace('|', '/').replace(chr(10), ' ')} |"
-        for f in report.failed[:MAX_LISTED]
-    )
-    return {
-        "items_in": report.items_in,
-        "succeeded": report.succeeded,
-        "failed": len(report.failed),
-        "resumed_from_checkpoint": report.resumed,
-        "attempts": report.attempts,
-        "item_events": MetadataValue.json(report.events_metadata()),
-        **shown_usd(report.metrics),
-        **_throughput(report.metrics),
-        **({"compute/pool": cost.pool} if cost else {}),
-        **(
-            {"cost/problems": MetadataValue.text("; ".join(cost.problems))}
-            if cost and cost.problems
-            else {}
-        ),
-        "failures": MetadataValue.md("| item | attempts | error |\n|---|---|---|\n" + failures)
-        if report.failed
-        else MetadataValue.text("none"),
-    }
-
-
-def _throughput(metrics: dict[str, float]) -> dict[str, float]:
-    """Completion tokens per second, when an LLM satellite reported its token counts."""
-    tokens, seconds = metrics.get("llm/completion_tokens"), metrics.get("llm/seconds")
-    return {"llm/tokens_per_second": round(tokens / seconds, 2)} if tokens and seconds else {}

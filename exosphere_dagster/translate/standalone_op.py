@@ -22,7 +22,8 @@ from exosphere_dagster.runtime.items import seed_items
 from exosphere_dagster.runtime.secrets import redaction_values
 from exosphere_dagster.runtime.step_runner import StepRunner
 from exosphere_dagster.translate.launchpad.edits import config_schema, configured_node
-from exosphere_dagster.translate.ops import MAX_LISTED, step_retry
+from exosphere_dagster.translate.ops import step_retry
+from exosphere_dagster.translate.step_reports import MAX_LISTED
 from yaml_loader import plan
 from yaml_loader.load import load_document
 from yaml_loader.source import Position, SourceMap
