@@ -21,11 +21,9 @@ Rounds alternate the variants; ratios are medians over rounds. Goal (issue 24): 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 
-from cli_runs import alternate, cluster_yaml, execute, median, workspace
-from load_clusters import cluster_text
+from cli_runs import TINY_INPUTS, alone_and_crowded, alternate, execute, median
 
 TARGET = ["-m", "exosphere_dagster.definitions", "-j", "bench__tiny"]
 FOLDER_LISTING = (
@@ -43,13 +41,8 @@ def main() -> None:
     parser.add_argument("--clusters", type=int, default=200)
     args = parser.parse_args()
 
-    with contextlib.ExitStack() as stack:
-        alone, crowded = stack.enter_context(workspace()), stack.enter_context(workspace())
-        for ws in (alone, crowded):
-            (ws.clusters / "tiny.yml").write_text(cluster_yaml("bench/tiny", 2))
-        for n in range(args.clusters - 1):
-            (crowded.clusters / f"cluster-{n:03d}.yml").write_text(cluster_text(n, 20))
-        inputs = {"ops": {"exosphere__start": {"config": {"inputs": [{"n": i} for i in range(3)]}}}}
+    with alone_and_crowded(args.clusters) as (alone, crowded):
+        inputs = TINY_INPUTS
 
         def run(ws, python: tuple[str, ...] = ("-m", "dagster")):
             config = ws.run_config("tiny", inputs)

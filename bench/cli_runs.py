@@ -25,6 +25,8 @@ from pathlib import Path
 
 import yaml
 
+from load_clusters import cluster_text
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 
@@ -106,6 +108,21 @@ def workspace() -> Iterator[Workspace]:
         plain = root / "plain_job.py"
         plain.write_text(PLAIN_JOB)
         yield Workspace(home, clusters, plain)
+
+
+TINY_INPUTS = {"ops": {"exosphere__start": {"config": {"inputs": [{"n": i} for i in range(3)]}}}}
+
+
+@contextmanager
+def alone_and_crowded(clusters: int) -> Iterator[tuple[Workspace, Workspace]]:
+    """Two workspaces with the 3-item, 2-satellite ``bench/tiny`` cluster: alone, and beside
+    ``clusters - 1`` clusters of 20 satellites (bench/load_clusters.py's files)."""
+    with workspace() as alone, workspace() as crowded:
+        for ws in (alone, crowded):
+            (ws.clusters / "tiny.yml").write_text(cluster_yaml("bench/tiny", 2))
+        for n in range(clusters - 1):
+            (crowded.clusters / f"cluster-{n:03d}.yml").write_text(cluster_text(n, 20))
+        yield alone, crowded
 
 
 @dataclass

@@ -13,11 +13,17 @@ folders; the ratio is the median over rounds. Goal (issue 11): at most 1.10.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import statistics
 
-from cli_runs import Result, alternate, cluster_yaml, execute, median, step_seconds, workspace
-from load_clusters import cluster_text
+from cli_runs import (
+    TINY_INPUTS,
+    Result,
+    alone_and_crowded,
+    alternate,
+    execute,
+    median,
+    step_seconds,
+)
 
 TARGET = ["-m", "exosphere_dagster.definitions", "-j", "bench__tiny"]
 
@@ -28,13 +34,8 @@ def main() -> None:
     parser.add_argument("--clusters", type=int, default=200)
     args = parser.parse_args()
 
-    with contextlib.ExitStack() as stack:
-        alone, crowded = stack.enter_context(workspace()), stack.enter_context(workspace())
-        for ws in (alone, crowded):
-            (ws.clusters / "tiny.yml").write_text(cluster_yaml("bench/tiny", 2))
-        for n in range(args.clusters - 1):
-            (crowded.clusters / f"cluster-{n:03d}.yml").write_text(cluster_text(n, 20))
-        inputs = {"ops": {"exosphere__start": {"config": {"inputs": [{"n": i} for i in range(3)]}}}}
+    with alone_and_crowded(args.clusters) as (alone, crowded):
+        inputs = TINY_INPUTS
 
         def run(ws, label: str):
             def go() -> Result:
