@@ -156,9 +156,12 @@ def run_tier(instance, path: Path, prompts: list[dict], pid: int, url: str | Non
 def priced(table, tier: dict) -> float:
     """The run's cost (steps, from its summary) plus its server's CPU seconds at the pool's
     CPU price: the server runs in the tier's pool, like the tier's pods."""
-    from exosphere_dagster.resolve.cost.prices import Reservation, compute_cost
+    from exosphere_dagster.resolve.cost.prices import compute_cost
+    from exosphere_dagster.resolve.execution_plan import ResourceRequest
+    from exosphere_dagster.resolve.placement import Placement, Pool
 
-    server, _ = compute_cost(table, Reservation(tier["pool"], cpu=1.0), tier["server_cpu"])
+    one_cpu = ResourceRequest.of(Placement({"cpu": "1"}, (Pool(name=tier["pool"]),)))
+    server, _ = compute_cost(table, one_cpu, tier["server_cpu"])
     return tier["run_usd"] + server
 
 

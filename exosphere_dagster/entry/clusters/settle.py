@@ -2,7 +2,7 @@
 until each change is served, or say why not.
 
 A written cluster counts as served when its job carries the SHA-256 of the bytes written
-(metadata ``cluster file sha256``, build/content.py): a job of the same name built from other
+(metadata ``cluster file sha256``, resolve/content.py): a job of the same name built from other
 content (older, or another writer's) does not count. A refusal (the file's ``invalid__``
 stand-in job) counts once a reload made after it was first seen shows it again: a reload that
 began before the write can land late with an older copy of the store. A change another writer
@@ -18,12 +18,11 @@ from typing import TYPE_CHECKING
 from exosphere_dagster.entry.clusters.graphql import DagsterApi, JobInfo, Location
 from exosphere_dagster.entry.clusters.store import ClusterStore
 from exosphere_dagster.resolve.content import CONTENT_HASH_KEY
+from exosphere_dagster.resolve.tags import CLUSTER_TAG, ROLE_TAG
 
 if TYPE_CHECKING:
     from exosphere_dagster.entry.clusters.apply import Change
 
-CLUSTER_TAG = "exosphere/cluster"  # build/tags.py (no Dagster import in the CLI's hot path)
-ROLE_TAG = "exosphere/role"  # "sla-breach" on a cluster's alert job
 RELOAD_AGAIN_S = 10.0
 
 

@@ -9,7 +9,12 @@ from typing import Any
 from exosphere_dagster.entry.clusters.graphql import RunInfo
 from exosphere_dagster.entry.clusters.records import Record
 
-COUNTS = ("items", "succeeded", "routed", "failed")  # exosphere/<name> run tags (build/summary.py)
+COUNTS = (
+    "items",
+    "succeeded",
+    "routed",
+    "failed",
+)  # exosphere/<name> run tags (translate/summary.py)
 COST_TAG = "exosphere/cost_usd"
 DEADLINE_TAG = "exosphere/deadline"
 
