@@ -71,9 +71,11 @@ def query(port: int, text: str) -> dict:
     return response.json().get("data") or {}
 
 
-def wait_for(check, what: str, timeout: float = 3600) -> float:
+def wait_for(check, what: str, server: subprocess.Popen, timeout: float = 3600) -> float:
     started = time.perf_counter()
     while time.perf_counter() - started < timeout:
+        if server.poll() is not None:
+            raise SystemExit(f"exosphere dev exited ({server.returncode}) before {what}")
         with contextlib.suppress(httpx.HTTPError, ValueError):
             if check():
                 return time.perf_counter() - started
@@ -92,13 +94,14 @@ def rss_by_kind(root: int) -> dict[str, float]:
 @contextlib.contextmanager
 def dev_server(ws: Workspace, port: int) -> Iterator[subprocess.Popen]:
     command = [str(Path(sys.executable).with_name("exosphere")), "dev", str(ws.clusters)]
+    log = (ws.home / "dev.log").open("w")  # read it when the server dies
     proc = subprocess.Popen(
         [*command, "--port", str(port)],
         env=ws.env(),
         cwd=ws.home,
         start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     try:
         yield proc
@@ -109,6 +112,9 @@ def dev_server(ws: Workspace, port: int) -> Iterator[subprocess.Popen]:
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
+        if proc.returncode not in (0, -signal.SIGTERM):
+            print((ws.home / "dev.log").read_text()[-3000:], file=sys.stderr)
+        log.close()
 
 
 def measure(files: int, satellites: int) -> Size:
@@ -118,7 +124,7 @@ def measure(files: int, satellites: int) -> Size:
         port = free_port()
         with dev_server(ws, port) as proc:
             jobs = lambda: query(port, JOB_COUNT % LOCATION)["repositoryOrError"]["jobs"]  # noqa: E731
-            started = wait_for(lambda: len(jobs()) >= files, f"{files} jobs listed")
+            started = wait_for(lambda: len(jobs()) >= files, f"{files} jobs listed", proc)
             time.sleep(2)  # let the servers settle before reading their memory
             rss = rss_by_kind(proc.pid)
             changed = ws.clusters / "cluster-0000.yml"
@@ -131,7 +137,7 @@ def measure(files: int, satellites: int) -> Size:
                 found = query(port, DESCRIPTION % (job, LOCATION))["pipelineOrError"]
                 return title in (found.get("description") or "")
 
-            reload_s = wait_for(new_version, "the changed job")
+            reload_s = wait_for(new_version, "the changed job", proc)
             time.sleep(2)
             after = rss_by_kind(proc.pid).get("code server", 0.0)
     return Size(files, started, reload_s, rss, after)
