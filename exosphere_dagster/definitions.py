@@ -40,6 +40,7 @@ from exosphere_dagster.entry.location import lazy_repository
 from exosphere_dagster.errors import DeploymentError
 from exosphere_dagster.resolve.catalog import Catalog, load_catalog, registry_with_plugins
 from exosphere_dagster.resolve.deployment import Deployment
+from exosphere_dagster.resolve.execution_plan import ExecutionPlan
 from exosphere_dagster.resolve.resolve import resolve
 from exosphere_dagster.translate.job import job_for
 from exosphere_dagster.translate.lineage import EXTERNAL, cluster_asset_specs, merge_asset_specs
@@ -146,13 +147,14 @@ def clusters_definitions(
     broken = dict(broken)
     for cluster in plans:
         try:
-            job, *alert = cluster_jobs(cluster, registry)
+            execution = resolve(cluster, Deployment.load(), registry)
+            job, *alert = execution_jobs(execution, registry)
         except ConfigErrors as exc:  # the catalog resolved it; a caller's plans may not be
             broken[cluster.file] = exc.errors
             continue
         jobs.append(job)
         assets.extend(cluster_asset_specs(cluster, registry))
-        triggers.extend(build_triggers(cluster, job))
+        triggers.extend(build_triggers(execution, job))
         alerts.extend(alert)
     jobs.extend(alerts)
     stand_ins = invalid_job_names(list(broken), owners_of(plans))  # unique, never a cluster's
@@ -178,8 +180,12 @@ def clusters_definitions(
 def cluster_jobs(cluster: ClusterPlan, registry: SatelliteRegistry) -> list[JobDefinition]:
     """The cluster's job, then its SLA-breach alert job if it has one: what the folder holds for
     it, and what a step process builds alone (location.py), so the two never differ."""
+    return execution_jobs(resolve(cluster, Deployment.load(), registry), registry)
+
+
+def execution_jobs(execution: ExecutionPlan, registry: SatelliteRegistry) -> list[JobDefinition]:
+    """The jobs of a resolved cluster (``cluster_jobs``), under the process's deployment."""
     deployment = Deployment.load()  # cached per process
-    execution = resolve(cluster, deployment, registry)
     job = job_for(execution, registry, deployment)
     alert = build_breach_job(execution, registry, deployment)
     return [job, *([alert] if alert is not None else [])]
