@@ -7,16 +7,30 @@ as a deployment needs when steps run in separate pods.
 parent run wrote with either), without its two log lines per output and input ("Writing file
 at", "Loading file from"): each is a row of the event log, written in its own SQLite
 transaction, about a fifth of the rows of a run whose steps do little (bench/job_execute.py).
+
+A reader may run before its file is written: with ``require_upstream_step_success: false``
+(our executor's default, so good items of a red chunk move on) Dagster starts a downstream step
+as soon as the upstream *yields* its output, and the IO manager stores it only after that
+event. A large chunk takes long enough to pickle that the reader would find no file. So a
+reader waits for the file while the step that writes it has not ended (the event log says when
+it has); a file appears whole or not at all (written aside, then renamed).
 """
 
 from __future__ import annotations
 
 import os
 import pickle
+import time
 from pathlib import Path
 from typing import Any
 
-from dagster import ConfigurableIOManagerFactory, InputContext, IOManager, OutputContext
+from dagster import (
+    ConfigurableIOManagerFactory,
+    DagsterEventType,
+    InputContext,
+    IOManager,
+    OutputContext,
+)
 from pydantic import Field
 
 from exosphere_dagster.resolve.deployment import Deployment
@@ -40,8 +54,28 @@ class _PickledFiles(IOManager):
     def load_input(self, context: InputContext) -> Any:
         upstream = context.upstream_output
         assert upstream is not None, "every input of a cluster's ops comes from an output"
-        with self._path(upstream).open("rb") as fh:
+        path = self._path(upstream)
+        if upstream.run_id == context.step_context.run_id:
+            _await_written(path, context, upstream.step_key)
+        with path.open("rb") as fh:
             return pickle.load(fh)
+
+
+ENDED = {DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE}
+
+
+def _await_written(path: Path, context: InputContext, step_key: str) -> None:
+    """Return once ``path`` exists, or once ``step_key`` ended without writing it (the open
+    that follows then names the missing file). Polls with a growing pause, up to 0.5 s."""
+    pause = 0.005
+    while not path.exists():
+        records = context.instance.get_records_for_run(
+            context.step_context.run_id, of_type=ENDED
+        ).records
+        if any(r.event_log_entry.step_key == step_key for r in records):
+            return
+        time.sleep(pause)
+        pause = min(pause * 2, 0.5)
 
 
 class ChunkFiles(ConfigurableIOManagerFactory):
