@@ -23,7 +23,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from cli_runs import TINY_INPUTS, alone_and_crowded, alternate, execute, median
+from cli_runs import TINY_INPUTS, alone_and_crowded, alternate, by_variant, execute, median
 
 TARGET = ["-m", "exosphere_dagster.definitions", "-j", "bench__tiny"]
 FOLDER_LISTING = (
@@ -59,11 +59,7 @@ def main() -> None:
         table = alternate(args.rounds, variants)
 
     labels = [label for label, _ in variants]
-    seconds = {label: [row[i].seconds for row in table] for i, label in enumerate(labels)}
-    ratio = {
-        label: median([row[i].seconds / row[0].seconds for row in table])
-        for i, label in enumerate(labels)
-    }
+    seconds, ratio = by_variant(table, labels)
     print()
     print(f"{'folder':38} {'median s':>9} {'best s':>7}  ratio to 1 cluster (median)")
     for label in labels:

@@ -11,7 +11,9 @@ bench/run_all.py does not run this file.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -275,3 +277,28 @@ def alternate(rounds: int, variants: list[tuple[str, Callable[[], Result]]]) -> 
 
 def median(values: list[float]) -> float:
     return statistics.median(values)
+
+
+def by_variant(
+    table: list[list[Result]], labels: list[str]
+) -> tuple[dict[str, list[float]], dict[str, float]]:
+    """Each variant's seconds over the rounds, and its median ratio to the first variant of the
+    same round (the runs compared in a ratio ran under the same load)."""
+    seconds = {label: [row[i].seconds for row in table] for i, label in enumerate(labels)}
+    ratio = {
+        label: median([row[i].seconds / row[0].seconds for row in table])
+        for i, label in enumerate(labels)
+    }
+    return seconds, ratio
+
+
+def stop_group(proc: subprocess.Popen, timeout: float) -> None:
+    """SIGTERM the process group of ``proc`` (started with ``start_new_session``), then SIGKILL
+    it if it has not ended within ``timeout`` seconds."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from cli_runs import Result, alternate, cluster_yaml, execute, median, workspace
+from cli_runs import Result, alternate, by_variant, cluster_yaml, execute, median, workspace
 
 MODULE = ["-m", "exosphere_dagster.definitions"]
 SPAWN = {"execution": {"config": {"multiprocess": {"start_method": {"spawn": {}}}}}}
@@ -62,11 +62,7 @@ def main() -> None:
         table = alternate(args.rounds, variants)
 
     names = [name for name, _ in variants]
-    column = {name: [row[i].seconds for row in table] for i, name in enumerate(names)}
-    ratio = {
-        name: median([row[i].seconds / row[0].seconds for row in table])
-        for i, name in enumerate(names)
-    }
+    column, ratio = by_variant(table, names)
     print()
     print(f"{'variant':34} {'median s':>9} {'best s':>7}  ratio to plain (median of rounds)")
     labels = {

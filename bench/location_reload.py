@@ -32,7 +32,7 @@ from pathlib import Path
 
 import httpx
 
-from cli_runs import Workspace, process_tree, rss_mb, workspace
+from cli_runs import Workspace, process_tree, rss_mb, stop_group, workspace
 from load_clusters import cluster_text
 
 LOCATION = "exosphere_dagster.definitions"
@@ -106,12 +106,7 @@ def dev_server(ws: Workspace, port: int) -> Iterator[subprocess.Popen]:
     try:
         yield proc
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+        stop_group(proc, timeout=30)
         if proc.returncode not in (0, -signal.SIGTERM):
             print((ws.home / "dev.log").read_text()[-3000:], file=sys.stderr)
         log.close()

@@ -27,7 +27,6 @@ import contextlib
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -39,7 +38,7 @@ import httpx
 import yaml
 
 from cli_runs import PLAIN_JOB as PLAIN_JOB_FILE
-from cli_runs import REPO, Workspace, cluster_yaml, median, workspace
+from cli_runs import REPO, Workspace, cluster_yaml, median, stop_group, workspace
 from exosphere_dagster.entry.devserver import DEV_INSTANCE
 
 CLUSTER_LOCATION, PLAIN_LOCATION = "exosphere", "plain"
@@ -139,13 +138,7 @@ def dev_server(ws: Workspace, instance: str) -> Iterator[str]:
             time.sleep(0.5)
         yield url
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=40)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
+        stop_group(proc, timeout=40)
 
 
 @contextlib.contextmanager
