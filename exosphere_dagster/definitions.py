@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +83,7 @@ def build_definitions(folder: str | Path | ClusterStore | None = None) -> Defini
         catalog.broken,
         registry_with_plugins(),
         resources={STORE_RESOURCE: ClustersStore(url=store.url)},
+        executions=catalog.executions,
     )
 
 
@@ -134,12 +136,14 @@ def clusters_definitions(
     deadlines: SensorDefinition | None = None,
     breach_sensor: str = BREACH_SENSOR,
     places: bool = True,
+    executions: Mapping[str, ExecutionPlan] | None = None,
 ) -> Definitions:
     """Planned clusters and broken files as ``Definitions``: what the code location serves, and
     what a Dagster component builds (``exosphere_dagster.components``), which names its own
     ``deadlines`` and ``breach_sensor`` sensors so that components merge, and may leave out the
     specs of external places (``places=False``: two components naming one place would define
-    it twice; the satellites still depend on the places they read)."""
+    it twice; the satellites still depend on the places they read). ``executions`` (by job name)
+    are plans the caller already resolved (``Catalog.executions``): not resolved again."""
     jobs: list[JobDefinition] = []
     triggers = []
     alerts: list[JobDefinition] = []  # SLA-breach alert jobs (docs/sla.md)
@@ -147,7 +151,9 @@ def clusters_definitions(
     broken = dict(broken)
     for cluster in plans:
         try:
-            execution = resolve(cluster, Deployment.load(), registry)
+            execution = (executions or {}).get(cluster.job_name) or resolve(
+                cluster, Deployment.load(), registry
+            )
             job, *alert = execution_jobs(execution, registry)
         except ConfigErrors as exc:  # the catalog resolved it; a caller's plans may not be
             broken[cluster.file] = exc.errors

@@ -56,4 +56,5 @@ class ClusterFolderComponent(Component):
             catalog.broken,
             registry_with_plugins(),
             **component_sensors(str(context.path.relative_to(context.defs_module_path))),
+            executions=catalog.executions,
         )
