@@ -32,6 +32,7 @@ from yaml_loader.tiers import SlaTier
 STEP_RETRIES = 2  # Dagster re-runs a step lost with its process (a pod evicted, a node lost)
 STEP_RETRY_DELAY = 5.0  # seconds before that re-run
 URGENT_FRACTION = 0.25  # a run is urgent when no more than this share of its SLA is left
+SEGMENT_CHUNKS_CAP = 128  # a segment's steps at most (ChunkPolicy.size), unless one wave is more
 
 
 @dataclass(frozen=True)
@@ -65,18 +66,27 @@ class ResourceRequest:
 @dataclass(frozen=True)
 class ChunkPolicy:
     """Items per step of a segment: the tier's chunk bounds, or its batch bounds when a node of
-    the segment is batched (one call per chunk), and how many chunks each worker gets."""
+    the segment is batched (one call per chunk), and how many chunks each worker gets.
+
+    ``most_chunks`` caps a segment's chunks for very large runs: past it, chunks grow beyond
+    ``high``. Each chunk is a Dagster step, with its process, its event-log rows and its place
+    in the executor's bookkeeping, and a finished item is checkpointed whatever its chunk's
+    size, so past a few hundred steps a segment pays more in steps than a larger chunk costs
+    (bench/results/large_run.md). Batch bounds are a model's or a provider's limit: no cap."""
 
     low: int
     high: int
     chunks_per_worker: int
+    most_chunks: int | None = None
 
     @classmethod
     def of_tier(cls, tier: SlaTier, batched: bool = False) -> ChunkPolicy:
         """Tier ``tier``'s policy: its batch bounds for a segment with a batched satellite (one
-        call per chunk), else its chunk bounds. What ``resolve()`` gives each segment."""
-        low, high = tier.batch_bounds if batched else tier.chunk_bounds
-        return cls(low, high, tier.chunks_per_worker)
+        call per chunk), else its chunk bounds and the cap on chunks. What ``resolve()`` gives
+        each segment."""
+        if batched:
+            return cls(*tier.batch_bounds, tier.chunks_per_worker)
+        return cls(*tier.chunk_bounds, tier.chunks_per_worker, SEGMENT_CHUNKS_CAP)
 
     def max_chunks(self, workers: int) -> int:
         """Chunks per segment for a run whose executor runs ``workers`` steps at once."""
@@ -91,13 +101,16 @@ class ChunkPolicy:
     def size(self, item_count: int, workers: int) -> int:
         """Chunk size: at most ``max_chunks(workers)`` chunks, unless the largest chunk needs
         more; then a whole number of waves of that many chunks, so that no worker is left with
-        a last chunk alone. Never below ``low`` nor above ``high``."""
+        a last chunk alone, and no more waves than ``most_chunks`` holds (at least one). Never
+        below ``low``; above ``high`` only past that cap."""
         limit = self.max_chunks(workers)
         size = self.bounded(item_count, limit)
         chunks = math.ceil(item_count / size) if item_count else 1
         if chunks <= limit:
             return size
         waves = math.ceil(chunks / limit)
+        if self.most_chunks is not None:
+            waves = min(waves, max(1, self.most_chunks // limit))
         return max(self.low, math.ceil(item_count / (waves * limit)))
 
 

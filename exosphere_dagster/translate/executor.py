@@ -37,6 +37,7 @@ from dagster._serdes import serialize_value
 
 from exosphere_dagster.resolve.deployment import Deployment
 from exosphere_dagster.resolve.execution_plan import ChunkPolicy
+from exosphere_dagster.translate import active_execution
 from exosphere_dagster.translate.deployment_resource import deployment_of
 
 PRELOAD_MODULE = "exosphere_dagster.entry.preload"
@@ -144,6 +145,7 @@ class PartialOutputsExecutor(Executor):
                 "upstream steps to succeed in this re-execution"
             )
             self._inner._step_dependency_config = StepDependencyConfig.default()  # type: ignore[attr-defined]
+        active_execution.install()  # a pass re-checks only the steps whose upstream changed
         yield from self._inner.execute(plan_context, execution_plan)
 
 
@@ -286,5 +288,7 @@ def executor_for(deployment: Deployment) -> Any:
     if not deployment.settings.runs_on_kubernetes:
         return exosphere_executor
     from dagster_k8s import k8s_job_executor
+
+    active_execution.install()  # its step-delegating loop keeps steps as ours does
 
     return k8s_job_executor

@@ -13,6 +13,7 @@ from clusters import cluster_from, write_cluster
 from exosphere_dagster.entry.launch import run_cluster_file
 from exosphere_dagster.resolve.chunking import max_chunks, run_chunk_size
 from exosphere_dagster.resolve.deployment import Deployment
+from exosphere_dagster.resolve.execution_plan import SEGMENT_CHUNKS_CAP
 from exosphere_dagster.resolve.settings import Settings
 from exosphere_dagster.translate.executor import run_workers
 from yaml_loader.tiers import tier
@@ -34,6 +35,8 @@ def chunks(count: int, sla: str, workers: int, batched: bool = False) -> int:
         (10_000, "24h", 16, 16),
         (10_000, "12h", 4, 16),  # 8 chunks would exceed 1,000 items each: 2 waves of 8
         (100_000, "24h", 2, 50),
+        (1_000_000, "24h", 2, 128),  # past the cap on a segment's steps, chunks grow instead
+        (1_000_000, "6h", 64, 256),  # one wave of 64 workers x 4 is more than the cap: kept
         (900, "24h", 3, 3),
         (100, "6h", 2, 8),
     ],
@@ -50,11 +53,22 @@ def test_no_more_chunks_than_parallelism_buys(sla, workers, count):
     size = run_chunk_size(count, sla, workers)
     limit = max_chunks(sla, workers)
     assert limit == workers * tier(sla).chunks_per_worker
-    assert low <= size <= high
     made = chunks(count, sla, workers)
+    assert low <= size
+    if size > high:  # only past the cap on a segment's steps, and then no more chunks than it
+        assert math.ceil(count / high) > SEGMENT_CHUNKS_CAP
+        assert made <= max(SEGMENT_CHUNKS_CAP, limit)
     if made > limit:  # only the tier's largest chunk may ask for more, in whole waves
         assert math.ceil(count / high) > limit
         assert made <= limit * math.ceil(math.ceil(count / high) / limit)
+
+
+def test_batches_are_never_cut_past_the_tiers_bound():
+    """A batch's bound is the model's or provider's limit: the cap on a segment's steps never
+    grows a batch past it."""
+    size = run_chunk_size(1_000_000, "24h", 2, batched=True)
+    assert size <= tier("24h").batch_bounds[1]
+    assert chunks(1_000_000, "24h", 2, batched=True) > SEGMENT_CHUNKS_CAP
 
 
 def test_batched_satellites_get_small_batches_on_6h_and_one_large_batch_on_24h():
