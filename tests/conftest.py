@@ -66,6 +66,20 @@ def fresh_settings() -> Iterator[None]:
     settings.cache_clear()
 
 
+@pytest.fixture(autouse=True, scope="session")
+def session_plan_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Planned cluster files are cached in a folder of this test session (and of the processes
+    its tests start), never in the user's ``~/.cache``; a test may set its own."""
+    folder = tmp_path_factory.mktemp("plan-cache")
+    previous = os.environ.get("EXOSPHERE_PLAN_CACHE_DIR")
+    os.environ["EXOSPHERE_PLAN_CACHE_DIR"] = str(folder)
+    yield
+    if previous is None:
+        os.environ.pop("EXOSPHERE_PLAN_CACHE_DIR", None)
+    else:
+        os.environ["EXOSPHERE_PLAN_CACHE_DIR"] = previous
+
+
 @pytest.fixture
 def satellite_modules(request: pytest.FixtureRequest, monkeypatch) -> Callable[..., None]:
     """``satellite_modules("byo_satellites", "probe_satellites")`` registers these modules, files

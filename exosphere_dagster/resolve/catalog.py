@@ -3,6 +3,10 @@
 Files named on a command line may also be Python files that build clusters
 (``yaml_loader.load_python_clusters``): each of their clusters is planned like a YAML file, and
 its YAML (``Cluster.to_yaml()``) kept, which is what ``exosphere clusters apply`` stores.
+
+YAML files are planned through the plan cache (plan_cache.py) when the deployment's settings
+keep it on: a file planned before, unchanged, under the same code and satellites, is read back
+instead of planned again. Python files are code and always run.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from pathlib import Path
 from exosphere_dagster.errors import DeploymentError
 from exosphere_dagster.resolve.deployment import Deployment
 from exosphere_dagster.resolve.execution_plan import ExecutionPlan
+from exosphere_dagster.resolve.plan_cache import PlanCache, open_plan_cache
 from exosphere_dagster.resolve.resolve import resolve
 from satellite_ops.errors import RegistryError
 from satellite_ops.registry import SatelliteRegistry, builtin_modules, default_registry
@@ -33,6 +38,7 @@ class Catalog:
     broken: dict[str, list[ConfigError]] = field(default_factory=dict)  # file -> its errors
     generated: dict[str, str] = field(default_factory=dict)  # job name -> YAML of a .py cluster
     executions: dict[str, ExecutionPlan] = field(default_factory=dict)  # job name -> resolved
+    from_cache: int = 0  # YAML files whose plan (or errors) the plan cache gave back
 
     @property
     def errors(self) -> list[ConfigError]:
@@ -109,6 +115,8 @@ def load_catalog(
             ConfigError("<satellite plugins>", 1, 1, (), str(exc))
         ]
         registry = builtin_registry()  # default_registry() would raise the same error again
+    deployment = _deployment(deployment)
+    cache = open_plan_cache(deployment.settings, registry) if deployment else None
     files: list[tuple[str, list[ClusterPlan]]] = []
     for path in find_cluster_files(list(paths)):
         shown = shown_as(str(path)) if shown_as else str(path)
@@ -119,11 +127,14 @@ def load_catalog(
             if path.suffix == PYTHON_SUFFIX:
                 planned = _python_plans(path, registry, catalog.generated)
             else:
-                planned = [plan(load(path), registry)]
+                planned = [_planned(path, registry, cache)]
         except ConfigErrors as exc:
             catalog.broken[shown] = _renamed(exc.errors, str(path), shown)
             continue
         files.append((shown, planned))
+    if cache is not None:
+        catalog.from_cache = cache.hits
+        cache.prune()
     identity = check_folder(files, catalog.broken)  # names Dagster would see twice: yaml_loader
     for file, errors in identity.errors.items():
         catalog.broken.setdefault(file, []).extend(errors)
@@ -131,6 +142,22 @@ def load_catalog(
     for file, errors in catalog.broken.items() if log else ():
         logger.error("skipping %s:\n%s", file, "\n".join(str(e) for e in errors))
     return catalog
+
+
+def _deployment(given: Deployment | None) -> Deployment | None:
+    """``given``, else the process's; ``None`` when it cannot be loaded: its own error is the
+    deployment's (``exosphere validate`` reports it), not the clusters'."""
+    if given is not None:
+        return given
+    try:
+        return Deployment.load()
+    except DeploymentError as exc:
+        logger.error("the deployment cannot be loaded; clusters are not resolved:\n%s", exc)
+        return None
+
+
+def _planned(path: Path, registry: SatelliteRegistry, cache: PlanCache | None) -> ClusterPlan:
+    return cache.planned(path) if cache is not None else plan(load(path), registry)
 
 
 def _resolved(
@@ -141,12 +168,9 @@ def _resolved(
     shown_as: Callable[[str], str] | None,
 ) -> list[ClusterPlan]:
     """The plans that resolve, their ExecutionPlans in ``catalog.executions``; the others'
-    errors in ``catalog.broken``. A deployment that cannot be loaded resolves nothing: its own
-    error is the deployment's (``exosphere validate`` reports it), not the clusters'."""
-    try:
-        deployment = deployment or Deployment.load()
-    except DeploymentError as exc:
-        logger.error("the deployment cannot be loaded; clusters are not resolved:\n%s", exc)
+    errors in ``catalog.broken``. Without a deployment (it cannot be loaded) nothing is
+    resolved."""
+    if deployment is None:
         return plans
     kept = []
     for planned in plans:

@@ -53,6 +53,16 @@ class Settings(BaseSettings):
     checkpoint_prune_hours: float = Field(
         1.0, gt=0, description="A process looks for expired checkpoints at most this often."
     )
+    # the code location's plan cache (docs/deployment.md "The plan cache")
+    plan_cache: bool = Field(
+        True, description="Keep planned YAML cluster files on disk; 0 turns the cache off."
+    )
+    plan_cache_dir: Path | None = Field(
+        None, description="Its folder (default: $DAGSTER_HOME/exosphere/plans, else ~/.cache)."
+    )
+    plan_cache_max_mb: float = Field(
+        256.0, gt=0, description="Least recently used plans beyond this size are deleted."
+    )
     # sensors and triggers
     deadline_interval: int = Field(30, ge=1, description="Seconds between deadline sensor ticks.")
     sla_sensor_interval: int = Field(30, ge=1, description="Seconds between SLA-breach ticks.")
