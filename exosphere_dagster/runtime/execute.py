@@ -1,7 +1,8 @@
 """Run one satellite over one chunk of items: per-item templates, retries, concurrency, checkpoints.
 
 This is the body of every satellite step, kept free of Dagster so it can be tested and
-benchmarked alone. Items never raise out of here: each ends as outputs or as a FailedItem,
+benchmarked alone (what it needs besides the items: ``runtime/chunk_job.ChunkJob``, exported
+here with ``run_chunk``). Items never raise out of here: each ends as outputs or as a FailedItem,
 whatever the satellite does (raise ``SystemExit`` or another ``BaseException``, return outputs
 that cannot be pickled, raise an exception that cannot be printed). Only an interrupt of the
 step itself propagates (``_interrupts_step``).
@@ -11,27 +12,21 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import logging
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
 
-from exosphere_dagster.resolve.execution_plan import NodePlan
-from exosphere_dagster.runtime.checkpoint import CheckpointLog, CheckpointState
+from exosphere_dagster.runtime.chunk_job import ChunkJob as ChunkJob  # run_chunk's argument
 from exosphere_dagster.runtime.items import ChunkReport, FailedItem, Item, ItemEvent, build_scope
 from exosphere_dagster.runtime.log_delivery import retry_after_of
 from exosphere_dagster.runtime.outcomes import describe, interrupts_step, message, retryable
 from exosphere_dagster.runtime.secrets import redact, redacted_output
-from exosphere_dagster.runtime.threads import Workers
+from exosphere_dagster.runtime.threads import Workers, outcome_of
 from satellite_ops.config import describe_validation_error
-from satellite_ops.context import BatchItem, BatchPolicy, MemoryState, SatelliteContext, StepState
+from satellite_ops.context import BatchItem, SatelliteContext
 from satellite_ops.errors import FatalError
-from satellite_ops.registry import SatelliteDefinition
-from yaml_loader.ir import RetrySettings, SatelliteNode
 from yaml_loader.templates import render_value
 
 MAX_ERROR_CHARS = 2000
@@ -43,50 +38,6 @@ class OutputShapeError(FatalError):
 
 class UnstorableOutputError(FatalError):
     """An item's outputs cannot be pickled, so they can neither be checkpointed nor passed on."""
-
-
-@dataclass
-class ChunkJob:
-    """Everything one step needs besides the items themselves.
-
-    ``plan`` is the node as resolved for the run (retries, timeout, concurrency): a step of a
-    cluster always has one. Without it (a satellite run alone: a unit test, a bench) the same
-    values come from the node as written and the satellite's own bound."""
-
-    node: SatelliteNode  # the node with this run's config (Launchpad edits applied)
-    definition: SatelliteDefinition
-    base_scope: Mapping[str, Any]  # cluster, run and the node's resolved secrets
-    log: logging.Logger | logging.LoggerAdapter
-    run_id: str = ""
-    cluster: str = ""
-    checkpoint: CheckpointLog | None = None
-    sleep: Any = asyncio.sleep  # injectable for tests of the backoff schedule
-    secret_values: tuple[str, ...] = field(default=(), repr=False)
-    metrics: dict[str, float] = field(default_factory=dict)  # satellites add token counts etc.
-    deadline: datetime | None = None  # the run's: trigger time + SLA (aware, UTC)
-    sla: str = ""
-    batch: BatchPolicy = field(default_factory=BatchPolicy)
-    plan: NodePlan | None = None
-    events: list[ItemEvent] = field(default_factory=list)  # what happened to items, in order
-
-    @property
-    def retry(self) -> RetrySettings:
-        return self.plan.retry if self.plan else self.node.retry
-
-    @property
-    def timeout(self) -> float | None:
-        return self.plan.timeout_seconds if self.plan else self.node.timeout
-
-    @property
-    def concurrency(self) -> int:
-        if self.plan:
-            return self.plan.concurrency
-        return self.node.concurrency or self.definition.max_concurrency
-
-    @functools.cached_property
-    def state(self) -> StepState:
-        """The step's durable state: in its chunk's checkpoint log, so it outlives the step."""
-        return CheckpointState(self.checkpoint) if self.checkpoint else MemoryState()
 
 
 def run_chunk(job: ChunkJob, items: list[Item]) -> tuple[list[Item], ChunkReport]:
@@ -171,14 +122,16 @@ async def _run_chunk(job: ChunkJob, items: list[Item]) -> tuple[list[Item], Chun
 async def _run_each(
     job: ChunkJob, workers: Workers, items: list[Item], report: ChunkReport
 ) -> dict[str, Any]:
-    gate = asyncio.Semaphore(job.concurrency)
+    """``job.concurrency`` runners take the items in order from one queue: the same bound and
+    start order as one task per item behind a semaphore, without a task per item."""
     results: dict[str, Any] = {}
+    queue = iter(items)
 
-    async def one(item: Item) -> None:
-        async with gate:
+    async def runner() -> None:
+        for item in queue:
             results[item.id] = await _attempts(job, workers, item, report)
 
-    await asyncio.gather(*(one(item) for item in items))
+    await asyncio.gather(*(runner() for _ in range(min(job.concurrency, len(items)))))
     return results
 
 
@@ -212,12 +165,12 @@ async def _call(job: ChunkJob, workers: Workers, *args: Any, **kwargs: Any) -> A
     definition = job.definition
     timeout = job.timeout
     if definition.is_async:
+        if timeout is None:
+            return await definition.fn(*args, **kwargs)
         async with asyncio.timeout(timeout):
             return await definition.fn(*args, **kwargs)
-    started, done = workers.submit(functools.partial(definition.fn, *args, **kwargs))
-    await started
-    async with asyncio.timeout(timeout):
-        ok, value = await done
+    call = workers.submit(functools.partial(definition.fn, *args, **kwargs))
+    ok, value = await outcome_of(call, timeout)
     if not ok:
         raise value
     return value
@@ -331,9 +284,12 @@ def _settle(
 
 # -- helpers ------------------------------------------------------------------------------------
 def _resolve(job: ChunkJob, item: Item) -> tuple[Any, Any]:
-    """Render the node's templates for this item and validate the config model."""
-    scope = build_scope(item, job.base_scope)
-    raw_config = render_value(job.node.config, scope)
+    """Render the node's templates for this item and validate the config model (each item gets
+    its own config; a config of plain values needs no scope and no rendering, only a copy)."""
+    plain = job.plain_config
+    needs_scope = plain is None or job.node.input is not None
+    scope = build_scope(item, job.base_scope) if needs_scope else {}
+    raw_config = dict(plain) if plain is not None else render_value(job.node.config, scope)
     config = job.definition.config_model.model_validate(raw_config)
     if job.node.input is not None:
         input_ = render_value(job.node.input, scope)

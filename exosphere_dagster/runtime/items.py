@@ -23,6 +23,7 @@ Item events (the data the cluster API reads; no log line is ever parsed back):
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import pickle
 import re
@@ -49,6 +50,7 @@ NAME_FIELDS = (
     "url",
 )  # fields whose value names an object, most telling first
 MAX_LABEL = 60
+_NOT_IN_LABEL = re.compile(r"[^A-Za-z0-9._-]+")  # replaced by "-" in a label
 
 
 def child_id(
@@ -73,17 +75,25 @@ def child_id(
 def _name_of(obj: Any, secrets: Iterable[str]) -> str | None:
     if not isinstance(obj, dict):
         return None
-    pattern = forms_pattern(frozenset(v for v in secrets if len(v) >= MIN_LENGTH))
+    secrets = secrets if isinstance(secrets, tuple) else tuple(secrets)
     for field_name in NAME_FIELDS:
         value = obj.get(field_name)
         if isinstance(value, str | int) and not isinstance(value, bool) and str(value).strip():
-            if pattern is not None and pattern.search(str(value)):
+            text = str(value)
+            pattern = _secrets_pattern(secrets)
+            if pattern is not None and pattern.search(text):
                 return None  # a name holding a secret never becomes part of an id
-            tail = str(value).rstrip("/").rsplit("/", 1)[-1]
-            clean = re.sub(r"[^A-Za-z0-9._-]+", "-", tail).strip("-")
+            tail = text.rstrip("/").rsplit("/", 1)[-1]
+            clean = _NOT_IN_LABEL.sub("-", tail).strip("-")
             if clean:
                 return clean
     return None
+
+
+@functools.lru_cache(maxsize=64)
+def _secrets_pattern(secrets: tuple[str, ...]) -> re.Pattern[str] | None:
+    """The pattern of the secrets long enough to redact: one per run's secrets, not per id."""
+    return forms_pattern(frozenset(v for v in secrets if len(v) >= MIN_LENGTH))
 
 
 @dataclass

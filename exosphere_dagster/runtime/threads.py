@@ -6,10 +6,14 @@ around ``to_thread`` counted that queueing; a call that timed out kept its threa
 calls starved the items behind them; and ``asyncio.run`` joins that executor when it closes,
 so one call that never returns hung the step forever.
 
-Here the caller bounds how many calls run at once (its semaphore); each call goes to an idle
+Here the caller bounds how many calls run at once (its runners); each call goes to an idle
 worker or a new one, so a thread stuck in a timed-out call holds no slot. Python cannot kill a
 thread: a stuck one is abandoned. Workers are daemon threads that nobody joins, so neither the
 step nor its process waits for them; one that returns later finds its loop closed and exits.
+
+A worker stamps the time it begins a call on the :class:`Call` instead of telling the loop: one
+wake-up of the loop per call (its outcome), not two. :func:`outcome_of` reads the stamp only when
+the call has run for ``timeout`` since it was submitted, which is rare.
 """
 
 from __future__ import annotations
@@ -19,9 +23,19 @@ import contextlib
 import queue
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 Outcome = tuple[bool, Any]  # (True, the result) or (False, the exception the call raised)
+
+
+@dataclass(slots=True, eq=False)
+class Call:
+    """One blocking call handed to a worker: ``done`` resolves with its :data:`Outcome`;
+    ``started`` is the loop time a worker began it (None while it waits for one)."""
+
+    done: asyncio.Future[Outcome]
+    started: float | None = None
 
 
 class Workers:
@@ -34,23 +48,21 @@ class Workers:
         self._idle = 0  # workers waiting for a task, less the tasks queued for them
         self._threads = 0
 
-    def submit(self, fn: Callable[[], Any]) -> tuple[asyncio.Future[None], asyncio.Future[Outcome]]:
-        """Run ``fn`` on a worker; returns (started, done) futures of the running loop: the
-        first resolves when a worker begins the call, the second with its :data:`Outcome`."""
+    def submit(self, fn: Callable[[], Any]) -> Call:
+        """Run ``fn`` on a worker; the :class:`Call` resolves in the running loop."""
         loop = asyncio.get_running_loop()
-        started: asyncio.Future[None] = loop.create_future()
-        done: asyncio.Future[Outcome] = loop.create_future()
+        call = Call(loop.create_future())
         with self._lock:
             spawn = self._idle == 0
             if spawn:
                 self._threads += 1
             else:
                 self._idle -= 1
-        self._tasks.put((loop, started, done, fn))
+        self._tasks.put((loop, call, fn))
         if spawn:
             name = f"{self._name}-{self._threads}"
             threading.Thread(target=self._work, name=name, daemon=True).start()
-        return started, done
+        return call
 
     def busy(self) -> int:
         """Workers still inside a call (stuck ones included)."""
@@ -66,16 +78,40 @@ class Workers:
 
     def _work(self) -> None:
         while (task := self._tasks.get()) is not None:
-            loop, started, done, fn = task
-            _resolve(loop, started, None)
+            loop, call, fn = task
+            call.started = loop.time()
             try:
                 outcome: Outcome = (True, fn())
             except BaseException as exc:  # noqa: BLE001 - handed to the caller, whatever it is
                 outcome = (False, exc)
             with self._lock:  # idle before the caller hears: busy() counts unfinished calls only
                 self._idle += 1
-            _resolve(loop, done, outcome)
-            del task, loop, started, done, fn, outcome  # hold nothing while idle
+            _resolve(loop, call.done, outcome)
+            del task, loop, call, fn, outcome  # hold nothing while idle
+
+
+async def outcome_of(call: Call, timeout: float | None) -> Outcome:
+    """The call's :data:`Outcome`; ``TimeoutError`` once it has run ``timeout`` seconds since a
+    worker began it (waiting for a worker never counts). The first check comes ``timeout``
+    after submission, the earliest the call can be due; a call still running by then gets a
+    check at its own deadline, and one no worker has begun yet a check ``timeout`` later."""
+    if timeout is None:
+        return await call.done
+    loop = asyncio.get_running_loop()
+
+    def check() -> None:
+        nonlocal pending
+        now, started = loop.time(), call.started
+        if started is None or started + timeout > now:
+            pending = loop.call_at(now + timeout if started is None else started + timeout, check)
+        elif not call.done.done():
+            call.done.set_exception(TimeoutError())  # the worker's outcome, if any, is dropped
+
+    pending = loop.call_at(loop.time() + timeout, check)
+    try:
+        return await call.done
+    finally:
+        pending.cancel()
 
 
 def _resolve(loop: asyncio.AbstractEventLoop, future: asyncio.Future[Any], value: Any) -> None:

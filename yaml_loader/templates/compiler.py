@@ -180,6 +180,12 @@ def render_value(compiled: Any, scope: Mapping[str, Any]) -> Any:
     return compiled
 
 
+def renders_to_itself(compiled: Any) -> bool:
+    """Whether ``render_value(compiled, scope)`` is ``compiled`` itself in any scope: neither a
+    template nor a dict or list (those are rebuilt). A caller may then skip the scope."""
+    return not isinstance(compiled, CompiledTemplate | Mapping | list | tuple)
+
+
 def iter_templates(compiled: Any, path: KeyPath = ()) -> Iterator[tuple[KeyPath, CompiledTemplate]]:
     """Every template inside a compiled value, depth first, with its key path."""
     if isinstance(compiled, CompiledTemplate):
