@@ -3,10 +3,10 @@
 `run_chunk` (exosphere_dagster/runtime/execute.py) is the body of every satellite step: it
 renders the node's config for each item, calls the satellite with retries, a timeout and a
 concurrency bound, checkpoints each item as it finishes and builds the child items. Here it runs
-a no-op satellite (async, then sync) over N items (default 10,000) that already went through 4
-satellites, with a file checkpoint log and one run secret (ids are checked against it), as a
-step of a cluster does. A third case gives the node a config template read from the item
-(`${{ satellites.s3.output.key }}`), the per-item rendering path.
+a no-op satellite over N items (default 10,000) that already went through 4 satellites, with a
+file checkpoint log and one run secret (ids are checked against it), as a step of a cluster
+does: async and sync, each without and with a `timeout:` (60 s, never reached), and an async
+one whose config is a template read from the item (`${{ satellites.s3.output.key }}`).
 Baseline, measured in the same round: the bare loop that calls the satellite function directly
 on every item and builds the child items (`item.child(...)`): what no framework could avoid.
 Prints microseconds per item (median over rounds) and the ratio to the baseline.
@@ -52,10 +52,13 @@ def sync_noop(config: NoopConfig, input: dict[str, Any]) -> list[dict[str, Any]]
     return [input]
 
 
-CASES: dict[str, tuple[Callable[..., Any], dict[str, Any]]] = {
-    "async no-op": (async_noop, {"label": "static"}),
-    "sync no-op": (sync_noop, {"label": "static"}),
-    "async, templated config": (async_noop, {"label": "${{ satellites.s3.output.key }}"}),
+TEMPLATED = {"label": "${{ satellites.s3.output.key }}"}
+CASES: dict[str, tuple[Callable[..., Any], dict[str, Any], float | None]] = {
+    "async no-op": (async_noop, {"label": "static"}, None),
+    "async no-op, timeout": (async_noop, {"label": "static"}, 60.0),
+    "sync no-op": (sync_noop, {"label": "static"}, None),
+    "sync no-op, timeout": (sync_noop, {"label": "static"}, 60.0),
+    "async, templated config": (async_noop, TEMPLATED, None),
 }
 
 
@@ -67,7 +70,7 @@ def items_for(count: int) -> list[Item]:
     return items
 
 
-def node_for(config: dict[str, Any]) -> SatelliteNode:
+def node_for(config: dict[str, Any], timeout: float | None) -> SatelliteNode:
     return SatelliteNode(
         id="noop",
         op_name="noop",
@@ -78,7 +81,7 @@ def node_for(config: dict[str, Any]) -> SatelliteNode:
         config=compile_value(config),
         input=None,
         retry=RetrySettings(3, 1.0),
-        timeout=60.0,
+        timeout=timeout,
         concurrency=None,
         resources=None,
         secrets=frozenset(),
@@ -111,11 +114,13 @@ def bare_loop(fn: Callable[..., Any], items: list[Item]) -> float:
     return seconds
 
 
-def chunk_step(fn: Callable[..., Any], config: dict[str, Any], items: list[Item]) -> float:
+def chunk_step(
+    fn: Callable[..., Any], config: dict[str, Any], timeout: float | None, items: list[Item]
+) -> float:
     """Seconds of one ``run_chunk`` over ``items`` with a fresh file checkpoint log."""
     with tempfile.TemporaryDirectory() as folder:
         job = ChunkJob(
-            node=node_for(config),
+            node=node_for(config, timeout),
             definition=define_satellite("satellite/bench/noop", fn, NoopConfig),
             base_scope={"secrets": {}},
             log=logging.getLogger("bench"),
@@ -141,11 +146,11 @@ def main() -> None:
     print(f"{args.items} items, {args.rounds} rounds; us per item, median over rounds")
     print()
     print(f"{'satellite':26} {'bare loop':>10} {'run_chunk':>10} {'ratio':>7}")
-    for name, (fn, config) in CASES.items():
+    for name, (fn, config, timeout) in CASES.items():
         bare, step, ratios = [], [], []
         for _ in range(args.rounds):
             bare.append(bare_loop(fn, items) * per_item)
-            step.append(chunk_step(fn, config, items) * per_item)
+            step.append(chunk_step(fn, config, timeout, items) * per_item)
             ratios.append(step[-1] / bare[-1])
         rows.append(statistics.median(step))
         print(

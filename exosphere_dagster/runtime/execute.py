@@ -23,7 +23,7 @@ from exosphere_dagster.runtime.items import ChunkReport, FailedItem, Item, ItemE
 from exosphere_dagster.runtime.log_delivery import retry_after_of
 from exosphere_dagster.runtime.outcomes import describe, interrupts_step, message, retryable
 from exosphere_dagster.runtime.secrets import redact, redacted_output
-from exosphere_dagster.runtime.threads import Workers, outcome_of
+from exosphere_dagster.runtime.threads import Workers
 from satellite_ops.config import describe_validation_error
 from satellite_ops.context import BatchItem, SatelliteContext
 from satellite_ops.errors import FatalError
@@ -169,8 +169,8 @@ async def _call(job: ChunkJob, workers: Workers, *args: Any, **kwargs: Any) -> A
             return await definition.fn(*args, **kwargs)
         async with asyncio.timeout(timeout):
             return await definition.fn(*args, **kwargs)
-    call = workers.submit(functools.partial(definition.fn, *args, **kwargs))
-    ok, value = await outcome_of(call, timeout)
+    call = workers.submit(functools.partial(definition.fn, *args, **kwargs), timeout)
+    ok, value = await call.done
     if not ok:
         raise value
     return value

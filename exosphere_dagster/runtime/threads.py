@@ -12,8 +12,8 @@ thread: a stuck one is abandoned. Workers are daemon threads that nobody joins, 
 step nor its process waits for them; one that returns later finds its loop closed and exits.
 
 A worker stamps the time it begins a call on the :class:`Call` instead of telling the loop: one
-wake-up of the loop per call (its outcome), not two. :func:`outcome_of` reads the stamp only when
-the call has run for ``timeout`` since it was submitted, which is rare.
+wake-up of the loop per call (its outcome), not two. A task's calls share one timer
+(:class:`CallWatch`), which reads the stamp only when a call may have run for ``timeout``.
 """
 
 from __future__ import annotations
@@ -47,11 +47,20 @@ class Workers:
         self._lock = threading.Lock()
         self._idle = 0  # workers waiting for a task, less the tasks queued for them
         self._threads = 0
+        self._watches: dict[asyncio.Task[Any] | None, CallWatch] = {}  # loop thread only
 
-    def submit(self, fn: Callable[[], Any]) -> Call:
-        """Run ``fn`` on a worker; the :class:`Call` resolves in the running loop."""
+    def submit(self, fn: Callable[[], Any], timeout: float | None = None) -> Call:
+        """Run ``fn`` on a worker; the :class:`Call` resolves in the running loop, with
+        ``TimeoutError`` once it has run ``timeout`` seconds (waiting for a worker never counts).
+        Called from a task, which awaits the call before it submits another."""
         loop = asyncio.get_running_loop()
         call = Call(loop.create_future())
+        if timeout is not None:
+            task = asyncio.current_task()
+            watch = self._watches.get(task)
+            if watch is None:
+                watch = self._watches[task] = CallWatch(loop)
+            watch.track(call, timeout)
         with self._lock:
             spawn = self._idle == 0
             if spawn:
@@ -90,28 +99,41 @@ class Workers:
             del task, loop, call, fn, outcome  # hold nothing while idle
 
 
-async def outcome_of(call: Call, timeout: float | None) -> Outcome:
-    """The call's :data:`Outcome`; ``TimeoutError`` once it has run ``timeout`` seconds since a
-    worker began it (waiting for a worker never counts). The first check comes ``timeout``
-    after submission, the earliest the call can be due; a call still running by then gets a
-    check at its own deadline, and one no worker has begun yet a check ``timeout`` later."""
-    if timeout is None:
-        return await call.done
-    loop = asyncio.get_running_loop()
+class CallWatch:
+    """Times out the one call a task has in flight after ``timeout`` seconds of running, with one
+    timer for all the task's calls, re-armed only when it fires: a no-op call costs no timer.
 
-    def check() -> None:
-        nonlocal pending
-        now, started = loop.time(), call.started
-        if started is None or started + timeout > now:
-            pending = loop.call_at(now + timeout if started is None else started + timeout, check)
-        elif not call.done.done():
+    The timer fires first at the earliest moment the current call can be due (its submission
+    + ``timeout``); a call still running then is checked again at its deadline (its worker's
+    start + ``timeout``), and one no worker has begun yet ``timeout`` later."""
+
+    __slots__ = ("_loop", "_call", "_timeout", "_timer")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._call: Call | None = None
+        self._timeout = 0.0
+        self._timer: asyncio.TimerHandle | None = None
+
+    def track(self, call: Call, timeout: float) -> None:
+        """Watch ``call``, the task's new call (its previous one has ended)."""
+        self._call, self._timeout = call, timeout
+        if self._timer is None:
+            self._timer = self._loop.call_at(self._loop.time() + timeout, self._check)
+
+    def _check(self) -> None:
+        self._timer = None
+        call, timeout = self._call, self._timeout
+        if call is None or call.done.done():
+            self._call = None  # the task's next call arms the timer again
+            return
+        now, started = self._loop.time(), call.started
+        if started is not None and started + timeout <= now:
+            self._call = None
             call.done.set_exception(TimeoutError())  # the worker's outcome, if any, is dropped
-
-    pending = loop.call_at(loop.time() + timeout, check)
-    try:
-        return await call.done
-    finally:
-        pending.cancel()
+            return
+        due = now + timeout if started is None else started + timeout
+        self._timer = self._loop.call_at(due, self._check)
 
 
 def _resolve(loop: asyncio.AbstractEventLoop, future: asyncio.Future[Any], value: Any) -> None:
