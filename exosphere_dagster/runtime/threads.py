@@ -11,15 +11,15 @@ worker or a new one, so a thread stuck in a timed-out call holds no slot. Python
 thread: a stuck one is abandoned. Workers are daemon threads that nobody joins, so neither the
 step nor its process waits for them; one that returns later finds its loop closed and exits.
 
-A worker stamps the time it begins a call on the :class:`Call` instead of telling the loop: one
-wake-up of the loop per call (its outcome), not two. A task's calls share one timer
+The loop is woken only to hear outcomes, and once for all the calls that finished since it
+last heard (a no-op satellite's calls finish together). A worker stamps the time it begins a
+call on the :class:`Call` instead of telling the loop; a task's calls share one timer
 (:class:`CallWatch`), which reads the stamp only when a call may have run for ``timeout``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import queue
 import threading
 from collections.abc import Callable
@@ -47,6 +47,8 @@ class Workers:
         self._lock = threading.Lock()
         self._idle = 0  # workers waiting for a task, less the tasks queued for them
         self._threads = 0
+        self._finished: list[tuple[Call, Outcome]] = []  # outcomes the loop has yet to hand out
+        self._waking = False  # whether the loop has been asked to hand them out
         self._watches: dict[asyncio.Task[Any] | None, CallWatch] = {}  # loop thread only
 
     def submit(self, fn: Callable[[], Any], timeout: float | None = None) -> Call:
@@ -95,8 +97,24 @@ class Workers:
                 outcome = (False, exc)
             with self._lock:  # idle before the caller hears: busy() counts unfinished calls only
                 self._idle += 1
-            _resolve(loop, call.done, outcome)
+                self._finished.append((call, outcome))
+                wake, self._waking = not self._waking, True
+            if wake:
+                try:
+                    loop.call_soon_threadsafe(self._deliver)
+                except RuntimeError:  # a closed loop: the step ended without this call
+                    with self._lock:
+                        self._finished.clear()
             del task, loop, call, fn, outcome  # hold nothing while idle
+
+    def _deliver(self) -> None:
+        """Hand the finished calls their outcomes, in the loop: one wake-up of the loop for all
+        the calls that finished since the last one."""
+        with self._lock:
+            finished, self._finished, self._waking = self._finished, [], False
+        for call, outcome in finished:
+            if not call.done.done():  # timed out, or the caller was cancelled
+                call.done.set_result(outcome)
 
 
 class CallWatch:
@@ -134,12 +152,3 @@ class CallWatch:
             return
         due = now + timeout if started is None else started + timeout
         self._timer = self._loop.call_at(due, self._check)
-
-
-def _resolve(loop: asyncio.AbstractEventLoop, future: asyncio.Future[Any], value: Any) -> None:
-    def settle() -> None:
-        if not future.done():  # cancelled: the caller timed out or was cancelled
-            future.set_result(value)
-
-    with contextlib.suppress(RuntimeError):  # a closed loop: the step ended without this call
-        loop.call_soon_threadsafe(settle)
