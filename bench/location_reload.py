@@ -1,19 +1,26 @@
-"""Memory of the code location and its reload after one file changes, with 10, 100 and 1,000 cluster files.
+"""Reload of a code location after one file changes, with 10, 100 and 1,000 cluster files: the clusters' part (with and without the plan cache) and the whole dev server.
 
-For each size, ``exosphere dev`` serves a generated folder (bench/load_clusters.py's clusters,
-``--satellites`` each) on a SQLite ``DAGSTER_HOME``. Once the webserver lists every job, the
-resident memory (VmRSS from /proc) of every process of the tree is read: the webserver, the
-code server (``dagster api grpc``, where the clusters are built), the daemon and the two
-launchers. Then one file's title changes, and the time from that write to the moment the
-webserver shows the new description of that file's job (GraphQL, polled every 0.1 s) is the
+Part 1, the catalog (no server): for each size a generated folder (bench/load_clusters.py's
+clusters, ``--satellites`` each) is loaded by fresh processes, as each code server does on a
+reload: ``load_catalog`` with the plan cache off; with an empty cache (cold); again with
+nothing changed (warm); and after one file's title changed (the reload a user waits for). Each
+process reports its ``load_catalog`` seconds, the files read back from the cache and its RSS;
+the "off" and "changed" processes also build the Dagster definitions from the catalog and list
+every job (what the code server does next, ``get_all_jobs``), which no cache of ours removes.
+Printed: seconds per size, the ratio of 1,000 to 10 files, and cached vs uncached at each size.
+
+Part 2, the dev server (``--server-sizes``, empty to skip): ``exosphere dev`` serves the folder
+on a SQLite ``DAGSTER_HOME``, with the plan cache on and off. Once the webserver lists every
+job, the resident memory (VmRSS from /proc) of every process of the tree is read: the
+webserver, the code server (``dagster api grpc``, where the clusters are built), the daemon and
+the two launchers. Then one file's title changes, and the time from that write to the moment
+the webserver shows the new description of that file's job (GraphQL, polled every 0.1 s) is the
 reload: ``exosphere dev``'s watcher sees the change (it polls the folder every second), asks
 the webserver to reload, which starts a new code server that builds the folder again and sends
 the repository's snapshot. The code server's RSS after the reload is read too.
 
-Printed per size: RSS by process, the tree's total, the start time and the reload time, and
-their ratio to the smallest size. A flat location would keep both near 1.
-
-    .venv/bin/python bench/location_reload.py [--sizes 10,100,1000] [--satellites 5]
+    .venv/bin/python bench/location_reload.py [--sizes 10,100,1000] [--server-sizes 10,100]
+        [--satellites 5]
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ from pathlib import Path
 
 import httpx
 
+from catalog_reload import measure_catalog, report
 from cli_runs import Workspace, process_tree, rss_mb, stop_group, workspace
 from load_clusters import cluster_text
 
@@ -50,6 +58,7 @@ KINDS = (  # (part of the command line, what the process is), first match wins
 @dataclass
 class Size:
     files: int
+    cache: bool
     started_s: float
     reload_s: float
     rss: dict[str, float]  # process kind -> MB (summed over processes of that kind)
@@ -92,12 +101,12 @@ def rss_by_kind(root: int) -> dict[str, float]:
 
 
 @contextlib.contextmanager
-def dev_server(ws: Workspace, port: int) -> Iterator[subprocess.Popen]:
+def dev_server(ws: Workspace, port: int, cache: bool) -> Iterator[subprocess.Popen]:
     command = [str(Path(sys.executable).with_name("exosphere")), "dev", str(ws.clusters)]
     log = (ws.home / "dev.log").open("w")  # read it when the server dies
     proc = subprocess.Popen(
         [*command, "--port", str(port)],
-        env=ws.env(),
+        env={**ws.env(), "EXOSPHERE_PLAN_CACHE": "1" if cache else "0"},
         cwd=ws.home,
         start_new_session=True,
         stdout=log,
@@ -112,12 +121,12 @@ def dev_server(ws: Workspace, port: int) -> Iterator[subprocess.Popen]:
         log.close()
 
 
-def measure(files: int, satellites: int) -> Size:
+def measure(files: int, satellites: int, cache: bool) -> Size:
     with workspace() as ws:
         for n in range(files):
             (ws.clusters / f"cluster-{n:04d}.yml").write_text(cluster_text(n, satellites))
         port = free_port()
-        with dev_server(ws, port) as proc:
+        with dev_server(ws, port, cache) as proc:
             jobs = lambda: query(port, JOB_COUNT % LOCATION)["repositoryOrError"]["jobs"]  # noqa: E731
             started = wait_for(lambda: len(jobs()) >= files, f"{files} jobs listed", proc)
             time.sleep(2)  # let the servers settle before reading their memory
@@ -135,45 +144,74 @@ def measure(files: int, satellites: int) -> Size:
             reload_s = wait_for(new_version, "the changed job", proc)
             time.sleep(2)
             after = rss_by_kind(proc.pid).get("code server", 0.0)
-    return Size(files, started, reload_s, rss, after)
+    return Size(files, cache, started, reload_s, rss, after)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="10,100,1000")
+    parser.add_argument("--sizes", default="10,100,1000", help="folder sizes, catalog part")
+    parser.add_argument("--server-sizes", default="10,100", help="folder sizes, dev server part")
     parser.add_argument("--satellites", type=int, default=5)
     args = parser.parse_args()
-    sizes = [int(s) for s in args.sizes.split(",")]
     print(f"{os.cpu_count()} CPUs; clusters of {args.satellites} satellites", flush=True)
-    results = []
-    for files in sizes:
-        result = measure(files, args.satellites)
-        rss = ", ".join(f"{k} {v:.0f}" for k, v in sorted(result.rss.items()))
+    catalog = {}
+    for files in _sizes(args.sizes):
+        catalog[files] = measure_catalog(files, args.satellites)
+        print(f"  catalog of {files} files measured", flush=True)
+    if catalog:
         print(
-            f"  {files:5} files: up in {result.started_s:6.1f} s, reload {result.reload_s:6.1f} s; "
-            f"RSS MB: {rss}; total {result.total:.0f}; code server after reload "
-            f"{result.code_server_after_mb:.0f}",
-            flush=True,
+            "\nPart 1: load_catalog in a fresh process, seconds (plan cache off, cold, warm, "
+            "one file changed)"
         )
-        results.append(result)
-    base = results[0]
-    print()
+        print("\n".join(report(catalog)), flush=True)
+    results = []
+    for files in _sizes(args.server_sizes):
+        for cache in (False, True):
+            results.append(measure(files, args.satellites, cache))
+            print_size(results[-1])
+    if results:
+        print_servers(results)
+
+
+def _sizes(text: str) -> list[int]:
+    return [int(s) for s in text.split(",") if s.strip()]
+
+
+def print_size(result: Size) -> None:
+    rss = ", ".join(f"{k} {v:.0f}" for k, v in sorted(result.rss.items()))
     print(
-        f"{'files':>6} {'start s':>8} {'reload s':>9} {'code server MB':>15} {'webserver MB':>13} {'tree MB':>8}"
-    )  # noqa: E501
+        f"  {result.files:5} files, cache {'on ' if result.cache else 'off'}: up in "
+        f"{result.started_s:6.1f} s, reload {result.reload_s:6.1f} s; RSS MB: {rss}; total "
+        f"{result.total:.0f}; code server after reload {result.code_server_after_mb:.0f}",
+        flush=True,
+    )
+
+
+def print_servers(results: list[Size]) -> None:
+    print("\nPart 2: exosphere dev, one file changed")
+    print(
+        f"{'files':>6} {'cache':>5} {'start s':>8} {'reload s':>9} {'code server MB':>15} "
+        f"{'webserver MB':>13} {'tree MB':>8}"
+    )
     for r in results:
         print(
-            f"{r.files:6} {r.started_s:8.1f} {r.reload_s:9.1f} {r.rss.get('code server', 0):15.0f} "
-            f"{r.rss.get('webserver', 0):13.0f} {r.total:8.0f}"
+            f"{r.files:6} {'on' if r.cache else 'off':>5} {r.started_s:8.1f} {r.reload_s:9.1f} "
+            f"{r.rss.get('code server', 0):15.0f} {r.rss.get('webserver', 0):13.0f} {r.total:8.0f}"
         )
-    last = results[-1]
-    print()
-    print(
-        f"{last.files} / {base.files} files: reload {last.reload_s / base.reload_s:.2f}x, "
-        f"code server RSS {last.rss.get('code server', 0) / base.rss.get('code server', 1):.2f}x, "
-        f"webserver RSS {last.rss.get('webserver', 0) / base.rss.get('webserver', 1):.2f}x, "
-        f"tree RSS {last.total / base.total:.2f}x (flat: 1.00)"
-    )
+    for cache in (False, True):
+        runs = [r for r in results if r.cache == cache]
+        base, last = runs[0], runs[-1]
+        if last.files != base.files:
+            print(
+                f"cache {'on ' if cache else 'off'}: {last.files} / {base.files} files: reload "
+                f"{last.reload_s / base.reload_s:.2f}x, code server RSS "
+                f"{last.rss.get('code server', 0) / base.rss.get('code server', 1):.2f}x, "
+                f"tree RSS {last.total / base.total:.2f}x (flat: 1.00)"
+            )
+    for files in sorted({r.files for r in results}):
+        on = next(r for r in results if r.files == files and r.cache)
+        off = next(r for r in results if r.files == files and not r.cache)
+        print(f"{files} files: reload with the cache / without: {on.reload_s / off.reload_s:.2f}")
 
 
 if __name__ == "__main__":

@@ -41,6 +41,7 @@ _STARTED_NS = time.time_ns()  # files newer than this may not be what this proce
 
 _LOCK = threading.Lock()
 _SEEN: dict[Path, tuple[int, int, str]] = {}  # file -> (size, mtime_ns, sha256) at first look
+_SCHEMAS: dict[type, object] = {}
 
 
 class SourceMoved(Exception):
@@ -93,10 +94,17 @@ def _satellite(registry: SatelliteRegistry, identifier: str) -> dict[str, object
 
 
 def _schema(model: type[pydantic.BaseModel]) -> object:
+    """The model's JSON schema, made once per class and process (about 1 ms each)."""
+    with _LOCK:
+        if model in _SCHEMAS:
+            return _SCHEMAS[model]
     try:
-        return model.model_json_schema()
+        schema: object = model.model_json_schema()
     except Exception:  # a type JSON Schema cannot show: its fields' reprs say as much
-        return {name: repr(field) for name, field in model.model_fields.items()}
+        schema = {name: repr(field) for name, field in model.model_fields.items()}
+    with _LOCK:
+        _SCHEMAS[model] = schema
+    return schema
 
 
 def _packages(registry: SatelliteRegistry) -> set[str]:

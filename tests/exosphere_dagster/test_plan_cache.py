@@ -259,6 +259,7 @@ def test_the_examples_build_the_same_jobs_and_ops_with_the_cache(cache_dir, monk
 
 
 def test_the_cache_folder_follows_the_settings_then_dagster_home(tmp_path, monkeypatch):
+    monkeypatch.delenv("EXOSPHERE_PLAN_CACHE_DIR", raising=False)  # the session's (conftest)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert cache_folder(Settings(plan_cache_dir=tmp_path / "own"), str(tmp_path)) == (
         tmp_path / "own"
