@@ -96,7 +96,7 @@ def _secrets_pattern(secrets: tuple[str, ...]) -> re.Pattern[str] | None:
     return forms_pattern(frozenset(v for v in secrets if len(v) >= MIN_LENGTH))
 
 
-@dataclass
+@dataclass(slots=True)
 class Item:
     id: str
     value: Any  # the object this item is: the producing satellite's output (or the run's seed)
@@ -125,12 +125,34 @@ def seed_items(inputs: list[Any], secrets: Iterable[str] = ()) -> list[Item]:
     ]
 
 
+PICKLE_BATCH = 10_000  # items per pickle inside a pickled Chunk (Chunk.__reduce__)
+
+
 @dataclass
 class Chunk:
-    """The items one mapped step works on; ``key`` is the mapping key it travels under."""
+    """The items one mapped step works on; ``key`` is the mapping key it travels under.
+
+    Pickled as batches of items, each its own pickle: pickle keeps every object it wrote in its
+    memo until the end, so one pickle of a million items held about 250 MB more than the items
+    themselves (bench/large_run.py's generator step; its reader likewise)."""
 
     key: str
     items: list[Item]
+
+    def __reduce__(self) -> tuple[Any, tuple[str, list[bytes]]]:
+        items = self.items
+        batches = [
+            pickle.dumps(items[i : i + PICKLE_BATCH], protocol=pickle.HIGHEST_PROTOCOL)
+            for i in range(0, len(items), PICKLE_BATCH)
+        ]
+        return _unpickled_chunk, (self.key, batches)
+
+
+def _unpickled_chunk(key: str, batches: list[bytes]) -> Chunk:
+    items: list[Item] = []
+    for batch in batches:
+        items.extend(pickle.loads(batch))
+    return Chunk(key, items)
 
 
 @dataclass(frozen=True)
