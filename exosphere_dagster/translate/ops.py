@@ -151,9 +151,13 @@ def complete(
     manifest: dict[str, PackedItems],
     have: set[tuple[str, str]],
     targets: set[str],
+    keep_items: bool = True,
 ) -> Results:
     """Run inline what ``targets`` of ``segment`` still owe for any chunk of ``manifest``: the
-    chunks whose steps never ran (a killed run re-executed from failure)."""
+    chunks whose steps never ran (a killed run re-executed from failure). Only the items of
+    ``targets`` are kept, and none without ``keep_items``: the summary of a million-item run
+    killed half-way would otherwise hold every item each satellite made (1.2 GB,
+    bench/large_run.py)."""
     caught: Results = {}
     for key, items in manifest.items():
         missing = {t for t in targets if (t, key) not in have}
@@ -163,8 +167,9 @@ def complete(
                 "(its run was killed); running it here"
             )
             ran = runner.run_inline(segment, key, items.unpack(), missing)
-            for node_id, result in ran.items():
-                caught[(node_id, key)] = result
+            for node_id, (children, report) in ran.items():
+                kept = children if keep_items and node_id in targets else []
+                caught[(node_id, key)] = (kept, report)
     return caught
 
 

@@ -87,6 +87,7 @@ def summary_op(
                     inputs[f"manifest_{segment.name}"],
                     set(reports),
                     segment.ids(),
+                    keep_items=False,  # the summary adds up reports only
                 )
                 reports.update({key: report for key, (_, report) in caught.items()})
             models = {
