@@ -78,9 +78,19 @@ def job_for(
     )
 
 
+_shared_resources: list[tuple[Deployment, Deployment, dict[str, Any]]] = []  # the last made
+
+
 def job_resources(deployment: Deployment) -> dict[str, Any]:
-    """The IO manager and the ``exosphere`` resource steps read the deployment from."""
-    return {**io_resources(deployment), RESOURCE_KEY: ExosphereDeployment.matching(deployment)}
+    """The IO manager and the ``exosphere`` resource steps read the deployment from; made once
+    per deployment (and environment: the resource holds what differs from it) and shared by
+    every job built for it: two jobs a cluster, and each resource costs a few ms of pydantic and
+    config-schema work, a fifth of a folder's build."""
+    environment = Deployment.load()
+    if not _shared_resources or _shared_resources[0][:2] != (deployment, environment):
+        made = {**io_resources(deployment), RESOURCE_KEY: ExosphereDeployment.matching(deployment)}
+        _shared_resources[:] = [(deployment, environment, made)]
+    return dict(_shared_resources[0][2])
 
 
 def run_tags(execution: ExecutionPlan, pods: Pods) -> dict[str, str]:
