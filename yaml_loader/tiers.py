@@ -39,7 +39,7 @@ class SlaTier:
 TIERS: Mapping[str, SlaTier] = {
     "6h": SlaTier("6h", 6, 30, (10, 500), 4, "on-demand", batch_bounds=(8, 256)),
     "12h": SlaTier("12h", 12, 20, (50, 1000), 2, "spot", batch_bounds=(64, 1024)),
-    "24h": SlaTier("24h", 24, 10, (200, 2000), 1, "spot", batch_bounds=(256, 4096)),
+    "24h": SlaTier("24h", 24, 10, (200, 10000), 1, "spot", batch_bounds=(256, 4096)),
 }
 TIER_NAMES = tuple(TIERS)
 

@@ -33,6 +33,7 @@ STEP_RETRIES = 2  # Dagster re-runs a step lost with its process (a pod evicted,
 STEP_RETRY_DELAY = 5.0  # seconds before that re-run
 URGENT_FRACTION = 0.25  # a run is urgent when no more than this share of its SLA is left
 SEGMENT_CHUNKS_CAP = 128  # a segment's steps at most (ChunkPolicy.size), unless one wave is more
+CHUNK_BYTES = 64 * 2**20  # a chunk's items, pickled, at most (ChunkPolicy.size's item_bytes)
 
 
 @dataclass(frozen=True)
@@ -98,11 +99,21 @@ class ChunkPolicy:
         wanted = math.ceil(item_count / chunks) if item_count else 1
         return max(self.low, min(self.high, wanted))
 
-    def size(self, item_count: int, workers: int) -> int:
+    def size(self, item_count: int, workers: int, item_bytes: float = 0.0) -> int:
         """Chunk size: at most ``max_chunks(workers)`` chunks, unless the largest chunk needs
         more; then a whole number of waves of that many chunks, so that no worker is left with
         a last chunk alone, and no more waves than ``most_chunks`` holds (at least one). Never
-        below ``low``; above ``high`` only past that cap."""
+        below ``low``; above ``high`` only past that cap.
+
+        ``item_bytes`` (an item's pickled size, from a sample) bounds a chunk to
+        ``CHUNK_BYTES`` whatever the counts say, below ``low`` too: the counts assume small
+        items, and a step holds its chunk in memory (parsed documents, model outputs)."""
+        size = self._counted(item_count, workers)
+        if item_bytes > 0:
+            size = min(size, max(1, int(CHUNK_BYTES // item_bytes)))
+        return size
+
+    def _counted(self, item_count: int, workers: int) -> int:
         limit = self.max_chunks(workers)
         size = self.bounded(item_count, limit)
         chunks = math.ceil(item_count / size) if item_count else 1

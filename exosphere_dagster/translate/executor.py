@@ -19,6 +19,7 @@ import hashlib
 import logging
 import multiprocessing
 import os
+import pickle
 import sys
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -263,12 +264,28 @@ def run_workers(run_config: Mapping[str, Any], executor_name: str, step_pods: in
     return int(limit or 0) or multiprocessing.cpu_count()
 
 
-def segment_chunk_size(context: Any, chunk: ChunkPolicy, count: int) -> int:
-    """A step's chunk size: the resolved chunk policy's for the workers of this run's executor
-    (no more chunks than they run at once buy, times the tier's chunks per worker)."""
+def segment_chunk_size(context: Any, chunk: ChunkPolicy, items: Sequence[Any]) -> int:
+    """A step's chunk size for ``items``: the resolved chunk policy's for the workers of this
+    run's executor (no more chunks than they run at once buy, times the tier's chunks per
+    worker), within the policy's bytes for items this large (a sample, pickled)."""
     step_pods = deployment_of(context).settings.step_pods
     workers = run_workers(context.run_config, context.job_def.executor_def.name, step_pods)
-    return chunk.size(count, workers)
+    return chunk.size(len(items), workers, sampled_item_bytes(items))
+
+
+SIZE_SAMPLE = 64  # items pickled to guess an item's size
+
+
+def sampled_item_bytes(items: Sequence[Any]) -> float:
+    """The average pickled size of up to ``SIZE_SAMPLE`` items spread over ``items``; 0 when
+    there are none or they cannot be pickled (the counts alone decide then)."""
+    if not items:
+        return 0.0
+    sample = list(items[:: max(1, len(items) // SIZE_SAMPLE)][:SIZE_SAMPLE])
+    try:
+        return len(pickle.dumps(sample, protocol=pickle.HIGHEST_PROTOCOL)) / len(sample)
+    except Exception:  # noqa: BLE001 - an unpicklable item fails where it is stored, not here
+        return 0.0
 
 
 __all__ = [

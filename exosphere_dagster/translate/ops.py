@@ -122,7 +122,7 @@ def start_op(
             )
         # item ids never carry one of the run's secrets (items.child_id)
         items = seed_items(list(context.op_config["inputs"]), redaction_values(plan.secrets))
-        size = segment_chunk_size(context, chunk, len(items))
+        size = segment_chunk_size(context, chunk, items)
         context.log.info(f"run starts with {len(items)} input item(s), chunks of up to {size}")
         yield from chunk_outputs(items, size)
 
@@ -209,7 +209,7 @@ def gather_op(
                     items.extend(f.to_failure_item() for f in report.failed)
                 else:
                     items.extend(children)
-            size = segment_chunk_size(context, chunk, len(items))
+            size = segment_chunk_size(context, chunk, items)
             chunks = placed_chunks(runner, segment, items, size)
         finally:
             runner.close()

@@ -11,11 +11,12 @@ import pytest
 
 from clusters import cluster_from, write_cluster
 from exosphere_dagster.entry.launch import run_cluster_file
+from exosphere_dagster.resolve import execution_plan
 from exosphere_dagster.resolve.chunking import max_chunks, run_chunk_size
 from exosphere_dagster.resolve.deployment import Deployment
-from exosphere_dagster.resolve.execution_plan import SEGMENT_CHUNKS_CAP
+from exosphere_dagster.resolve.execution_plan import CHUNK_BYTES, SEGMENT_CHUNKS_CAP, ChunkPolicy
 from exosphere_dagster.resolve.settings import Settings
-from exosphere_dagster.translate.executor import run_workers
+from exosphere_dagster.translate.executor import run_workers, sampled_item_bytes
 from yaml_loader.tiers import tier
 
 DEFAULT = "exosphere_multi_or_in_process"
@@ -31,11 +32,13 @@ def chunks(count: int, sla: str, workers: int, batched: bool = False) -> int:
         (3, "24h", 2, 1),  # a few items: one step, whatever the workers
         (40, "6h", 1, 4),  # in process, 6h: four chunks of 10 (first results sooner)
         (40, "24h", 1, 1),
-        (10_000, "24h", 2, 6),  # 2,000 at most per chunk: 3 waves of 2, not 5 chunks
+        (10_000, "24h", 2, 2),  # one chunk a worker: the fewest steps
+        (30_000, "24h", 2, 4),  # 10,000 at most per chunk: 2 waves of 2, not 3 chunks
         (10_000, "24h", 16, 16),
         (10_000, "12h", 4, 16),  # 8 chunks would exceed 1,000 items each: 2 waves of 8
-        (100_000, "24h", 2, 50),
-        (1_000_000, "24h", 2, 128),  # past the cap on a segment's steps, chunks grow instead
+        (100_000, "24h", 2, 10),
+        (100_000, "6h", 2, 128),  # past the cap on a segment's steps, chunks grow instead
+        (1_000_000, "24h", 2, 100),
         (1_000_000, "6h", 64, 256),  # one wave of 64 workers x 4 is more than the cap: kept
         (900, "24h", 3, 3),
         (100, "6h", 2, 8),
@@ -120,3 +123,46 @@ def test_an_in_process_run_cuts_chunks_for_one_worker(tmp_path, sqlite_instance,
     steps = {e.step_key for e in result.all_events if e.step_key and e.step_key.startswith("note[")}
     assert len(steps) == expected
     assert sqlite_instance.get_run_by_id(result.run_id).tags["exosphere/succeeded"] == "40"
+
+
+def test_large_items_make_smaller_chunks_whatever_the_counts_say():
+    """The counts assume small items; a chunk is also bounded to CHUNK_BYTES pickled, below
+    the tier's smallest chunk too (a step holds its chunk in memory)."""
+    policy = ChunkPolicy.of_tier(tier("24h"))
+    assert policy.size(10_000, 2) == 10_000 // 2
+    assert policy.size(10_000, 2, item_bytes=2**20) == CHUNK_BYTES // 2**20
+    assert policy.size(10, 2, item_bytes=CHUNK_BYTES * 3) == 1
+    assert policy.size(10_000, 2, item_bytes=10.0) == 10_000 // 2  # small items: the counts
+
+
+def test_an_items_size_is_sampled_spread_over_the_chunk():
+    small = [{"n": i} for i in range(1_000)]
+    large = [{"n": i, "text": "x" * 50_000} for i in range(1_000)]
+    assert sampled_item_bytes(small) < 100
+    assert 50_000 < sampled_item_bytes(large) < 51_000
+    assert 20_000 < sampled_item_bytes(small[:500] + large[:500]) < 30_000  # both halves seen
+    assert sampled_item_bytes([]) == 0.0
+    assert sampled_item_bytes([lambda: None]) == 0.0  # unpicklable: the counts decide
+
+
+@pytest.mark.integration
+def test_a_run_cuts_large_inputs_into_chunks_of_at_most_chunk_bytes(
+    tmp_path, sqlite_instance, monkeypatch
+):
+    """40 inputs of over 2 KB each (about 100 KB as items) with CHUNK_BYTES at 8 KB: the start
+    step cuts them into a dozen or so chunks of 3 or 4, where the counts alone (24h, in process)
+    make one."""
+    monkeypatch.setattr(execution_plan, "CHUNK_BYTES", 8 * 1024)
+    forty = cluster_from(
+        "fan-out-and-note",
+        identifier="test/chunk-bytes",
+        config={"items": {"count": 1}, "note": {"log_dir": tmp_path}},
+    )
+    path = write_cluster(tmp_path, "bytes.yml", forty)
+    inputs = [{"n": i, "blob": f"{i}" + "x" * 2000} for i in range(40)]  # not one shared str
+    result = run_cluster_file(path, inputs, instance=sqlite_instance)
+    assert result.success
+    steps = {
+        e.step_key for e in result.all_events if e.step_key and e.step_key.startswith("items[")
+    }
+    assert 10 <= len(steps) <= 20

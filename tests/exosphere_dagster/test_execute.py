@@ -188,7 +188,7 @@ def test_checkpoint_resumes_finished_items_and_ignores_a_torn_frame(tmp_path):
         (100_000, "6h", False, 500),
         (100, "24h", False, 200),
         (10_000, "24h", False, 200),
-        (1_000_000, "24h", False, 2000),
+        (1_000_000, "24h", False, 10_000),
         (100, "6h", True, 8),
         (100, "24h", True, 256),
     ],

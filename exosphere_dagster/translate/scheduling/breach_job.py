@@ -120,7 +120,7 @@ def breach_op(execution: ExecutionPlan, chunk: ChunkPolicy) -> OpDefinition:
         context.log.error(f"{error}; {len(pending)} item(s) in flight go to the failure branch")
         failed = [FailedItem(item, node, error, "SlaBreach", 0) for node, item in pending]
         items = [f.to_failure_item() for f in failed]
-        yield from chunk_outputs(items, segment_chunk_size(context, chunk, len(items)))
+        yield from chunk_outputs(items, segment_chunk_size(context, chunk, items))
 
     return OpDefinition(
         compute_fn=compute,
