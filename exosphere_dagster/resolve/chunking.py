@@ -4,9 +4,9 @@ sizes bounded per SLA tier (bigger batches for longer SLAs).
 The formula is ``ChunkPolicy.size`` (resolve/execution_plan.py); ``resolve()`` gives each
 segment its policy from the tier (chunk bounds, or batch bounds for a batched satellite: an LLM,
 one chunk is one batch call, ``ChunkPolicy.of_tier``). The functions below serve callers that
-hold no resolved plan (tests of the formula). The largest chunk bounds a step's memory and what
-a lost step redoes; it is the one reason a run gets more chunks than its executor runs at once.
-An unknown tier is an error.
+hold no resolved plan (tests of the formula). A run gets more chunks than its executor runs at
+once only for the tier's largest chunk (up to a cap on a segment's chunks, past which chunks
+grow) or for the bytes of its items (``CHUNK_BYTES``). An unknown tier is an error.
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ from pathlib import Path
 from exosphere_dagster.resolve.plan_inputs import fingerprint
 from exosphere_dagster.resolve.settings import Settings
 from satellite_ops.registry import SatelliteRegistry
-from yaml_loader import ClusterPlan, ConfigError, ConfigErrors, load, plan
+from yaml_loader import ClusterPlan, ConfigError, ConfigErrors, load, load_text, plan
 from yaml_loader.source import MAX_FILE_BYTES
 
 logger = logging.getLogger("exosphere")
@@ -89,12 +89,20 @@ class PlanCache:
             raise ConfigErrors(list(found))
         self.misses += 1
         try:
-            planned = plan(load(path), self.registry)
+            planned = self._plan(path, data)
         except ConfigErrors as exc:
             self._keep(path, data, key, exc.errors)
             raise
         self._keep(path, data, key, planned)
         return planned
+
+    def _plan(self, path: Path, data: bytes) -> ClusterPlan:
+        """The plan of the bytes the entry is keyed by (not of a second read of the file)."""
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:  # the loader's own located error for it
+            return plan(load(path), self.registry)
+        return plan(load_text(text, str(path)), self.registry)
 
     def prune(self) -> None:
         """Delete the least recently used entries beyond ``max_bytes`` (only after writes)."""

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import json
+import os
 import sys
 import threading
 import time
@@ -37,7 +38,24 @@ from satellite_ops.registry import SatelliteRegistry
 FORMAT = "exosphere-plan-cache/1"  # bump when what an entry holds changes shape
 OWN_PACKAGES = ("yaml_loader", "satellite_ops", "exosphere_dagster")
 VERSIONED = frozenset({"pydantic", "pydantic_core", "yaml", "builtins", "__future__"})
-_STARTED_NS = time.time_ns()  # files newer than this may not be what this process imported
+
+
+def _process_start_ns() -> int:
+    """When this process started, less 2 s for the coarseness of the clock it is read from
+    (Linux: /proc); else now, as this module is imported, which is later than the imports of
+    the modules before it (a file saved in between would slip through)."""
+    now = time.time_ns()
+    try:
+        with open("/proc/self/stat") as fh:
+            ticks = int(fh.read().rsplit(")", 1)[1].split()[19])  # field 22: starttime
+        with open("/proc/stat") as fh:
+            boot = next(int(line.split()[1]) for line in fh if line.startswith("btime "))
+    except (OSError, ValueError, IndexError, StopIteration):
+        return now
+    return min(now, int((boot + ticks / os.sysconf("SC_CLK_TCK") - 2) * 1e9))
+
+
+_STARTED_NS = _process_start_ns()  # files newer than this may not be what this process imported
 
 _LOCK = threading.Lock()
 _SEEN: dict[Path, tuple[int, int, str]] = {}  # file -> (size, mtime_ns, sha256) at first look
@@ -85,11 +103,24 @@ def _versions() -> dict[str, str]:
 def _satellite(registry: SatelliteRegistry, identifier: str) -> dict[str, object]:
     definition = registry.get(identifier)
     model = definition.config_model
+    inputs = definition.input_model
     return {
         "identifier": identifier,
         "function": definition.location,
         "config model": f"{model.__module__}.{model.__qualname__}",
         "schema": _schema(model),
+        "input schema": _schema(inputs) if inputs is not None else None,
+        "declared": repr(  # what the decorator said, wherever the function lives
+            (
+                definition.batched,
+                definition.fans_out,
+                definition.max_concurrency,
+                definition.resources,
+                definition.is_async,
+                definition.accepts_context,
+                definition.log_sink is not None,
+            )
+        ),
     }
 
 

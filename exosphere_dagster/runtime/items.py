@@ -104,6 +104,14 @@ class Item:
     seed: Any = None  # the run input this item descends from (``run.input``)
     failure: dict[str, Any] | None = None  # set on items travelling the failure branch
 
+    def __setstate__(self, state: Any) -> None:
+        """Also the state of an item pickled before Item had slots (a dict of its fields): a
+        re-execution after an upgrade reads the parent run's chunks and manifests."""
+        if isinstance(state, tuple):  # (None, slots) as slotted objects pickle
+            state = {**(state[0] or {}), **(state[1] or {})}
+        for name, value in state.items():
+            object.__setattr__(self, name, value)
+
     def child(self, satellite: str, index: int, obj: Any, secrets: Iterable[str] = ()) -> Item:
         """The ``index``-th object ``satellite`` produced for this item (``secrets``: the
         run's secret values, see :func:`child_id`)."""

@@ -273,19 +273,34 @@ def segment_chunk_size(context: Any, chunk: ChunkPolicy, items: Sequence[Any]) -
     return chunk.size(len(items), workers, sampled_item_bytes(items))
 
 
-SIZE_SAMPLE = 64  # items pickled to guess an item's size
+SIZE_PLACES = 4  # places spread over the items where neighbours are pickled to guess a size
+WINDOW_ITEMS = (8, 256)  # neighbours pickled at each place: from 8, doubling up to 256 ...
+WINDOW_BYTES = 2 * 2**20  # ... while their pickle stays under this
 
 
 def sampled_item_bytes(items: Sequence[Any]) -> float:
-    """The average pickled size of up to ``SIZE_SAMPLE`` items spread over ``items``; 0 when
-    there are none or they cannot be pickled (the counts alone decide then)."""
+    """What an item adds to a pickled chunk, from runs of neighbouring items at a few places
+    spread over ``items``. A chunk is neighbours: siblings share their ancestors' lineage, and
+    pickle stores what they share once, so each run grows (8, 16, ... 256 items) while its
+    pickle is small; large items stop it early. 0 when there are no items or they cannot be
+    pickled (the counts alone decide then)."""
     if not items:
         return 0.0
-    sample = list(items[:: max(1, len(items) // SIZE_SAMPLE)][:SIZE_SAMPLE])
-    try:
-        return len(pickle.dumps(sample, protocol=pickle.HIGHEST_PROTOCOL)) / len(sample)
-    except Exception:  # noqa: BLE001 - an unpicklable item fails where it is stored, not here
-        return 0.0
+    size = counted = 0
+    for place in range(SIZE_PLACES):
+        start = len(items) * place // SIZE_PLACES
+        window, found = WINDOW_ITEMS[0], 0
+        while True:
+            run = list(items[start : start + window])
+            try:
+                found = len(pickle.dumps(run, protocol=pickle.HIGHEST_PROTOCOL))
+            except Exception:  # noqa: BLE001 - an unpicklable item fails where it is stored
+                return 0.0
+            if found >= WINDOW_BYTES or window >= WINDOW_ITEMS[1] or len(run) < window:
+                break
+            window *= 2
+        size, counted = size + found, counted + len(run)
+    return size / counted
 
 
 __all__ = [

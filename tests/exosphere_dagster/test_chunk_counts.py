@@ -16,6 +16,7 @@ from exosphere_dagster.resolve.chunking import max_chunks, run_chunk_size
 from exosphere_dagster.resolve.deployment import Deployment
 from exosphere_dagster.resolve.execution_plan import CHUNK_BYTES, SEGMENT_CHUNKS_CAP, ChunkPolicy
 from exosphere_dagster.resolve.settings import Settings
+from exosphere_dagster.runtime.items import seed_items
 from exosphere_dagster.translate.executor import run_workers, sampled_item_bytes
 from yaml_loader.tiers import tier
 
@@ -136,13 +137,24 @@ def test_large_items_make_smaller_chunks_whatever_the_counts_say():
 
 
 def test_an_items_size_is_sampled_spread_over_the_chunk():
-    small = [{"n": i} for i in range(1_000)]
-    large = [{"n": i, "text": "x" * 50_000} for i in range(1_000)]
+    small = [{"n": i, "text": f"{i}"} for i in range(1_000)]
+    large = [{"n": i, "text": f"{i}" + "x" * 50_000} for i in range(1_000)]
     assert sampled_item_bytes(small) < 100
     assert 50_000 < sampled_item_bytes(large) < 51_000
-    assert 20_000 < sampled_item_bytes(small[:500] + large[:500]) < 30_000  # both halves seen
+    assert 5_000 < sampled_item_bytes(small[:500] + large[:500]) < 50_000  # both halves seen
     assert sampled_item_bytes([]) == 0.0
     assert sampled_item_bytes([lambda: None]) == 0.0  # unpicklable: the counts decide
+
+
+def test_siblings_sharing_a_large_ancestor_are_sized_as_a_chunk_holds_them():
+    """Paragraphs of 1 MB documents carry the document in their lineage; a chunk of neighbours
+    pickles each document once, so an item is a few KB, not 1 MB (which would cut 64-item
+    chunks and thousands of steps)."""
+    docs = seed_items([{"doc": i, "text": f"{i}" + "x" * 2**20} for i in range(8)])
+    paragraphs = [
+        d.child("split", j, {"p": j, "text": "y" * 2_000}) for d in docs for j in range(500)
+    ]
+    assert 2_000 < sampled_item_bytes(paragraphs) < 10_000
 
 
 @pytest.mark.integration

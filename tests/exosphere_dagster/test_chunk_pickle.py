@@ -4,9 +4,11 @@ more than the items (bench/results/large_run.md). The items must come back whole
 
 from __future__ import annotations
 
+import dataclasses
 import pickle
 
-from exosphere_dagster.runtime.items import PICKLE_BATCH, Chunk, seed_items
+from exosphere_dagster.runtime import items
+from exosphere_dagster.runtime.items import PICKLE_BATCH, Chunk, Item, seed_items
 
 
 def test_a_large_chunk_comes_back_whole_and_in_order_from_its_batches():
@@ -31,3 +33,24 @@ def test_an_item_keeps_its_own_value_shared_with_its_lineage():
 
 def test_an_empty_chunk_stays_empty():
     assert pickle.loads(pickle.dumps(Chunk("c00000", []))) == Chunk("c00000", [])
+
+
+def test_an_item_pickled_before_items_had_slots_still_loads(monkeypatch):
+    """A re-execution after an upgrade reads the parent run's chunks, manifests and reports,
+    pickled by the Item of before (a plain dataclass: its fields as a dict)."""
+
+    @dataclasses.dataclass
+    class Item_:  # noqa: N801 - the old class, pickled under the current one's name
+        id: str
+        value: object
+        lineage: dict
+        seed: object = None
+        failure: dict | None = None
+
+    Item_.__module__, Item_.__qualname__ = Item.__module__, Item.__qualname__
+    fields = {"id": "a~1", "value": {"k": 1}, "lineage": {"s": 1}, "seed": {}, "failure": None}
+    with monkeypatch.context() as patched:
+        patched.setattr(items, "Item", Item_)
+        old = pickle.dumps([Item_(**fields)], protocol=pickle.HIGHEST_PROTOCOL)
+    (item,) = pickle.loads(old)
+    assert type(item) is Item and item == Item(**fields)

@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -70,13 +71,18 @@ def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def planned_files(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     """Every YAML file planned (not read back), in order."""
     calls: list[Path] = []
-    real = plan_cache.load
+    real, real_text = plan_cache.load, plan_cache.load_text
 
     def counting_load(path):
         calls.append(Path(path))
         return real(path)
 
+    def counting_load_text(text, file):  # a miss plans the bytes it read once
+        calls.append(Path(file))
+        return real_text(text, file)
+
     monkeypatch.setattr(plan_cache, "load", counting_load)
+    monkeypatch.setattr(plan_cache, "load_text", counting_load_text)
     monkeypatch.setattr(catalog_module, "load", counting_load)
     return calls
 
@@ -204,9 +210,17 @@ def test_a_plugin_written_after_the_process_began_turns_the_cache_off(tmp_path, 
     assert open_plan_cache(Settings(plan_cache_dir=tmp_path / "c"), registry) is None
 
 
+def saved_before(path: Path, text: str) -> None:
+    """Write ``text``, dated 10 s ago: a file saved before the next process starts (one dated
+    in its last 2 s, the coarseness of a process's start time, turns the cache off)."""
+    path.write_text(text)
+    then = time.time() - 10
+    os.utime(path, (then, then))
+
+
 def test_a_changed_plugin_module_is_a_miss_in_the_next_process(tmp_path):
     plugin = tmp_path / "greet_plugin.py"
-    plugin.write_text(PLUGIN.format(extra=""))
+    saved_before(plugin, PLUGIN.format(extra=""))
     clusters = tmp_path / "clusters"
     clusters.mkdir()
     uses = satellite_entry("satellite/plugin/greet", "hello", {"greeting": "hi"})
@@ -231,9 +245,9 @@ def test_a_changed_plugin_module_is_a_miss_in_the_next_process(tmp_path):
         return json.loads(done.stdout)
 
     first, second = reload(), reload()
-    plugin.write_text(PLUGIN.format(extra="    # a comment: the source changed, not the model"))
+    saved_before(plugin, PLUGIN.format(extra="    # a comment: the source changed, not the model"))
     after_comment = reload()
-    plugin.write_text(PLUGIN.format(extra="    language: str  # now required"))
+    saved_before(plugin, PLUGIN.format(extra="    language: str  # now required"))
     after_model = reload()
 
     assert [r["from_cache"] for r in (first, second, after_comment)] == [0, 1, 0]
