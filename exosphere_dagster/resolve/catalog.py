@@ -116,7 +116,7 @@ def load_catalog(
         ]
         registry = builtin_registry()  # default_registry() would raise the same error again
     deployment = _deployment(deployment)
-    cache = open_plan_cache(deployment.settings, registry) if deployment else None
+    cache = open_plan_cache(deployment, registry) if deployment else None
     files: list[tuple[str, list[ClusterPlan]]] = []
     for path in find_cluster_files(list(paths)):
         shown = shown_as(str(path)) if shown_as else str(path)

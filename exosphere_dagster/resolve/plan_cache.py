@@ -25,8 +25,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from exosphere_dagster.resolve.deployment import Deployment
 from exosphere_dagster.resolve.plan_inputs import fingerprint
-from exosphere_dagster.resolve.settings import Settings
 from satellite_ops.registry import SatelliteRegistry
 from yaml_loader import ClusterPlan, ConfigError, ConfigErrors, load, load_text, plan
 from yaml_loader.source import MAX_FILE_BYTES
@@ -37,9 +37,10 @@ TEMP_PREFIX = ".writing-"
 STALE_TEMP_SECONDS = 3600  # a temp file this old was left by a process that died mid-write
 
 
-def cache_folder(settings: Settings, dagster_home: str | None) -> Path:
+def cache_folder(deployment: Deployment, dagster_home: str | None) -> Path:
     """``EXOSPHERE_PLAN_CACHE_DIR``, else ``$DAGSTER_HOME/exosphere/plans``, else the user's
     cache folder (``$XDG_CACHE_HOME`` or ``~/.cache``)/exosphere-dagster/plans."""
+    settings = deployment.settings
     if settings.plan_cache_dir is not None:
         return settings.plan_cache_dir
     if dagster_home:
@@ -48,17 +49,17 @@ def cache_folder(settings: Settings, dagster_home: str | None) -> Path:
     return Path(user_cache) / "exosphere-dagster" / "plans"
 
 
-def open_plan_cache(settings: Settings, registry: SatelliteRegistry) -> PlanCache | None:
+def open_plan_cache(deployment: Deployment, registry: SatelliteRegistry) -> PlanCache | None:
     """The cache the settings ask for, for plans made with ``registry``; ``None`` when it is
     turned off, when the code running may not be the code on disk (plan_inputs.py), or for a
     lookup other than a ``SatelliteRegistry`` (nothing to fingerprint it by)."""
+    settings = deployment.settings
     if not settings.plan_cache or not isinstance(registry, SatelliteRegistry):
         return None
     key = fingerprint(registry)
-    if key is None:
-        logger.info("plan cache not used: exosphere or satellite source changed after start")
+    if key is None:  # plan_inputs logged why
         return None
-    folder = cache_folder(settings, os.environ.get("DAGSTER_HOME"))
+    folder = cache_folder(deployment, os.environ.get("DAGSTER_HOME"))
     return PlanCache(folder, key, registry, int(settings.plan_cache_max_mb * 1024 * 1024))
 
 

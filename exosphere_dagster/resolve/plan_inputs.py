@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import json
+import logging
 import os
 import sys
 import threading
@@ -35,6 +36,7 @@ import yaml
 import yaml_loader.source
 from satellite_ops.registry import SatelliteRegistry
 
+logger = logging.getLogger("exosphere")
 FORMAT = "exosphere-plan-cache/1"  # bump when what an entry holds changes shape
 OWN_PACKAGES = ("yaml_loader", "satellite_ops", "exosphere_dagster")
 VERSIONED = frozenset({"pydantic", "pydantic_core", "yaml", "builtins", "__future__"})
@@ -77,7 +79,8 @@ def fingerprint(registry: SatelliteRegistry) -> str | None:
             "satellites": [_satellite(registry, i) for i in registry.identifiers()],
             "source": _packages_digest(_packages(registry)),
         }
-    except SourceMoved:
+    except SourceMoved as exc:
+        logger.info("plan cache not used in this process: %s", exc)
         return None
     text = json.dumps(parts, sort_keys=True, default=repr)
     return hashlib.sha256(text.encode()).hexdigest()

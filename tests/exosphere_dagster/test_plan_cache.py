@@ -18,10 +18,12 @@ from pathlib import Path
 import pytest
 
 from clusters import cluster, satellite_entry, write_cluster
+from exosphere_dagster import definitions as definitions_module
 from exosphere_dagster.definitions import build_definitions
 from exosphere_dagster.resolve import catalog as catalog_module
 from exosphere_dagster.resolve import plan_cache
-from exosphere_dagster.resolve.catalog import load_catalog, registry_with_plugins
+from exosphere_dagster.resolve.catalog import builtin_registry, load_catalog
+from exosphere_dagster.resolve.deployment import Deployment
 from exosphere_dagster.resolve.plan_cache import cache_folder, open_plan_cache
 from exosphere_dagster.resolve.plan_inputs import fingerprint
 from exosphere_dagster.resolve.settings import Settings, read_settings
@@ -56,12 +58,24 @@ def webhook(identifier: str, url: str = "https://example.com/hook") -> dict:
     return cluster(f"cluster/{identifier}", [entry], title=f"Cluster {identifier}")
 
 
+def fresh_registry() -> SatelliteRegistry:
+    """What the default registry is in a fresh process (built-ins, then the environment's
+    plugins), without the satellites other tests of this process registered: a module a test
+    wrote after the process began turns the cache off (plan_inputs.py), as it should."""
+    registry = builtin_registry()
+    registry.load_plugins()
+    return registry
+
+
 @pytest.fixture
 def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     folder = tmp_path / "plan-cache"
     monkeypatch.setenv("EXOSPHERE_PLAN_CACHE_DIR", str(folder))
     monkeypatch.delenv("EXOSPHERE_PLAN_CACHE", raising=False)
-    assert fingerprint(registry_with_plugins()) is not None, (
+    monkeypatch.delenv("EXOSPHERE_SATELLITE_MODULES", raising=False)
+    monkeypatch.setattr(catalog_module, "registry_with_plugins", fresh_registry)
+    monkeypatch.setattr(definitions_module, "registry_with_plugins", fresh_registry)
+    assert fingerprint(fresh_registry()) is not None, (
         "exosphere's source changed while this test process ran: the cache is off in it"
     )
     return folder
@@ -182,7 +196,7 @@ def test_python_cluster_files_are_never_cached(cache_dir, planned_files):
 
 def test_the_least_recently_used_entries_go_beyond_the_size_limit(folder, cache_dir):
     settings = Settings(plan_cache_dir=cache_dir)
-    cache = open_plan_cache(settings, registry_with_plugins())
+    cache = open_plan_cache(Deployment(settings=settings), fresh_registry())
     cache.planned(folder / "a.yml")
     os.utime(next(cache_dir.glob("*.plan")), (1, 1))  # long unused
     cache.planned(folder / "b.yml")
@@ -190,7 +204,7 @@ def test_the_least_recently_used_entries_go_beyond_the_size_limit(folder, cache_
 
     cache.prune()
 
-    kept = open_plan_cache(settings, registry_with_plugins())
+    kept = open_plan_cache(Deployment(settings=settings), fresh_registry())
     kept.planned(folder / "b.yml")
     kept.planned(folder / "a.yml")
     assert (kept.hits, kept.misses) == (1, 1)
@@ -207,7 +221,10 @@ def test_a_plugin_written_after_the_process_began_turns_the_cache_off(tmp_path, 
     registry.load_modules(["late_plugin"], source="test")
 
     assert fingerprint(registry) is None
-    assert open_plan_cache(Settings(plan_cache_dir=tmp_path / "c"), registry) is None
+    assert (
+        open_plan_cache(Deployment(settings=Settings(plan_cache_dir=tmp_path / "c")), registry)
+        is None
+    )
 
 
 def saved_before(path: Path, text: str) -> None:
@@ -275,13 +292,16 @@ def test_the_examples_build_the_same_jobs_and_ops_with_the_cache(cache_dir, monk
 def test_the_cache_folder_follows_the_settings_then_dagster_home(tmp_path, monkeypatch):
     monkeypatch.delenv("EXOSPHERE_PLAN_CACHE_DIR", raising=False)  # the session's (conftest)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert cache_folder(Settings(plan_cache_dir=tmp_path / "own"), str(tmp_path)) == (
-        tmp_path / "own"
-    )
-    assert cache_folder(Settings(), str(tmp_path / "home")) == (
+    assert cache_folder(
+        Deployment(settings=Settings(plan_cache_dir=tmp_path / "own")), str(tmp_path)
+    ) == (tmp_path / "own")
+    assert cache_folder(Deployment(settings=Settings()), str(tmp_path / "home")) == (
         tmp_path / "home" / "exosphere" / "plans"
     )
-    assert cache_folder(Settings(), None) == tmp_path / "xdg" / "exosphere-dagster" / "plans"
+    assert (
+        cache_folder(Deployment(settings=Settings()), None)
+        == tmp_path / "xdg" / "exosphere-dagster" / "plans"
+    )
 
 
 def test_the_settings_are_read_from_the_environment_and_documented(monkeypatch):
