@@ -92,9 +92,9 @@ class PlanCache:
         try:
             planned = self._plan(path, data)
         except ConfigErrors as exc:
-            self._keep(path, data, key, exc.errors)
+            self._keep(path, key, exc.errors)
             raise
-        self._keep(path, data, key, planned)
+        self._keep(path, key, planned)
         return planned
 
     def _plan(self, path: Path, data: bytes) -> ClusterPlan:
@@ -155,13 +155,9 @@ class PlanCache:
             os.utime(entry)
         return value
 
-    def _keep(
-        self, path: Path, data: bytes, key: str, value: ClusterPlan | list[ConfigError]
-    ) -> None:
-        """Write the entry aside, then rename it into place; only when the file still holds
-        the bytes it was keyed by (a file rewritten while planned is planned again next time)."""
-        if _small_file_bytes(path) != data:
-            return
+    def _keep(self, path: Path, key: str, value: ClusterPlan | list[ConfigError]) -> None:
+        """Write the entry aside, then rename it into place. ``value`` is what the bytes the
+        key holds planned to (``_plan``), whatever the file holds by now."""
         try:
             self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
             fd, temp = tempfile.mkstemp(dir=self.folder, prefix=TEMP_PREFIX)
