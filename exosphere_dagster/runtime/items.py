@@ -133,52 +133,64 @@ def seed_items(inputs: list[Any], secrets: Iterable[str] = ()) -> list[Item]:
     ]
 
 
-PICKLE_BATCH = 10_000  # items per pickle inside a pickled Chunk (Chunk.__reduce__)
+PICKLE_BATCH = 10_000  # items per pickle (pack)
+
+
+def pack(items: list[Item]) -> tuple[bytes, ...]:
+    """``items`` as pickles of ``PICKLE_BATCH`` items each: pickle keeps every object it wrote
+    in its memo until the end, so one pickle of a million items held about 250 MB more than the
+    items themselves (bench/large_run.py's generator step; its reader likewise)."""
+    return tuple(
+        pickle.dumps(items[i : i + PICKLE_BATCH], protocol=pickle.HIGHEST_PROTOCOL)
+        for i in range(0, len(items), PICKLE_BATCH)
+    )
+
+
+def unpack(batches: Iterable[bytes]) -> list[Item]:
+    items: list[Item] = []
+    for batch in batches:
+        items.extend(pickle.loads(batch))
+    return items
 
 
 @dataclass
 class Chunk:
     """The items one mapped step works on; ``key`` is the mapping key it travels under.
 
-    Pickled as batches of items, each its own pickle: pickle keeps every object it wrote in its
-    memo until the end, so one pickle of a million items held about 250 MB more than the items
-    themselves (bench/large_run.py's generator step; its reader likewise)."""
+    Pickled as ``pack(items)``; ``packed``, when given, is that already made (the chunk's entry
+    in its segment's manifest), so the items are pickled once for both."""
 
     key: str
     items: list[Item]
+    packed: tuple[bytes, ...] | None = field(default=None, compare=False, repr=False)
 
-    def __reduce__(self) -> tuple[Any, tuple[str, list[bytes]]]:
-        items = self.items
-        batches = [
-            pickle.dumps(items[i : i + PICKLE_BATCH], protocol=pickle.HIGHEST_PROTOCOL)
-            for i in range(0, len(items), PICKLE_BATCH)
-        ]
-        return _unpickled_chunk, (self.key, batches)
+    def __reduce__(self) -> tuple[Any, tuple[str, tuple[bytes, ...]]]:
+        packed = self.packed if self.packed is not None else pack(self.items)
+        return _unpickled_chunk, (self.key, packed)
 
 
-def _unpickled_chunk(key: str, batches: list[bytes]) -> Chunk:
-    items: list[Item] = []
-    for batch in batches:
-        items.extend(pickle.loads(batch))
-    return Chunk(key, items)
+def _unpickled_chunk(key: str, batches: Iterable[bytes]) -> Chunk:
+    return Chunk(key, unpack(batches))
 
 
 @dataclass(frozen=True)
 class PackedItems:
-    """A chunk's items as one pickle, read only when needed: a segment's manifest (which items
-    went into which chunk) holds one per chunk, and the steps that receive it (the gathering
-    steps, the summary) unpickle only the chunks whose steps never ran. With a million items,
-    unpickling every chunk cost the summary more than the rest of its work."""
+    """A chunk's items, pickled (``pack``), read only when needed: a segment's manifest (which
+    items went into which chunk) holds one per chunk, and the steps that receive it (the
+    gathering steps, the summary) unpickle only the chunks whose steps never ran. With a million
+    items, unpickling every chunk cost the summary more than the rest of its work."""
 
-    data: bytes
+    data: tuple[bytes, ...] | bytes  # bytes: one pickle, as manifests were written before pack
     count: int
 
     @classmethod
     def of(cls, items: list[Item]) -> PackedItems:
-        return cls(pickle.dumps(items, protocol=pickle.HIGHEST_PROTOCOL), len(items))
+        return cls(pack(items), len(items))
 
     def unpack(self) -> list[Item]:
-        return pickle.loads(self.data)
+        if isinstance(self.data, bytes):
+            return pickle.loads(self.data)
+        return unpack(self.data)
 
     def __len__(self) -> int:
         return self.count

@@ -31,6 +31,7 @@ from exosphere_dagster.runtime.items import (
     ChunkReport,
     Item,
     PackedItems,
+    pack,
     seed_items,
 )
 from exosphere_dagster.runtime.secrets import redaction_values
@@ -72,11 +73,14 @@ def chunk_outputs(items: list[Item], size: int) -> Iterator[DynamicOutput | Outp
 
 
 def keyed_outputs(chunks: dict[str, list[Item]]) -> Iterator[DynamicOutput | Output]:
-    """One mapped output per chunk, then the manifest: each chunk's items, packed."""
+    """One mapped output per chunk, then the manifest: each chunk's items, packed once for
+    both (the chunk's output is stored as its manifest entry's bytes)."""
+    manifest: dict[str, PackedItems] = {}
     for key, chunk in chunks.items():
-        yield DynamicOutput(Chunk(key, chunk), mapping_key=key, output_name="chunks")
+        packed = pack(chunk)
+        manifest[key] = PackedItems(packed, len(chunk))
+        yield DynamicOutput(Chunk(key, chunk, packed), mapping_key=key, output_name="chunks")
     count = sum(len(c) for c in chunks.values())
-    manifest = {key: PackedItems.of(chunk) for key, chunk in chunks.items()}
     yield Output(manifest, "manifest", metadata={"items": count, "chunks": len(chunks)})
 
 

@@ -8,7 +8,8 @@ import dataclasses
 import pickle
 
 from exosphere_dagster.runtime import items
-from exosphere_dagster.runtime.items import PICKLE_BATCH, Chunk, Item, seed_items
+from exosphere_dagster.runtime.items import PICKLE_BATCH, Chunk, Item, PackedItems, seed_items
+from exosphere_dagster.translate.ops import keyed_outputs
 
 
 def test_a_large_chunk_comes_back_whole_and_in_order_from_its_batches():
@@ -54,3 +55,23 @@ def test_an_item_pickled_before_items_had_slots_still_loads(monkeypatch):
         old = pickle.dumps([Item_(**fields)], protocol=pickle.HIGHEST_PROTOCOL)
     (item,) = pickle.loads(old)
     assert type(item) is Item and item == Item(**fields)
+
+
+def test_a_chunk_output_and_its_manifest_entry_are_pickled_once_for_both():
+    """The gathering and start steps pickle each chunk's items once: the chunk's output is
+    stored as the bytes its manifest entry holds (a million items took 7 s more otherwise)."""
+    roots = seed_items([{"n": i} for i in range(25)])
+    out = list(keyed_outputs({"c00000": roots[:20], "c00001": roots[20:]}))
+    chunks = {o.mapping_key: o.value for o in out if o.output_name == "chunks"}
+    (manifest,) = [o.value for o in out if o.output_name == "manifest"]
+    for key, chunk in chunks.items():
+        assert chunk.packed is manifest[key].data
+        assert pickle.loads(pickle.dumps(chunk)) == chunk
+        assert manifest[key].unpack() == chunk.items
+
+
+def test_a_manifest_entry_written_as_one_pickle_still_unpacks():
+    """Manifests written before items were packed in batches (a re-execution after an upgrade
+    reads its parent run's)."""
+    roots = seed_items([{"n": i} for i in range(3)])
+    assert PackedItems(pickle.dumps(roots), 3).unpack() == roots
