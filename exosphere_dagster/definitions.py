@@ -30,6 +30,7 @@ from dagster import (
     JobDefinition,
     OpDefinition,
     Output,
+    RepositoryDefinition,
     ScheduleDefinition,
     SensorDefinition,
 )
@@ -43,6 +44,7 @@ from exosphere_dagster.resolve.catalog import Catalog, load_catalog, registry_wi
 from exosphere_dagster.resolve.deployment import Deployment
 from exosphere_dagster.resolve.execution_plan import ExecutionPlan
 from exosphere_dagster.resolve.resolve import resolve
+from exosphere_dagster.translate.built_clusters import BuiltCluster, ClusterBuilds
 from exosphere_dagster.translate.job import job_for
 from exosphere_dagster.translate.lineage import EXTERNAL, cluster_asset_specs, merge_asset_specs
 from exosphere_dagster.translate.scheduling.breach_job import SENSOR_NAME as BREACH_SENSOR
@@ -70,9 +72,12 @@ def clusters_store() -> ClusterStore:
     return open_store(Deployment.load().settings.clusters_dir)
 
 
-def build_definitions(folder: str | Path | ClusterStore | None = None) -> Definitions:
+def build_definitions(
+    folder: str | Path | ClusterStore | None = None, builds: ClusterBuilds | None = None
+) -> Definitions:
     """Every cluster of a store (a folder path, an s3:// URL, a store; default the settings').
-    A deployment or store that cannot be used is one ``invalid__`` job with its errors."""
+    A deployment or store that cannot be used is one ``invalid__`` job with its errors.
+    ``builds``: clusters kept from an earlier build in this process (``clusters_definitions``)."""
     try:
         store = _opened(folder)
     except (DeploymentError, StoreError) as exc:
@@ -84,6 +89,7 @@ def build_definitions(folder: str | Path | ClusterStore | None = None) -> Defini
         registry_with_plugins(),
         resources={STORE_RESOURCE: ClustersStore(url=store.url)},
         executions=catalog.executions,
+        builds=builds,
     )
 
 
@@ -137,37 +143,48 @@ def clusters_definitions(
     breach_sensor: str = BREACH_SENSOR,
     places: bool = True,
     executions: Mapping[str, ExecutionPlan] | None = None,
+    builds: ClusterBuilds | None = None,
 ) -> Definitions:
     """Planned clusters and broken files as ``Definitions``: what the code location serves, and
     what a Dagster component builds (``exosphere_dagster.components``), which names its own
     ``deadlines`` and ``breach_sensor`` sensors so that components merge, and may leave out the
     specs of external places (``places=False``: two components naming one place would define
     it twice; the satellites still depend on the places they read). ``executions`` (by job name)
-    are plans the caller already resolved (``Catalog.executions``): not resolved again."""
+    are plans the caller already resolved (``Catalog.executions``): not resolved again.
+    ``builds`` gives back clusters built before whose plan has not changed (a code server's
+    rebuild in place: translate/built_clusters.py) and keeps the ones built now."""
     jobs: list[JobDefinition] = []
     triggers = []
     alerts: list[JobDefinition] = []  # SLA-breach alert jobs (docs/sla.md)
     assets = []  # satellites and the places they name, for the catalog (lineage.py)
     broken = dict(broken)
+    deployment = Deployment.load()
     for cluster in plans:
         try:
             execution = (executions or {}).get(cluster.job_name) or resolve(
-                cluster, Deployment.load(), registry
+                cluster, deployment, registry
             )
-            job, *alert = execution_jobs(execution, registry)
+            built = (
+                builds.get_or_build(execution, deployment, registry, _built)
+                if builds is not None
+                else _built(execution, registry)
+            )
         except ConfigErrors as exc:  # the catalog resolved it; a caller's plans may not be
             broken[cluster.file] = exc.errors
             continue
+        job, *alert = built.jobs
         jobs.append(job)
-        assets.extend(cluster_asset_specs(cluster, registry))
-        triggers.extend(build_triggers(execution, job))
+        assets.extend(built.assets)
+        triggers.extend(built.triggers)
         alerts.extend(alert)
+    if builds is not None:
+        builds.forget_others(job.name for job in jobs)
     jobs.extend(alerts)
     stand_ins = invalid_job_names(list(broken), owners_of(plans))  # unique, never a cluster's
     jobs.extend(_broken_file_job(file, errs, stand_ins[file]) for file, errs in broken.items())
     schedules = [t for t in triggers if isinstance(t, ScheduleDefinition)]
     sensors = [t for t in triggers if not isinstance(t, ScheduleDefinition)]
-    timing = Deployment.load().settings
+    timing = deployment.settings
     sensors.append(deadlines or deadline_sensor(interval=timing.deadline_interval))
     if alerts:
         sensors.append(
@@ -180,6 +197,18 @@ def clusters_definitions(
         schedules=schedules,
         sensors=sensors,
         resources=resources or {},
+    )
+
+
+def _built(execution: ExecutionPlan, registry: SatelliteRegistry) -> BuiltCluster:
+    jobs = execution_jobs(execution, registry)
+    return BuiltCluster(
+        execution=execution,
+        deployment=Deployment.load(),
+        registry=registry,
+        jobs=jobs,
+        triggers=build_triggers(execution, jobs[0]),
+        assets=cluster_asset_specs(execution.plan, registry),
     )
 
 
@@ -252,12 +281,16 @@ def _local_folder() -> Path:
         return Path("<no clusters store: the deployment cannot be used>")
 
 
+_BUILDS = ClusterBuilds()  # what this process built, for a rebuild in place (code_server.py)
+
+
 def _build_location(_folder: Path) -> Definitions:
     try:
         store = _store()
     except (DeploymentError, StoreError) as exc:
         return _unusable_deployment(exc)
-    return build_definitions(store)
+    _BUILDS.start()
+    return build_definitions(store, builds=_BUILDS)
 
 
 def _location_job_names(_folder: Path) -> list[str]:
@@ -268,6 +301,40 @@ def _location_job_names(_folder: Path) -> list[str]:
     return job_names(store)
 
 
-defs = lazy_repository(_local_folder, _build_location, cluster_jobs, _location_job_names)
+def _location() -> RepositoryDefinition:
+    return lazy_repository(_local_folder, _build_location, cluster_jobs, _location_job_names)
+
+
+defs = _location()
+
+
+def location_token() -> object:
+    """What the location is built from, as a value that changes when it does: the store's
+    listing (file times and sizes, or an S3 prefix's ETags) and the deployment (read again when a
+    variable or a file it reads changed). Never raises: a failure is part of the value."""
+    try:
+        deployment: object = Deployment.load()
+    except DeploymentError as exc:
+        deployment = str(exc)
+    try:
+        listing = open_store(Deployment.load().settings.clusters_dir).token()
+    except (DeploymentError, StoreError) as exc:
+        listing = str(exc)
+    return listing, deployment
+
+
+def rebuilt_location() -> RepositoryDefinition:
+    """The location built again in this process (a code server's reload in place): the store
+    opened afresh (an S3 prefix mirrored again), unchanged clusters given back as they were."""
+    with _OPEN_LOCK:
+        _OPENED.clear()
+    repository = _location()
+    repository.load_all_definitions()
+    return repository
+
+
+def last_rebuild() -> str:
+    return f"{_BUILDS.built} cluster(s) built, {_BUILDS.reused} unchanged"
+
 
 __all__ = ["defs", "build_definitions", "clusters_definitions", "job_names"]

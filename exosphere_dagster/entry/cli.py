@@ -177,6 +177,18 @@ def dev(folder: str | None, port: int) -> None:
     sys.exit(serve(folder, port))
 
 
+@main.command("code-server")
+@click.option("--port", "-p", type=int, required=True)
+@click.option("--host", "-h", default="127.0.0.1", show_default=True)
+@click.option("--parent-pid", type=int, hidden=True)  # stop when this process is gone
+def code_server(port: int, host: str, parent_pid: int | None) -> None:
+    """Serve the code location (EXOSPHERE_CLUSTERS_DIR) over gRPC, rebuilt in place when the
+    clusters change: point a workspace's grpc_server entry at it."""
+    from exosphere_dagster.entry.code_server import serve as serve_code
+
+    serve_code(port, host, parent_pid=parent_pid)
+
+
 main.add_command(clusters)
 
 

@@ -12,19 +12,26 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+from dagster._core.errors import DagsterUserCodeUnreachableError
+from dagster._grpc.client import DagsterGrpcClient
 
 from exosphere_dagster.entry.clusters.store import ClusterStore, FolderStore, StoreError, open_store
 
 logger = logging.getLogger("exosphere")
 LOCATION_NAME = "exosphere_dagster.definitions"
+RELOAD_TIMEOUT_S = 3600  # a rebuild of every cluster (a changed deployment) may take minutes
 # The dagster.yaml ``exosphere dev`` writes into a ``$DAGSTER_HOME`` that has none (an existing one
 # is the user's and is left alone); docs/deployment.md "Launch latency" says why.
 DEV_INSTANCE = """\
@@ -40,6 +47,15 @@ run_coordinator:
     dequeue_num_workers: 4
 telemetry:
   enabled: false  # no prompt on first use
+"""
+# Dagster's webserver and daemon load the location from exosphere's code server (code_server.py),
+# which rebuilds it in place; they load it again when the server's id changes.
+WORKSPACE = """\
+load_from:
+  - grpc_server:
+      host: 127.0.0.1
+      port: {port}
+      location_name: {name}
 """
 RELOAD_MUTATION = """
 mutation Reload($name: String!) {
@@ -72,10 +88,12 @@ def watch(
     url: str | None = None,
     location: str = LOCATION_NAME,
     announce: str | None = None,
+    reload: Callable[[], bool] | None = None,
 ) -> None:
-    """Poll the store; on any change ask the webserver to reload the code location. A store
-    that cannot be listed for a while is reported and polled again (nothing is reloaded).
-    ``announce`` is printed once the first listing is taken: changes from then on count."""
+    """Poll the store; on any change ask the webserver to reload the code location (or call
+    ``reload``). A store that cannot be listed for a while is reported and polled again
+    (nothing is reloaded). ``announce`` is printed once the first listing is taken: changes from
+    then on count."""
     store = FolderStore(store) if isinstance(store, Path) else store
     last = _token(store)
     if announce:
@@ -84,7 +102,7 @@ def watch(
         current = _token(store)
         if current is not None and current != last:
             last = current
-            ok = reload_location(port, url=url, location=location)
+            ok = reload() if reload else reload_location(port, url=url, location=location)
             print(
                 f"exosphere: {store.url} changed; code location reload {'done' if ok else 'failed'}",
                 flush=True,
@@ -110,25 +128,36 @@ def serve(folder: str | Path, port: int) -> int:
     if isinstance(store, FolderStore):
         store.folder.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "EXOSPHERE_CLUSTERS_DIR": store.url}
+    print(f"exosphere: watching {store.url}; UI at http://127.0.0.1:{port}", flush=True)
+    code, code_port = _start_code_server(env)
+    if code.poll() is not None:
+        return code.returncode or 1
+    home = Path(tempfile.mkdtemp(prefix="exosphere-dev-"))
+    workspace = home / "workspace.yaml"
+    workspace.write_text(WORKSPACE.format(port=code_port, name=LOCATION_NAME))
     command = [
         sys.executable,
         "-m",
         "dagster_dg_cli.cli",
         "dev",
-        "-m",
-        LOCATION_NAME,
+        "-w",
+        str(workspace),
         "-h",
         "127.0.0.1",
         "-p",
         str(port),
     ]
-    print(f"exosphere: watching {store.url}; UI at http://127.0.0.1:{port}", flush=True)
     # dagster dev treats SIGTERM like SIGINT: make sure neither is inherited as ignored (as it is
     # when this command runs as a background job), or shutdown would hang.
     proc = subprocess.Popen(command, env=env, start_new_session=True, preexec_fn=_default_signals)
     stop = threading.Event()
     interval = 1.0 if isinstance(store, FolderStore) else 2.0  # an S3 listing is a request
-    watcher = threading.Thread(target=watch, args=(store, port, stop, interval), daemon=True)
+    watcher = threading.Thread(
+        target=watch,
+        args=(store, port, stop, interval),
+        kwargs={"reload": lambda: _reload_code_server(code_port)},
+        daemon=True,
+    )
     watcher.start()
 
     def shutdown(signum: int, frame: object) -> None:
@@ -142,8 +171,52 @@ def serve(folder: str | Path, port: int) -> int:
         return proc.wait()
     finally:
         stop.set()
-        deadline = time.time() + 10
-        while proc.poll() is None and time.time() < deadline:
-            time.sleep(0.2)
-        if proc.poll() is None:
+        _stop(proc)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(code.pid, signal.SIGTERM)
+        _stop(code)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def _stop(proc: subprocess.Popen, grace: float = 10) -> None:
+    """Wait ``grace`` seconds for ``proc``'s group to end, then kill it."""
+    deadline = time.time() + grace
+    while proc.poll() is None and time.time() < deadline:
+        time.sleep(0.2)
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _start_code_server(env: dict[str, str]) -> tuple[subprocess.Popen, int]:
+    """``exosphere code-server`` (code_server.py) and its port, once it answers (it has built
+    the location by then); or the process, ended, when it could not start."""
+    port = _free_port()
+    command = [sys.executable, "-m", "exosphere_dagster.entry.cli", "code-server"]
+    command += ["--port", str(port), "--parent-pid", str(os.getpid())]
+    code = subprocess.Popen(command, env=env, start_new_session=True, preexec_fn=_default_signals)
+    client = DagsterGrpcClient(port=port, host="127.0.0.1")
+    while code.poll() is None:
+        try:
+            client.ping("")
+            break
+        except DagsterUserCodeUnreachableError:
+            time.sleep(0.2)
+    return code, port
+
+
+def _reload_code_server(port: int) -> bool:
+    """Ask the code server to rebuild what changed. The webserver and the daemon see its new id
+    within a second (Dagster's watch of a ``grpc_server`` location) and load it again."""
+    try:
+        DagsterGrpcClient(port=port, host="127.0.0.1").reload_code(timeout=RELOAD_TIMEOUT_S)
+        return True
+    except DagsterUserCodeUnreachableError as exc:
+        logger.warning("could not reload the code location: %s", exc)
+        return False
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
