@@ -1,11 +1,15 @@
 """``exosphere dev``: ``dg dev`` on a watched clusters store (a folder or an S3 prefix),
 reloading the code location itself whenever a cluster file is added, changed or removed.
 
-``dg dev -m <module>`` starts Dagster's own dev server directly (``dagster dev`` is superseded
-by it in Dagster 1.13 and says so on every start); no dg project is needed.
+The code location is served by ``exosphere code-server`` (code_server.py), which rebuilds it in
+place, so a reload after one file changed builds that file's cluster only; ``dg dev -w`` starts
+Dagster's own webserver and daemon on a workspace that names that server (``dagster dev`` is
+superseded by ``dg dev`` in Dagster 1.13 and says so on every start); no dg project is needed.
 
 The watch is a poll of the store's change token (a folder's file times and sizes, an S3
-listing's ETags); ``exosphere clusters watch`` runs the same loop beside any webserver."""
+listing's ETags); on a change it asks the code server to reload, and the webserver and daemon
+load the location again when the server's id changes. ``exosphere clusters watch`` runs the
+same loop beside any webserver, asking the webserver to reload instead."""
 
 from __future__ import annotations
 

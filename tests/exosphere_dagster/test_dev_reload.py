@@ -1,7 +1,8 @@
 """`exosphere dev`: files dropped into, changed in or removed from the watched folder appear in
 the running webserver without a restart (the product triggers the code location reload). It
-starts Dagster's dev server through ``dg dev -m`` and its log has no ``SupersessionWarning``
-(``dagster dev`` says it is superseded by ``dg dev`` on every start)."""
+starts Dagster's dev server through ``dg dev -w`` on exosphere's own code server (rebuilt in
+place: test_code_server.py) and its log has no ``SupersessionWarning`` (``dagster dev`` says it
+is superseded by ``dg dev`` on every start)."""
 
 from __future__ import annotations
 
