@@ -39,6 +39,7 @@ from dagster._serdes import deserialize_value
 
 from exosphere_dagster import definitions
 from exosphere_dagster.entry.devserver import LOCATION_NAME
+from exosphere_dagster.resolve.plan_cache import keep_plans_in_memory
 
 logger = logging.getLogger("exosphere")
 PARENT_POLL_SECONDS = 1.0
@@ -108,6 +109,7 @@ def serve(port: int, host: str = "127.0.0.1", parent_pid: int | None = None) -> 
 
     setup_interrupt_handlers()
     configure_loggers()
+    keep_plans_in_memory()
     code_logger = logging.getLogger("dagster.code_server")
     termination = threading.Event()
     pool = FuturesAwareThreadPoolExecutor()

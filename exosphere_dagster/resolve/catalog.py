@@ -134,6 +134,7 @@ def load_catalog(
         files.append((shown, planned))
     if cache is not None:
         catalog.from_cache = cache.hits
+        cache.remember()
         cache.prune()
     identity = check_folder(files, catalog.broken)  # names Dagster would see twice: yaml_loader
     for file, errors in identity.errors.items():

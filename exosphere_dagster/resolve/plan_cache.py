@@ -22,7 +22,7 @@ import os
 import pickle
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from exosphere_dagster.resolve.deployment import Deployment
@@ -73,6 +73,7 @@ class PlanCache:
     max_bytes: int
     hits: int = 0
     misses: int = 0
+    used: dict[str, ClusterPlan | list[ConfigError]] = field(default_factory=dict)
 
     def planned(self, path: Path) -> ClusterPlan:
         """``plan(load(path), registry)``, read back when this file was planned before under
@@ -81,21 +82,34 @@ class PlanCache:
         if data is None:  # unreadable or too large: planning reports it, nothing is kept
             return plan(load(path), self.registry)
         key = self._key(path, data)
-        found = self._read(key)
+        found = _REMEMBERED.get(key)
+        if found is None:
+            found = self._read(key)
         if isinstance(found, ClusterPlan):
             self.hits += 1
+            self.used[key] = found
             return found
         if found is not None:
             self.hits += 1
+            self.used[key] = found
             raise ConfigErrors(list(found))
         self.misses += 1
         try:
             planned = self._plan(path, data)
         except ConfigErrors as exc:
             self._keep(path, key, exc.errors)
+            self.used[key] = exc.errors
             raise
         self._keep(path, key, planned)
+        self.used[key] = planned
         return planned
+
+    def remember(self) -> None:
+        """In a process that keeps plans in memory (``keep_plans_in_memory``), keep this
+        load's entries for the next load, and only them."""
+        if _IN_MEMORY:
+            _REMEMBERED.clear()
+            _REMEMBERED.update(self.used)
 
     def _plan(self, path: Path, data: bytes) -> ClusterPlan:
         """The plan of the bytes the entry is keyed by (not of a second read of the file)."""
@@ -171,6 +185,20 @@ class PlanCache:
                 raise
         except (OSError, pickle.PicklingError, TypeError, AttributeError) as exc:
             logger.debug("plan cache: cannot keep %s in %s (%s)", path, self.folder, exc)
+
+
+# The last load's entries, by key, in a process that loads the same folder again and again: a
+# plan is frozen, so the next load may share it.
+_REMEMBERED: dict[str, ClusterPlan | list[ConfigError]] = {}
+_IN_MEMORY: list[bool] = []  # non-empty once keep_plans_in_memory() was called
+
+
+def keep_plans_in_memory() -> None:
+    """This process rebuilds one location again and again (a code server rebuilding in
+    place: entry/code_server.py): each load keeps its plans in memory for the next, so an
+    unchanged file's plan is not read back from disk. Entries are still checked by their key
+    (the file's bytes, path and the planning fingerprint)."""
+    _IN_MEMORY.append(True)
 
 
 def _small_file_bytes(path: Path) -> bytes | None:

@@ -121,6 +121,27 @@ def test_a_second_load_reads_the_plans_back(folder, cache_dir, planned_files):
     assert len(list(cache_dir.glob("*.plan"))) == 2
 
 
+def test_a_process_that_keeps_plans_in_memory_reads_no_entry_back(
+    folder, cache_dir, planned_files, monkeypatch
+):
+    """A code server rebuilding in place (keep_plans_in_memory): an unchanged file's plan is
+    the last load's object, not read from disk (the entries are spoiled here to show it); a
+    changed file is still planned again."""
+    monkeypatch.setattr(plan_cache, "_IN_MEMORY", [True])
+    monkeypatch.setattr(plan_cache, "_REMEMBERED", {})
+    first = load_catalog([folder], log=False)
+    for entry in cache_dir.glob("*.plan"):
+        entry.write_bytes(b"spoiled")
+    write_cluster(folder, "b.yml", webhook("acme/b", url="https://example.com/other"))
+
+    second = load_catalog([folder], log=False)
+
+    assert second.from_cache == 1
+    assert second.plans[0] is first.plans[0]
+    assert planned_files == [folder / "a.yml", folder / "b.yml", folder / "b.yml"]
+    assert len(plan_cache._REMEMBERED) == 2, "only the last load's entries are kept"
+
+
 def test_a_changed_file_is_planned_again(folder, cache_dir, planned_files):
     load_catalog([folder], log=False)
     write_cluster(folder, "b.yml", webhook("acme/b", url="https://example.com/other"))
