@@ -12,8 +12,9 @@ with 1,000 files: bench/results/location_reload.md). This server stays up instea
   Dagster's job snapshots with them, and the server takes a new id. Dagster's webserver and
   daemon watch a ``grpc_server`` location's id and load it again when it changes: a change the
   watcher of ``exosphere dev`` reports reaches both of them through one rebuild.
-* The serialized snapshot of each job is kept (compressed) until its job changes: the webserver
-  and the daemon each ask for every job's snapshot after every reload.
+* The serialized snapshot of each job is kept (compressed) until its job changes, and the
+  repository's until the next rebuild: the webserver and the daemon each ask for all of them
+  after every reload.
 
 Runs still start in fresh processes (Dagster's ``StartRun``), which load the cluster they run
 from the store. Satellite code (plugin modules) is imported once per server process: after
@@ -52,6 +53,7 @@ class InPlaceApiServer(DagsterApiServer):
         self._seen = definitions.location_token()  # before the first build: a change wins
         self._rebuild_lock = threading.Lock()
         self._job_data: dict[tuple[str, str], tuple[Any, bytes]] = {}  # -> (job, zlib'd data)
+        self._repository_data: tuple[tuple, bytes] | None = None  # (key, zlib'd snapshot)
         super().__init__(*args, **kwargs)
 
     def rebuild_if_changed(self) -> bool:
@@ -83,6 +85,21 @@ class InPlaceApiServer(DagsterApiServer):
     def ReloadCode(self, request: Any, context: Any) -> Any:  # noqa: N802
         self.rebuild_if_changed()
         return dagster_api_pb2.ReloadCodeReply()
+
+    def _get_serialized_external_repository_data(self, request: Any) -> str:
+        """The repository's snapshot, made once per server id (the webserver and the daemon
+        each ask for it after every reload; at 1,000 clusters it takes seconds to make)."""
+        key = (
+            self._server_id,
+            request.serialized_repository_python_origin,
+            request.defer_snapshots,
+        )
+        kept = self._repository_data
+        if kept is not None and kept[0] == key:
+            return zlib.decompress(kept[1]).decode()
+        data = super()._get_serialized_external_repository_data(request)
+        self._repository_data = (key, zlib.compress(data.encode(), 1))
+        return data
 
     def ExternalJob(self, request: Any, context: Any) -> Any:  # noqa: N802
         try:

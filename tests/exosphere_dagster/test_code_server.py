@@ -144,6 +144,8 @@ def test_a_reload_through_the_webserver_sees_broken_and_removed_files(code_serve
     """No ``ReloadCode`` here: a webserver's reload (the UI's button, ``exosphere clusters``)
     lists the repositories first, and that is where the server notices the change."""
     folder, port, client, _log = code_server
+    with load_location(port) as location:
+        assert {"acme__a", "acme__b", "acme__c"} <= set(descriptions(location))
     write_cluster(folder, "broken.yml", "version: 1\ncluster: [not, a, mapping\n")
     (folder / "c.yml").unlink()
     with load_location(port) as location:
