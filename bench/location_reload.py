@@ -47,7 +47,7 @@ LOCATION = "exosphere_dagster.definitions"
 JOB_COUNT = '{ repositoryOrError(repositorySelector: {repositoryName: "__repository__", repositoryLocationName: "%s"}) { ... on Repository { jobs { name } } } }'  # noqa: E501
 DESCRIPTION = '{ pipelineOrError(params: {pipelineName: "%s", repositoryName: "__repository__", repositoryLocationName: "%s"}) { ... on Pipeline { description } } }'  # noqa: E501
 KINDS = (  # (part of the command line, what the process is), first match wins
-    ("code-server", "code server"),  # exosphere's own (exosphere_dagster/entry/code_server.py)
+    ("cli code-server", "code server"),  # exosphere's own (exosphere_dagster/entry/code_server.py)
     ("dagster api grpc", "code server"),
     ("dagster_webserver", "webserver"),
     ("dagster._daemon", "daemon"),
