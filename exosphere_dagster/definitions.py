@@ -41,6 +41,7 @@ from exosphere_dagster.entry.clusters.store import ClusterStore, StoreError, ope
 from exosphere_dagster.entry.location import lazy_repository
 from exosphere_dagster.errors import DeploymentError
 from exosphere_dagster.resolve.catalog import Catalog, load_catalog, registry_with_plugins
+from exosphere_dagster.resolve.content import file_hash
 from exosphere_dagster.resolve.deployment import Deployment
 from exosphere_dagster.resolve.execution_plan import ExecutionPlan
 from exosphere_dagster.resolve.resolve import resolve
@@ -167,7 +168,7 @@ def clusters_definitions(
             built = (
                 builds.get_or_build(execution, deployment, registry, _built)
                 if builds is not None
-                else _built(execution, registry)
+                else _built(execution, deployment, registry)
             )
         except ConfigErrors as exc:  # the catalog resolved it; a caller's plans may not be
             broken[cluster.file] = exc.errors
@@ -200,12 +201,16 @@ def clusters_definitions(
     )
 
 
-def _built(execution: ExecutionPlan, registry: SatelliteRegistry) -> BuiltCluster:
-    jobs = execution_jobs(execution, registry)
+def _built(
+    execution: ExecutionPlan, deployment: Deployment, registry: SatelliteRegistry
+) -> BuiltCluster:
+    digest = file_hash(execution.plan.file)  # before the build: a later edit makes it again
+    jobs = execution_jobs(execution, registry, deployment)
     return BuiltCluster(
         execution=execution,
-        deployment=Deployment.load(),
+        deployment=deployment,
         registry=registry,
+        file_digest=digest,
         jobs=jobs,
         triggers=build_triggers(execution, jobs[0]),
         assets=cluster_asset_specs(execution.plan, registry),
@@ -218,9 +223,12 @@ def cluster_jobs(cluster: ClusterPlan, registry: SatelliteRegistry) -> list[JobD
     return execution_jobs(resolve(cluster, Deployment.load(), registry), registry)
 
 
-def execution_jobs(execution: ExecutionPlan, registry: SatelliteRegistry) -> list[JobDefinition]:
-    """The jobs of a resolved cluster (``cluster_jobs``), under the process's deployment."""
-    deployment = Deployment.load()  # cached per process
+def execution_jobs(
+    execution: ExecutionPlan, registry: SatelliteRegistry, deployment: Deployment | None = None
+) -> list[JobDefinition]:
+    """The jobs of a resolved cluster (``cluster_jobs``), under ``deployment`` (default: the
+    process's)."""
+    deployment = deployment or Deployment.load()  # cached per process
     job = job_for(execution, registry, deployment)
     alert = build_breach_job(execution, registry, deployment)
     return [job, *([alert] if alert is not None else [])]

@@ -32,11 +32,13 @@ import zlib
 from typing import Any
 
 from dagster._core.remote_origin import RemoteRepositoryOrigin
+from dagster._core.remote_representation.external_data import JobDataSnap, RepositorySnap
 from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 from dagster._core.utils import FuturesAwareThreadPoolExecutor
 from dagster._grpc.__generated__ import dagster_api_pb2
 from dagster._grpc.server import DagsterApiServer, DagsterGrpcServer
-from dagster._serdes import deserialize_value
+from dagster._serdes import deserialize_value, serialize_value
+from dagster._utils.error import serializable_error_info_from_exc_info
 
 from exosphere_dagster import definitions
 from exosphere_dagster.entry.devserver import LOCATION_NAME
@@ -54,35 +56,50 @@ class InPlaceApiServer(DagsterApiServer):
         self._rebuild_lock = threading.Lock()
         self._job_data: dict[tuple[str, str], tuple[Any, bytes]] = {}  # -> (job, zlib'd data)
         self._repository_data: tuple[tuple, bytes] | None = None  # (key, zlib'd snapshot)
+        self._previous: Any = None  # the repository the last rebuild replaced (ExternalJob)
         super().__init__(*args, **kwargs)
+        self._loaded = self._loaded_repositories  # kept while a failed rebuild shows its error
 
     def rebuild_if_changed(self) -> bool:
         """Rebuild the location if the store or the deployment changed since the last build;
-        True when it did. A rebuild that fails keeps the location as it was (and logs why)."""
+        True when it did. A rebuild that fails puts the server in Dagster's error state (the
+        webserver shows the error) until a later change rebuilds it. A server whose first load
+        failed stays as Dagster left it: restart it."""
         with self._rebuild_lock:
             token = definitions.location_token()
-            if token == self._seen or self._loaded_repositories is None:
+            if token == self._seen or self._loaded is None:
                 return False
+            self._seen = token
             try:
                 repository = definitions.rebuilt_location()
             except Exception:
-                self._logger.exception("the location could not be rebuilt; it is kept as it was")
-                return False
-            self._seen = token
-            self._loaded_repositories = self._loaded_repositories.update_repo_defs(
-                {repository.name: repository}
-            )
-            names = {(repository.name, name) for name in repository.job_names}
-            self._job_data = {k: v for k, v in self._job_data.items() if k in names}
+                self._logger.exception("the code location could not be rebuilt")
+                self._serializable_load_error = serializable_error_info_from_exc_info(
+                    sys.exc_info()
+                )
+                self._loaded_repositories = None
+            else:
+                self._previous = self._loaded.definitions_by_name.get(repository.name)
+                self._loaded_repositories = self._loaded.update_repo_defs(
+                    {repository.name: repository}
+                )
+                self._serializable_load_error = None
+                names = {(repository.name, name) for name in repository.job_names}
+                self._job_data = {k: v for k, v in self._job_data.items() if k in names}
+                self._logger.info("code location rebuilt in place: %s", definitions.last_rebuild())
             self._server_id = str(uuid.uuid4())  # tells the webserver and daemon to load again
-            self._logger.info("code location rebuilt in place: %s", definitions.last_rebuild())
-            return True
+            return self._loaded_repositories is not None
 
     def ListRepositories(self, request: Any, context: Any) -> Any:  # noqa: N802 (gRPC's name)
-        self.rebuild_if_changed()
+        """Every load of the location starts here: a change found is rebuilt in the background
+        (a rebuild of every cluster can outlast the caller's deadline); the clients load the
+        location again when the rebuild gives the server its new id."""
+        if not self._rebuild_lock.locked() and definitions.location_token() != self._seen:
+            threading.Thread(target=self.rebuild_if_changed, daemon=True).start()
         return super().ListRepositories(request, context)
 
     def ReloadCode(self, request: Any, context: Any) -> Any:  # noqa: N802
+        """Rebuild now if anything changed (what ``exosphere dev``'s watcher asks)."""
         self.rebuild_if_changed()
         return dagster_api_pb2.ReloadCodeReply()
 
@@ -97,25 +114,43 @@ class InPlaceApiServer(DagsterApiServer):
         kept = self._repository_data
         if kept is not None and kept[0] == key:
             return zlib.decompress(kept[1]).decode()
-        data = super()._get_serialized_external_repository_data(request)
+        try:
+            origin = deserialize_value(
+                request.serialized_repository_python_origin, RemoteRepositoryOrigin
+            )
+            snapshot = RepositorySnap.from_def(
+                self._get_repo_for_origin(origin), defer_snapshots=request.defer_snapshots
+            )
+        except Exception:  # Dagster's own error reply, never kept
+            return super()._get_serialized_external_repository_data(request)
+        data = serialize_value(snapshot)
         self._repository_data = (key, zlib.compress(data.encode(), 1))
         return data
 
     def ExternalJob(self, request: Any, context: Any) -> Any:  # noqa: N802
+        """A job's snapshot, kept serialized until the job changes. A job the last rebuild
+        removed is still served from the repository before it: a client that listed the
+        location just before the rebuild asks for it, and loads again on the new id."""
         try:
             origin = deserialize_value(request.serialized_repository_origin, RemoteRepositoryOrigin)
-            key = (origin.repository_name, request.job_name)
-            job = self._get_repo_for_origin(origin).get_job(request.job_name)
+            job = self._job(origin, request.job_name)
         except Exception:
             return super().ExternalJob(request, context)  # Dagster's own error reply
+        key = (origin.repository_name, request.job_name)
         kept = self._job_data.get(key)
         if kept is not None and kept[0] is job:
             data = zlib.decompress(kept[1]).decode()
-            return dagster_api_pb2.ExternalJobReply(serialized_job_data=data)
-        reply = super().ExternalJob(request, context)
-        if reply.serialized_job_data:
-            self._job_data[key] = (job, zlib.compress(reply.serialized_job_data.encode(), 1))
-        return reply
+        else:
+            data = serialize_value(JobDataSnap.from_job_def(job, include_parent_snapshot=True))
+            self._job_data[key] = (job, zlib.compress(data.encode(), 1))
+        return dagster_api_pb2.ExternalJobReply(serialized_job_data=data)
+
+    def _job(self, origin: RemoteRepositoryOrigin, name: str) -> Any:
+        repository = self._get_repo_for_origin(origin)
+        previous = self._previous
+        if not repository.has_job(name) and previous is not None and previous.has_job(name):
+            return previous.get_job(name)
+        return repository.get_job(name)
 
 
 def serve(port: int, host: str = "127.0.0.1", parent_pid: int | None = None) -> None:
@@ -129,6 +164,11 @@ def serve(port: int, host: str = "127.0.0.1", parent_pid: int | None = None) -> 
     keep_plans_in_memory()
     code_logger = logging.getLogger("dagster.code_server")
     termination = threading.Event()
+    serving = threading.Event()
+    if parent_pid is not None:  # watched from the start: the first build may take minutes
+        threading.Thread(
+            target=_end_with_parent, args=(parent_pid, termination, serving), daemon=True
+        ).start()
     pool = FuturesAwareThreadPoolExecutor()
     servicer = InPlaceApiServer(
         server_termination_event=termination,
@@ -141,6 +181,7 @@ def serve(port: int, host: str = "127.0.0.1", parent_pid: int | None = None) -> 
             working_directory=os.getcwd(),
         ),
         location_name=LOCATION_NAME,
+        lazy_load_user_code=True,  # a first load that fails is shown, as under `dagster dev`
     )
     server = DagsterGrpcServer(
         server_termination_event=termination,
@@ -150,16 +191,17 @@ def serve(port: int, host: str = "127.0.0.1", parent_pid: int | None = None) -> 
         logger=code_logger,
         threadpool_executor=pool,
     )
-    if parent_pid is not None:
-        threading.Thread(
-            target=_end_with_parent, args=(parent_pid, termination), daemon=True
-        ).start()
     code_logger.info("exosphere code server for %s on %s:%s", LOCATION_NAME, host, port)
+    serving.set()
     server.serve()
 
 
-def _end_with_parent(parent_pid: int, termination: threading.Event) -> None:
+def _end_with_parent(
+    parent_pid: int, termination: threading.Event, serving: threading.Event
+) -> None:
     while not termination.wait(PARENT_POLL_SECONDS):
         if os.getppid() != parent_pid:
             logger.warning("the process that started this code server is gone: stopping")
+            if not serving.is_set():
+                os._exit(1)  # still building the location: nothing to shut down cleanly
             termination.set()

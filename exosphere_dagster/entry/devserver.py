@@ -127,58 +127,57 @@ def _default_signals() -> None:
 
 
 def serve(folder: str | Path, port: int) -> int:
-    """``folder``: a folder (created if missing) or an ``s3://bucket/prefix``."""
+    """``folder``: a folder (created if missing) or an ``s3://bucket/prefix``. Runs until
+    interrupted, or until the dev server or the code server stops (its exit status)."""
     store = open_store(folder)
     if isinstance(store, FolderStore):
         store.folder.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "EXOSPHERE_CLUSTERS_DIR": store.url}
     print(f"exosphere: watching {store.url}; UI at http://127.0.0.1:{port}", flush=True)
-    code, code_port = _start_code_server(env)
-    if code.poll() is not None:
-        return code.returncode or 1
-    home = Path(tempfile.mkdtemp(prefix="exosphere-dev-"))
-    workspace = home / "workspace.yaml"
-    workspace.write_text(WORKSPACE.format(port=code_port, name=LOCATION_NAME))
-    command = [
-        sys.executable,
-        "-m",
-        "dagster_dg_cli.cli",
-        "dev",
-        "-w",
-        str(workspace),
-        "-h",
-        "127.0.0.1",
-        "-p",
-        str(port),
-    ]
-    # dagster dev treats SIGTERM like SIGINT: make sure neither is inherited as ignored (as it is
-    # when this command runs as a background job), or shutdown would hang.
-    proc = subprocess.Popen(command, env=env, start_new_session=True, preexec_fn=_default_signals)
     stop = threading.Event()
-    interval = 1.0 if isinstance(store, FolderStore) else 2.0  # an S3 listing is a request
-    watcher = threading.Thread(
-        target=watch,
-        args=(store, port, stop, interval),
-        kwargs={"reload": lambda: _reload_code_server(code_port)},
-        daemon=True,
-    )
-    watcher.start()
+    started: list[subprocess.Popen] = []  # the code server, then dg dev
+    home = Path(tempfile.mkdtemp(prefix="exosphere-dev-"))
 
     def shutdown(signum: int, frame: object) -> None:
         stop.set()
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
 
     signal.signal(signal.SIGTERM, shutdown)
     signal.signal(signal.SIGINT, shutdown)
     try:
-        return proc.wait()
+        code, code_port = _start_code_server(env, stop, started)
+        if code.poll() is not None or stop.is_set():
+            return code.returncode or 0
+        workspace = home / "workspace.yaml"
+        workspace.write_text(WORKSPACE.format(port=code_port, name=LOCATION_NAME))
+        command = [sys.executable, "-m", "dagster_dg_cli.cli", "dev", "-w", str(workspace)]
+        command += ["-h", "127.0.0.1", "-p", str(port)]
+        # dagster dev treats SIGTERM like SIGINT: make sure neither is inherited as ignored (as it
+        # is when this command runs as a background job), or shutdown would hang.
+        proc = subprocess.Popen(
+            command, env=env, start_new_session=True, preexec_fn=_default_signals
+        )
+        started.append(proc)
+        interval = 1.0 if isinstance(store, FolderStore) else 2.0  # an S3 listing is a request
+        watcher = threading.Thread(
+            target=watch,
+            args=(store, port, stop, interval),
+            kwargs={"reload": lambda: _reload_code_server(code_port)},
+            daemon=True,
+        )
+        watcher.start()
+        while not stop.wait(0.5):
+            if proc.poll() is not None:
+                return proc.returncode
+            if code.poll() is not None:
+                print(f"exosphere: the code server stopped (exit {code.returncode})", flush=True)
+                return code.returncode or 1
+        return 0
     finally:
         stop.set()
-        _stop(proc)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(code.pid, signal.SIGTERM)
-        _stop(code)
+        for started_proc in reversed(started):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(started_proc.pid, signal.SIGTERM)
+            _stop(started_proc)
         shutil.rmtree(home, ignore_errors=True)
 
 
@@ -190,22 +189,27 @@ def _stop(proc: subprocess.Popen, grace: float = 10) -> None:
     if proc.poll() is None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
-def _start_code_server(env: dict[str, str]) -> tuple[subprocess.Popen, int]:
+def _start_code_server(
+    env: dict[str, str], stop: threading.Event, started: list[subprocess.Popen]
+) -> tuple[subprocess.Popen, int]:
     """``exosphere code-server`` (code_server.py) and its port, once it answers (it has built
-    the location by then); or the process, ended, when it could not start."""
+    the location by then), appended to ``started``; it may have ended instead (it could not
+    start), or ``stop`` be set while it was building."""
     port = _free_port()
     command = [sys.executable, "-m", "exosphere_dagster.entry.cli", "code-server"]
     command += ["--port", str(port), "--parent-pid", str(os.getpid())]
     code = subprocess.Popen(command, env=env, start_new_session=True, preexec_fn=_default_signals)
+    started.append(code)
     client = DagsterGrpcClient(port=port, host="127.0.0.1")
-    while code.poll() is None:
+    while code.poll() is None and not stop.is_set():
         try:
             client.ping("")
             break
         except DagsterUserCodeUnreachableError:
-            time.sleep(0.2)
+            stop.wait(0.2)
     return code, port
 
 

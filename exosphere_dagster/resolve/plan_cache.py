@@ -98,7 +98,7 @@ class PlanCache:
             planned = self._plan(path, data)
         except ConfigErrors as exc:
             self._keep(path, key, exc.errors)
-            self.used[key] = exc.errors
+            self.used[key] = list(exc.errors)
             raise
         self._keep(path, key, planned)
         self.used[key] = planned

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from exosphere_dagster.resolve.content import file_hash
 from exosphere_dagster.resolve.deployment import Deployment
 from exosphere_dagster.resolve.execution_plan import ExecutionPlan
 from satellite_ops.registry import SatelliteRegistry
@@ -23,21 +24,29 @@ from satellite_ops.registry import SatelliteRegistry
 
 @dataclass(frozen=True)
 class BuiltCluster:
-    """A cluster's part of the location; ``jobs[0]`` is its job, then its SLA-breach job."""
+    """A cluster's part of the location; ``jobs[0]`` is its job, then its SLA-breach job.
+    ``file_digest``: the hash of the cluster file's bytes when it was built (the job carries it:
+    an edit that plans the same, a comment, still makes a new job)."""
 
     execution: ExecutionPlan
     deployment: Deployment
     registry: SatelliteRegistry
+    file_digest: str | None
     jobs: list[Any]  # JobDefinition
     triggers: list[Any]  # ScheduleDefinition | SensorDefinition
     assets: list[Any]  # AssetSpec
 
     def made_from(
-        self, execution: ExecutionPlan, deployment: Deployment, registry: SatelliteRegistry
+        self,
+        execution: ExecutionPlan,
+        deployment: Deployment,
+        registry: SatelliteRegistry,
+        file_digest: str | None,
     ) -> bool:
         return (
-            self.deployment is deployment
-            and self.registry is registry
+            self.registry is registry
+            and self.file_digest == file_digest
+            and self.deployment == deployment
             and (self.execution is execution or self.execution == execution)
         )
 
@@ -57,17 +66,18 @@ class ClusterBuilds:
         execution: ExecutionPlan,
         deployment: Deployment,
         registry: SatelliteRegistry,
-        build: Callable[[ExecutionPlan, SatelliteRegistry], BuiltCluster],
+        build: Callable[[ExecutionPlan, Deployment, SatelliteRegistry], BuiltCluster],
     ) -> BuiltCluster:
-        """The cluster as built last time if its plan, deployment and registry are the same;
-        else ``build(execution, registry)``, kept for next time."""
+        """The cluster as built last time if its file's bytes, plan, deployment and registry
+        are the same; else ``build(execution, deployment, registry)``, kept for next time."""
         name = execution.plan.job_name
         with self._lock:
             found = self._built.get(name)
-        if found is not None and found.made_from(execution, deployment, registry):
+        digest = file_hash(execution.plan.file)
+        if found is not None and found.made_from(execution, deployment, registry, digest):
             self.reused += 1
             return found
-        built = build(execution, registry)
+        built = build(execution, deployment, registry)
         self.built += 1
         with self._lock:
             self._built[name] = built

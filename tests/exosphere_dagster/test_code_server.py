@@ -6,22 +6,31 @@ removed file is handled as the location always does."""
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
-from dagster import DagsterInstance
+from dagster import DagsterInstance, Definitions, GraphDefinition, OpDefinition
 from dagster._core.errors import DagsterUserCodeUnreachableError
-from dagster._core.remote_origin import GrpcServerCodeLocationOrigin
+from dagster._core.remote_origin import GrpcServerCodeLocationOrigin, RemoteRepositoryOrigin
 from dagster._core.remote_representation.code_location import GrpcServerCodeLocation
+from dagster._core.remote_representation.external_data import JobDataSnap
+from dagster._core.utils import FuturesAwareThreadPoolExecutor
+from dagster._grpc.__generated__ import dagster_api_pb2
 from dagster._grpc.client import DagsterGrpcClient
+from dagster._serdes import deserialize_value, serialize_value
+from dagster._utils.error import SerializableErrorInfo
 
 from clusters import cluster_from, write_cluster
 from exosphere_dagster import definitions
+from exosphere_dagster.entry.code_server import InPlaceApiServer
 from exosphere_dagster.entry.devserver import LOCATION_NAME, _free_port
+from exosphere_dagster.resolve.content import CONTENT_HASH_KEY, file_hash
 from exosphere_dagster.translate.built_clusters import ClusterBuilds
 from processes import stop_group
 
@@ -64,6 +73,83 @@ def test_a_rebuild_gives_back_unchanged_clusters_and_builds_the_changed_one(tmp_
     assert (builds.built, builds.reused) == (1, 2), (
         "a removed cluster is forgotten: coming back, it is built again"
     )
+
+
+def test_an_edit_that_plans_the_same_still_makes_a_new_job(tmp_path, dagster_home):
+    """A comment changes no plan, but the job carries the file's hash (what ``exosphere
+    clusters apply`` waits to see served): the cluster is built again."""
+    folder = folder_of(tmp_path, ["a"])
+    builds = ClusterBuilds()
+    first = jobs_by_name(definitions.build_definitions(folder, builds=builds))
+    path = folder / "a.yml"
+    path.write_text(path.read_text() + "# a comment\n")
+    builds.start()
+    second = jobs_by_name(definitions.build_definitions(folder, builds=builds))
+    assert (builds.built, builds.reused) == (1, 0)
+    hashes = [jobs["acme__a"].metadata[CONTENT_HASH_KEY].value for jobs in (first, second)]
+    assert hashes[0] != hashes[1] and hashes[1] == file_hash(path)
+
+
+def test_a_rebuild_that_fails_shows_its_error_until_a_rebuild_succeeds(monkeypatch):
+    """In process, with ``rebuilt_location`` made to fail (the location's own build turns
+    every error of a file or the deployment into an ``invalid__`` job, so only a bug fails)."""
+    servicer = in_process_server(monkeypatch)
+    ids = [servicer._server_id]
+
+    def boom():
+        raise RuntimeError("the rebuild broke")
+
+    monkeypatch.setattr(definitions, "rebuilt_location", boom)
+    assert servicer.rebuild_if_changed() is False
+    listed = servicer.ListRepositories(dagster_api_pb2.ListRepositoriesRequest(), None)
+    error = deserialize_value(listed.serialized_list_repositories_response_or_error)
+    assert isinstance(error, SerializableErrorInfo) and "the rebuild broke" in error.message
+    ids.append(servicer._server_id)
+
+    repository = Definitions(jobs=[]).get_repository_def()
+    monkeypatch.setattr(definitions, "rebuilt_location", lambda: repository)
+    assert servicer.rebuild_if_changed() is True
+    assert servicer._loaded_repositories.definitions_by_name == {repository.name: repository}
+    assert servicer._serializable_load_error is None
+    ids.append(servicer._server_id)
+    assert len(set(ids)) == 3, "each rebuild, failed or not, tells the clients to load again"
+
+
+def in_process_server(monkeypatch) -> InPlaceApiServer:
+    """A servicer with no gRPC around it, whose location changes whenever it is asked."""
+    tokens = iter(range(100))
+    monkeypatch.setattr(definitions, "location_token", lambda: next(tokens))
+    return InPlaceApiServer(
+        server_termination_event=threading.Event(),
+        logger=logging.getLogger("test"),
+        server_threadpool_executor=FuturesAwareThreadPoolExecutor(),
+    )
+
+
+def noop_job(name: str):
+    return GraphDefinition(name=name, node_defs=[OpDefinition(lambda _: None, "noop")]).to_job()
+
+
+def test_a_job_removed_while_a_client_loads_is_still_served(monkeypatch):
+    """A client that listed the location before a rebuild removed a job asks for it next."""
+    servicer = in_process_server(monkeypatch)
+    locations = iter([[noop_job("kept"), noop_job("removed")], [noop_job("kept")]])
+    monkeypatch.setattr(
+        definitions,
+        "rebuilt_location",
+        lambda: Definitions(jobs=next(locations)).get_repository_def(),
+    )
+    servicer.rebuild_if_changed()
+    servicer.rebuild_if_changed()
+    origin = GrpcServerCodeLocationOrigin(host="127.0.0.1", port=1, location_name=LOCATION_NAME)
+    request = dagster_api_pb2.ExternalJobRequest(
+        serialized_repository_origin=serialize_value(
+            RemoteRepositoryOrigin(origin, "__repository__")
+        ),
+        job_name="removed",
+    )
+    reply = servicer.ExternalJob(request, None)
+    assert deserialize_value(reply.serialized_job_data, JobDataSnap).name == "removed"
 
 
 def test_a_changed_deployment_rebuilds_every_cluster(tmp_path, dagster_home, monkeypatch):
@@ -142,12 +228,18 @@ def test_the_code_server_rebuilds_a_changed_file_in_place(code_server):
 @pytest.mark.slow
 def test_a_reload_through_the_webserver_sees_broken_and_removed_files(code_server):
     """No ``ReloadCode`` here: a webserver's reload (the UI's button, ``exosphere clusters``)
-    lists the repositories first, and that is where the server notices the change."""
+    lists the repositories first, and that is where the server notices the change; it rebuilds
+    in the background and takes a new id, on which the webserver loads the location again."""
     folder, port, client, _log = code_server
     with load_location(port) as location:
         assert {"acme__a", "acme__b", "acme__c"} <= set(descriptions(location))
+    before = client.get_server_id()
     write_cluster(folder, "broken.yml", "version: 1\ncluster: [not, a, mapping\n")
     (folder / "c.yml").unlink()
+    with load_location(port):
+        pass  # what a webserver's reload does first
+    while client.get_server_id() == before:  # the rebuild's end, as Dagster's watch sees it
+        time.sleep(0.1)
     with load_location(port) as location:
         shown = descriptions(location)
     assert "acme__c" not in shown and "acme__a" in shown and "acme__b" in shown
