@@ -196,12 +196,17 @@ def merge_asset_specs(specs: Iterable[AssetSpec]) -> list[AssetSpec]:
     """One spec per key (places shared by clusters merge their writers and kinds), and no
     cycle: a write into a place the writer itself reads from (directly or through other
     clusters) is left out of the graph, with a warning, as Dagster requires a DAG."""
-    merged: dict[AssetKey, AssetSpec] = {}
+    groups: dict[AssetKey, list[AssetSpec]] = {}
     for spec in specs:
-        seen = merged.get(spec.key)
-        merged[spec.key] = (
-            spec if seen is None else seen.merge_attributes(deps=spec.deps, kinds=spec.kinds)
+        groups.setdefault(spec.key, []).append(spec)
+    merged = {  # one merge per key: merging one spec at a time copied the deps each time
+        key: first
+        if not rest
+        else first.merge_attributes(
+            deps=[d for s in rest for d in s.deps], kinds=set().union(*(s.kinds for s in rest))
         )
+        for key, (first, *rest) in groups.items()
+    }
     graph: dict[AssetKey, set[AssetKey]] = {
         key: set() if key.path[0] == EXTERNAL else {d.asset_key for d in spec.deps}
         for key, spec in merged.items()
