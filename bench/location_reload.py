@@ -15,9 +15,11 @@ job, the resident memory (VmRSS from /proc) of every process of the tree is read
 webserver, the code server (``dagster api grpc``, where the clusters are built), the daemon and
 the two launchers. Then one file's title changes, and the time from that write to the moment
 the webserver shows the new description of that file's job (GraphQL, polled every 0.1 s) is the
-reload: ``exosphere dev``'s watcher sees the change (it polls the folder every second), asks
-the webserver to reload, which starts a new code server that builds the folder again and sends
-the repository's snapshot. The code server's RSS after the reload is read too.
+reload: ``exosphere dev``'s watcher sees the change (it polls the folder every second) and asks
+exosphere's code server to reload, which rebuilds the changed file's cluster in place and takes
+a new id; the webserver and the daemon then load the location again (every job's snapshot).
+When the code server logged its rebuild is read from ``exosphere dev``'s log (the rest of the
+reload is Dagster's), and the code server's RSS after the reload.
 
     .venv/bin/python bench/location_reload.py [--sizes 10,100,1000] [--server-sizes 10,100]
         [--satellites 5]
@@ -46,6 +48,7 @@ from load_clusters import cluster_text
 LOCATION = "exosphere_dagster.definitions"
 JOB_COUNT = '{ repositoryOrError(repositorySelector: {repositoryName: "__repository__", repositoryLocationName: "%s"}) { ... on Repository { jobs { name } } } }'  # noqa: E501
 DESCRIPTION = '{ pipelineOrError(params: {pipelineName: "%s", repositoryName: "__repository__", repositoryLocationName: "%s"}) { ... on Pipeline { description } } }'  # noqa: E501
+REBUILT = "code location rebuilt in place"  # the code server's log line (code_server.py)
 KINDS = (  # (part of the command line, what the process is), first match wins
     ("cli code-server", "code server"),  # exosphere's own (exosphere_dagster/entry/code_server.py)
     ("dagster api grpc", "code server"),
@@ -64,6 +67,7 @@ class Size:
     reload_s: float
     rss: dict[str, float]  # process kind -> MB (summed over processes of that kind)
     code_server_after_mb: float
+    rebuilt_s: float | None  # when the code server logged its rebuild (the rest is Dagster's)
 
     @property
     def total(self) -> float:
@@ -138,14 +142,18 @@ def measure(files: int, satellites: int, cache: bool) -> Size:
             job = "bench__cluster_0"
             changed.write_text(text.replace("title: Generated cluster 0", f"title: {title}"))
 
+            written, rebuilt = time.perf_counter(), []
+
             def new_version() -> bool:
+                if not rebuilt and REBUILT in (ws.home / "dev.log").read_text(errors="replace"):
+                    rebuilt.append(time.perf_counter() - written)
                 found = query(port, DESCRIPTION % (job, LOCATION))["pipelineOrError"]
                 return title in (found.get("description") or "")
 
             reload_s = wait_for(new_version, "the changed job", proc)
             time.sleep(2)
             after = rss_by_kind(proc.pid).get("code server", 0.0)
-    return Size(files, cache, started, reload_s, rss, after)
+    return Size(files, cache, started, reload_s, rss, after, rebuilt[0] if rebuilt else None)
 
 
 def main() -> None:
@@ -183,7 +191,8 @@ def print_size(result: Size) -> None:
     print(
         f"  {result.files:5} files, cache {'on ' if result.cache else 'off'}: up in "
         f"{result.started_s:6.1f} s, reload {result.reload_s:6.1f} s; RSS MB: {rss}; total "
-        f"{result.total:.0f}; code server after reload {result.code_server_after_mb:.0f}",
+        f"{result.total:.0f}; code server after reload {result.code_server_after_mb:.0f}; "
+        f"code server rebuilt after {result.rebuilt_s or float('nan'):.1f} s",
         flush=True,
     )
 
