@@ -17,8 +17,9 @@ with 1,000 files: bench/results/location_reload.md). This server stays up instea
   after every reload.
 
 Runs still start in fresh processes (Dagster's ``StartRun``), which load the cluster they run
-from the store. Satellite code (plugin modules) is imported once per server process: after
-changing a satellite's Python code, restart the server (``exosphere dev`` included).
+from the store. Python cannot rebuild in place what it imported: when satellite or exosphere
+code changed on disk, the next load or reload restarts the server (``exec``, same process id and
+port), as Dagster would start a new one.
 """
 
 from __future__ import annotations
@@ -42,7 +43,9 @@ from dagster._utils.error import serializable_error_info_from_exc_info
 
 from exosphere_dagster import definitions
 from exosphere_dagster.entry.devserver import LOCATION_NAME
+from exosphere_dagster.resolve.catalog import registry_with_plugins
 from exosphere_dagster.resolve.plan_cache import keep_plans_in_memory
+from exosphere_dagster.resolve.plan_inputs import source_moved
 
 logger = logging.getLogger("exosphere")
 PARENT_POLL_SECONDS = 1.0
@@ -59,6 +62,7 @@ class InPlaceApiServer(DagsterApiServer):
         self._previous: Any = None  # the repository the last rebuild replaced (ExternalJob)
         super().__init__(*args, **kwargs)
         self._loaded = self._loaded_repositories  # kept while a failed rebuild shows its error
+        self._moved_at_start = _code_moved()  # then it cannot tell a later change: no restart
 
     def rebuild_if_changed(self) -> bool:
         """Rebuild the location if the store or the deployment changed since the last build;
@@ -90,16 +94,34 @@ class InPlaceApiServer(DagsterApiServer):
             self._server_id = str(uuid.uuid4())  # tells the webserver and daemon to load again
             return self._loaded_repositories is not None
 
+    def restart_if_code_moved(self) -> None:
+        """Start this server again (the same process, ``exec``) when satellite or exosphere
+        code changed on disk: Python cannot rebuild in place what it imported. Clients lose the
+        server for the restart and load the location again when it answers with a new id."""
+        if self._moved_at_start is not None:
+            return
+        reason = _code_moved()
+        if reason is None:
+            return
+        self._logger.warning("code changed (%s): restarting the code server", reason)
+        for handler in logging.getLogger("dagster").handlers + logging.getLogger().handlers:
+            handler.flush()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
+
     def ListRepositories(self, request: Any, context: Any) -> Any:  # noqa: N802 (gRPC's name)
         """Every load of the location starts here: a change found is rebuilt in the background
         (a rebuild of every cluster can outlast the caller's deadline); the clients load the
         location again when the rebuild gives the server its new id."""
+        self.restart_if_code_moved()
         if not self._rebuild_lock.locked() and definitions.location_token() != self._seen:
             threading.Thread(target=self.rebuild_if_changed, daemon=True).start()
         return super().ListRepositories(request, context)
 
     def ReloadCode(self, request: Any, context: Any) -> Any:  # noqa: N802
         """Rebuild now if anything changed (what ``exosphere dev``'s watcher asks)."""
+        self.restart_if_code_moved()
         self.rebuild_if_changed()
         return dagster_api_pb2.ReloadCodeReply()
 
@@ -151,6 +173,14 @@ class InPlaceApiServer(DagsterApiServer):
         if not repository.has_job(name) and previous is not None and previous.has_job(name):
             return previous.get_job(name)
         return repository.get_job(name)
+
+
+def _code_moved() -> str | None:
+    try:
+        return source_moved(registry_with_plugins())
+    except Exception as exc:  # a plugin that no longer imports: the rebuild shows it
+        logger.debug("satellite code not checked: %s", exc)
+        return None
 
 
 def serve(port: int, host: str = "127.0.0.1", parent_pid: int | None = None) -> None:

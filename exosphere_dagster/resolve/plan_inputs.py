@@ -86,6 +86,17 @@ def fingerprint(registry: SatelliteRegistry) -> str | None:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def source_moved(registry: SatelliteRegistry) -> str | None:
+    """Why the code on disk may not be the code this process runs (ours, or a satellite's
+    package: a file changed since this process first read it, or is newer than the process);
+    ``None`` when it is the same. A code server restarts on it (entry/code_server.py)."""
+    try:
+        _packages_digest(_packages(registry))
+    except SourceMoved as exc:
+        return str(exc)
+    return None
+
+
 def _versions() -> dict[str, str]:
     try:
         dagster = importlib.metadata.version(

@@ -6,6 +6,7 @@ removed file is handled as the location always does."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import subprocess
@@ -26,7 +27,7 @@ from dagster._grpc.client import DagsterGrpcClient
 from dagster._serdes import deserialize_value, serialize_value
 from dagster._utils.error import SerializableErrorInfo
 
-from clusters import cluster_from, write_cluster
+from clusters import cluster, cluster_from, satellite_entry, write_cluster
 from exosphere_dagster import definitions
 from exosphere_dagster.entry.code_server import InPlaceApiServer
 from exosphere_dagster.entry.devserver import LOCATION_NAME, _free_port
@@ -163,13 +164,12 @@ def test_a_changed_deployment_rebuilds_every_cluster(tmp_path, dagster_home, mon
     assert second["acme__a"] is not first["acme__a"]
 
 
-@pytest.fixture
-def code_server(tmp_path, dagster_home):
-    """A real ``exosphere code-server`` process on a folder of three clusters."""
-    folder = folder_of(tmp_path, ["a", "b", "c"])
+@contextlib.contextmanager
+def running_code_server(folder: Path, log: Path, **env: str):
+    """A real ``exosphere code-server`` process serving ``folder``, once it answers (it has
+    built the location then): its process, port and a gRPC client."""
     port = _free_port()
-    log = tmp_path / "code-server.log"
-    env = {**os.environ, "EXOSPHERE_CLUSTERS_DIR": str(folder)}
+    env = {**os.environ, "EXOSPHERE_CLUSTERS_DIR": str(folder), **env}
     command = [sys.executable, "-m", "exosphere_dagster.entry.cli", "code-server", "-p", str(port)]
     with log.open("w") as out:
         proc = subprocess.Popen(
@@ -177,16 +177,29 @@ def code_server(tmp_path, dagster_home):
         )
     client = DagsterGrpcClient(port=port, host="127.0.0.1")
     try:
-        while True:  # it answers once it has built the location
-            assert proc.poll() is None, log.read_text()
-            try:
-                client.ping("")
-                break
-            except DagsterUserCodeUnreachableError:
-                time.sleep(0.2)
-        yield folder, port, client, log
+        wait_until_answering(proc, client, log)
+        yield proc, port, client
     finally:
         stop_group(proc)
+
+
+def wait_until_answering(proc: subprocess.Popen, client: DagsterGrpcClient, log: Path) -> None:
+    while True:
+        assert proc.poll() is None, log.read_text()
+        try:
+            client.ping("")
+            return
+        except DagsterUserCodeUnreachableError:
+            time.sleep(0.2)
+
+
+@pytest.fixture
+def code_server(tmp_path, dagster_home):
+    """A code server on a folder of three clusters."""
+    folder = folder_of(tmp_path, ["a", "b", "c"])
+    log = tmp_path / "code-server.log"
+    with running_code_server(folder, log) as (_proc, port, client):
+        yield folder, port, client, log
 
 
 def load_location(port: int) -> GrpcServerCodeLocation:
@@ -245,3 +258,55 @@ def test_a_reload_through_the_webserver_sees_broken_and_removed_files(code_serve
     assert "acme__c" not in shown and "acme__a" in shown and "acme__b" in shown
     [invalid] = [name for name in shown if name.startswith("invalid__")]
     assert "broken.yml" in shown[invalid]
+
+
+PLUGIN = """
+from pydantic import BaseModel
+from satellite_ops import satellite
+
+
+class GreetConfig(BaseModel):
+    greeting: str = "hello"
+
+
+@satellite("satellite/plugin/{name}", config=GreetConfig)
+def greet(config: GreetConfig, input: dict) -> list[dict]:
+    return [{{"text": config.greeting}}]
+"""
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_changed_satellite_code_restarts_the_server_in_the_same_process(tmp_path, dagster_home):
+    """Python cannot rebuild in place what it imported: a changed plugin module restarts the
+    server (exec: same process, same port), and the location then uses the new code. Here the
+    plugin's satellite is renamed, so the cluster that uses it becomes an ``invalid__`` job."""
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    module = plugins / "greetplug.py"
+    module.write_text(PLUGIN.format(name="greet"))
+    old = time.time() - 60  # older than the server: the code it starts with is on disk
+    os.utime(module, (old, old))
+    folder = tmp_path / "clusters"
+    folder.mkdir()
+    entry = satellite_entry("satellite/plugin/greet", "greet")
+    write_cluster(folder, "greet.yml", cluster("acme/greet", [entry]))
+    log = tmp_path / "code-server.log"
+    env = {"PYTHONPATH": str(plugins), "EXOSPHERE_SATELLITE_MODULES": "greetplug"}
+    with running_code_server(folder, log, **env) as (proc, port, client):
+        with load_location(port) as location:
+            assert "acme__greet" in descriptions(location)
+        before = client.get_server_id()
+
+        module.write_text(PLUGIN.format(name="renamed"))
+        with contextlib.suppress(DagsterUserCodeUnreachableError):
+            client.reload_code(timeout=60)  # the server execs while answering
+        wait_until_answering(proc, client, log)
+        assert client.get_server_id() != before
+        with load_location(port) as location:
+            shown = descriptions(location)
+        assert "acme__greet" not in shown
+        [invalid] = [name for name in shown if name.startswith("invalid__")]
+        assert "satellite/plugin/greet" in shown[invalid]
+        assert "restarting the code server" in log.read_text()
+        assert proc.poll() is None, "the same process serves again"
