@@ -377,9 +377,10 @@ def test_a_nested_model_validator_is_left_to_the_loader() -> None:
 
 
 @st.composite
-def mutated(draw: st.DrawFn) -> tuple[str, bool]:
-    """The reference cluster with one config value or satellite setting replaced; and whether
-    a refusal by the loader must also be a refusal by the schema."""
+def mutated(draw: st.DrawFn) -> tuple[str, bool, bool]:
+    """The reference cluster with one config value or satellite setting replaced; whether a
+    refusal by the loader must also be a refusal by the schema; and whether the loader may leave
+    the value to run time (a list or mapping holding a template)."""
     data = copy.deepcopy(BASE)
     c = data["cluster"]
     sats = c["satellites"] + c["logs"]["satellites"] + c["failure"]["satellites"]
@@ -401,19 +402,38 @@ def mutated(draw: st.DrawFn) -> tuple[str, bool]:
         sat[target] = value
     if isinstance(value, float) and value.is_integer():
         strict = False  # JSON Schema's "integer" takes 3.0; strict cluster fields do not
-    return yaml.safe_dump(data, sort_keys=False), strict
+    deferred = target.startswith("config.") and _holds_template(value)
+    return yaml.safe_dump(data, sort_keys=False), strict, deferred
 
 
-@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def _holds_template(value: Any, inside: bool = False) -> bool:
+    """A list or mapping with a template somewhere inside."""
+    if isinstance(value, str):
+        return inside and "${{" in value
+    items = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+    return any(_holds_template(v, inside=True) for v in items)
+
+
+@settings(
+    max_examples=250,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    derandomize=True,  # the same examples every run (CI); to search further, set it off
+)
 @given(mutated())
 def test_generated_values_get_the_same_answer_from_the_schema_and_the_loader(
-    case: tuple[str, bool],
+    case: tuple[str, bool, bool],
 ) -> None:
-    text, strict = case
+    """Deferred: a list or mapping holding a template at a union-typed field
+    (``expected-status: [[${{ x }}]]``) is left to run time by the loader (model_check.py: a
+    union member's error around a template is skipped, since another member may match the
+    rendered value), while the schema already refuses the shape. The loader is the lenient one
+    there (found by this test with a random seed); the other way round never holds."""
+    text, strict, deferred = case
     accepted = loader_accepts(text)
     errors = schema_errors(text)
     if accepted:
-        assert errors == [], text
+        assert errors == [] or deferred, text
     elif strict:
         assert errors, f"the loader refused, the schema accepted:\n{text}"
 
