@@ -3,6 +3,7 @@ model, except where a value is templated (checked once rendered, at run time).""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -10,6 +11,8 @@ from pydantic import BaseModel, ValidationError
 from yaml_loader.errors import ConfigError, KeyPath
 from yaml_loader.source import SourceMap
 from yaml_loader.validation import translate
+
+NEVER_AT_TEMPLATE = ("extra_forbidden", "missing")  # templates fill values, not keys
 
 
 def validate_config(
@@ -20,34 +23,67 @@ def validate_config(
     try:
         model.model_validate(config, extra="forbid")
     except ValidationError as exc:
-        return translate(
-            exc, model, source, base, skip=lambda loc: _inside_template(loc, templated, config)
-        )
+        errors = [
+            (tuple(p for p in e["loc"] if isinstance(p, str | int)), e["type"])
+            for e in exc.errors(include_url=False)
+        ]
+        settled = _settled_at_templates(errors, templated, config)
+        return translate(exc, model, source, base, skip=settled.__contains__)
     return []
 
 
-def _inside_template(loc: KeyPath, templated: set[KeyPath], config: Any) -> bool:
-    """True when a config error is about a templated value: it is checked once rendered.
+@dataclass(frozen=True)
+class _Placed:
+    """An error's place in the config as written, and the unions on the way to it."""
 
-    The error's place is first found in the config as written: a key pydantic reads from a
-    single-key-map list (``secrets.X``) is the list entry holding it (``secrets[0].X``), and a part
-    that is not in the data is a union member's name (``expected-status.int``). An error at or
-    inside a template is skipped; so is a union member's error around one (another member may
-    match the rendered value). An error about a list or mapping that merely holds a template
-    (``bucket: [${{ x }}]`` for a string) is kept.
-    """
+    loc: KeyPath
+    unions: tuple[tuple[KeyPath, str], ...]  # (where the union is, its member), outermost first
+    at_template: bool  # at or inside a templated value
+
+
+def _settled_at_templates(
+    errors: list[tuple[KeyPath, str]], templated: set[KeyPath], config: Any
+) -> set[KeyPath]:
+    """The errors a rendered template may still clear: one at or inside a template, and every
+    error of a union (``expected-status: int | list[int]``) one of whose members has no other
+    errors (``[${{ x }}]`` may render to a list of integers). An error about a list or mapping
+    that merely holds a template (``bucket: [${{ x }}]`` for a string, ``[[${{ x }}]]`` for
+    ``int | list[int]``) stays."""
+    placed = [_place(loc, kind, templated, config) for loc, kind in errors]
+
+    def settled(error: _Placed, depth: int) -> bool:
+        if error.at_template:
+            return True
+        for i in range(depth, len(error.unions)):
+            members: dict[str, list[_Placed]] = {}
+            for other in placed:  # the errors under the same union, by member
+                same_union = other.unions[:i] == error.unions[:i] and len(other.unions) > i
+                if same_union and other.unions[i][0] == error.unions[i][0]:
+                    members.setdefault(other.unions[i][1], []).append(other)
+            if any(all(settled(o, i + 1) for o in found) for found in members.values()):
+                return True
+        return False
+
+    return {error.loc for error in placed if settled(error, 0)}
+
+
+def _place(loc: KeyPath, kind: str, templated: set[KeyPath], config: Any) -> _Placed:
+    """Where an error is in the config as written: a key pydantic reads from a single-key-map
+    list (``secrets.X``) is the list entry holding it (``secrets[0].X``); a part that is not in
+    the data is a union member's name (``expected-status.int``) or a validator's."""
     path: list[str | int] = []
-    data, union = config, False
+    data, unions = config, []
     for part in loc:
         step = _written(data, part)
         if step is None:
-            union = True  # a union member's name (or a model's own loc part): not in the data
+            unions.append((tuple(path), str(part)))
             continue
         path += step
         for key in step:
             data = data[key]
     where = tuple(path)
-    return any(where[: len(t)] == t or (union and t[: len(where)] == where) for t in templated)
+    at_template = kind not in NEVER_AT_TEMPLATE and any(where[: len(t)] == t for t in templated)
+    return _Placed(loc, tuple(unions), at_template)
 
 
 def _written(data: Any, part: str | int) -> list[str | int] | None:
