@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 import threading
 import uuid
@@ -189,6 +190,8 @@ def serve(port: int, host: str = "127.0.0.1", parent_pid: int | None = None) -> 
     from dagster._utils.interrupts import setup_interrupt_handlers
     from dagster._utils.log import configure_loggers
 
+    # Dagster gives SIGTERM the handler SIGINT has, which a background job inherits as ignored
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     setup_interrupt_handlers()
     configure_loggers()
     keep_plans_in_memory()
@@ -223,7 +226,10 @@ def serve(port: int, host: str = "127.0.0.1", parent_pid: int | None = None) -> 
     )
     code_logger.info("exosphere code server for %s on %s:%s", LOCATION_NAME, host, port)
     serving.set()
-    server.serve()
+    try:
+        server.serve()
+    except KeyboardInterrupt:  # SIGINT or SIGTERM
+        code_logger.info("exosphere code server interrupted: stopping")
 
 
 def _end_with_parent(

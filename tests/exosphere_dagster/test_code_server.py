@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -310,3 +311,30 @@ def test_changed_satellite_code_restarts_the_server_in_the_same_process(tmp_path
         assert "satellite/plugin/greet" in shown[invalid]
         assert "restarting the code server" in log.read_text()
         assert proc.poll() is None, "the same process serves again"
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_sigterm_stops_a_server_started_as_a_background_job(tmp_path, dagster_home):
+    """A background job inherits SIGINT ignored, and Dagster gives SIGTERM the handler SIGINT
+    has: the server must still stop on SIGTERM (``kill``, a supervisor)."""
+    folder = folder_of(tmp_path, ["a"])
+    port = _free_port()
+    log = tmp_path / "code-server.log"
+    env = {**os.environ, "EXOSPHERE_CLUSTERS_DIR": str(folder)}
+    command = [sys.executable, "-m", "exosphere_dagster.entry.cli", "code-server", "-p", str(port)]
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            command,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+        )
+    try:
+        wait_until_answering(proc, DagsterGrpcClient(port=port, host="127.0.0.1"), log)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=120) == 0, log.read_text()  # a ceiling: it stops in seconds
+    finally:
+        stop_group(proc)
