@@ -10,9 +10,7 @@ from pydantic import BaseModel, ValidationError
 
 from yaml_loader.errors import ConfigError, KeyPath
 from yaml_loader.source import SourceMap
-from yaml_loader.validation import translate
-
-NEVER_AT_TEMPLATE = ("extra_forbidden", "missing")  # templates fill values, not keys
+from yaml_loader.validation import NEVER_SKIPPED, translate
 
 
 def validate_config(
@@ -82,7 +80,7 @@ def _place(loc: KeyPath, kind: str, templated: set[KeyPath], config: Any) -> _Pl
         for key in step:
             data = data[key]
     where = tuple(path)
-    at_template = kind not in NEVER_AT_TEMPLATE and any(where[: len(t)] == t for t in templated)
+    at_template = kind not in NEVER_SKIPPED and any(where[: len(t)] == t for t in templated)
     return _Placed(loc, tuple(unions), at_template)
 
 

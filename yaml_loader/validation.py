@@ -85,6 +85,9 @@ def allowed_keys(model: type[BaseModel] | None) -> list[str]:
     return [field.alias or name for name, field in model.model_fields.items()]
 
 
+NEVER_SKIPPED = ("extra_forbidden", "missing")  # a key's errors: templates fill values, not keys
+
+
 def translate(
     exc: ValidationError,
     model: type[BaseModel],
@@ -99,7 +102,7 @@ def translate(
     for err in exc.errors(include_url=False):
         loc = tuple(p for p in err["loc"] if isinstance(p, str | int))
         kind = err["type"]
-        if kind not in ("extra_forbidden", "missing") and skip is not None and skip(loc):
+        if kind not in NEVER_SKIPPED and skip is not None and skip(loc):
             continue
         path = (*base, *loc)
         found = err.get("input")
