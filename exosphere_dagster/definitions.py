@@ -321,12 +321,12 @@ def location_token() -> object:
     listing (file times and sizes, or an S3 prefix's ETags) and the deployment (read again when a
     variable or a file it reads changed). Never raises: a failure is part of the value."""
     try:
-        deployment: object = Deployment.load()
+        deployment = Deployment.load()
     except DeploymentError as exc:
-        deployment = str(exc)
+        return str(exc), str(exc)
     try:
-        listing = open_store(Deployment.load().settings.clusters_dir).token()
-    except (DeploymentError, StoreError) as exc:
+        listing = open_store(deployment.settings.clusters_dir).token()
+    except StoreError as exc:
         listing = str(exc)
     return listing, deployment
 
