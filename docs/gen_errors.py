@@ -177,8 +177,10 @@ def _folder_level(registry) -> list[str]:
         text = str(exc)
     out += [
         "A satellite module named in `EXOSPHERE_SATELLITE_MODULES` (or an entry point) that "
-        "cannot be imported; every file is reported under `<satellite plugins>` in "
-        "`exosphere validate`, and the code location shows it:",
+        "cannot be imported is reported under `<satellite plugins>`: by `exosphere validate`, "
+        "and in the code location as an `invalid__` job. The other plugins still load, and "
+        "every cluster that does not use the broken module's satellites loads and runs; one "
+        "that does fails to load with `unknown satellite`:",
         "",
         "```text",
         text,

@@ -40,7 +40,7 @@ from pydantic import Field
 from exosphere_dagster.entry.clusters.store import ClusterStore, StoreError, open_store
 from exosphere_dagster.entry.location import lazy_repository
 from exosphere_dagster.errors import DeploymentError
-from exosphere_dagster.resolve.catalog import Catalog, load_catalog, registry_with_plugins
+from exosphere_dagster.resolve.catalog import PLUGINS, Catalog, load_catalog
 from exosphere_dagster.resolve.content import file_hash
 from exosphere_dagster.resolve.deployment import Deployment
 from exosphere_dagster.resolve.execution_plan import ExecutionPlan
@@ -87,7 +87,7 @@ def build_definitions(
     return clusters_definitions(
         catalog.plans,
         catalog.broken,
-        registry_with_plugins(),
+        catalog.registry,
         resources={STORE_RESOURCE: ClustersStore(url=store.url)},
         executions=catalog.executions,
         builds=builds,
@@ -244,14 +244,16 @@ def _unusable_deployment(exc: DeploymentError | StoreError) -> Definitions:
 
 
 def _broken_file_job(
-    file: str,
-    errors: list[ConfigError],
-    name: str,
-    what: str = "This cluster file failed to load and was skipped",
+    file: str, errors: list[ConfigError], name: str, what: str | None = None
 ) -> JobDefinition:
     """A visible stand-in for a file that failed to load, named ``name`` (yaml_loader.identity
     makes it unique): its description lists the errors."""
     text = "\n".join(str(e) for e in errors)
+    what = what or (
+        "A satellite plugin cannot be imported; clusters that use its satellites are skipped"
+        if file == PLUGINS
+        else "This cluster file failed to load and was skipped"
+    )
 
     def compute(context, inputs):
         raise Failure(description=f"{file} failed to load:\n{text}")

@@ -219,29 +219,47 @@ class SatelliteRegistry:
                         found.append(self.register(definition))
         return found
 
-    def load_modules(self, names: Iterable[str], *, source: str) -> None:
-        """Import each module by name and register its satellites."""
+    def load_modules(
+        self,
+        names: Iterable[str],
+        *,
+        source: str,
+        problems: list[SatelliteImportError] | None = None,
+    ) -> None:
+        """Import each module by name and register its satellites. A module that cannot be
+        imported raises, or with ``problems`` is added there and the others still load."""
         for name in names:
             try:
                 module = importlib.import_module(name)
             except Exception as exc:  # any failure inside the plugin is reported the same way
-                raise SatelliteImportError(name, _reason(exc), source=source) from None
+                error = SatelliteImportError(name, _reason(exc), source=source)
+                if problems is None:
+                    raise error from None
+                problems.append(error)
+                continue
             found = self.register_module(module)
             logger.debug("loaded %d satellite(s) from %s (%s)", len(found), name, source)
 
-    def load_plugins(self, modules: str | None = None) -> None:
+    def load_plugins(
+        self, modules: str | None = None, *, problems: list[SatelliteImportError] | None = None
+    ) -> None:
         """Import plugin modules: entry points of ``exosphere.satellites``, then the
-        comma-separated ``modules`` (default: the ``EXOSPHERE_SATELLITE_MODULES`` variable)."""
+        comma-separated ``modules`` (default: the ``EXOSPHERE_SATELLITE_MODULES`` variable).
+        ``problems``: collect the plugins that cannot be imported instead of raising."""
         for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
             source = f"entry point '{entry_point.name}' in group {ENTRY_POINT_GROUP}"
             try:
                 loaded = entry_point.load()
             except Exception as exc:
-                raise SatelliteImportError(entry_point.value, _reason(exc), source=source) from None
+                error = SatelliteImportError(entry_point.value, _reason(exc), source=source)
+                if problems is None:
+                    raise error from None
+                problems.append(error)
+                continue
             if isinstance(loaded, ModuleType):
                 self.register_module(loaded)
             else:
-                self.load_modules([entry_point.module], source=source)
+                self.load_modules([entry_point.module], source=source, problems=problems)
                 for definition in getattr(loaded, DEFINITIONS_ATTR, ()):
                     self.register(definition)
         if modules is None:
@@ -249,7 +267,7 @@ class SatelliteRegistry:
         else:
             source = "load_plugins argument"
         names = [name.strip() for name in modules.split(",") if name.strip()]
-        self.load_modules(names, source=source)
+        self.load_modules(names, source=source, problems=problems)
 
 
 def _reason(exc: BaseException) -> str:

@@ -26,11 +26,12 @@ from exosphere_dagster.components.attributes import (
 )
 from exosphere_dagster.components.scaffold import ClusterScaffolder
 from exosphere_dagster.definitions import clusters_definitions
-from exosphere_dagster.resolve.catalog import load_catalog, registry_with_plugins
+from exosphere_dagster.resolve.catalog import load_catalog, usable_registry
 from exosphere_dagster.resolve.deployment import Deployment
 from exosphere_dagster.translate.scheduling.breach_job import SENSOR_NAME as BREACH_SENSOR
 from exosphere_dagster.translate.scheduling.deadlines import SENSOR_NAME as DEADLINE_SENSOR
 from exosphere_dagster.translate.scheduling.deadlines import deadline_sensor
+from satellite_ops.registry import SatelliteRegistry
 from yaml_loader import ClusterPlan, ConfigError, ConfigErrors, plan
 
 
@@ -88,12 +89,16 @@ class ClusterComponent(Component):
 
     def plans(self) -> list[ClusterPlan]:
         """The component's clusters, planned; ClusterLoadError lists every problem."""
-        registry = registry_with_plugins()
+        return self._planned()[0]
+
+    def _planned(self) -> tuple[list[ClusterPlan], SatelliteRegistry]:
+        registry, problem = usable_registry()  # a broken plugin is this cluster's problem only
+        extra = [problem] if problem else []  # if it uses that plugin's satellites
         if self.file is not None:
             catalog = load_catalog([self.file], registry, log=False)
             if catalog.broken:
-                raise load_error(catalog.errors, str(self.file))
-            return catalog.plans
+                raise load_error(catalog.errors + extra, str(self.file))
+            return catalog.plans, registry
         if self.defs_yaml is None:
             raise ClusterLoadError("ClusterComponent needs a 'file' or an inline cluster")
         what = f"the cluster in {self.defs_yaml}"
@@ -102,16 +107,16 @@ class ClusterComponent(Component):
         except ConfigErrors as exc:
             raise load_error(exc.errors, what) from None
         try:
-            return [plan(loaded, registry)]
+            return [plan(loaded, registry)], registry
         except ConfigErrors as exc:
-            raise load_error([under_attributes(e) for e in exc.errors], what) from None
+            raise load_error([under_attributes(e) for e in exc.errors] + extra, what) from None
 
     def build_defs(self, context: ComponentLoadContext) -> Definitions:
-        plans = self.plans()
+        plans, registry = self._planned()
         return clusters_definitions(
             plans,
             {},
-            registry_with_plugins(),
+            registry,
             **component_sensors("__".join(p.job_name for p in plans)),
             places=False,
         )

@@ -16,7 +16,7 @@ from exosphere_dagster.components.attributes import FolderAttributes
 from exosphere_dagster.components.cluster import ClusterLoadError, component_sensors
 from exosphere_dagster.definitions import clusters_definitions
 from exosphere_dagster.entry.clusters.store import open_store
-from exosphere_dagster.resolve.catalog import load_catalog, registry_with_plugins
+from exosphere_dagster.resolve.catalog import load_catalog
 from yaml_loader import ConfigError
 
 
@@ -54,7 +54,7 @@ class ClusterFolderComponent(Component):
         return clusters_definitions(
             catalog.plans,
             catalog.broken,
-            registry_with_plugins(),
+            catalog.registry,
             **component_sensors(str(context.path.relative_to(context.defs_module_path))),
             executions=catalog.executions,
         )

@@ -14,13 +14,12 @@ from dagster import DagsterInstance, execute_job
 from dagster._core.execution.job_execution_result import JobExecutionResult
 
 from exosphere_dagster.entry.reconstruct import reconstructable_job
-from exosphere_dagster.resolve.catalog import registry_with_plugins
+from exosphere_dagster.resolve.catalog import plan_file
 from exosphere_dagster.resolve.deployment import Deployment
 from exosphere_dagster.resolve.execution_plan import ExecutionPlan, RunWindow
 from exosphere_dagster.resolve.resolve import resolve
 from exosphere_dagster.resolve.tags import CLUSTER_FILE_TAG, DEADLINE_TAG, TRIGGER_TIME_TAG
 from exosphere_dagster.translate.scheduling.triggers import run_config_for
-from yaml_loader import load, plan
 
 INIT_LOCK = ".exosphere-init.lock"
 
@@ -107,8 +106,8 @@ def run_cluster_file(
 
 def resolved(path: str | Path) -> ExecutionPlan:
     """The cluster file ``path`` resolved under the process's deployment."""
-    registry = registry_with_plugins()
-    return resolve(plan(load(path), registry), Deployment.load(), registry)
+    cluster, registry = plan_file(path)
+    return resolve(cluster, Deployment.load(), registry)
 
 
 def rerun(

@@ -34,7 +34,7 @@ from typing import Any
 from dagster import Definitions, JobDefinition, RepositoryData, RepositoryDefinition, repository
 from dagster._core.definitions.repository_definition import SINGLETON_REPOSITORY_NAME
 
-from exosphere_dagster.resolve.catalog import registry_with_plugins
+from exosphere_dagster.resolve.catalog import usable_registry
 from exosphere_dagster.translate.scheduling.breach_job import breach_job_name
 from satellite_ops.registry import SatelliteRegistry
 from yaml_loader import ClusterPlan, ConfigErrors, load, plan
@@ -73,7 +73,7 @@ def find_job(folder: Path, name: str, cluster_jobs: ClusterJobs) -> JobDefinitio
     """The job called ``name``, built from the one file that owns it; None when only the
     whole folder can tell (then the caller builds it)."""
     owner = name.removesuffix(BREACH_SUFFIX)
-    registry = registry_with_plugins()
+    registry, _problem = usable_registry()  # a plugin's problem: the folder build shows it
     for path in candidate_files(folder, {name, owner}):
         try:
             cluster = plan(load(path), registry)

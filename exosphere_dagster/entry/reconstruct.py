@@ -9,15 +9,14 @@ from pathlib import Path
 from dagster import JobDefinition
 from dagster._core.definitions.reconstruct import ReconstructableJob, build_reconstructable_job
 
-from exosphere_dagster.resolve.catalog import registry_with_plugins
+from exosphere_dagster.resolve.catalog import plan_file
 from exosphere_dagster.translate.job import build_job
-from yaml_loader import load, plan
 
 
 @cache
 def job_for_file(path: str) -> JobDefinition:
-    registry = registry_with_plugins()
-    return build_job(plan(load(path), registry), registry)
+    cluster, registry = plan_file(path)
+    return build_job(cluster, registry)
 
 
 def reconstructable_job(path: str | Path) -> ReconstructableJob:

@@ -22,7 +22,7 @@ from exosphere_dagster.resolve.deployment import Deployment
 from exosphere_dagster.resolve.execution_plan import ExecutionPlan
 from exosphere_dagster.resolve.plan_cache import PlanCache, open_plan_cache
 from exosphere_dagster.resolve.resolve import resolve
-from satellite_ops.errors import RegistryError
+from satellite_ops.errors import RegistryError, SatelliteImportError
 from satellite_ops.registry import SatelliteRegistry, builtin_modules, default_registry
 from yaml_loader import ClusterPlan, ConfigError, ConfigErrors, load, plan
 from yaml_loader.identity import check_folder
@@ -30,6 +30,7 @@ from yaml_loader.load import find_cluster_files, missing_file_error
 
 logger = logging.getLogger("exosphere")
 PYTHON_SUFFIX = ".py"
+PLUGINS = "<satellite plugins>"  # where a plugin module that cannot be imported is reported
 
 
 @dataclass
@@ -39,6 +40,7 @@ class Catalog:
     generated: dict[str, str] = field(default_factory=dict)  # job name -> YAML of a .py cluster
     executions: dict[str, ExecutionPlan] = field(default_factory=dict)  # job name -> resolved
     from_cache: int = 0  # YAML files whose plan (or errors) the plan cache gave back
+    registry: SatelliteRegistry | None = None  # what the plans were made with: build with it
 
     @property
     def errors(self) -> list[ConfigError]:
@@ -57,6 +59,30 @@ def registry_with_plugins() -> SatelliteRegistry:
     registry = default_registry()
     registry.load_plugins()
     return registry
+
+
+def usable_registry() -> tuple[SatelliteRegistry, ConfigError | None]:
+    """The registry with plugins; when a plugin module cannot be imported, the built-in
+    satellites and every plugin that can be, and the problem, located at ``<satellite
+    plugins>``: one broken plugin never takes down the clusters that do not use it."""
+    try:
+        return registry_with_plugins(), None
+    except RegistryError as exc:
+        registry = builtin_registry()
+        problems: list[SatelliteImportError] = []
+        registry.load_plugins(problems=problems)
+        text = "\n".join(str(problem) for problem in problems) or str(exc)
+        return registry, ConfigError(PLUGINS, 1, 1, (), text)
+
+
+def plan_file(path: str | Path) -> tuple[ClusterPlan, SatelliteRegistry]:
+    """One cluster file planned (a process that runs or resolves one cluster), and the registry
+    it was planned with. A plugin that cannot be imported is among the errors it raises."""
+    registry, problem = usable_registry()
+    try:
+        return plan(load(path), registry), registry
+    except ConfigErrors as exc:
+        raise ConfigErrors([*exc.errors, problem] if problem else exc.errors) from None
 
 
 def _python_plans(
@@ -108,13 +134,11 @@ def load_catalog(
     ``shown_as`` renames a loaded file in errors (a mirrored S3 object shows as its s3:// URL).
     """
     catalog = Catalog()
-    try:
-        registry = registry or registry_with_plugins()
-    except RegistryError as exc:
-        catalog.broken["<satellite plugins>"] = [
-            ConfigError("<satellite plugins>", 1, 1, (), str(exc))
-        ]
-        registry = builtin_registry()  # default_registry() would raise the same error again
+    if registry is None:
+        registry, problem = usable_registry()
+        if problem is not None:
+            catalog.broken[PLUGINS] = [problem]
+    catalog.registry = registry
     deployment = _deployment(deployment)
     cache = open_plan_cache(deployment, registry) if deployment else None
     files: list[tuple[str, list[ClusterPlan]]] = []

@@ -12,8 +12,12 @@ from pathlib import Path
 import pytest
 from dagster import build_schedule_context
 
-from clusters import cluster_from, write_cluster
-from exosphere_dagster.definitions import build_definitions
+from clusters import cluster, cluster_from, satellite_entry, write_cluster
+from exosphere_dagster.definitions import build_definitions, cluster_jobs
+from exosphere_dagster.entry.location import find_job
+from exosphere_dagster.entry.reconstruct import job_for_file
+from exosphere_dagster.resolve.catalog import plan_file
+from yaml_loader import ConfigErrors
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -56,6 +60,45 @@ def test_folder_loads_good_files_and_shows_broken_ones(tmp_path):
     assert job.tags["dagster/priority"] == "10"
     assert job.tags["exosphere/sla"] == "24h"
     assert job.tags["dagster/max_runtime"] == str(24 * 3600)
+
+
+def test_a_plugin_that_cannot_be_imported_takes_down_only_the_clusters_that_use_it(
+    tmp_path, monkeypatch, satellite_modules
+):
+    """A module named in EXOSPHERE_SATELLITE_MODULES that fails to import is shown as an
+    ``invalid__`` job with its import error; the other clusters load, build alone (a step or
+    ``dagster job execute``) and run; a cluster that uses its satellites says why it cannot.
+    The code location used to fail as a whole (`exosphere validate` already reported it)."""
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "acme_broken_plugin.py").write_text("raise RuntimeError('boom: missing setting')\n")
+    satellite_modules("byo_satellites")  # nightly's fan-out: a plugin that still loads
+    monkeypatch.syspath_prepend(str(plugins))
+    monkeypatch.setenv("EXOSPHERE_SATELLITE_MODULES", "acme_broken_plugin,byo_satellites")
+    folder = tmp_path / "clusters"
+    folder.mkdir()
+    write_cluster(folder, "nightly.yml", nightly())
+    custom = cluster("acme/custom", [satellite_entry("satellite/acme/custom", "custom")])
+    write_cluster(folder, "custom.yml", custom)
+
+    repo = build_definitions(folder).get_repository_def()
+    assert "acme__nightly_report" in repo.job_names
+    invalid = {name: repo.get_job(name).description for name in repo.job_names}
+    invalid = {name: text for name, text in invalid.items() if name.startswith("invalid__")}
+    assert len(invalid) == 2, invalid
+    plugin_text, custom_text = sorted(invalid.values(), key=lambda text: "custom.yml" in text)
+    assert plugin_text.startswith("A satellite plugin cannot be imported")
+    assert "<satellite plugins>:1:1" in plugin_text
+    assert "acme_broken_plugin" in plugin_text and "RuntimeError: boom" in plugin_text
+    assert "satellite/acme/custom" in custom_text
+
+    assert find_job(folder, "acme__nightly_report", cluster_jobs) is not None
+    assert job_for_file(str(folder / "nightly.yml")).name == "acme__nightly_report"
+    with pytest.raises(ConfigErrors) as caught:
+        plan_file(folder / "custom.yml")
+    assert "satellite/acme/custom" in str(caught.value) and "RuntimeError: boom" in str(
+        caught.value
+    )
 
 
 def test_missing_folder_gives_an_empty_location(tmp_path):

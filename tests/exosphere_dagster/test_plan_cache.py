@@ -18,7 +18,6 @@ from pathlib import Path
 import pytest
 
 from clusters import cluster, satellite_entry, write_cluster
-from exosphere_dagster import definitions as definitions_module
 from exosphere_dagster.definitions import build_definitions
 from exosphere_dagster.resolve import catalog as catalog_module
 from exosphere_dagster.resolve import plan_cache
@@ -74,7 +73,6 @@ def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.delenv("EXOSPHERE_PLAN_CACHE", raising=False)
     monkeypatch.delenv("EXOSPHERE_SATELLITE_MODULES", raising=False)
     monkeypatch.setattr(catalog_module, "registry_with_plugins", fresh_registry)
-    monkeypatch.setattr(definitions_module, "registry_with_plugins", fresh_registry)
     assert fingerprint(fresh_registry()) is not None, (
         "exosphere's source changed while this test process ran: the cache is off in it"
     )
