@@ -17,6 +17,7 @@ traceback; a cluster that cannot be resolved (a satellite's resources) is shown 
 from __future__ import annotations
 
 import logging
+import textwrap
 import threading
 from collections.abc import Mapping
 from pathlib import Path
@@ -162,15 +163,8 @@ def clusters_definitions(
     deployment = Deployment.load()
     for cluster in plans:
         try:
-            execution = (executions or {}).get(cluster.job_name) or resolve(
-                cluster, deployment, registry
-            )
-            built = (
-                builds.get_or_build(execution, deployment, registry, _built)
-                if builds is not None
-                else _built(execution, deployment, registry)
-            )
-        except ConfigErrors as exc:  # the catalog resolved it; a caller's plans may not be
+            built = _build(cluster, deployment, registry, executions or {}, builds)
+        except ConfigErrors as exc:  # this file only: the others still load
             broken[cluster.file] = exc.errors
             continue
         job, *alert = built.jobs
@@ -198,6 +192,56 @@ def clusters_definitions(
         schedules=schedules,
         sensors=sensors,
         resources=resources or {},
+    )
+
+
+def build_errors(catalog: Catalog) -> dict[str, list[ConfigError]]:
+    """The catalog's files whose clusters the code location could not build, with why:
+    ``exosphere validate`` refuses what the location would show as ``invalid__``."""
+    deployment = Deployment.load()
+    errors = {}
+    for cluster in catalog.plans:
+        try:
+            _build(cluster, deployment, catalog.registry, catalog.executions, None)
+        except ConfigErrors as exc:
+            errors[cluster.file] = exc.errors
+    return errors
+
+
+def _build(
+    cluster: ClusterPlan,
+    deployment: Deployment,
+    registry: SatelliteRegistry,
+    executions: Mapping[str, ExecutionPlan],
+    builds: ClusterBuilds | None,
+) -> BuiltCluster:
+    """One cluster's jobs, triggers and assets. Whatever stops them is raised as the file's
+    ``ConfigErrors``, an unexpected exception too (a bug, in exosphere or in a satellite's
+    config model): one cluster never takes the location down."""
+    try:
+        execution = executions.get(cluster.job_name) or resolve(cluster, deployment, registry)
+        if builds is not None:
+            return builds.get_or_build(execution, deployment, registry, _built)
+        return _built(execution, deployment, registry)
+    except ConfigErrors:
+        raise
+    except Exception as exc:
+        logger.exception("%s: the cluster's Dagster definitions could not be built", cluster.file)
+        raise ConfigErrors([unbuildable(cluster.file, exc)]) from None
+
+
+def unbuildable(file: str, exc: Exception) -> ConfigError:
+    """A cluster whose Dagster definitions could not be built, as its file's error."""
+    reason = f"{type(exc).__name__}: {exc}"
+    return ConfigError(
+        file,
+        1,
+        1,
+        (),
+        "its Dagster job could not be built: " + textwrap.shorten(reason, 400),
+        hint="this is a bug in exosphere or in a satellite's config model, not in the file: "
+        "report it with the file (the code server's log has the traceback); the other clusters "
+        "are not affected",
     )
 
 

@@ -3,6 +3,7 @@ model, except where a value is templated (checked once rendered, at run time).""
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +28,16 @@ def validate_config(
         ]
         settled = _settled_at_templates(errors, templated, config)
         return translate(exc, model, source, base, skip=settled.__contains__)
+    except Exception as exc:  # the model's own code raised: the satellite's bug, this file's error
+        reason = textwrap.shorten(f"{type(exc).__name__}: {exc}", 300)
+        return [
+            source.error(
+                base,
+                f"the satellite's config model ({model.__name__}) raised {reason}",
+                hint="a validator or default of that model raises instead of reporting a "
+                "ValueError; fix the satellite, or give the value it needs here",
+            )
+        ]
     return []
 
 

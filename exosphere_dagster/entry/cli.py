@@ -13,7 +13,7 @@ from typing import NoReturn
 import click
 
 from exosphere_dagster.entry.clusters.cli import clusters
-from exosphere_dagster.resolve.catalog import load_catalog, registry_with_plugins
+from exosphere_dagster.resolve.catalog import Catalog, load_catalog, registry_with_plugins
 
 
 def _ensure_dagster_home(instance: str = "telemetry:\n  enabled: false\n") -> Path:
@@ -41,10 +41,17 @@ def main() -> None:
 
 @main.command()
 @click.argument("paths", nargs=-1, required=True)
-def validate(paths: tuple[str, ...]) -> None:
-    """Check cluster files (.yml/.yaml, or .py files that build clusters) or folders of them;
-    exit 1 on any error."""
+@click.option(
+    "--no-build",
+    is_flag=True,
+    help="Load, plan and resolve only; skip building the Dagster jobs (faster: no Dagster).",
+)
+def validate(paths: tuple[str, ...], no_build: bool) -> None:
+    """Check cluster files (.yml/.yaml, or .py files that build clusters) or folders of them,
+    as far as the code location goes: their Dagster jobs are built too; exit 1 on any error."""
     catalog = load_catalog(list(paths), log=False)
+    if not no_build and catalog.plans:
+        _refuse_unbuildable(catalog)
     for cluster in catalog.plans:
         click.echo(f"ok: {cluster.file} ({cluster.identifier}, {len(cluster.nodes)} satellites)")
         for warning in cluster.warnings:
@@ -57,6 +64,19 @@ def validate(paths: tuple[str, ...]) -> None:
             f"{count} error{'s' if count != 1 else ''} in {len(catalog.broken)} file(s)", err=True
         )
         sys.exit(1)
+
+
+def _refuse_unbuildable(catalog: Catalog) -> None:
+    """Move the plans whose Dagster jobs cannot be built to the catalog's broken files."""
+    from exosphere_dagster.definitions import build_errors
+    from exosphere_dagster.errors import DeploymentError
+
+    try:
+        errors = build_errors(catalog)
+    except DeploymentError:  # the deployment's own problem, which load_catalog reported
+        return
+    catalog.broken.update(errors)
+    catalog.plans = [cluster for cluster in catalog.plans if cluster.file not in errors]
 
 
 @main.command("plan")

@@ -40,7 +40,7 @@ class Catalog:
     generated: dict[str, str] = field(default_factory=dict)  # job name -> YAML of a .py cluster
     executions: dict[str, ExecutionPlan] = field(default_factory=dict)  # job name -> resolved
     from_cache: int = 0  # YAML files whose plan (or errors) the plan cache gave back
-    registry: SatelliteRegistry | None = None  # what the plans were made with: build with it
+    registry: SatelliteRegistry = field(default_factory=SatelliteRegistry)  # plans made with
 
     @property
     def errors(self) -> list[ConfigError]:

@@ -10,10 +10,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from dagster import build_schedule_context
 
 from clusters import cluster, cluster_from, satellite_entry, write_cluster
+from exosphere_dagster import definitions
 from exosphere_dagster.definitions import build_definitions, cluster_jobs
+from exosphere_dagster.entry.cli import main as cli
 from exosphere_dagster.entry.location import find_job
 from exosphere_dagster.entry.reconstruct import job_for_file
 from exosphere_dagster.resolve.catalog import plan_file
@@ -99,6 +102,40 @@ def test_a_plugin_that_cannot_be_imported_takes_down_only_the_clusters_that_use_
     assert "satellite/acme/custom" in str(caught.value) and "RuntimeError: boom" in str(
         caught.value
     )
+
+
+def test_a_cluster_whose_job_cannot_be_built_is_shown_and_validate_refuses_it(
+    tmp_path, monkeypatch, satellite_modules
+):
+    """Whatever stops one cluster's Dagster build (a bug, in exosphere or in a satellite's config
+    model: a recursive model was one) is that file's error: the location shows it as an
+    ``invalid__`` job and `exosphere validate`, which builds the jobs too, refuses the file.
+    The bug is injected (fault injection: the known ones are fixed, test_op_config.py)."""
+    satellite_modules("byo_satellites")
+    write_cluster(tmp_path, "nightly.yml", nightly())
+    write_cluster(tmp_path, "weekly.yml", nightly("cluster/acme/weekly-report"))
+    built = definitions.job_for
+
+    def job_for(execution, *args):
+        if execution.plan.identifier == "acme/weekly-report":
+            raise RecursionError("maximum recursion depth exceeded")
+        return built(execution, *args)
+
+    monkeypatch.setattr(definitions, "job_for", job_for)
+    repo = build_definitions(tmp_path).get_repository_def()
+    assert "acme__nightly_report" in repo.job_names
+    assert "acme__weekly_report" not in repo.job_names
+    text = repo.get_job("invalid__weekly").description
+    assert "weekly.yml:1:1: <document>: its Dagster job could not be built: RecursionError" in text
+    assert "bug in exosphere" in text
+
+    result = CliRunner().invoke(cli, ["validate", str(tmp_path)])
+    assert result.exit_code == 1, result.output
+    assert f"ok: {tmp_path / 'nightly.yml'}" in result.output
+    assert "weekly.yml:1:1: <document>: its Dagster job could not be built" in result.output
+    assert "ok: " + str(tmp_path / "weekly.yml") not in result.output
+    skipped = CliRunner().invoke(cli, ["validate", "--no-build", str(tmp_path)])
+    assert skipped.exit_code == 0, skipped.output
 
 
 def test_missing_folder_gives_an_empty_location(tmp_path):

@@ -359,3 +359,39 @@ def test_types_map_to_dagster_types_and_enum_names_never_clash():
     assert b["limit"].default_value == 3 and a["limit"].default_value is None
     assert a["inner"].config_type.fields["depth"].default_value == 2
     assert all(f.description for f in a.values())
+
+
+class Tree(BaseModel):
+    """A model that holds itself: a tree of named nodes."""
+
+    name: str = "root"
+    children: list[Tree] = []
+    parent: Tree | None = None
+
+
+def test_a_model_that_holds_itself_is_typed_at_its_first_level_and_free_below():
+    """Dagster's config types cannot refer to themselves: the schema of a recursive model used to
+    recurse until Python's limit, which took the whole code location down."""
+    schema = model_schema(Tree, {"children": [{"name": "a", "children": [{"name": "b"}]}]})
+    assert schema["name"].config_type.kind.name == "SCALAR"
+    children = schema["children"].config_type
+    assert children.kind.name == "ARRAY" and children.inner_type.kind.name == "ANY"
+    assert schema["parent"].config_type.kind.name == "NONEABLE"
+    job = GraphDefinition(
+        name="tree", node_defs=[op(name="grow", config_schema=schema)(lambda: None)]
+    ).to_job()
+    deep = {"name": "x", "children": [{"name": "y", "children": [{"name": "z"}]}]}
+    assert validate_run_config(job, {"ops": {"grow": {"config": deep}}})
+
+
+class Derived(BaseModel):
+    name: str = "report"
+    title: str = Field(default_factory=lambda data: data["name"].title())  # from the fields
+
+
+def test_a_default_made_from_the_other_fields_is_left_to_the_model():
+    """A default factory that reads the validated fields has no value of its own: the schema
+    offers none (it used to call the factory with no fields, and the job could not be built)."""
+    title = model_schema(Derived, {})["title"]
+    assert not title.is_required and not title.default_provided
+    assert Derived.model_validate({"name": "weekly"}).title == "Weekly"

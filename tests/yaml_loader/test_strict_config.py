@@ -8,10 +8,11 @@ or ``"ignore"`` in its ``model_config`` (directly or through a base class).
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pytest
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from satellite_ops import SatelliteConfig
 from satellite_ops.registry import SatelliteRegistry, satellite
@@ -50,6 +51,18 @@ class Builtin(SatelliteConfig):
     words: list[str] = []
 
 
+class Raising(BaseModel):
+    """A plugin's model whose own code raises something other than a validation error."""
+
+    words: list[str] = []
+    url: str = Field(default_factory=lambda: os.environ["STRICT_TEST_URL_NEVER_SET"])
+
+    @field_validator("words")
+    @classmethod
+    def no_empty_words(cls, words: list[str]) -> list[str]:
+        return [w.strip() or w[1] for w in words]  # IndexError on "": a bug, not a ValueError
+
+
 REGISTRY = SatelliteRegistry()
 for name, model in {
     "plain": Plain,
@@ -57,6 +70,7 @@ for name, model in {
     "ignoring": Ignoring,
     "ignoring-child": IgnoringChild,
     "builtin": Builtin,
+    "raising": Raising,
 }.items():
 
     def _fn(config: Any, input: Any) -> list[dict]:
@@ -170,3 +184,21 @@ def test_templates_are_checked_once_rendered_where_they_stand_for_the_value() ->
     assert (
         webhook_errors("        headers:\n          - Authorization: ${{ secrets.TOKEN }}\n") == []
     )
+
+
+@pytest.mark.parametrize(
+    ("config", "raised"),
+    [
+        ("words: [a]", "KeyError: 'STRICT_TEST_URL_NEVER_SET'"),  # its default factory
+        ("url: u\nwords: ['']", "IndexError: string index out of range"),  # its validator
+    ],
+)
+def test_a_model_whose_own_code_raises_is_the_files_located_error(config: str, raised: str) -> None:
+    """A satellite model that raises something other than a validation error used to crash
+    `exosphere validate` with a traceback and take the whole code location down."""
+    (error,) = errors("raising", config)
+    assert format_key_path(error.key_path) == "cluster.satellites[0].config"
+    assert (error.file, error.line, error.column) == ("strict.yml", 10, 9)
+    assert error.message == f"the satellite's config model (Raising) raised {raised}"
+    assert "fix the satellite" in error.hint
+    assert errors("raising", "url: u\nwords: [a]") == []

@@ -69,15 +69,20 @@ def fixed_keys(model: type[BaseModel], opted_in: Collection[str] = ()) -> dict[s
 
 
 def model_schema(
-    model: type[BaseModel], given: Mapping[str, Any], opted_in: Collection[str] = ()
+    model: type[BaseModel],
+    given: Mapping[str, Any],
+    opted_in: Collection[str] = (),
+    within: frozenset[type] = frozenset(),
 ) -> dict[str, Field]:
     """``model``'s non-secret fields as Dagster fields; defaults are the values in ``given`` (a
     compiled config: templates become their source text), else the model's own. Fixed targets
     are shown with the file's value and a description that says how to make them editable.
     Each field is keyed as the file spelled it (``fail_n`` where the file wrote ``fail_n``, a
     model that accepts both), else by its alias (``fail-n``): the Launchpad takes what the file
-    took."""
+    took. ``within``: the models this one is nested in (a model that holds itself, a tree,
+    is free-form below its first level: Dagster's config types cannot refer to themselves)."""
     fields = {}
+    within = within | {model}
     shown = launch_fields(model, opted_in)
     for name, info in model.model_fields.items():
         key = info.alias or name
@@ -85,7 +90,9 @@ def model_schema(
             continue
         spelling = next((k for k in (key, name) if k in given), None)
         value = given[spelling] if spelling is not None else PydanticUndefined
-        fields[spelling or key] = _field(model, key, info, value, fixed=key in shown.fixed)
+        fields[spelling or key] = _field(
+            model, key, info, value, fixed=key in shown.fixed, within=within
+        )
     return fields
 
 
@@ -100,15 +107,23 @@ def spellings(model: type[BaseModel], key: str) -> tuple[str, ...]:
 
 
 def _field(
-    model: type[BaseModel], key: str, info: FieldInfo, value: Any, *, fixed: bool = False
+    model: type[BaseModel],
+    key: str,
+    info: FieldInfo,
+    value: Any,
+    *,
+    fixed: bool = False,
+    within: frozenset[type] = frozenset(),
 ) -> Field:
     given = value is not PydanticUndefined
     nested = value if given and isinstance(value, Mapping) else {}
-    config_type = _config_type(info.annotation, f"{model.__name__}_{key}", nested)
+    config_type = _config_type(info.annotation, f"{model.__name__}_{key}", nested, within)
     if given:
         default = _normalised(source_text(value), info, config_type)
+    elif info.default_factory_takes_validated_data:  # made from the other fields: by the model
+        default = PydanticUndefined
     else:
-        default = _plain(info.get_default(call_default_factory=True, validated_data={}))
+        default = _plain(info.get_default(call_default_factory=True))
     description = info.description or ""
     if fixed:
         description = f"{description} {FIXED_NOTE.format(key=key)}".strip()
@@ -133,13 +148,15 @@ def _make(config_type: Any, default: Any, required: bool, description: str) -> F
     return Field(config_type, default_value=default, is_required=False, description=description)
 
 
-def _config_type(annotation: Any, owner: str, given: Mapping[str, Any]) -> Any:
+def _config_type(
+    annotation: Any, owner: str, given: Mapping[str, Any], within: frozenset[type] = frozenset()
+) -> Any:
     origin, args = typing.get_origin(annotation), typing.get_args(annotation)
     if origin is typing.Annotated:
-        return _config_type(args[0], owner, given)
+        return _config_type(args[0], owner, given, within)
     if origin in (typing.Union, types.UnionType):
         rest = [a for a in args if a is not type(None)]
-        inner = _config_type(rest[0], owner, given) if len(rest) == 1 else DagsterAny
+        inner = _config_type(rest[0], owner, given, within) if len(rest) == 1 else DagsterAny
         return Noneable(inner) if len(rest) < len(args) else inner
     if origin is typing.Literal:
         return _enum(owner, args) if all(isinstance(a, str) for a in args) else DagsterAny
@@ -150,12 +167,13 @@ def _config_type(annotation: Any, owner: str, given: Mapping[str, Any]) -> Any:
         scalar = {bool: Bool, int: Int, float: Float, str: String}.get(annotation)
         if scalar is not None:
             return scalar
-        if issubclass(annotation, BaseModel):
-            return Shape(model_schema(annotation, given), description=annotation.__doc__)
+        if issubclass(annotation, BaseModel) and annotation not in within:
+            schema = model_schema(annotation, given, within=within)
+            return Shape(schema, description=annotation.__doc__)
     if origin in (list, Sequence) or annotation is list:
-        return Array(_config_type(args[0], owner, {}) if args else DagsterAny)
+        return Array(_config_type(args[0], owner, {}, within) if args else DagsterAny)
     if origin in (dict, Mapping) or annotation is dict:
-        inner = _config_type(args[1], owner, {}) if len(args) == 2 else DagsterAny
+        inner = _config_type(args[1], owner, {}, within) if len(args) == 2 else DagsterAny
         return Permissive() if inner is DagsterAny else Map(str, inner)
     return DagsterAny  # unions, tuples, Any and whatever else: checked by the model at run start
 
