@@ -61,18 +61,23 @@ class InPlaceApiServer(DagsterApiServer):
         self._job_data: dict[tuple[str, str], tuple[Any, bytes]] = {}  # -> (job, zlib'd data)
         self._repository_data: tuple[tuple, bytes] | None = None  # (key, zlib'd snapshot)
         self._previous: Any = None  # the repository the last rebuild replaced (ExternalJob)
+        self._deferred: str | None = None  # a restart waiting for runs to end (the reason)
         super().__init__(*args, **kwargs)
         self._loaded = self._loaded_repositories  # kept while a failed rebuild shows its error
         self._moved_at_start = _code_moved()  # then it cannot tell a later change: no restart
 
-    def rebuild_if_changed(self) -> bool:
-        """Rebuild the location if the store or the deployment changed since the last build;
-        True when it did. A rebuild that fails puts the server in Dagster's error state (the
+    def rebuild_if_changed(self, token: object = None) -> bool:
+        """Rebuild the location if the store or the deployment changed since the last build
+        (``token``: ``definitions.location_token()``, when the caller has just read it); True
+        when it did. A rebuild that fails puts the server in Dagster's error state (the
         webserver shows the error) until a later change rebuilds it. A server whose first load
-        failed stays as Dagster left it: restart it."""
+        failed has nothing to rebuild from: a change starts it again (``exec``)."""
         with self._rebuild_lock:
-            token = definitions.location_token()
-            if token == self._seen or self._loaded is None:
+            token = definitions.location_token() if token is None else token
+            if token == self._seen:
+                return False
+            if self._loaded is None:  # nothing to rebuild from
+                self._restart("the clusters or the deployment changed after a failed first load")
                 return False
             self._seen = token
             try:
@@ -102,9 +107,22 @@ class InPlaceApiServer(DagsterApiServer):
         if self._moved_at_start is not None:
             return
         reason = _code_moved()
-        if reason is None:
+        if reason is not None:
+            self._restart(f"code changed ({reason})")
+
+    def _restart(self, why: str) -> None:
+        """``exec`` this server again, once the runs it started are over: a run's process and
+        its cancellation belong to this process (Dagster's ``CancelExecution``), and a
+        restarted server would not know them. Until then it serves what it has."""
+        running = self._runs_in_flight()
+        if running:
+            if why != self._deferred:
+                self._logger.warning(
+                    "%s: the code server restarts once its %d run(s) in flight end", why, running
+                )
+                self._deferred = why
             return
-        self._logger.warning("code changed (%s): restarting the code server", reason)
+        self._logger.warning("%s: restarting the code server", why)
         for handler in logging.getLogger("dagster").handlers + logging.getLogger().handlers:
             handler.flush()
         sys.stdout.flush()
@@ -116,9 +134,22 @@ class InPlaceApiServer(DagsterApiServer):
         (a rebuild of every cluster can outlast the caller's deadline); the clients load the
         location again when the rebuild gives the server its new id."""
         self.restart_if_code_moved()
-        if not self._rebuild_lock.locked() and definitions.location_token() != self._seen:
-            threading.Thread(target=self.rebuild_if_changed, daemon=True).start()
+        if not self._rebuild_lock.locked():
+            token = definitions.location_token()
+            if token != self._seen:
+                threading.Thread(target=self.rebuild_if_changed, args=(token,), daemon=True).start()
         return super().ListRepositories(request, context)
+
+    def _check_for_orphaned_runs(self) -> None:
+        """Dagster's tick that clears ended runs (every half second); a restart that waited for
+        them happens here."""
+        super()._check_for_orphaned_runs()
+        if self._deferred is not None and not self._runs_in_flight():
+            self._restart(self._deferred)
+
+    def _runs_in_flight(self) -> int:
+        with self._execution_lock:
+            return sum(process.is_alive() for process, _ in self._executions.values())
 
     def ReloadCode(self, request: Any, context: Any) -> Any:  # noqa: N802
         """Rebuild now if anything changed (what ``exosphere dev``'s watcher asks)."""

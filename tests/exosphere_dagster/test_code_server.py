@@ -19,9 +19,13 @@ from pathlib import Path
 import pytest
 from dagster import DagsterInstance, Definitions, GraphDefinition, OpDefinition
 from dagster._core.errors import DagsterUserCodeUnreachableError
+from dagster._core.launcher import DefaultRunLauncher
 from dagster._core.remote_origin import GrpcServerCodeLocationOrigin, RemoteRepositoryOrigin
 from dagster._core.remote_representation.code_location import GrpcServerCodeLocation
 from dagster._core.remote_representation.external_data import JobDataSnap
+from dagster._core.storage.dagster_run import DagsterRunStatus
+from dagster._core.test_utils import create_run_for_test
+from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 from dagster._core.utils import FuturesAwareThreadPoolExecutor
 from dagster._grpc.__generated__ import dagster_api_pb2
 from dagster._grpc.client import DagsterGrpcClient
@@ -30,6 +34,7 @@ from dagster._utils.error import SerializableErrorInfo
 
 from clusters import cluster, cluster_from, satellite_entry, write_cluster
 from exosphere_dagster import definitions
+from exosphere_dagster.entry import code_server as code_server_module
 from exosphere_dagster.entry.code_server import InPlaceApiServer
 from exosphere_dagster.entry.devserver import LOCATION_NAME, _free_port
 from exosphere_dagster.resolve.content import CONTENT_HASH_KEY, file_hash
@@ -115,6 +120,33 @@ def test_a_rebuild_that_fails_shows_its_error_until_a_rebuild_succeeds(monkeypat
     assert servicer._serializable_load_error is None
     ids.append(servicer._server_id)
     assert len(set(ids)) == 3, "each rebuild, failed or not, tells the clients to load again"
+
+
+def test_a_server_whose_first_load_failed_starts_again_on_a_change(tmp_path, monkeypatch):
+    """Nothing to rebuild from: the server execs itself (recorded here instead) when the clusters
+    or the deployment change, as it does for changed code. It used to need a manual restart.
+    The first load is made to fail with a module that raises (only a bug fails it for real)."""
+    (tmp_path / "broken_location.py").write_text("raise RuntimeError('first load broke')\n")
+    tokens = iter(range(100))
+    monkeypatch.setattr(definitions, "location_token", lambda: next(tokens))
+    execs = []
+    monkeypatch.setattr(code_server_module.os, "execv", lambda *args: execs.append(args))
+    servicer = InPlaceApiServer(
+        server_termination_event=threading.Event(),
+        logger=logging.getLogger("test"),
+        server_threadpool_executor=FuturesAwareThreadPoolExecutor(),
+        loadable_target_origin=LoadableTargetOrigin(
+            executable_path=sys.executable,
+            module_name="broken_location",
+            attribute="defs",
+            working_directory=str(tmp_path),
+        ),
+        lazy_load_user_code=True,
+    )
+    assert servicer._loaded_repositories is None
+    assert "first load broke" in servicer._serializable_load_error.to_string()
+    assert servicer.rebuild_if_changed() is False
+    assert len(execs) == 1 and execs[0][0] == sys.executable
 
 
 def in_process_server(monkeypatch) -> InPlaceApiServer:
@@ -311,6 +343,84 @@ def test_changed_satellite_code_restarts_the_server_in_the_same_process(tmp_path
         assert "satellite/plugin/greet" in shown[invalid]
         assert "restarting the code server" in log.read_text()
         assert proc.poll() is None, "the same process serves again"
+
+
+HOLD_PLUGIN = """
+import time
+from pathlib import Path
+
+from pydantic import BaseModel
+from satellite_ops import satellite
+
+
+class HoldConfig(BaseModel):
+    started: str
+    release: str
+
+
+@satellite("satellite/plugin/hold", config=HoldConfig)
+def hold(config: HoldConfig, input: dict) -> list[dict]:
+    Path(config.started).touch()
+    while not Path(config.release).exists():  # held until the test releases it (or cancels)
+        time.sleep(0.05)
+    return [{{}}]
+{comment}"""
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_a_restart_waits_for_the_runs_the_server_started(tmp_path, dagster_home):
+    """A run's process and its cancellation belong to the server that started it (Dagster's
+    ``StartRun`` and ``CancelExecution``). Satellite code that changes while a run is in flight
+    no longer restarts the server under it: the UI's Terminate still reaches the run, and the
+    server restarts by itself once the run has ended."""
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    module = plugins / "holdplug.py"
+    module.write_text(HOLD_PLUGIN.format(comment=""))
+    old = time.time() - 60
+    os.utime(module, (old, old))
+    folder = tmp_path / "clusters"
+    folder.mkdir()
+    started, release = tmp_path / "started", tmp_path / "release"
+    entry = satellite_entry(
+        "satellite/plugin/hold", "hold", {"started": started, "release": release}
+    )
+    write_cluster(folder, "hold.yml", cluster("acme/hold", [entry]))
+    log = tmp_path / "code-server.log"
+    env = {"PYTHONPATH": str(plugins), "EXOSPHERE_SATELLITE_MODULES": "holdplug"}
+    with running_code_server(folder, log, **env) as (proc, port, client):
+        instance = DagsterInstance.get()
+        with load_location(port) as location:
+            job = location.get_repository("__repository__").get_full_job("acme__hold")
+        run = create_run_for_test(
+            instance,
+            job_name=job.name,
+            remote_job_origin=job.get_remote_origin(),
+            job_code_origin=job.get_python_origin(),
+            job_snapshot=job.job_snapshot,
+        )
+        DefaultRunLauncher.launch_run_from_grpc_client(instance, run, client)  # the UI's launch
+        while not started.exists():
+            assert not instance.get_run_by_id(run.run_id).is_finished, "the run ended early"
+            time.sleep(0.1)
+        before = client.get_server_id()
+
+        module.write_text(HOLD_PLUGIN.format(comment="# edited while a run is in flight\n"))
+        client.reload_code(timeout=60)
+        assert client.get_server_id() == before, "no restart under a run in flight"
+        assert "restarts once its 1 run(s) in flight end" in log.read_text()
+
+        assert instance.run_launcher.terminate(run.run_id), "Terminate reaches the run"
+        while not instance.get_run_by_id(run.run_id).is_finished:
+            time.sleep(0.1)
+        assert instance.get_run_by_id(run.run_id).status == DagsterRunStatus.CANCELED
+
+        while "restarting the code server" not in log.read_text():  # by itself, once it ended
+            assert proc.poll() is None, log.read_text()
+            time.sleep(0.1)
+        wait_until_answering(proc, client, log)
+        assert client.get_server_id() != before
 
 
 @pytest.mark.integration
