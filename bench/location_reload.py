@@ -31,7 +31,6 @@ import argparse
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -43,6 +42,7 @@ import httpx
 
 from catalog_reload import measure_catalog, report
 from cli_runs import Workspace, process_tree, rss_mb, stop_group, workspace
+from exosphere_dagster.entry.devserver import free_port
 from load_clusters import cluster_text
 
 LOCATION = "exosphere_dagster.definitions"
@@ -72,12 +72,6 @@ class Size:
     @property
     def total(self) -> float:
         return sum(self.rss.values())
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def query(port: int, text: str) -> dict:

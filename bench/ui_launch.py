@@ -27,7 +27,6 @@ import contextlib
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -39,7 +38,7 @@ import yaml
 
 from cli_runs import PLAIN_JOB as PLAIN_JOB_FILE
 from cli_runs import REPO, Workspace, cluster_yaml, median, stop_group, workspace
-from exosphere_dagster.entry.devserver import DEV_INSTANCE
+from exosphere_dagster.entry.devserver import DEV_INSTANCE, free_port
 
 CLUSTER_LOCATION, PLAIN_LOCATION = "exosphere", "plain"
 CLUSTER_JOB, PLAIN_JOB = "bench__tiny", "plain_two_ops"
@@ -66,12 +65,6 @@ class Launch:
     seconds: float  # click to the final status shown
     status: str
     phases: dict[str, float]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def graphql(url: str, query: str, variables: dict | None = None) -> dict:

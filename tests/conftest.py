@@ -5,6 +5,7 @@
   the test's ``dagster_home``; ``instance`` runs a test on each of them.
 * ``satellite_modules("byo_satellites", ...)`` registers satellite modules that sit beside the
   test file, for the test and the processes it starts.
+* Hypothesis draws the same examples every run; ``HYPOTHESIS_PROFILE=explore`` draws new ones.
 * ``moto_server`` yields the endpoint URL of one moto server per session (fake AWS credentials
   are put in the environment); ``http_recorder`` gives a per-test view of one session-wide
   HTTP server that records requests and answers from a script.
@@ -24,9 +25,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 from http_servers import serve_http
 from satellite_env import satellite_env
+
+# Property tests draw the same examples on every run, so a red suite is the change's doing, not
+# a draw's (CI and these machines are shared); HYPOTHESIS_PROFILE=explore draws new ones, more.
+settings.register_profile("repeatable", derandomize=True, database=None)
+settings.register_profile("explore", derandomize=False, max_examples=1000)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 POSTGRES_URL = os.environ.get(
     "EXOSPHERE_TEST_POSTGRES", "postgresql+psycopg2://postgres@127.0.0.1:5432/test"

@@ -198,7 +198,7 @@ def _start_code_server(
     """``exosphere code-server`` (code_server.py) and its port, once it answers (it has built
     the location by then), appended to ``started``; it may have ended instead (it could not
     start), or ``stop`` be set while it was building."""
-    port = _free_port()
+    port = free_port()
     command = [sys.executable, "-m", "exosphere_dagster.entry.cli", "code-server"]
     command += ["--port", str(port), "--parent-pid", str(os.getpid())]
     code = subprocess.Popen(command, env=env, start_new_session=True, preexec_fn=_default_signals)
@@ -224,7 +224,8 @@ def _reload_code_server(port: int) -> bool:
         return False
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that no one listens on now (the OS picks it)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]

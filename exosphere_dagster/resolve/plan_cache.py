@@ -21,6 +21,7 @@ import logging
 import os
 import pickle
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -107,7 +108,7 @@ class PlanCache:
     def remember(self) -> None:
         """In a process that keeps plans in memory (``keep_plans_in_memory``), keep this
         load's entries for the next load, and only them."""
-        if _IN_MEMORY:
+        if _IN_MEMORY.is_set():
             _REMEMBERED.clear()
             _REMEMBERED.update(self.used)
 
@@ -190,7 +191,7 @@ class PlanCache:
 # The last load's entries, by key, in a process that loads the same folder again and again: a
 # plan is frozen, so the next load may share it.
 _REMEMBERED: dict[str, ClusterPlan | list[ConfigError]] = {}
-_IN_MEMORY: list[bool] = []  # non-empty once keep_plans_in_memory() was called
+_IN_MEMORY = threading.Event()  # set by keep_plans_in_memory()
 
 
 def keep_plans_in_memory() -> None:
@@ -198,7 +199,7 @@ def keep_plans_in_memory() -> None:
     place: entry/code_server.py): each load keeps its plans in memory for the next, so an
     unchanged file's plan is not read back from disk. Entries are still checked by their key
     (the file's bytes, path and the planning fingerprint)."""
-    _IN_MEMORY.append(True)
+    _IN_MEMORY.set()
 
 
 def _small_file_bytes(path: Path) -> bytes | None:

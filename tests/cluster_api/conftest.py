@@ -21,11 +21,11 @@ from dev_server import (
     Server,
     aws_env,
     eventually,
-    free_port,
     pythonpath,
     readme_tour,
 )
 
+from exosphere_dagster.entry.devserver import free_port
 from processes import stop_group
 
 

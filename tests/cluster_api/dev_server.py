@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -98,12 +97,6 @@ class Server:
     def job_names(self) -> set[str]:
         location = self.api.location()
         return {job.name for job in self.api.jobs(location)}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def pythonpath(*folders: Path) -> str:

@@ -13,9 +13,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from dev_server import EXOSPHERE, aws_env, eventually, free_port
+from dev_server import EXOSPHERE, aws_env, eventually
 
 from exosphere_dagster.entry.clusters.graphql import DagsterApi
+from exosphere_dagster.entry.devserver import free_port
 from processes import stop_group
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

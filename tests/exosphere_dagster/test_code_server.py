@@ -36,7 +36,7 @@ from clusters import cluster, cluster_from, satellite_entry, write_cluster
 from exosphere_dagster import definitions
 from exosphere_dagster.entry import code_server as code_server_module
 from exosphere_dagster.entry.code_server import InPlaceApiServer
-from exosphere_dagster.entry.devserver import LOCATION_NAME, _free_port
+from exosphere_dagster.entry.devserver import LOCATION_NAME, free_port
 from exosphere_dagster.resolve.content import CONTENT_HASH_KEY, file_hash
 from exosphere_dagster.translate.built_clusters import ClusterBuilds
 from processes import stop_group
@@ -201,7 +201,7 @@ def test_a_changed_deployment_rebuilds_every_cluster(tmp_path, dagster_home, mon
 def running_code_server(folder: Path, log: Path, **env: str):
     """A real ``exosphere code-server`` process serving ``folder``, once it answers (it has
     built the location then): its process, port and a gRPC client."""
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "EXOSPHERE_CLUSTERS_DIR": str(folder), **env}
     command = [sys.executable, "-m", "exosphere_dagster.entry.cli", "code-server", "-p", str(port)]
     with log.open("w") as out:
@@ -429,7 +429,7 @@ def test_sigterm_stops_a_server_started_as_a_background_job(tmp_path, dagster_ho
     """A background job inherits SIGINT ignored, and Dagster gives SIGTERM the handler SIGINT
     has: the server must still stop on SIGTERM (``kill``, a supervisor)."""
     folder = folder_of(tmp_path, ["a"])
-    port = _free_port()
+    port = free_port()
     log = tmp_path / "code-server.log"
     env = {**os.environ, "EXOSPHERE_CLUSTERS_DIR": str(folder)}
     command = [sys.executable, "-m", "exosphere_dagster.entry.cli", "code-server", "-p", str(port)]

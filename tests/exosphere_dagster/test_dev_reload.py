@@ -7,7 +7,6 @@ is superseded by ``dg dev`` on every start)."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ import httpx
 import pytest
 
 from clusters import cluster_from, write_cluster
+from exosphere_dagster.entry.devserver import free_port
 from processes import stop_group
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -25,12 +25,6 @@ JOBS_QUERY = "{ repositoriesOrError { ... on RepositoryConnection { nodes { jobs
 
 def acme(name: str) -> dict:
     return cluster_from("fan-out", identifier=f"acme/{name}")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def job_names(port: int) -> set[str]:

@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -125,7 +126,9 @@ def test_a_process_that_keeps_plans_in_memory_reads_no_entry_back(
     """A code server rebuilding in place (keep_plans_in_memory): an unchanged file's plan is
     the last load's object, not read from disk (the entries are spoiled here to show it); a
     changed file is still planned again."""
-    monkeypatch.setattr(plan_cache, "_IN_MEMORY", [True])
+    in_memory = threading.Event()
+    in_memory.set()
+    monkeypatch.setattr(plan_cache, "_IN_MEMORY", in_memory)
     monkeypatch.setattr(plan_cache, "_REMEMBERED", {})
     first = load_catalog([folder], log=False)
     for entry in cache_dir.glob("*.plan"):

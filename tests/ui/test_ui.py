@@ -20,7 +20,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -32,6 +31,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
+from exosphere_dagster.entry.devserver import free_port
 from satellite_env import satellite_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -112,12 +112,6 @@ def chromium_path() -> str | None:
         or shutil.which("chromium")
         or shutil.which("chromium-browser")
     )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_for(check: Callable[[], object], timeout: float, what: str) -> object:
