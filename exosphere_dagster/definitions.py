@@ -163,7 +163,7 @@ def clusters_definitions(
     deployment = Deployment.load()
     for cluster in plans:
         try:
-            built = _build(cluster, deployment, registry, executions or {}, builds)
+            built = _build(cluster, deployment, registry, executions or {}, builds, log=True)
         except ConfigErrors as exc:  # this file only: the others still load
             broken[cluster.file] = exc.errors
             continue
@@ -202,7 +202,7 @@ def build_errors(catalog: Catalog) -> dict[str, list[ConfigError]]:
     errors = {}
     for cluster in catalog.plans:
         try:
-            _build(cluster, deployment, catalog.registry, catalog.executions, None)
+            _build(cluster, deployment, catalog.registry, catalog.executions, None, log=False)
         except ConfigErrors as exc:
             errors[cluster.file] = exc.errors
     return errors
@@ -214,10 +214,13 @@ def _build(
     registry: SatelliteRegistry,
     executions: Mapping[str, ExecutionPlan],
     builds: ClusterBuilds | None,
+    *,
+    log: bool,
 ) -> BuiltCluster:
     """One cluster's jobs, triggers and assets. Whatever stops them is raised as the file's
     ``ConfigErrors``, an unexpected exception too (a bug, in exosphere or in a satellite's
-    config model): one cluster never takes the location down."""
+    config model): one cluster never takes the location down. ``log``: its traceback, for the
+    code location's log (``exosphere validate`` prints the error alone)."""
     try:
         execution = executions.get(cluster.job_name) or resolve(cluster, deployment, registry)
         if builds is not None:
@@ -226,7 +229,8 @@ def _build(
     except ConfigErrors:
         raise
     except Exception as exc:
-        logger.exception("%s: the cluster's Dagster definitions could not be built", cluster.file)
+        if log:
+            logger.exception("%s: the cluster's Dagster job could not be built", cluster.file)
         raise ConfigErrors([unbuildable(cluster.file, exc)]) from None
 
 
@@ -240,7 +244,7 @@ def unbuildable(file: str, exc: Exception) -> ConfigError:
         (),
         "its Dagster job could not be built: " + textwrap.shorten(reason, 400),
         hint="this is a bug in exosphere or in a satellite's config model, not in the file: "
-        "report it with the file (the code server's log has the traceback); the other clusters "
+        "report it with the file (the code location's log has the traceback); the other clusters "
         "are not affected",
     )
 

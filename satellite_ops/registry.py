@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, RootModel
 
 from satellite_ops.errors import (
     DuplicateSatelliteError,
@@ -36,7 +36,7 @@ logger = logging.getLogger(__name__)
 ENTRY_POINT_GROUP = "exosphere.satellites"
 MODULES_ENV_VAR = "EXOSPHERE_SATELLITE_MODULES"
 IDENTIFIER_PATTERN = re.compile(
-    r"^satellite/[a-z0-9][a-z0-9_-]*/[a-z0-9][a-z0-9_.-]*\Z"
+    r"^satellite/[a-z0-9][a-z0-9_-]{0,99}/[a-z0-9][a-z0-9_.-]{0,99}\Z"
 )  # = yaml_loader USES_RE
 DEFINITIONS_ATTR = "__exosphere_satellites__"
 
@@ -74,7 +74,8 @@ class SatelliteDefinition:
         if not IDENTIFIER_PATTERN.match(self.identifier):
             raise SatelliteDefinitionError(
                 f"satellite identifier '{self.identifier}' must look like "
-                "'satellite/<project>/<name>' (lowercase letters, digits, '-' and '_')"
+                "'satellite/<project>/<name>' (lowercase letters, digits, '-' and '_'; at most "
+                "100 of them for each of project and name)"
             )
         for name, model in (("config", self.config_model), ("input", self.input_model)):
             if model is not None and not (isinstance(model, type) and issubclass(model, BaseModel)):
@@ -82,6 +83,12 @@ class SatelliteDefinition:
                     f"{self.identifier}: {name} model must be a pydantic BaseModel subclass, "
                     f"got {model!r}"
                 )
+        if issubclass(self.config_model, RootModel):
+            raise SatelliteDefinitionError(
+                f"{self.identifier}: config model must have named fields, got the RootModel "
+                f"{self.config_model.__name__} (a cluster file's config is a mapping of keys): "
+                "wrap it, e.g. 'class Config(BaseModel): values: dict[str, int]'"
+            )
         if not isinstance(self.max_concurrency, int) or self.max_concurrency < 1:
             raise SatelliteDefinitionError(
                 f"{self.identifier}: max_concurrency must be an integer >= 1"

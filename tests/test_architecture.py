@@ -174,9 +174,19 @@ def test_one_satellite_identifier_rule() -> None:
     packages may not import each other (docs/architecture.md, the contracts table), so the one
     rule is written twice and held equal here."""
     from satellite_ops.registry import IDENTIFIER_PATTERN
-    from yaml_loader.models import USES_RE
+    from yaml_loader.text_forms import USES_RE
 
     assert IDENTIFIER_PATTERN.pattern == USES_RE.pattern
+
+
+def test_the_loader_refuses_the_node_names_dagster_refuses() -> None:
+    """yaml_loader does not import Dagster: its copy of Dagster's reserved names is held equal
+    to Dagster's own here, so a pinned Dagster upgrade that adds one is noticed."""
+    from dagster._core.definitions.utils import DISALLOWED_NAMES
+
+    from yaml_loader.identity import DAGSTER_RESERVED
+
+    assert DAGSTER_RESERVED == DISALLOWED_NAMES
 
 
 def test_every_preloaded_module_exists() -> None:

@@ -19,6 +19,7 @@ Definitions and checks that every name Dagster sees is one ``claims`` predicted.
 from __future__ import annotations
 
 import hashlib
+import keyword
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -42,6 +43,14 @@ BREACH_NODE = "exosphere__sla_breach"
 BREACH = "sla_breach"  # the alert job is ``<job>__sla_breach``, its ops ``<job>__sla_breach__*``
 PROJECT_NODES = frozenset({START_NODE, SUMMARY_NODE, FAILURES_NODE, BREACH_NODE})
 GATHER_SUFFIXES = ("__rechunk", "__join")  # ``<satellite op>__rechunk``, ``<satellite op>__join``
+# names Dagster refuses for a node (its DISALLOWED_NAMES: a test keeps the two equal)
+DAGSTER_RESERVED = frozenset(
+    {
+        *("context", "conf", "config", "meta", "arg_dict", "dict", "input_arg_dict"),
+        *("output_arg_dict", "int", "str", "float", "bool", "input", "output", "type"),
+        *keyword.kwlist,
+    }
+)
 
 Namespace = Literal["job", "node", "trigger", "asset"]
 NAMESPACE_WORDS: Mapping[str, str] = {
@@ -85,7 +94,10 @@ def invalid_job_name(path: str | PurePath) -> str:
 
 
 def reserved_node_problem(op_name: str) -> str | None:
-    """Why a satellite's node name would clash with a node the project adds, or None."""
+    """Why a satellite's node name would clash with a node the project adds, or with a name
+    Dagster refuses; None when it is free."""
+    if op_name in DAGSTER_RESERVED:
+        return f"'{op_name}' is a name Dagster refuses for a node (a Python or Dagster keyword)"
     if op_name in PROJECT_NODES or op_name.startswith(PROJECT_PREFIX):
         return f"'{op_name}' is a node name the project adds to every job (exosphere__...)"
     if op_name == BREACH or op_name.startswith(BREACH + SEPARATOR):

@@ -14,7 +14,6 @@ import re
 import zoneinfo
 from typing import Annotated, Any, Literal
 
-from croniter import croniter
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -28,29 +27,23 @@ from pydantic import (
 from pydantic_core import CoreSchema
 
 from yaml_loader.quantities import MAX_GPUS, QUANTITY_SCHEMA, normalised
+from yaml_loader.text_forms import (
+    CLUSTER_ID_RE,
+    CRON_PATTERN,
+    DURATION_RE,
+    IDENTIFIER_RE,
+    SECRET_NAME_RE,
+    USES_RE,
+    check_name_lengths,
+    checked_cron,
+    json_pattern,
+)
 from yaml_loader.tiers import TIER_NAMES
 
 SUPPORTED_VERSIONS = ("0.0.1b",)
 DEFAULT_RETRIES = 5
 
-# \Z, not $: "a\n" (a block scalar's last line break) must not pass for "a"
-IDENTIFIER_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*\Z")
-SECRET_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*\Z")
-USES_RE = re.compile(r"^satellite/[a-z0-9][a-z0-9_-]*/[a-z0-9][a-z0-9_.-]*\Z")
-DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*\Z")
-CLUSTER_ID_RE = re.compile(r"^(cluster/)?[a-z0-9][a-z0-9_-]*/[a-z0-9][a-z0-9_-]*\Z")
-# what croniter.is_valid accepts, as far as a pattern can say: 5 to 7 fields, or a macro
-CRON_PATTERN = (
-    r"^\s*(@(yearly|annually|monthly|weekly|daily|midnight|hourly)"
-    r"|@(YEARLY|ANNUALLY|MONTHLY|WEEKLY|DAILY|MIDNIGHT|HOURLY)"
-    r"|[0-9A-Za-z*/,?#-]+(\s+[0-9A-Za-z*/,?#-]+){4,6})\s*$"
-)
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
-
-
-def json_pattern(pattern: re.Pattern[str]) -> str:
-    """A Python pattern as JSON Schema (ECMA-262) writes it: no \\Z there, and no line-break $."""
-    return pattern.pattern.replace(r"\Z", "$")
 
 
 def nullable(schema: dict[str, Any]) -> dict[str, Any]:
@@ -184,6 +177,7 @@ class SatelliteSpec(StrictModel):
     @field_validator("uses")
     @classmethod
     def _uses_form(cls, value: str) -> str:
+        check_name_lengths(value.split("/")[1:])
         if not USES_RE.match(value):
             raise ValueError(f"expected 'satellite/<project>/<name>' in lowercase, found {value!r}")
         return value
@@ -191,6 +185,8 @@ class SatelliteSpec(StrictModel):
     @field_validator("identifier")
     @classmethod
     def _identifier_form(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_name_lengths([value])
         if value is not None and not IDENTIFIER_RE.match(value):
             raise ValueError(
                 "expected lowercase letters, digits, '-' or '_' (starting with a letter or digit), "
@@ -215,9 +211,7 @@ class CronTrigger(StrictModel):
     @field_validator("cron")
     @classmethod
     def _valid_cron(cls, value: str) -> str:
-        if not croniter.is_valid(value):
-            raise ValueError(f"expected a cron expression like '0 0 * * *', found {value!r}")
-        return value
+        return checked_cron(value)
 
     @field_validator("timezone")
     @classmethod
@@ -376,6 +370,7 @@ class ClusterSpec(StrictModel):
     @classmethod
     def _identifier(cls, value: str) -> str:
         parts = value.removeprefix("cluster/").split("/")
+        check_name_lengths(parts)
         if len(parts) != 2 or not all(IDENTIFIER_RE.match(p) for p in parts):
             raise ValueError(
                 "expected 'project/name' or 'cluster/project/name' in lowercase letters, digits, "

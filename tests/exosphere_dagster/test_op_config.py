@@ -8,6 +8,7 @@ plain ``yaml.safe_load``, not from the code under test.
 
 from __future__ import annotations
 
+import enum
 from pathlib import Path
 from typing import Any, Literal
 
@@ -395,3 +396,32 @@ def test_a_default_made_from_the_other_fields_is_left_to_the_model():
     title = model_schema(Derived, {})["title"]
     assert not title.is_required and not title.default_provided
     assert Derived.model_validate({"name": "weekly"}).title == "Weekly"
+
+
+class Shade(enum.StrEnum):
+    LIGHT = "light"
+    DARK = "dark"
+
+
+class Level(enum.IntEnum):
+    LOW = 1
+    HIGH = 2
+
+
+class Styled(BaseModel):
+    shade: Shade = Shade.DARK
+    shades: list[Shade] = [Shade.LIGHT]
+    level: Level = Level.HIGH
+
+
+def test_enum_defaults_of_str_and_int_enums_are_their_values():
+    """A StrEnum's or IntEnum's member is a str or an int too: it was passed to Dagster as the
+    member, which Dagster refuses, so such a model's job could not be built."""
+    schema = model_schema(Styled, {})
+    assert schema["shade"].default_value == "dark" and type(schema["shade"].default_value) is str
+    assert schema["shades"].default_value == ["light"]
+    assert schema["level"].default_value == 2 and type(schema["level"].default_value) is int
+    job = GraphDefinition(
+        name="styled", node_defs=[op(name="paint", config_schema=schema)(lambda: None)]
+    ).to_job()
+    assert validate_run_config(job, {})["ops"]["paint"]["config"]["shade"] == "dark"

@@ -8,7 +8,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from pydantic import Field
+from pydantic import Field, RootModel
 
 from satellite_ops import (
     BatchItem,
@@ -90,7 +90,13 @@ def test_batched_and_resources() -> None:
 
 @pytest.mark.parametrize(
     "identifier",
-    ["tests/echo", "satellite/Tests/echo", "satellite/tests/echo/extra", "satellite/tests/a b"],
+    [
+        "tests/echo",
+        "satellite/Tests/echo",
+        "satellite/tests/echo/extra",
+        "satellite/tests/a b",
+        "satellite/tests/" + "a" * 101,  # it names a folder and Dagster steps
+    ],
 )
 def test_bad_identifier(identifier: str) -> None:
     with pytest.raises(SatelliteDefinitionError, match="satellite/<project>/<name>"):
@@ -107,6 +113,12 @@ def test_bad_signature_and_model() -> None:
         )
     with pytest.raises(SatelliteDefinitionError, match="BaseModel subclass"):
         satellite("satellite/tests/no-model", config=dict, registry=registry)(lambda c, i: [])
+    with pytest.raises(SatelliteDefinitionError, match="named fields, got the RootModel Counts"):
+
+        class Counts(RootModel[dict[str, int]]):  # its run config could never be given
+            pass
+
+        satellite("satellite/tests/root", config=Counts, registry=registry)(lambda c, i: [])
     with pytest.raises(SatelliteDefinitionError, match=r"satellite_ops\.Resources\(cpu="):
         satellite(
             "satellite/tests/res", config=EchoConfig, resources={"gpu": 1}, registry=registry

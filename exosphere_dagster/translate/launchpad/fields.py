@@ -213,10 +213,10 @@ def _normalised(value: Any, info: FieldInfo, config_type: Any) -> Any:
 
 def _plain(value: Any) -> Any:
     """A model default as config data, or PydanticUndefined when it is not plain data."""
+    if isinstance(value, enum.Enum):  # first: a StrEnum's member is a str too, not plain data
+        return _plain(value.value)
     if value is None or isinstance(value, bool | int | float | str):
         return value
-    if isinstance(value, enum.Enum):
-        return _plain(value.value)
     if isinstance(value, BaseModel):
         return _plain(value.model_dump(mode="json", by_alias=True))
     if isinstance(value, list | tuple):
