@@ -66,12 +66,24 @@ def find_cluster_files(paths: list[str | Path] | tuple[str | Path, ...]) -> list
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            found.extend(
-                sorted(p for p in path.rglob("*") if p.suffix in YAML_SUFFIXES and p.is_file())
-            )
+            found.extend(cluster_files_under(path))
         else:
             found.append(path)
     return found
+
+
+def cluster_files_under(folder: Path) -> list[Path]:
+    """The YAML files under ``folder``, sorted. Hidden files and folders (a name that starts
+    with ``.``) are not read: ``.git``, an editor's backups, and a Kubernetes ConfigMap mount,
+    which keeps every file twice, in ``..<timestamp>/`` behind its ``..data`` link and as a
+    link beside it."""
+    return sorted(
+        path
+        for path in folder.rglob("*")
+        if path.suffix in YAML_SUFFIXES
+        and not any(part.startswith(".") for part in path.relative_to(folder).parts)
+        and path.is_file()
+    )
 
 
 def missing_file_error(path: Path) -> ConfigError:

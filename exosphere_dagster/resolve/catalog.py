@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -144,6 +145,19 @@ def load_catalog(
     files: list[tuple[str, list[ClusterPlan]]] = []
     for path in find_cluster_files(list(paths)):
         shown = shown_as(str(path)) if shown_as else str(path)
+        if not _utf8_name(path):  # Dagster keeps names as UTF-8 text: it would fail every run
+            printable = os.fsencode(shown).decode("utf-8", "backslashreplace")
+            catalog.broken[printable] = [
+                ConfigError(
+                    printable,
+                    1,
+                    1,
+                    (),
+                    "the file's name is not valid UTF-8",
+                    hint="rename the file (names are kept as UTF-8 text)",
+                )
+            ]
+            continue
         if not path.exists():
             catalog.broken[shown] = [missing_file_error(path)]
             continue
@@ -167,6 +181,14 @@ def load_catalog(
     for file, errors in catalog.broken.items() if log else ():
         logger.error("skipping %s:\n%s", file, "\n".join(str(e) for e in errors))
     return catalog
+
+
+def _utf8_name(path: Path) -> bool:
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:  # undecodable bytes, kept by Python as surrogates
+        return False
+    return True
 
 
 def _deployment(given: Deployment | None) -> Deployment | None:

@@ -17,6 +17,7 @@ from clusters import cluster, cluster_from, satellite_entry, write_cluster
 from exosphere_dagster import definitions
 from exosphere_dagster.definitions import build_definitions, cluster_jobs
 from exosphere_dagster.entry.cli import main as cli
+from exosphere_dagster.entry.clusters.store import FolderStore
 from exosphere_dagster.entry.location import find_job
 from exosphere_dagster.entry.reconstruct import job_for_file
 from exosphere_dagster.resolve.catalog import plan_file
@@ -136,6 +137,47 @@ def test_a_cluster_whose_job_cannot_be_built_is_shown_and_validate_refuses_it(
     assert "ok: " + str(tmp_path / "weekly.yml") not in result.output
     skipped = CliRunner().invoke(cli, ["validate", "--no-build", str(tmp_path)])
     assert skipped.exit_code == 0, skipped.output
+
+
+def test_a_kubernetes_configmap_mount_loads_each_cluster_once(tmp_path, satellite_modules):
+    """The Helm chart mounts the clusters' ConfigMap as the kubelet lays it out: the files in
+    ``..<timestamp>/``, a ``..data`` link to it, and a link beside it for each file. Hidden
+    folders are not read, so each cluster loads once (every one was a duplicate of itself)."""
+    satellite_modules("byo_satellites")
+    mount = tmp_path / "clusters"
+    data = mount / "..2026_12_06_16_53_00.123456789"
+    data.mkdir(parents=True)
+    write_cluster(data, "nightly.yml", nightly())
+    write_cluster(data, "weekly.yml", nightly("cluster/acme/weekly-report"))
+    (mount / "..data").symlink_to(data.name)
+    for name in ("nightly.yml", "weekly.yml"):
+        (mount / name).symlink_to(f"..data/{name}")
+    (mount / ".git").mkdir()
+    write_cluster(mount / ".git", "old.yml", nightly("cluster/acme/old-report"))
+
+    names = build_definitions(mount).get_repository_def().job_names
+    assert {"acme__nightly_report", "acme__weekly_report"} <= set(names)
+    assert not [name for name in names if name.startswith("invalid__")], names
+    assert "acme__old_report" not in names
+    assert set(FolderStore(mount).list()) == {"nightly.yml", "weekly.yml"}
+
+
+def test_a_file_name_that_is_not_utf8_is_that_files_error(tmp_path, satellite_modules):
+    """Dagster keeps names as UTF-8 text: such a file failed every run, or, when it was broken,
+    took the whole location down while naming it."""
+    satellite_modules("byo_satellites")
+    write_cluster(tmp_path, "nightly.yml", nightly())
+    (tmp_path / os.fsdecode(b"bad\xffname.yml")).write_text("version: 0.0.1b\n")
+    weekly = tmp_path / os.fsdecode(b"weekly\xfe.yml")
+    write_cluster(tmp_path, weekly.name, nightly("cluster/acme/weekly-report"))
+
+    repo = build_definitions(tmp_path).get_repository_def()
+    assert "acme__nightly_report" in repo.job_names
+    assert "acme__weekly_report" not in repo.job_names
+    texts = [repo.get_job(n).description for n in repo.job_names if n.startswith("invalid__")]
+    assert len(texts) == 2
+    assert all("name is not valid UTF-8" in text for text in texts)
+    assert any("bad\\xffname.yml:1:1" in text for text in texts)
 
 
 def test_missing_folder_gives_an_empty_location(tmp_path):

@@ -24,7 +24,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from exosphere_dagster.resolve.content import content_hash
-from yaml_loader.load import YAML_SUFFIXES
+from yaml_loader.load import YAML_SUFFIXES, cluster_files_under
 
 logger = logging.getLogger("exosphere")
 FOLDER_LOCK = ".exosphere-store.lock"  # held by a folder store's compare-and-swap
@@ -74,13 +74,9 @@ class FolderStore:
         """Name -> (mtime_ns, size) of every cluster file, in folder order."""
         found = {}
         if self.folder.is_dir():
-            for path in sorted(self.folder.rglob("*")):
-                if path.suffix in YAML_SUFFIXES and path.is_file():
-                    stat = path.stat()
-                    found[path.relative_to(self.folder).as_posix()] = (
-                        stat.st_mtime_ns,
-                        stat.st_size,
-                    )
+            for path in cluster_files_under(self.folder):  # the files the location reads
+                stat = path.stat()
+                found[path.relative_to(self.folder).as_posix()] = (stat.st_mtime_ns, stat.st_size)
         return found
 
     def token(self) -> Any:
