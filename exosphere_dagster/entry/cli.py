@@ -13,7 +13,9 @@ from typing import NoReturn
 import click
 
 from exosphere_dagster.entry.clusters.cli import clusters
+from exosphere_dagster.errors import DeploymentError
 from exosphere_dagster.resolve.catalog import Catalog, load_catalog, registry_with_plugins
+from exosphere_dagster.resolve.deployment import Deployment
 
 
 def _ensure_dagster_home(instance: str = "telemetry:\n  enabled: false\n") -> Path:
@@ -49,7 +51,7 @@ def main() -> None:
 def validate(paths: tuple[str, ...], no_build: bool) -> None:
     """Check cluster files (.yml/.yaml, or .py files that build clusters) or folders of them,
     as far as the code location goes: their Dagster jobs are built too; exit 1 on any error."""
-    catalog = load_catalog(list(paths), log=False)
+    catalog = load_catalog(list(paths), log=False, deployment=_deployment())
     if not no_build and catalog.plans:
         _refuse_unbuildable(catalog)
     for cluster in catalog.plans:
@@ -69,12 +71,8 @@ def validate(paths: tuple[str, ...], no_build: bool) -> None:
 def _refuse_unbuildable(catalog: Catalog) -> None:
     """Move the plans whose Dagster jobs cannot be built to the catalog's broken files."""
     from exosphere_dagster.definitions import build_errors
-    from exosphere_dagster.errors import DeploymentError
 
-    try:
-        errors = build_errors(catalog)
-    except DeploymentError:  # the deployment's own problem, which load_catalog reported
-        return
+    errors = build_errors(catalog)
     catalog.broken.update(errors)
     catalog.plans = [cluster for cluster in catalog.plans if cluster.file not in errors]
 
@@ -86,14 +84,9 @@ def plan_command(path: str) -> None:
     runtime, deadline rule), each step's chunking, pod and Batch API use, its tags and its cost
     estimate: all read from the resolved plan that translate and the runtime read."""
     from exosphere_dagster.entry.plan_view import render_plan
-    from exosphere_dagster.errors import DeploymentError
     from exosphere_dagster.resolve.cost.estimate import estimate_lines
-    from exosphere_dagster.resolve.deployment import Deployment
 
-    try:
-        deployment = Deployment.load()
-    except DeploymentError as exc:  # the deployment's settings or files, not the cluster's
-        _fail(exc.errors or [exc])
+    deployment = _deployment()
     catalog = load_catalog([path], log=False, deployment=deployment)
     if catalog.broken:
         _fail(catalog.errors)
@@ -104,6 +97,15 @@ def plan_command(path: str) -> None:
             click.echo(f"  cost estimate: {deployment.prices_problem}", err=True)
             sys.exit(1)
         click.echo("\n".join(estimate_lines(execution, deployment.prices)))
+
+
+def _deployment() -> Deployment:
+    """The process's deployment; one that cannot be used (its settings, placement file) ends
+    the command with its errors, as the code location shows nothing but them."""
+    try:
+        return Deployment.load()
+    except DeploymentError as exc:  # the deployment's settings or files, not the cluster's
+        _fail(exc.errors or [exc])
 
 
 def _fail(errors: Iterable[object]) -> NoReturn:
@@ -127,7 +129,7 @@ def schema() -> None:
 )
 def run(path: str, inputs: tuple[str, ...]) -> None:
     """Run one cluster now on the local Dagster instance, printing progress."""
-    catalog = load_catalog([path], log=False)
+    catalog = load_catalog([path], log=False, deployment=_deployment())
     if catalog.broken:
         for error in catalog.errors:
             click.echo(str(error), err=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlparse
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -23,7 +24,9 @@ from yaml_loader.tiers import TIER_NAMES
 class Settings(BaseSettings):
     """What a deployment configures through the environment (docs/deployment.md)."""
 
-    model_config = SettingsConfigDict(env_prefix="EXOSPHERE_", frozen=True, extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="EXOSPHERE_", frozen=True, extra="ignore", allow_inf_nan=False
+    )
 
     clusters_dir: str = Field(
         "clusters", description="The clusters store: a folder or s3:// prefix."
@@ -86,6 +89,46 @@ class Settings(BaseSettings):
         10.0, ge=0, description="Longest a step waits at its end for its log sinks."
     )
 
+    @field_validator(
+        "placement_file",
+        "gpu_image",
+        "prices_file",
+        "io_s3_bucket",
+        "io_s3_endpoint_url",
+        "checkpoint_s3_url",
+        "checkpoint_s3_endpoint_url",
+        "checkpoint_dir",
+        "plan_cache_dir",
+        mode="before",
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        """``EXOSPHERE_CHECKPOINT_DIR=`` means unset, as a blank template value would: it was
+        the current folder, where pickles and checkpoints then went."""
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("clusters_dir")
+    @classmethod
+    def _a_store(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("expected a folder or an s3://bucket/prefix, not an empty value")
+        return value
+
+    @field_validator("checkpoint_s3_url")
+    @classmethod
+    def _an_s3_url(cls, value: str | None) -> str | None:
+        parsed = urlparse(value) if value is not None else None
+        if parsed is not None and (parsed.scheme != "s3" or not parsed.netloc):
+            raise ValueError("expected s3://bucket/prefix")
+        return value
+
+    @field_validator("checkpoint_dir")
+    @classmethod
+    def _a_folder(cls, value: Path | None) -> Path | None:
+        if value is not None and value.exists() and not value.is_dir():
+            raise ValueError("expected a folder (it is created if missing), not a file")
+        return value
+
     @field_validator("batch_tiers")
     @classmethod
     def _known_tiers(cls, value: str) -> str:
@@ -127,7 +170,8 @@ def read_settings() -> Settings:
         return Settings()
     except ValidationError as exc:
         problems = [
-            f"EXOSPHERE_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']} "
+            f"EXOSPHERE_{'_'.join(str(p) for p in e['loc']).upper()}: "
+            f"{e['msg'].removeprefix('Value error, ')} "
             f"(found {e['input']!r})"
             for e in exc.errors(include_url=False)
         ]

@@ -180,6 +180,22 @@ def test_a_file_name_that_is_not_utf8_is_that_files_error(tmp_path, satellite_mo
     assert any("bad\\xffname.yml:1:1" in text for text in texts)
 
 
+@pytest.mark.parametrize("command", ["validate", "plan", "run"])
+def test_a_deployment_that_cannot_be_used_ends_each_command_with_its_errors(
+    tmp_path, monkeypatch, satellite_modules, dagster_home, command
+):
+    """The location then shows only ``invalid__deployment``: ``validate`` used to say ok and
+    exit 0, and ``run`` to print a traceback."""
+    satellite_modules("byo_satellites")
+    write_cluster(tmp_path, "nightly.yml", nightly())
+    monkeypatch.setenv("EXOSPHERE_PLACEMENT_FILE", str(tmp_path / "missing-placement.yml"))
+    result = CliRunner().invoke(cli, [command, str(tmp_path / "nightly.yml")])
+    assert result.exit_code == 1, result.output
+    assert "missing-placement.yml:1:1: <document>: cannot read file" in result.output
+    assert "ok: " not in result.output and "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
 def test_missing_folder_gives_an_empty_location(tmp_path):
     defs = build_definitions(tmp_path / "nope")
     assert list(defs.get_repository_def().get_all_jobs()) == []
