@@ -260,8 +260,12 @@ def _too_large(file: str, size: int, hint: str) -> ConfigErrors:
     )
 
 
-def read_yaml_text(text: str, file: str) -> tuple[Any, SourceMap]:
-    """Parse one YAML document into plain data plus its source map; raise ConfigErrors."""
+CLUSTER_FILE = "a mapping with 'version' and 'cluster'"  # what a cluster file holds
+
+
+def read_yaml_text(text: str, file: str, expected: str = CLUSTER_FILE) -> tuple[Any, SourceMap]:
+    """Parse one YAML document into plain data plus its source map; raise ConfigErrors.
+    ``expected``: what the file should hold, for the error of an empty one."""
     source = SourceMap(file)
     size = len(text.encode("utf-8", "replace"))
     if size > MAX_FILE_BYTES:
@@ -290,7 +294,7 @@ def read_yaml_text(text: str, file: str) -> tuple[Any, SourceMap]:
                     1,
                     (),
                     "file is empty",
-                    expected="a mapping with 'version' and 'cluster'",
+                    expected=expected,
                     found="nothing",
                 )
             ]
@@ -319,7 +323,7 @@ def read_yaml_text(text: str, file: str) -> tuple[Any, SourceMap]:
     return data, source
 
 
-def read_yaml_file(path: str | Path) -> tuple[Any, SourceMap]:
+def read_yaml_file(path: str | Path, expected: str = CLUSTER_FILE) -> tuple[Any, SourceMap]:
     """Read a file as UTF-8 YAML; unreadable files become ConfigErrors too."""
     file = str(path)
     try:
@@ -347,4 +351,4 @@ def read_yaml_file(path: str | Path) -> tuple[Any, SourceMap]:
         raise ConfigErrors(
             [ConfigError(file, 1, 1, (), f"cannot read file: {exc.strerror}")]
         ) from None
-    return read_yaml_text(text, file)
+    return read_yaml_text(text, file, expected)

@@ -19,12 +19,13 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from exosphere_dagster.errors import DeploymentError
 from satellite_ops.registry import SatelliteDefinition
@@ -33,6 +34,7 @@ from yaml_loader.ir import ClusterPlan, SatelliteNode
 from yaml_loader.quantities import QuantityError, normalised
 from yaml_loader.source import read_yaml_file
 from yaml_loader.tiers import TIERS, tier
+from yaml_loader.validation import translate
 
 K8S_CONFIG_TAG = "dagster-k8s/config"
 K8S_EXECUTOR = "k8s"  # k8s_job_executor's name
@@ -62,29 +64,61 @@ def _requests(raw: Mapping[str, Any], key: str, default: Mapping[str, str], sour
             [source.error((key,), "expected a mapping like {cpu: 500m, memory: 1Gi}")]
         )
     out: dict[str, str] = {}
+    errors = []
     for name, value in given.items():
         if name not in ("cpu", "memory"):
-            raise ConfigErrors(
-                [source.error((key, name), "unknown request: use cpu and memory", at_key=True)]
+            errors.append(
+                source.error((key, name), "unknown request: use cpu and memory", at_key=True)
             )
+            continue
         try:
             out[name] = str(normalised(name, value))
         except QuantityError as exc:
-            raise ConfigErrors([source.error((key, name), str(exc))]) from None
+            errors.append(source.error((key, name), str(exc)))
+    if errors:
+        raise ConfigErrors(errors)
     return out
+
+
+class _Toleration(BaseModel):
+    """A Kubernetes toleration, as a pod spec takes it."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    key: str | None = None
+    operator: Literal["Equal", "Exists"] | None = None
+    value: str | None = None
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+    tolerationSeconds: int | None = None  # noqa: N815 (Kubernetes' spelling)
+
+
+class _PoolEntry(BaseModel):
+    """A pool as the placement file writes it: label values are text, as Kubernetes wants."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=True)
+    node_selector: dict[str, str] = Field(default_factory=dict, alias="node-selector")
+    tolerations: list[_Toleration] = []
+    name: str | None = None
 
 
 def _pool(raw: Any, name: str, where: tuple, source: Any) -> Pool:
     if not isinstance(raw, Mapping):
         raise ConfigErrors([source.error(where, "expected a mapping like {node-selector: {...}}")])
     try:
-        return Pool.parse(raw, name)
-    except (ValueError, TypeError) as exc:
-        raise ConfigErrors([source.error(where, str(exc))]) from None
+        entry = _PoolEntry.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigErrors(translate(exc, _PoolEntry, source, where)) from None
+    try:
+        return Pool(
+            node_selector=entry.node_selector,
+            tolerations=tuple(t.model_dump(exclude_none=True) for t in entry.tolerations),
+            name=entry.name or name,
+        )
+    except ValueError as exc:
+        raise ConfigErrors([source.error((*where, "name"), str(exc))]) from None
 
 
 def _read_placement(path: str | Path) -> tuple[Mapping[str, Any], Any]:
-    data, source = read_yaml_file(path)
+    data, source = read_yaml_file(path, f"a mapping of {', '.join(PLACEMENT_KEYS)}")
     if data is None:
         return {}, source
     if not isinstance(data, Mapping):
@@ -117,14 +151,6 @@ class Pool:
                 f"pool name {self.name!r} must be a Kubernetes label value (letters, digits, "
                 "'-', '_' and '.', at most 63 characters), e.g. 'spot' or 'gpu-spot'"
             )
-
-    @classmethod
-    def parse(cls, raw: Mapping[str, Any], name: str = "") -> Pool:
-        return cls(
-            node_selector=dict(raw.get("node-selector", raw.get("node_selector", {})) or {}),
-            tolerations=tuple(raw.get("tolerations", ()) or ()),
-            name=str(raw.get("name") or name),
-        )
 
 
 def tier_pool(sla: str) -> Pool:
@@ -195,28 +221,48 @@ class PlacementPolicy:
         cls, raw: Mapping[str, Any], source: Any, gpu_image: str | None, pods: Pods | None
     ) -> PlacementPolicy:
         base = cls()
+        errors: list = []  # every problem of the file, not only the first
+
+        def checked(part: Callable[..., Any], default: Any, *args: Any) -> Any:
+            try:
+                return part(*args)
+            except ConfigErrors as exc:
+                errors.extend(exc.errors)
+                return default
+
         tiers = dict(base.tiers)
         given = raw.get("tiers") or {}
         if not isinstance(given, Mapping):
-            raise ConfigErrors([source.error(("tiers",), "expected a mapping of tier -> pool")])
+            errors.append(source.error(("tiers",), "expected a mapping of tier -> pool"))
+            given = {}
         for name, pool in given.items():
             try:
                 default_name = tier(str(name)).capacity
             except KeyError as exc:
-                raise ConfigErrors(
-                    [source.error(("tiers", name), exc.args[0], at_key=True)]
-                ) from None
-            tiers[str(name)] = _pool(pool, default_name, ("tiers", name), source)
+                errors.append(source.error(("tiers", name), exc.args[0], at_key=True))
+                continue
+            where = ("tiers", name)
+            tiers[str(name)] = checked(_pool, None, pool, default_name, where, source)
         image = raw.get("gpu-image") or gpu_image
-        return cls(
+        if image is not None and not isinstance(image, str):
+            errors.append(source.error(("gpu-image",), "expected an image name like 'repo:tag'"))
+        gpu = base.gpu
+        if raw.get("gpu"):
+            gpu = checked(_pool, base.gpu, raw["gpu"], "", ("gpu",), source)
+        policy = cls(
             tiers=tiers,
-            gpu=_pool(raw["gpu"], "", ("gpu",), source) if raw.get("gpu") else base.gpu,
-            gpu_image=image or None,
-            step_requests=_requests(raw, "step-requests", base.step_requests, source),
-            gpu_requests=_requests(raw, "gpu-requests", base.gpu_requests, source),
-            light_requests=_requests(raw, "light-requests", base.light_requests, source),
+            gpu=gpu,
+            gpu_image=image if isinstance(image, str) and image else None,
+            step_requests=checked(_requests, {}, raw, "step-requests", base.step_requests, source),
+            gpu_requests=checked(_requests, {}, raw, "gpu-requests", base.gpu_requests, source),
+            light_requests=checked(
+                _requests, {}, raw, "light-requests", base.light_requests, source
+            ),
             pods=pods or Pods(),
         )
+        if errors:
+            raise ConfigErrors(errors)
+        return policy
 
     def pool(self, sla: str) -> Pool:
         """The pool of tier ``sla``'s pods (the tier's default when the policy has none); an

@@ -24,6 +24,7 @@ from exosphere_dagster.resolve.settings import Settings
 from satellite_ops import Resources
 from satellite_ops.context import BatchPolicy
 from yaml_loader import ConfigErrors, load, plan
+from yaml_loader.errors import format_key_path
 from yaml_loader.tiers import TIERS
 
 LLM = "satellite/exospherehost/llm"
@@ -154,6 +155,50 @@ def test_a_bad_placement_file_is_located(tmp_path, monkeypatch):
         Deployment.load()  # the file changed: read again
     (error,) = caught.value.errors
     assert (error.line, error.column, error.hint) == (3, 1, "did you mean 'step-requests'?")
+
+
+def test_every_problem_of_a_placement_file_is_located_and_typed(tmp_path, monkeypatch):
+    """A pool is checked field by field, as Kubernetes takes it (label values are text,
+    tolerations are mappings): a toleration ``5`` used to load and crash ``exosphere plan``,
+    ``{a: [1]}`` reached pods, and only the first problem was reported."""
+    path = tmp_path / "placement.yaml"
+    path.write_text(
+        "tiers:\n"
+        "  6h: {node-selector: {zone: [1]}, tolerations: [5]}\n"
+        "  7h: {}\n"
+        "gpu: {tolerations: [{key: k, effect: Sometimes}]}\n"
+        "gpu-image: 5\n"
+        "step-requests: {cpu: -5, memory: lots}\n"
+    )
+    monkeypatch.setenv("EXOSPHERE_PLACEMENT_FILE", str(path))
+    with pytest.raises(PlacementError) as caught:
+        Deployment.load()
+    found = {format_key_path(e.key_path): (e.line, e.message) for e in caught.value.errors}
+    assert found == {
+        "tiers.6h.node-selector.zone": (2, "wrong type for 'zone'"),
+        "tiers.6h.tolerations[0]": (2, "wrong type for 'tolerations'"),
+        "tiers.7h": (3, "unknown SLA tier '7h': expected one of 6h, 12h, 24h"),
+        "gpu.tolerations[0].effect": (4, found["gpu.tolerations[0].effect"][1]),
+        "gpu-image": (5, "expected an image name like 'repo:tag'"),
+        "step-requests.cpu": (6, found["step-requests.cpu"][1]),
+        "step-requests.memory": (6, found["step-requests.memory"][1]),
+    }
+    effect = next(e for e in caught.value.errors if e.key_path[-1] == "effect")
+    assert "NoSchedule" in str(effect.expected) and "Sometimes" in str(effect.found)
+    path.write_text(
+        "tiers:\n  6h:\n    node-selector: {zone: eu-1}\n    tolerations:\n"
+        "      - {key: exosphere.host/capacity, operator: Equal, value: spot, effect: NoSchedule}\n"
+    )
+    pool = Deployment.load().placement.pool("6h")
+    assert pool.node_selector == {"zone": "eu-1"}
+    assert pool.tolerations == (
+        {
+            "key": "exosphere.host/capacity",
+            "operator": "Equal",
+            "value": "spot",
+            "effect": "NoSchedule",
+        },
+    )
 
 
 def test_the_deployment_is_loaded_once_and_again_when_it_changes(tmp_path, monkeypatch):

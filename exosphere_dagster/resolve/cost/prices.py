@@ -116,7 +116,11 @@ class PriceTableError(DeploymentError):
 def load_prices(path: str | Path | None) -> PriceTable:
     """The table in ``path`` (``None``: the example table, its source saying so)."""
     try:
-        data, source = read_yaml_file(path) if path else read_yaml_text(EXAMPLE_PRICES, "<ex>")
+        data, source = (
+            read_yaml_file(path, "a price table (docs/cost.md)")
+            if path
+            else read_yaml_text(EXAMPLE_PRICES, "<ex>")
+        )
         if not isinstance(data, dict):
             raise ConfigErrors([source.error((), "a prices file must be a mapping")])
         table = PriceTable.model_validate(data)
