@@ -35,7 +35,8 @@ from kubernetes.client import ApiClient
 
 from exosphere_dagster.entry.reconstruct import reconstructable_job
 from exosphere_dagster.resolve.catalog import registry_with_plugins
-from exosphere_dagster.resolve.placement import CAPACITY_LABEL, GPU_RESOURCE
+from exosphere_dagster.resolve.placement import GPU_RESOURCE
+from exosphere_dagster.resolve.pools import CAPACITY_LABEL
 from exosphere_dagster.translate.job import build_job
 from yaml_loader import load, plan
 
