@@ -95,6 +95,11 @@ class ClusterComponent(Component):
         registry, problem = usable_registry()  # a broken plugin is this cluster's problem only
         extra = [problem] if problem else []  # if it uses that plugin's satellites
         if self.file is not None:
+            if self.file.is_dir():  # load_catalog would read every file in it, or none
+                raise ClusterLoadError(
+                    f"{self.file}: 'file' names a folder, expected one cluster file; hint: "
+                    "for a folder of clusters use exosphere_dagster.ClusterFolderComponent"
+                )
             catalog = load_catalog([self.file], registry, log=False)
             if catalog.broken:
                 raise load_error(catalog.errors + extra, str(self.file))

@@ -15,8 +15,8 @@ from dagster.components import Component, ComponentLoadContext
 from exosphere_dagster.components.attributes import FolderAttributes
 from exosphere_dagster.components.cluster import ClusterLoadError, component_sensors
 from exosphere_dagster.definitions import clusters_definitions
-from exosphere_dagster.entry.clusters.store import open_store
-from exosphere_dagster.resolve.catalog import load_catalog
+from exosphere_dagster.entry.clusters.store import StoreError, open_store
+from exosphere_dagster.resolve.catalog import Catalog, load_catalog
 from yaml_loader import ConfigError
 
 
@@ -42,7 +42,14 @@ class ClusterFolderComponent(Component):
         return cls(path=where)
 
     def build_defs(self, context: ComponentLoadContext) -> Definitions:
-        store = open_store(self.path)
+        try:
+            store = open_store(self.path)
+        except StoreError as exc:  # not a store at all ('s3://'): its own invalid__ job
+            catalog = Catalog()
+            catalog.broken[self.path] = [
+                ConfigError(self.path, 1, 1, (), str(exc), hint="check 'path'")
+            ]
+            return self._definitions(catalog, context)
         local = store.local_folder()
         catalog = load_catalog([local] if local.exists() else [], shown_as=store.shown_as)
         if not local.exists():
@@ -51,6 +58,9 @@ class ClusterFolderComponent(Component):
             ]
         if store.problem:
             catalog.broken[store.url] = [ConfigError(store.url, 1, 1, (), store.problem)]
+        return self._definitions(catalog, context)
+
+    def _definitions(self, catalog: Catalog, context: ComponentLoadContext) -> Definitions:
         return clusters_definitions(
             catalog.plans,
             catalog.broken,

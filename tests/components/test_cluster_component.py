@@ -120,6 +120,29 @@ def test_the_folder_form_shows_broken_files_as_invalid_jobs(project: Path, tmp_p
     assert "bad.yml:3:" in invalid.description or "bad.yml:2:" in invalid.description
 
 
+def test_a_folder_component_whose_path_is_no_store_shows_it_as_an_invalid_job(project: Path):
+    """``path: "s3://"`` raised a bare StoreError out of dg."""
+    folder = project / "nowhere"
+    folder.mkdir()
+    (folder / "defs.yaml").write_text(
+        'type: exosphere_dagster.ClusterFolderComponent\nattributes:\n  path: "s3://"\n'
+    )
+    defs = load_project(project)
+    [invalid] = [job for job in defs.jobs if job.name.startswith("invalid__")]
+    assert "s3://:1:1: <document>: no bucket in 's3://'" in invalid.description
+
+
+def test_a_cluster_component_whose_file_is_a_folder_says_so(project: Path):
+    """It loaded every file of the folder, or, empty, nothing at all and no error."""
+    folder = project / "shelf"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "defs.yaml").write_text(COMPONENT + "  file: sub\n")
+    with pytest.raises(Exception) as raised:
+        load_project(project)
+    message = "".join(str(e) for e in _chain(raised.value))
+    assert "'file' names a folder" in message and "ClusterFolderComponent" in message
+
+
 @pytest.mark.parametrize("inline", [False, True])
 def test_the_scaffolded_starter_loads_as_written(tmp_path: Path, inline: bool):
     target = tmp_path / "my-project" / "defs" / "clusters" / "reports"
