@@ -231,12 +231,13 @@ def _build(
     except Exception as exc:
         if log:
             logger.exception("%s: the cluster's Dagster job could not be built", cluster.file)
-        raise ConfigErrors([unbuildable(cluster.file, exc)]) from None
+        raise ConfigErrors([unbuildable(cluster.file, exc, logged=log)]) from None
 
 
-def unbuildable(file: str, exc: Exception) -> ConfigError:
+def unbuildable(file: str, exc: Exception, *, logged: bool) -> ConfigError:
     """A cluster whose Dagster definitions could not be built, as its file's error."""
     reason = f"{type(exc).__name__}: {exc}"
+    where = "in the code location's log" if logged else "the code location logs it"
     return ConfigError(
         file,
         1,
@@ -244,8 +245,8 @@ def unbuildable(file: str, exc: Exception) -> ConfigError:
         (),
         "its Dagster job could not be built: " + textwrap.shorten(reason, 400),
         hint="this is a bug in exosphere or in a satellite's config model, not in the file: "
-        "report it with the file (the code location's log has the traceback); the other clusters "
-        "are not affected",
+        f"report it with the file and the traceback ({where}); the other clusters are not "
+        "affected",
     )
 
 

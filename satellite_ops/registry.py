@@ -211,6 +211,12 @@ class SatelliteRegistry:
     def __len__(self) -> int:
         return len(self._definitions)
 
+    def same_as(self, other: SatelliteRegistry) -> bool:
+        """The same satellite definitions (the very objects) under the same identifiers: what
+        a fresh registry of the same modules is (a code server's rebuild reuses clusters)."""
+        mine, theirs = self._definitions, other._definitions
+        return mine.keys() == theirs.keys() and all(mine[k] is theirs[k] for k in mine)
+
     def identifiers(self) -> list[str]:
         """All registered identifiers, sorted."""
         return sorted(self._definitions)

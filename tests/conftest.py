@@ -32,7 +32,7 @@ from satellite_env import satellite_env
 
 # Property tests draw the same examples on every run, so a red suite is the change's doing, not
 # a draw's (CI and these machines are shared); HYPOTHESIS_PROFILE=explore draws new ones, more.
-settings.register_profile("repeatable", derandomize=True, database=None)
+settings.register_profile("repeatable", derandomize=True, database=None, deadline=None)
 settings.register_profile("explore", derandomize=False, max_examples=1000)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 

@@ -72,6 +72,16 @@ def find_cluster_files(paths: list[str | Path] | tuple[str | Path, ...]) -> list
     return found
 
 
+def utf8_name(path: Path) -> bool:
+    """Whether the path is valid UTF-8 text (undecodable bytes are kept by Python as
+    surrogates, which no UTF-8 store of names, Dagster's included, takes)."""
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def cluster_files_under(folder: Path) -> list[Path]:
     """The YAML files under ``folder``, sorted. Hidden files and folders (a name that starts
     with ``.``) are not read: ``.git``, an editor's backups, and a Kubernetes ConfigMap mount,

@@ -44,7 +44,7 @@ from dagster._utils.error import serializable_error_info_from_exc_info
 
 from exosphere_dagster import definitions
 from exosphere_dagster.entry.devserver import LOCATION_NAME
-from exosphere_dagster.resolve.catalog import registry_with_plugins
+from exosphere_dagster.resolve.catalog import usable_registry
 from exosphere_dagster.resolve.plan_cache import keep_plans_in_memory
 from exosphere_dagster.resolve.plan_inputs import source_moved
 
@@ -113,29 +113,46 @@ class InPlaceApiServer(DagsterApiServer):
     def _restart(self, why: str) -> None:
         """``exec`` this server again, once the runs it started are over: a run's process and
         its cancellation belong to this process (Dagster's ``CancelExecution``), and a
-        restarted server would not know them. Until then it serves what it has."""
-        running = self._runs_in_flight()
-        if running:
-            if why != self._deferred:
-                self._logger.warning(
-                    "%s: the code server restarts once its %d run(s) in flight end", why, running
-                )
-                self._deferred = why
-            return
-        self._logger.warning("%s: restarting the code server", why)
-        for handler in logging.getLogger("dagster").handlers + logging.getLogger().handlers:
-            handler.flush()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
+        restarted server would not know them. Until then it serves what it has. The execution
+        lock is held through the ``exec`` (which replaces the process): no run starts between
+        the count and it. A server told to stop does not restart."""
+        with self._execution_lock:
+            if self._stopping():
+                return
+            running = sum(process.is_alive() for process, _ in self._executions.values())
+            if running:
+                if why != self._deferred:
+                    self._logger.warning(
+                        "%s: the code server restarts once its %d run(s) in flight end",
+                        why,
+                        running,
+                    )
+                    self._deferred = why
+                return
+            self._logger.warning("%s: restarting the code server", why)
+            for handler in logging.getLogger("dagster").handlers + logging.getLogger().handlers:
+                handler.flush()
+            sys.stdout.flush()
+            sys.stderr.flush()
+            try:
+                os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
+            except OSError:  # the interpreter is gone (a venv being reinstalled): keep serving
+                self._logger.exception("the code server could not restart; it serves on")
+                self._deferred = None
+
+    def _stopping(self) -> bool:
+        return (
+            self._shutdown_once_executions_finish_event.is_set()
+            or self._server_termination_event.is_set()
+        )
 
     def ListRepositories(self, request: Any, context: Any) -> Any:  # noqa: N802 (gRPC's name)
         """Every load of the location starts here: a change found is rebuilt in the background
         (a rebuild of every cluster can outlast the caller's deadline); the clients load the
         location again when the rebuild gives the server its new id."""
         self.restart_if_code_moved()
-        if not self._rebuild_lock.locked():
-            token = definitions.location_token()
+        if not self._rebuild_lock.locked():  # read outside the lock: a stale token costs at
+            token = definitions.location_token()  # most one rebuild more, never a missed one
             if token != self._seen:
                 threading.Thread(target=self.rebuild_if_changed, args=(token,), daemon=True).start()
         return super().ListRepositories(request, context)
@@ -144,12 +161,8 @@ class InPlaceApiServer(DagsterApiServer):
         """Dagster's tick that clears ended runs (every half second); a restart that waited for
         them happens here."""
         super()._check_for_orphaned_runs()
-        if self._deferred is not None and not self._runs_in_flight():
-            self._restart(self._deferred)
-
-    def _runs_in_flight(self) -> int:
-        with self._execution_lock:
-            return sum(process.is_alive() for process, _ in self._executions.values())
+        if self._deferred is not None:
+            self._restart(self._deferred)  # does nothing while runs are in flight
 
     def ReloadCode(self, request: Any, context: Any) -> Any:  # noqa: N802
         """Rebuild now if anything changed (what ``exosphere dev``'s watcher asks)."""
@@ -209,7 +222,7 @@ class InPlaceApiServer(DagsterApiServer):
 
 def _code_moved() -> str | None:
     try:
-        return source_moved(registry_with_plugins())
+        return source_moved(usable_registry()[0])  # a broken plugin: the others still count
     except Exception as exc:  # a plugin that no longer imports: the rebuild shows it
         logger.debug("satellite code not checked: %s", exc)
         return None

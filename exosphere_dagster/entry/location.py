@@ -38,7 +38,7 @@ from exosphere_dagster.resolve.catalog import usable_registry
 from exosphere_dagster.translate.scheduling.breach_job import breach_job_name
 from satellite_ops.registry import SatelliteRegistry
 from yaml_loader import ClusterPlan, ConfigErrors, load, plan
-from yaml_loader.load import find_cluster_files
+from yaml_loader.load import find_cluster_files, utf8_name
 
 BREACH_SUFFIX = breach_job_name("")  # "<job>__sla_breach"
 ClusterJobs = Callable[[ClusterPlan, SatelliteRegistry], list[JobDefinition]]
@@ -60,6 +60,8 @@ def candidate_files(folder: Path, names: set[str]) -> Iterator[Path]:
     file is sorted out by loading it."""
     pattern = _name_pattern(names)
     for path in find_cluster_files([folder]):
+        if not utf8_name(path):  # refused by the location (resolve/catalog.py): never an owner
+            continue
         try:
             text = path.read_text(encoding="utf-8", errors="replace")
         except OSError:

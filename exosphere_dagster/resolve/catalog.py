@@ -27,7 +27,7 @@ from satellite_ops.errors import RegistryError, SatelliteImportError
 from satellite_ops.registry import SatelliteRegistry, builtin_modules, default_registry
 from yaml_loader import ClusterPlan, ConfigError, ConfigErrors, load, plan
 from yaml_loader.identity import check_folder
-from yaml_loader.load import find_cluster_files, missing_file_error
+from yaml_loader.load import find_cluster_files, missing_file_error, utf8_name
 
 logger = logging.getLogger("exosphere")
 PYTHON_SUFFIX = ".py"
@@ -145,7 +145,7 @@ def load_catalog(
     files: list[tuple[str, list[ClusterPlan]]] = []
     for path in find_cluster_files(list(paths)):
         shown = shown_as(str(path)) if shown_as else str(path)
-        if not _utf8_name(path):  # Dagster keeps names as UTF-8 text: it would fail every run
+        if not utf8_name(path):  # Dagster keeps names as UTF-8 text: it would fail every run
             printable = os.fsencode(shown).decode("utf-8", "backslashreplace")
             catalog.broken[printable] = [
                 ConfigError(
@@ -181,14 +181,6 @@ def load_catalog(
     for file, errors in catalog.broken.items() if log else ():
         logger.error("skipping %s:\n%s", file, "\n".join(str(e) for e in errors))
     return catalog
-
-
-def _utf8_name(path: Path) -> bool:
-    try:
-        str(path).encode("utf-8")
-    except UnicodeEncodeError:  # undecodable bytes, kept by Python as surrogates
-        return False
-    return True
 
 
 def _deployment(given: Deployment | None) -> Deployment | None:

@@ -10,7 +10,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from yaml_loader.errors import ConfigErrors, did_you_mean
 from yaml_loader.quantities import QuantityError, normalised
@@ -72,6 +79,14 @@ class _PoolEntry(BaseModel):
     node_selector: dict[str, str] = Field(default_factory=dict, alias="node-selector")
     tolerations: list[_Toleration] = []
     name: str | None = None
+
+    @field_validator("node_selector", "tolerations", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: Any, info: ValidationInfo) -> Any:
+        """``node-selector:`` left blank (YAML null) means none, as it always did."""
+        if value is None:
+            return {} if info.field_name == "node_selector" else []
+        return value
 
 
 def read_pool(raw: Any, name: str, where: tuple, source: Any) -> Pool:

@@ -172,10 +172,19 @@ def read_settings() -> Settings:
         problems = [
             f"EXOSPHERE_{'_'.join(str(p) for p in e['loc']).upper()}: "
             f"{e['msg'].removeprefix('Value error, ')} "
-            f"(found {e['input']!r})"
+            f"(found {_shown(e['input'])!r})"
             for e in exc.errors(include_url=False)
         ]
         raise SettingsError("bad deployment settings:\n  " + "\n  ".join(problems)) from None
+
+
+def _shown(value: object) -> object:
+    """A value as an error may show it: a URL's credentials (``s3://key:secret@...``) are not
+    (the error is the location's ``invalid__deployment`` job, in the UI)."""
+    if isinstance(value, str) and "@" in value and "://" in value:
+        scheme, rest = value.split("://", 1)
+        return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
+    return value
 
 
 def reload_settings() -> Settings:

@@ -44,7 +44,7 @@ class BuiltCluster:
         file_digest: str | None,
     ) -> bool:
         return (
-            self.registry is registry
+            (self.registry is registry or self.registry.same_as(registry))
             and self.file_digest == file_digest
             and self.deployment == deployment
             and (self.execution is execution or self.execution == execution)

@@ -27,6 +27,7 @@ from dagster import instance_for_test
 from clusters import cluster_from, write_cluster
 from exosphere_dagster.entry.launch import rerun, run_cluster_file
 from exosphere_dagster.resolve.deployment import Deployment
+from exosphere_dagster.resolve.settings import SettingsError
 from exosphere_dagster.runtime import checkpoint_postgres
 from exosphere_dagster.runtime.checkpoint import CheckpointStore, checkpoint_store_for
 from exosphere_dagster.runtime.checkpoint_postgres import PostgresCheckpointStore
@@ -247,8 +248,9 @@ def test_the_store_follows_the_instance(sqlite_instance, postgres_instance, monk
     assert (s3_store.bucket, s3_store.prefix) == ("ckpt-bucket", "team/a/")
 
     monkeypatch.setenv("EXOSPHERE_CHECKPOINT_S3_URL", "ckpt-bucket/team")
-    with pytest.raises(
-        ValueError, match=r"must look like s3://bucket/prefix, found 'ckpt-bucket/team'"
+    with pytest.raises(  # the deployment's own error, before any step (it failed each step)
+        SettingsError,
+        match=r"EXOSPHERE_CHECKPOINT_S3_URL: expected s3://bucket/prefix \(found 'ckpt-b",
     ):
         checkpoint_store_for(postgres_instance, Deployment.load())
 

@@ -147,6 +147,24 @@ def test_a_server_whose_first_load_failed_starts_again_on_a_change(tmp_path, mon
     assert "first load broke" in servicer._serializable_load_error.to_string()
     assert servicer.rebuild_if_changed() is False
     assert len(execs) == 1 and execs[0][0] == sys.executable
+    servicer._server_termination_event.set()  # its cleanup thread ends
+
+
+def test_a_server_told_to_stop_does_not_restart(monkeypatch):
+    """A restart that waited for runs happens on Dagster's cleanup tick, unless the server
+    was told to stop meanwhile (SIGTERM, Ctrl-C in `exosphere dev`, ``ShutdownServer``)."""
+    servicer = in_process_server(monkeypatch)
+    execs = []
+    monkeypatch.setattr(code_server_module.os, "execv", lambda *args: execs.append(args))
+    servicer._deferred = "code changed"
+    servicer._shutdown_once_executions_finish_event.set()
+    servicer._check_for_orphaned_runs()
+    assert execs == []
+    servicer._shutdown_once_executions_finish_event.clear()
+    servicer._server_termination_event.clear()
+    servicer._check_for_orphaned_runs()
+    assert len(execs) == 1, "no run in flight and not stopping: it restarts"
+    servicer._server_termination_event.set()
 
 
 def in_process_server(monkeypatch) -> InPlaceApiServer:

@@ -162,6 +162,7 @@ def test_a_kubernetes_configmap_mount_loads_each_cluster_once(tmp_path, satellit
     assert set(FolderStore(mount).list()) == {"nightly.yml", "weekly.yml"}
 
 
+@pytest.mark.skipif(sys.platform == "darwin", reason="APFS refuses names that are not UTF-8")
 def test_a_file_name_that_is_not_utf8_is_that_files_error(tmp_path, satellite_modules):
     """Dagster keeps names as UTF-8 text: such a file failed every run, or, when it was broken,
     took the whole location down while naming it."""
@@ -178,6 +179,7 @@ def test_a_file_name_that_is_not_utf8_is_that_files_error(tmp_path, satellite_mo
     assert len(texts) == 2
     assert all("name is not valid UTF-8" in text for text in texts)
     assert any("bad\\xffname.yml:1:1" in text for text in texts)
+    assert find_job(tmp_path, "acme__weekly_report", cluster_jobs) is None  # no step builds it
 
 
 @pytest.mark.parametrize("command", ["validate", "plan", "run"])

@@ -191,6 +191,14 @@ def test_every_problem_of_a_placement_file_is_located_and_typed(tmp_path, monkey
     )
     pool = Deployment.load().placement.pool("6h")
     assert pool.node_selector == {"zone": "eu-1"}
+    path.write_text("tiers:\n  6h:\n    node-selector:\n    tolerations:\n    name: fast\n")
+    blank = Deployment.load().placement.pool("6h")  # blank keys mean none, as they always did
+    assert (blank.node_selector, blank.tolerations, blank.name) == ({}, (), "fast")
+    path.write_text(
+        "tiers:\n  6h:\n    node-selector: {zone: eu-1}\n    tolerations:\n"
+        "      - {key: exosphere.host/capacity, operator: Equal, value: spot, effect: NoSchedule}\n"
+    )
+    pool = Deployment.load().placement.pool("6h")
     assert pool.tolerations == (
         {
             "key": "exosphere.host/capacity",

@@ -61,3 +61,12 @@ def test_an_empty_path_means_unset(monkeypatch: pytest.MonkeyPatch) -> None:
     assert current.checkpoint_dir is None and current.plan_cache_dir is None
     assert current.placement_file is None and current.prices_file is None
     assert current.io_s3_bucket is None
+
+
+def test_a_bad_url_is_shown_without_its_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EXOSPHERE_CHECKPOINT_S3_URL", "https://AKIAKEY:s3cr3t@example.com/x")
+    with pytest.raises(SettingsError) as caught:
+        reload_settings()
+    text = str(caught.value)
+    assert "'https://***@example.com/x'" in text
+    assert "s3cr3t" not in text and "AKIAKEY" not in text

@@ -22,7 +22,7 @@ from satellite_ops import (
     default_registry,
     satellite,
 )
-from satellite_ops.registry import DEFINITIONS_ATTR, MODULES_ENV_VAR
+from satellite_ops.registry import DEFINITIONS_ATTR, MODULES_ENV_VAR, builtin_modules
 
 
 class EchoConfig(SatelliteConfig):
@@ -286,3 +286,14 @@ def test_module_raising_on_import(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     monkeypatch.syspath_prepend(str(tmp_path))
     with pytest.raises(SatelliteImportError, match="RuntimeError: boom: missing setting"):
         SatelliteRegistry().load_plugins(module)
+
+
+def test_two_registries_of_the_same_modules_are_the_same() -> None:
+    """What a code server's rebuild compares (translate/built_clusters.py): a registry made
+    again from the same modules, as the fallback for a broken plugin is on every load."""
+    first, second = SatelliteRegistry(), SatelliteRegistry()
+    for registry in (first, second):
+        registry.load_modules(builtin_modules(), source="built-in satellites")
+    assert first.same_as(second) and second.same_as(first)
+    satellite("satellite/tests/extra", config=EchoConfig, registry=second)(lambda c, i: [])
+    assert not first.same_as(second)
