@@ -11,11 +11,12 @@ from croniter import CroniterBadDateError, croniter
 
 MAX_NAME = 100  # a satellite's or a cluster part's name: it names folders and Dagster steps
 # \Z, not $: "a\n" (a block scalar's last line break) must not pass for "a"
-IDENTIFIER_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,99}\Z")
+_NAME = rf"[a-z0-9][a-z0-9_-]{{0,{MAX_NAME - 1}}}"
+IDENTIFIER_RE = re.compile(rf"^{_NAME}\Z")
 SECRET_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*\Z")
-USES_RE = re.compile(r"^satellite/[a-z0-9][a-z0-9_-]{0,99}/[a-z0-9][a-z0-9_.-]{0,99}\Z")
+USES_RE = re.compile(rf"^satellite/{_NAME}/[a-z0-9][a-z0-9_.-]{{0,{MAX_NAME - 1}}}\Z")
 DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*\Z")
-CLUSTER_ID_RE = re.compile(r"^(cluster/)?[a-z0-9][a-z0-9_-]{0,99}/[a-z0-9][a-z0-9_-]{0,99}\Z")
+CLUSTER_ID_RE = re.compile(rf"^(cluster/)?{_NAME}/{_NAME}\Z")
 # what a schedule takes, as far as a pattern can say: 5 fields, or a macro
 CRON_PATTERN = (
     r"^\s*(@(yearly|annually|monthly|weekly|daily|midnight|hourly)"
