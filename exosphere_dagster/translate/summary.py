@@ -164,11 +164,12 @@ def summarise(plan: ClusterPlan, reports: dict[str, list[ChunkReport]]) -> dict[
             elif node.branch == "failure":
                 branch_failed += len(r.failed)
         per[node_id] = row
+    lost_in_branch = min(branch_failed, routed)  # routed, then failed there too: failed, once
     return {
         "items": succeeded + routed + unhandled,
         "succeeded": succeeded,
-        "routed_to_failure": routed,
-        "failed_unhandled": unhandled + branch_failed,
+        "routed_to_failure": routed - lost_in_branch,
+        "failed_unhandled": unhandled + lost_in_branch,
         "per_satellite": per,
     }
 

@@ -96,6 +96,26 @@ def test_always_failing_items_are_routed_with_lineage_and_error(tmp_path, instan
     )
 
 
+def test_an_item_that_fails_in_the_failure_branch_too_is_counted_once_as_failed(
+    tmp_path, sqlite_instance
+):
+    """It was counted as routed and as failed, so the counts summed to 5 of 4 items."""
+    label = "${{ satellites.files.output.label }}"
+    log_dir = tmp_path / "calls"
+    log_dir.mkdir()
+    satellites = [
+        fan_out("files", count=4, prefix="file-"),
+        record("record", label, log_dir, fail_for=["file-1", "file-2"]),
+    ]
+    branch = failure_branch("record", [record("fallback", label, log_dir, fail_for=["file-2"])])
+    spec = cluster("test/branch-fails", satellites, retries=0, delay=0, failure=branch)
+    result = run_cluster_file(write_cluster(tmp_path, "branch.yml", spec), instance=sqlite_instance)
+    assert not result.success  # the branch's own failure has no handler
+    tags = run_tags(sqlite_instance, result)
+    counts = [tags[f"exosphere/{k}"] for k in ("items", "succeeded", "routed", "failed")]
+    assert counts == ["4", "2", "1", "1"]
+
+
 def test_failure_without_handler_fails_the_run_after_finishing_the_rest(tmp_path, sqlite_instance):
     path = nested_cluster(tmp_path, "unhandled", fail_for=["file-0/page-3/chunk-3"])
     result = run_cluster_file(path, instance=sqlite_instance)
