@@ -13,6 +13,7 @@ from typing import NoReturn
 import click
 
 from exosphere_dagster.entry.clusters.cli import clusters
+from exosphere_dagster.entry.run_inputs import parse_inputs
 from exosphere_dagster.errors import DeploymentError
 from exosphere_dagster.resolve.catalog import Catalog, load_catalog, registry_with_plugins
 from exosphere_dagster.resolve.deployment import Deployment
@@ -124,9 +125,7 @@ def schema() -> None:
 
 @main.command()
 @click.argument("path")
-@click.option(
-    "--input", "inputs", multiple=True, help="A JSON object: one run input item (repeatable)."
-)
+@click.option("--input", "inputs", multiple=True, help="A JSON object (or list): run input items.")
 def run(path: str, inputs: tuple[str, ...]) -> None:
     """Run one cluster now on the local Dagster instance, printing progress."""
     catalog = load_catalog([path], log=False, deployment=_deployment())
@@ -137,10 +136,7 @@ def run(path: str, inputs: tuple[str, ...]) -> None:
     home = _ensure_dagster_home()
     from exosphere_dagster.entry.launch import run_cluster_file
 
-    try:
-        items = [json.loads(i) for i in inputs] or [{}]
-    except json.JSONDecodeError as exc:
-        raise click.BadParameter(f"--input must be a JSON object: {exc}") from None
+    items = parse_inputs(inputs)
     result = run_cluster_file(path, items, echo=click.echo)
     click.echo(
         f"run {result.run_id}: {'SUCCESS' if result.success else 'FAILURE'} (instance {home})"
@@ -187,8 +183,6 @@ def dev(folder: str | None, port: int) -> None:
     """Start `dg dev` (Dagster's dev server) on a watched clusters store: a folder or an
     s3://bucket/prefix (default: EXOSPHERE_CLUSTERS_DIR, else ./clusters)."""
     from exosphere_dagster.entry.devserver import DEV_INSTANCE, serve
-    from exosphere_dagster.errors import DeploymentError
-    from exosphere_dagster.resolve.deployment import Deployment
 
     _ensure_dagster_home(DEV_INSTANCE)
     if folder is None:

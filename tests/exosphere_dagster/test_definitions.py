@@ -198,6 +198,25 @@ def test_a_deployment_that_cannot_be_used_ends_each_command_with_its_errors(
     assert result.exception is None or isinstance(result.exception, SystemExit)
 
 
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("[1]", "each input must be a JSON object"),  # a list of objects is fine, of numbers not
+        ("5", "each input must be a JSON object"),
+        ("null", "each input must be a JSON object"),
+        ('{"a": NaN}', "NaN is not a JSON value"),
+        ("{bad", "not JSON"),
+    ],
+)
+def test_run_refuses_an_input_that_is_not_json_objects(tmp_path, dagster_home, value, message):
+    """``exosphere run --input`` took any JSON, and Dagster's config error came out as a
+    traceback; ``exosphere clusters run`` takes the same values (entry/run_inputs.py)."""
+    write_cluster(tmp_path, "nightly.yml", nightly())
+    result = CliRunner().invoke(cli, ["run", str(tmp_path / "nightly.yml"), "--input", value])
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Traceback" not in result.output
+
+
 def test_missing_folder_gives_an_empty_location(tmp_path):
     defs = build_definitions(tmp_path / "nope")
     assert list(defs.get_repository_def().get_all_jobs()) == []

@@ -43,6 +43,7 @@ from exosphere_dagster.entry.clusters.views import (
     table,
     when,
 )
+from exosphere_dagster.entry.run_inputs import parse_inputs
 from yaml_loader.identity import job_name_for
 
 FINISHED = {"SUCCESS", "FAILURE", "CANCELED"}
@@ -251,21 +252,6 @@ def status(identifier: str, url: str, location: str | None, as_json: bool, limit
     _emit(as_json, data, human)
 
 
-def _parse_inputs(values: tuple[str, ...]) -> list[dict[str, Any]]:
-    items: list[Any] = []
-    for value in values:
-        try:
-            parsed = json.loads(value)
-        except json.JSONDecodeError as exc:
-            raise click.BadParameter(f"not JSON ({exc}): {value!r}", param_hint="--input") from None
-        items.extend(parsed if isinstance(parsed, list) else [parsed])
-    if not all(isinstance(i, dict) for i in items):
-        raise click.BadParameter(
-            "each input must be a JSON object (or a list of them)", param_hint="--input"
-        )
-    return items or [{}]
-
-
 @clusters.command()
 @click.argument("identifier")
 @server_options
@@ -283,7 +269,7 @@ def run(
     from exosphere_dagster.resolve.execution_plan import RunWindow
     from exosphere_dagster.translate.scheduling.triggers import run_config_for
 
-    items = _parse_inputs(inputs)
+    items = parse_inputs(inputs)
     with answers():
         api, loc = _connect(url, location)
         job = _cluster_job(api, loc, identifier)
