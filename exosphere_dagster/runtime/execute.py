@@ -329,9 +329,13 @@ def _check_outputs(job: ChunkJob, result: Any) -> list[Any]:
         result = [result]
     if isinstance(result, list | tuple) and all(isinstance(o, dict) for o in result):
         return [o if type(o) is dict else dict(o) for o in result]  # plain: no subclass code
+    returned = type(result).__name__
+    if isinstance(result, list | tuple):
+        index, bad = next((i, o) for i, o in enumerate(result) if not isinstance(o, dict))
+        returned = f"a {returned} whose entry {index} is {type(bad).__name__}"
     raise OutputShapeError(
         f"satellite {job.definition.identifier} must return a list of objects (dicts), "
-        f"returned {type(result).__name__}"
+        f"returned {returned}"
     )
 
 

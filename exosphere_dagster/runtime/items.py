@@ -288,3 +288,9 @@ class ChunkReport:
 def build_scope(item: Item, base: Mapping[str, Any]) -> dict[str, Any]:
     """The template scope for one item: ``satellites.X.output`` from its lineage, and more."""
     return item_scope(base, seed=item.seed, lineage=item.lineage, failure=item.failure)
+
+
+def attempts_text(attempts: int) -> str:
+    """``after 3 attempt(s)``; an item that failed before its satellite was called (a secret
+    that is not set, a config invalid once filled in) had none."""
+    return f"after {attempts} attempt(s)" if attempts else "before its first attempt"

@@ -12,7 +12,7 @@ from dagster import MetadataValue
 from exosphere_dagster.resolve.cost.prices import StepCost, step_cost
 from exosphere_dagster.resolve.deployment import Deployment
 from exosphere_dagster.resolve.execution_plan import NodePlan
-from exosphere_dagster.runtime.items import ChunkReport, FailedItem, Item
+from exosphere_dagster.runtime.items import ChunkReport, FailedItem, Item, attempts_text
 from exosphere_dagster.runtime.secrets import redact
 from exosphere_dagster.runtime.step_runner import StepRunner
 from exosphere_dagster.translate.ui import shown_usd
@@ -61,7 +61,7 @@ def log_failures(
     )
     for failed in report.failed[:MAX_LISTED]:
         context.log.error(
-            f"{node.id}: item {failed.item.id} failed after {failed.attempts} attempt(s), "
+            f"{node.id}: item {failed.item.id} failed {attempts_text(failed.attempts)}, "
             f"{verdict}: {failed.error}\n  lineage: {_lineage_text(failed, runner.redacted)}"
         )
     if len(report.failed) > MAX_LISTED:

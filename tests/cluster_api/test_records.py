@@ -46,6 +46,16 @@ def test_item_events_become_records_with_their_outcomes() -> None:
     ]
     assert {r.chunk for r in found} == {"c00002"} and found[0].timestamp == 1765000001.0
     assert found[0].message == "parse: attempt 1/3 failed (will retry)"
+    assert (
+        found[2].message
+        == "parse: item a.pdf~1 failed after 3 attempt(s), routed to the failure branch"
+    )
+    unset = ItemEvent("c~3", "parse", "routed", 0, 3, "secret 'TOKEN' is not set", 1765000005.0)
+    [first, *_] = records(_report([unset], items_in=1, succeeded=0, failed=1))
+    assert (
+        first.message
+        == "parse: item c~3 failed before its first attempt, routed to the failure branch"
+    )
     assert found[-1].message == "parse: 5 in, 3 succeeded, 2 failed"
 
 

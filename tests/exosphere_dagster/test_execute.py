@@ -107,6 +107,9 @@ def test_output_shape_templates_and_timeout():
     assert (
         "must return a list of objects" in report.failed[0].error and report.failed[0].attempts == 1
     )
+    job, _ = job_for(lambda c, i: [{"name": "ok"}, 1], node())
+    _, report = run_chunk(job, seed_items([{}]))
+    assert report.failed[0].error.endswith("returned a list whose entry 1 is int")
 
     job, _ = job_for(
         lambda c, i: [{"label": c.label}], node(config={"label": "${{ run.input.name }}"})

@@ -20,7 +20,7 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from exosphere_dagster.runtime.items import ItemEvent
+from exosphere_dagster.runtime.items import ItemEvent, attempts_text
 from exosphere_dagster.runtime.logs import split_item_prefix
 
 REPORT_OUTPUT = "report"  # translate/ops.py: the step's ChunkReport output
@@ -118,7 +118,7 @@ def _event_text(event: ItemEvent) -> str:
         after = " (will retry)" if event.outcome == "retry" else ""
         return f"{event.satellite}: attempt {event.attempt}/{event.attempts} failed{after}"
     where = "routed to the failure branch" if event.outcome == "routed" else "no failure branch"
-    return f"{event.satellite}: item {event.item} failed after {event.attempt} attempt(s), {where}"
+    return f"{event.satellite}: item {event.item} failed {attempts_text(event.attempt)}, {where}"
 
 
 def _emitted(
