@@ -17,7 +17,6 @@ traceback; a cluster that cannot be resolved (a satellite's resources) is shown 
 from __future__ import annotations
 
 import logging
-import textwrap
 import threading
 from collections.abc import Mapping
 from pathlib import Path
@@ -46,7 +45,7 @@ from exosphere_dagster.resolve.content import file_hash
 from exosphere_dagster.resolve.deployment import Deployment
 from exosphere_dagster.resolve.execution_plan import ExecutionPlan
 from exosphere_dagster.resolve.resolve import resolve
-from exosphere_dagster.translate.built_clusters import BuiltCluster, ClusterBuilds
+from exosphere_dagster.translate.built_clusters import BuiltCluster, ClusterBuilds, unbuildable
 from exosphere_dagster.translate.job import job_for
 from exosphere_dagster.translate.lineage import EXTERNAL, cluster_asset_specs, merge_asset_specs
 from exosphere_dagster.translate.scheduling.breach_job import SENSOR_NAME as BREACH_SENSOR
@@ -225,7 +224,7 @@ def _build(
         execution = executions.get(cluster.job_name) or resolve(cluster, deployment, registry)
         if builds is not None:
             return builds.get_or_build(execution, deployment, registry, _built)
-        return _built(execution, deployment, registry)
+        return _built(execution, deployment, registry, file_hash(execution.plan.file))
     except ConfigErrors:
         raise
     except Exception as exc:
@@ -234,26 +233,12 @@ def _build(
         raise ConfigErrors([unbuildable(cluster.file, exc, logged=log)]) from None
 
 
-def unbuildable(file: str, exc: Exception, *, logged: bool) -> ConfigError:
-    """A cluster whose Dagster definitions could not be built, as its file's error."""
-    reason = f"{type(exc).__name__}: {exc}"
-    where = "in the code location's log" if logged else "the code location logs it"
-    return ConfigError(
-        file,
-        1,
-        1,
-        (),
-        "its Dagster job could not be built: " + textwrap.shorten(reason, 400),
-        hint="this is a bug in exosphere or in a satellite's config model, not in the file: "
-        f"report it with the file and the traceback ({where}); the other clusters are not "
-        "affected",
-    )
-
-
 def _built(
-    execution: ExecutionPlan, deployment: Deployment, registry: SatelliteRegistry
+    execution: ExecutionPlan,
+    deployment: Deployment,
+    registry: SatelliteRegistry,
+    digest: str | None,  # the file's, read before the build: a later edit makes it again
 ) -> BuiltCluster:
-    digest = file_hash(execution.plan.file)  # before the build: a later edit makes it again
     jobs = execution_jobs(execution, registry, deployment)
     return BuiltCluster(
         execution=execution,

@@ -245,10 +245,7 @@ class SatelliteRegistry:
             try:
                 module = importlib.import_module(name)
             except Exception as exc:  # any failure inside the plugin is reported the same way
-                error = SatelliteImportError(name, _reason(exc), source=source)
-                if problems is None:
-                    raise error from None
-                problems.append(error)
+                _failed(SatelliteImportError(name, _reason(exc), source=source), problems)
                 continue
             found = self.register_module(module)
             logger.debug("loaded %d satellite(s) from %s (%s)", len(found), name, source)
@@ -265,9 +262,7 @@ class SatelliteRegistry:
                 loaded = entry_point.load()
             except Exception as exc:
                 error = SatelliteImportError(entry_point.value, _reason(exc), source=source)
-                if problems is None:
-                    raise error from None
-                problems.append(error)
+                _failed(error, problems)
                 continue
             if isinstance(loaded, ModuleType):
                 self.register_module(loaded)
@@ -281,6 +276,14 @@ class SatelliteRegistry:
             source = "load_plugins argument"
         names = [name.strip() for name in modules.split(",") if name.strip()]
         self.load_modules(names, source=source, problems=problems)
+
+
+def _failed(error: SatelliteImportError, problems: list[SatelliteImportError] | None) -> None:
+    """A plugin that cannot be imported: raised, or kept in ``problems`` when the caller
+    collects them (the others still load)."""
+    if problems is None:
+        raise error from None
+    problems.append(error)
 
 
 def _reason(exc: BaseException) -> str:

@@ -223,7 +223,7 @@ class InPlaceApiServer(DagsterApiServer):
 def _code_moved() -> str | None:
     try:
         return source_moved(usable_registry()[0])  # a broken plugin: the others still count
-    except Exception as exc:  # a plugin that no longer imports: the rebuild shows it
+    except Exception as exc:  # a source file it cannot read: the rebuild shows what is wrong
         logger.debug("satellite code not checked: %s", exc)
         return None
 

@@ -85,7 +85,7 @@ class _PoolEntry(BaseModel):
     def _blank_is_none(cls, value: Any, info: ValidationInfo) -> Any:
         """``node-selector:`` left blank (YAML null) means none, as it always did."""
         if value is None:
-            return {} if info.field_name == "node_selector" else []
+            return cls.model_fields[info.field_name].get_default(call_default_factory=True)
         return value
 
 

@@ -6,11 +6,13 @@ A long-lived code server (entry/code_server.py) rebuilds the location in place. 
 cluster's jobs is most of a rebuild (about 20 ms a cluster, then about as much again for Dagster
 to snapshot each new job); a cluster whose resolved plan is equal to the last one, under the same
 deployment and satellite registry, gets back the very objects it had, and Dagster's per-job
-snapshot (cached on each ``JobDefinition``) comes with them. Anything else is built afresh.
+snapshot (cached on each ``JobDefinition``) comes with them. Anything else is built afresh;
+a cluster whose build raises is its file's error (``unbuildable``), never the location's.
 """
 
 from __future__ import annotations
 
+import textwrap
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -20,6 +22,7 @@ from exosphere_dagster.resolve.content import file_hash
 from exosphere_dagster.resolve.deployment import Deployment
 from exosphere_dagster.resolve.execution_plan import ExecutionPlan
 from satellite_ops.registry import SatelliteRegistry
+from yaml_loader import ConfigError
 
 
 @dataclass(frozen=True)
@@ -66,10 +69,11 @@ class ClusterBuilds:
         execution: ExecutionPlan,
         deployment: Deployment,
         registry: SatelliteRegistry,
-        build: Callable[[ExecutionPlan, Deployment, SatelliteRegistry], BuiltCluster],
+        build: Callable[[ExecutionPlan, Deployment, SatelliteRegistry, str | None], BuiltCluster],
     ) -> BuiltCluster:
         """The cluster as built last time if its file's bytes, plan, deployment and registry
-        are the same; else ``build(execution, deployment, registry)``, kept for next time."""
+        are the same; else ``build(execution, deployment, registry, digest)`` (the bytes'
+        hash read here), kept for next time."""
         name = execution.plan.job_name
         with self._lock:
             found = self._built.get(name)
@@ -77,7 +81,7 @@ class ClusterBuilds:
         if found is not None and found.made_from(execution, deployment, registry, digest):
             self.reused += 1
             return found
-        built = build(execution, deployment, registry)
+        built = build(execution, deployment, registry, digest)
         self.built += 1
         with self._lock:
             self._built[name] = built
@@ -91,3 +95,19 @@ class ClusterBuilds:
         keep = set(names)
         with self._lock:
             self._built = {n: b for n, b in self._built.items() if n in keep}
+
+
+def unbuildable(file: str, exc: Exception, *, logged: bool) -> ConfigError:
+    """A cluster whose Dagster definitions could not be built, as its file's error."""
+    reason = f"{type(exc).__name__}: {exc}"
+    where = "in the code location's log" if logged else "the code location logs it"
+    return ConfigError(
+        file,
+        1,
+        1,
+        (),
+        "its Dagster job could not be built: " + textwrap.shorten(reason, 400),
+        hint="this is a bug in exosphere or in a satellite's config model, not in the file: "
+        f"report it with the file and the traceback ({where}); the other clusters are not "
+        "affected",
+    )
